@@ -1,0 +1,95 @@
+package prober
+
+import (
+	"time"
+)
+
+// Credentials identify nginx's worker process user: what the kernel checks
+// when a worker connects to a unix socket.
+type Credentials struct {
+	User   string
+	UID    uint32
+	GID    uint32
+	Groups []uint32 // supplementary groups, as set by initgroups(3)
+}
+
+// Target is everything one probe needs: where to connect, and the settings
+// nginx applies toward that server. It is built once per configuration load
+// and must not be modified while probes run.
+type Target struct {
+	// Protocol names the prober that handles this target ("http",
+	// "fastcgi", ...), see Probers.
+	Protocol string
+	// Network is "tcp" or "unix".
+	Network string
+	// Address is what is dialled: "ip:port" or a socket path. Empty when
+	// the host is resolved at run time (see Resolve).
+	Address string
+	// Resolve is set when nginx resolves the host at run time through its
+	// `resolver`; Address is then filled per probe.
+	Resolve *RuntimeResolve
+
+	ConnectTimeout time.Duration
+	ReadTimeout    time.Duration
+	SendTimeout    time.Duration
+	// BufferSize is nginx's *_buffer_size: the most response header bytes
+	// nginx accepts.
+	BufferSize int
+
+	// Worker, when set, makes unix socket probes judge permissions as this
+	// user rather than as the exporter's own user.
+	Worker *Credentials
+
+	HTTP    HTTPSettings
+	TLS     *TLSSettings
+	FastCGI FastCGISettings
+}
+
+// RuntimeResolve describes a name nginx resolves while running.
+type RuntimeResolve struct {
+	Host string
+	Port string
+	// Resolvers are "ip:port" DNS servers from the `resolver` directive.
+	// Empty means nginx has no resolver: every request fails to resolve.
+	Resolvers []string
+}
+
+// HTTPSettings shape the request a protocol prober sends, mirroring what
+// nginx sends (proxy_http_version, the Host header) plus the probe request
+// chosen by the operator.
+type HTTPSettings struct {
+	Version string // "1.0" or "1.1"
+	Host    string
+	Method  string
+	Path    string
+	// Headers are extra probe headers from the exporter's own
+	// configuration; never copied from nginx's proxy_set_header.
+	Headers [][2]string
+	// ExpectStatus, when not empty, lists the statuses counted as success.
+	// Empty means any status is success, as for nginx, which passes every
+	// status through.
+	ExpectStatus []int
+}
+
+// TLSSettings are nginx's proxy_ssl_* settings toward a target.
+type TLSSettings struct {
+	// ServerName is sent as SNI; empty when proxy_ssl_server_name is off.
+	ServerName string
+	// VerifyName is the name the certificate must match when Verify is set
+	// (proxy_ssl_name, else the host of the *_pass address).
+	VerifyName         string
+	Verify             bool
+	VerifyDepth        int
+	TrustedCertificate string
+	Protocols          []string
+	Ciphers            string
+	Certificate        string
+	CertificateKey     string
+}
+
+// FastCGISettings select the FastCGI exchange.
+type FastCGISettings struct {
+	// PingPath, when set, makes the probe send a real request for this
+	// path (php-fpm ping.path) instead of FCGI_GET_VALUES.
+	PingPath string
+}
