@@ -240,9 +240,12 @@ func (s *Scheduler) record(st *state, t *discovery.Target, r *prober.Result, now
 
 	switch {
 	case !r.Success && (!had || wasOK || oldReason != r.Reason):
-		s.logger.Warn("upstream server failing", "upstream", t.Upstream, "server", t.Server,
-			"address", t.Address, "protocol", t.Protocol, "reason", string(r.Reason),
-			"nginx_would_log", r.Reason.NginxMessage(), "detail", r.Detail, "err", r.Err)
+		attrs := []any{"upstream", t.Upstream, "server", t.Server, "address", t.Address, "protocol", t.Protocol,
+			"reason", string(r.Reason), "nginx_would_log", r.Reason.NginxMessage(), "err", r.Err}
+		if r.Detail != "" {
+			attrs = append(attrs, "detail", r.Detail)
+		}
+		s.logger.Warn("upstream server failing", attrs...)
 	case r.Success && had && !wasOK:
 		s.logger.Info("upstream server recovered", "upstream", t.Upstream, "server", t.Server,
 			"address", t.Address, "protocol", t.Protocol)
