@@ -1,5 +1,6 @@
 // Package farm runs many loopback listeners that behave like the upstream
-// servers nginx talks to: plain TCP (accept and close), HTTP (answers 200),
+// servers nginx talks to: plain TCP (accept and close; a memcached "get"
+// is answered with a miss), HTTP (answers 200),
 // HTTPS (a certificate from a generated CA) and FastCGI (answers
 // FCGI_GET_VALUES and simple requests). A fraction of targets can refuse
 // connections or hang.
@@ -212,10 +213,6 @@ func (f *Farm) serve(ln net.Listener, kind, mode string) {
 			// EMFILE and friends: keep serving.
 			continue
 		}
-		if kind == KindTCP {
-			c.Close()
-			continue
-		}
 		go f.handle(c, kind, mode)
 	}
 }
@@ -228,6 +225,8 @@ func (f *Farm) handle(c net.Conn, kind, mode string) {
 		return
 	}
 	switch kind {
+	case KindTCP:
+		serveTCP(c)
 	case KindHTTP:
 		serveHTTP(c)
 	case KindHTTPS:
@@ -238,6 +237,17 @@ func (f *Farm) handle(c net.Conn, kind, mode string) {
 		serveHTTP(tc)
 	case KindFastCGI:
 		serveFastCGI(c)
+	}
+}
+
+// serveTCP closes the connection once the client closes its side or sends
+// a line; a memcached "get" line is answered "END" (a miss), so that the
+// same listener serves connect-only probes and memcached_pass probes.
+func serveTCP(c net.Conn) {
+	var buf [512]byte
+	n, _ := c.Read(buf[:])
+	if n >= 4 && string(buf[:4]) == "get " {
+		c.Write([]byte("END\r\n"))
 	}
 }
 

@@ -146,6 +146,8 @@ func (p *Prober) probe(t *Target) bool {
 		return httpExchange(tc, t.Name)
 	case "fastcgi":
 		return fastcgiExchange(c)
+	case "memcached":
+		return memcachedExchange(c, t.Name)
 	}
 	return true
 }
@@ -205,4 +207,29 @@ func fastcgiExchange(c net.Conn) bool {
 	}
 	_, err := io.ReadFull(c, buf[:n])
 	return err == nil
+}
+
+// memcachedExchange sends the "get" nginx's memcached_pass sends (key $uri)
+// and reads the first response line.
+func memcachedExchange(c net.Conn, name string) bool {
+	req := make([]byte, 0, 64)
+	req = append(req, "get /"...)
+	req = append(req, name...)
+	req = append(req, "\r\n"...)
+	if _, err := c.Write(req); err != nil {
+		return false
+	}
+	var buf [512]byte
+	n := 0
+	for n < len(buf) {
+		m, err := c.Read(buf[n:])
+		n += m
+		if bytes.IndexByte(buf[:n], '\n') >= 0 {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
+	return false
 }

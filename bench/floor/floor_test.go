@@ -44,6 +44,11 @@ func TestFloorAgainstFarm(t *testing.T) {
 			if ok != (mode == farm.ModeOK) {
 				t.Errorf("%s %s target %s: probe ok=%v", mode, ft.Kind, ft.Addr, ok)
 			}
+			if ft.Kind == farm.KindTCP {
+				if ok2 := p.probe(&Target{Kind: "memcached", Addr: ft.Addr, Name: "t"}); ok2 != ok {
+					t.Errorf("%s tcp target %s: memcached probe ok=%v, connect probe ok=%v", mode, ft.Addr, ok2, ok)
+				}
+			}
 			if mode == farm.ModeHang && took < 250*time.Millisecond {
 				t.Errorf("hanging %s target %s answered in %v", ft.Kind, ft.Addr, took)
 			}

@@ -29,6 +29,7 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/bench/farm"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/bench/floor"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/bench/procstat"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 )
 
 // Case is one benchmark configuration.
@@ -57,6 +58,7 @@ type options struct {
 	scrapes          int
 	sampleEvery      time.Duration
 	verbose          bool
+	tcpProbe         string
 }
 
 func main() {
@@ -89,6 +91,7 @@ func main() {
 	flag.IntVar(&o.scrapes, "scrapes", 5, "timed /metrics scrapes after the window")
 	flag.DurationVar(&o.sampleEvery, "sample-every", time.Second, "RSS sampling period")
 	flag.BoolVar(&o.verbose, "v", false, "log progress to stderr")
+	flag.StringVar(&o.tcpProbe, "tcp-probe", "auto", "what the floor does for tcp targets, which the config declares with memcached_pass: connect, memcached (connect + get + read a line), or auto (memcached when the exporter has a memcached prober)")
 	flag.StringVar(&out, "out", "", "also write the markdown report here")
 	flag.Parse()
 	c.Mix = strings.Split(mix, ",")
@@ -102,6 +105,12 @@ func main() {
 		fatalf("-mode: parallel or sequential")
 	}
 
+	if o.tcpProbe == "auto" {
+		o.tcpProbe = "connect"
+		if _, ok := prober.New()["memcached"]; ok {
+			o.tcpProbe = "memcached"
+		}
+	}
 	raiseNofile()
 	if o.workdir == "" {
 		d, err := os.MkdirTemp("", "upstream-bench-")
@@ -283,7 +292,11 @@ func runCase(c Case, o options, b binaries) (Result, error) {
 	var ft []floor.Target
 	for i, t := range fm.Targets {
 		ct = append(ct, confgen.Target{Kind: t.Kind, Addr: t.Addr})
-		ft = append(ft, floor.Target{Kind: t.Kind, Addr: t.Addr, Name: confgen.Name(i)})
+		kind := t.Kind
+		if kind == farm.KindTCP && o.tcpProbe == "memcached" {
+			kind = "memcached"
+		}
+		ft = append(ft, floor.Target{Kind: kind, Addr: t.Addr, Name: confgen.Name(i)})
 	}
 	confPath, err := confgen.Write(dir, ct, confgen.Options{Timeout: c.Timeout, Files: c.Files})
 	if err != nil {
@@ -803,8 +816,8 @@ func describeMachine(o options) string {
 		}
 	}
 	gover, _ := exec.Command("go", "env", "GOVERSION").Output()
-	return fmt.Sprintf("Machine: %d CPUs (%s), %s. Window %s per run, %d run(s), medians.",
-		numCPU(), cpu, strings.TrimSpace(string(gover)), o.duration, o.runs)
+	return fmt.Sprintf("Machine: %d CPUs (%s), %s. Window %s per run, %d run(s), medians. tcp targets (memcached_pass) probed by the floor as: %s.",
+		numCPU(), cpu, strings.TrimSpace(string(gover)), o.duration, o.runs, o.tcpProbe)
 }
 
 func numCPU() int {

@@ -1,0 +1,91 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/collector"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
+)
+
+// fakeSource holds n finished statuses: a quarter each of tcp, http, https
+// and fastcgi, one in ten failing.
+type fakeSource []scheduler.Status
+
+func (f fakeSource) Each(fn func(st *scheduler.Status)) {
+	var cp scheduler.Status
+	for i := range f {
+		cp = f[i]
+		fn(&cp)
+	}
+}
+
+func newFakeSource(n int) fakeSource {
+	protos := []string{"memcached", "http", "https", "fastcgi"}
+	out := make(fakeSource, n)
+	now := time.Now()
+	for i := range out {
+		addr := fmt.Sprintf("127.0.%d.%d:%d", i/60000, 2+(i/240)%250, 10000+i%240)
+		t := &discovery.Target{
+			Key:            discovery.Key{Upstream: fmt.Sprintf("t%d", i), Server: addr, Address: addr, Protocol: protos[i%4]},
+			Params:         nginxconf.ServerParams{Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second},
+			ConnectTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, SendTimeout: 5 * time.Second,
+			Probe: &prober.Target{Protocol: protos[i%4], Network: "tcp", Address: addr},
+		}
+		st := scheduler.Status{Target: t, HasResult: true, Finished: now, Runs: 100}
+		st.Result.Success = i%10 != 0
+		st.Result.Duration = time.Millisecond
+		if !st.Result.Success {
+			st.Result.Reason = prober.ReasonConnectionRefused
+			st.Failures[3] = 10
+		}
+		if protos[i%4] == "http" || protos[i%4] == "https" {
+			st.Result.HTTPStatus = 200
+		}
+		if protos[i%4] == "https" {
+			st.Result.TLSNotAfter = now.Add(24 * time.Hour)
+		}
+		out[i] = st
+	}
+	return out
+}
+
+func benchmarkScrape(b *testing.B, n int) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collector.New(newFakeSource(n)))
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w := &discardWriter{h: http.Header{}}
+		h.ServeHTTP(w, req)
+		b.SetBytes(int64(w.n))
+	}
+}
+
+type discardWriter struct {
+	h http.Header
+	n int
+}
+
+func (w *discardWriter) Header() http.Header { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) {
+	w.n += len(p)
+	return io.Discard.Write(p)
+}
+func (w *discardWriter) WriteHeader(int) {}
+
+// Target: /metrics with 10,000 servers answers in under 100 ms.
+func BenchmarkScrape10k(b *testing.B) { benchmarkScrape(b, 10000) }
+func BenchmarkScrape1k(b *testing.B)  { benchmarkScrape(b, 1000) }
