@@ -95,7 +95,25 @@ func (p *Prober) Run(stop <-chan struct{}) {
 		<-stop
 		return
 	}
-	sem := make(chan struct{}, p.Concurrency)
+	// A fixed pool of workers, fed through an unbuffered channel: a probe
+	// starts only when a worker is free, so lag measures lack of capacity.
+	type job struct {
+		t   *Target
+		due time.Time
+	}
+	work := make(chan job)
+	for range p.Concurrency {
+		go func() {
+			for j := range work {
+				p.observeLag(time.Since(j.due))
+				if !p.probe(j.t) {
+					p.failures.Add(1)
+				}
+				p.probes.Add(1)
+			}
+		}()
+	}
+	defer close(work)
 	start := time.Now()
 	step := p.Interval / time.Duration(n)
 	timer := time.NewTimer(0)
@@ -112,17 +130,8 @@ func (p *Prober) Run(stop <-chan struct{}) {
 		select {
 		case <-stop:
 			return
-		case sem <- struct{}{}:
+		case work <- job{&p.Targets[k%n], due}:
 		}
-		p.observeLag(time.Since(due))
-		t := &p.Targets[k%n]
-		go func() {
-			if !p.probe(t) {
-				p.failures.Add(1)
-			}
-			p.probes.Add(1)
-			<-sem
-		}()
 	}
 }
 
