@@ -11,21 +11,24 @@ local series = import '../lib/series.libsonnet';
     backup: 'nginx_upstream_probe_target_info{%s, backup="true", down="false"}' % c.exporterSelector,
   },
 
-  // Alert template that prints the current failure reason of the target in
-  // $labels (at most one nginx_upstream_probe_failure_reason series exists per
-  // failing target). The reason is looked up rather than used as a label so a
+  // Alert template printing the failure reason of the target in $labels (the
+  // exporter keeps one nginx_upstream_probe_failure_reason series per failing
+  // target; a reason that changed within the gap window shows up as well).
+  // The reason is looked up rather than made a label of the alert so that a
   // change of reason does not restart the alert's `for:` timer.
   local reasonOfTarget = std.join('', [
-    '{{ range query (printf `nginx_upstream_probe_failure_reason{job=%q,instance=%q,upstream=%q,server=%q,address=%q}`',
-    ' $labels.job $labels.instance $labels.upstream $labels.server $labels.address) }}',
-    '{{ .Labels.reason }}{{ end }}',
+    '{{ range $i, $s := query (printf `last_over_time(nginx_upstream_probe_failure_reason{job=%q,instance=%q,upstream=%q,server=%q,address=%q}[',
+    c.scrapeGapWindow,
+    ']) == 1` $labels.job $labels.instance $labels.upstream $labels.server $labels.address) | sortByLabel "reason" }}',
+    '{{ if $i }}, {{ end }}{{ $s.Labels.reason }}{{ end }}',
   ]),
 
-  // Alert template listing every failing server of the upstream in $labels
-  // as "server (reason)".
+  // Alert template listing the failing servers of the upstream in $labels as
+  // "server (reason)".
   local failingServersOfUpstream = std.join('', [
-    '{{ range $i, $s := query (printf `nginx_upstream_probe_failure_reason{job=%q,instance=%q,upstream=%q}`',
-    ' $labels.job $labels.instance $labels.upstream) | sortByLabel "address" }}',
+    '{{ range $i, $s := query (printf `last_over_time(nginx_upstream_probe_failure_reason{job=%q,instance=%q,upstream=%q}[',
+    c.scrapeGapWindow,
+    ']) == 1` $labels.job $labels.instance $labels.upstream) | sortByLabel "address" }}',
     '{{ if $i }}, {{ end }}{{ $s.Labels.server }} ({{ $s.Labels.reason }}){{ end }}',
   ]),
 
