@@ -220,7 +220,7 @@ local series = import '../lib/series.libsonnet';
               absent(up{%(sel)s})
             |||,
             'No nginx_upstream_exporter target is known to Prometheus.',
-            'Prometheus has had no scrape target matching {%s} for %s: service discovery or the scrape configuration lost the exporter, and no nginx upstream is monitored.' % [c.exporterSelector, c.exporterAbsentFor],
+            'Prometheus has had no scrape target matching {%s}{{ with $labels.job }} (job {{ . }}){{ end }} for %s: service discovery or the scrape configuration lost the exporter, and no nginx upstream is monitored.' % [c.exporterSelector, c.exporterAbsentFor],
           ),
           alert(
             'NginxUpstreamExporterProbesStale',
