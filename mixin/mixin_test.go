@@ -24,7 +24,7 @@ func missing(t *testing.T, format string, args ...any) {
 	if inCI() {
 		t.Fatalf("%s (CI=true: missing tools are an error)", msg)
 	}
-	t.Skipf("%s; skipping (see mixin/tools.sh)", msg)
+	t.Skipf("%s; skipping (CI=true turns this into a failure)", msg)
 }
 
 // goTool returns a tool built from tools/go.mod into .bin, building it when
