@@ -1,4 +1,4 @@
-// Small helpers shared by the recording rules, the alerts and the dashboards.
+// Small functions shared by the recording rules, the alerts and the dashboards.
 {
   // Comma-separated label list for `by (…)` and `on (…)`.
   labels(list):: std.join(', ', list),
