@@ -130,7 +130,6 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 		versioncollector.NewCollector(exporterName),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collector.New(sched),
 		state,
 		sched.LagHistogram(),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -145,11 +144,12 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 
 	handler, err := server.New(server.Options{
 		MetricsPath: metricsPath,
-		Registry:    reg,
-		Reloader:    mgr,
-		Ready:       func() bool { return mgr.Last() != nil },
-		Version:     version.Info(),
-		Logger:      logger,
+		// Per-target families bypass the registry: see collector.TextWriter.
+		Metrics:  collector.Handler(reg, collector.NewTextWriter(sched), 4, logger),
+		Reloader: mgr,
+		Ready:    func() bool { return mgr.Last() != nil },
+		Version:  version.Info(),
+		Logger:   logger,
 	})
 	if err != nil {
 		logger.Error("building HTTP handler", "err", err)

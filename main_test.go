@@ -382,6 +382,7 @@ func TestBinaryEndpoints(t *testing.T) {
 			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
 		}
 	}
+	checkMetricsWithPromtool(t, e.addr)
 	mfs := e.scrape(t)
 	bi := mfs["nginx_upstream_exporter_build_info"]
 	if bi == nil || bi.Metric[0].GetGauge().GetValue() != 1 {
@@ -391,5 +392,29 @@ func TestBinaryEndpoints(t *testing.T) {
 		if mfs[name] == nil {
 			t.Errorf("self-metric %s missing", name)
 		}
+	}
+}
+
+// checkMetricsWithPromtool lints the live page with Prometheus's own
+// checker: names, units, help texts and types.
+func checkMetricsWithPromtool(t *testing.T, addr string) {
+	t.Helper()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("promtool not installed and CI=true forbids skipping")
+		}
+		t.Log("promtool not installed: skipping the metrics lint")
+		return
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = resp.Body
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }
