@@ -46,6 +46,7 @@ func main() {
 // commonFlags are shared by every command.
 type commonFlags struct {
 	nginxConfig      string
+	configFile       string
 	nginxPrefix      string
 	probeTimeout     time.Duration
 	probeConcurrency int
@@ -64,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Default("/etc/nginx/nginx.conf").Envar("NGINX_UPSTREAM_EXPORTER_NGINX_CONFIG").StringVar(&c.nginxConfig)
 	app.Flag("nginx.prefix", "nginx's configuration prefix (nginx -p) for relative include paths. Default: the directory of --nginx.config.").
 		Default("").StringVar(&c.nginxPrefix)
+	app.Flag("config.file", "Optional exporter configuration file (YAML): per-upstream probe requests. Without it, probes use nginx-like defaults.").
+		Default("").Envar("NGINX_UPSTREAM_EXPORTER_CONFIG_FILE").StringVar(&c.configFile)
 	app.Flag("probe.timeout", "Upper bound for each probe; each phase is also bounded by nginx's own timeout for it (the smaller wins).").
 		Default("10s").DurationVar(&c.probeTimeout)
 	app.Flag("probe.concurrency", "Maximum number of probes in flight at once.").
@@ -112,12 +115,13 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 	})
 	state := &collector.ConfigState{}
 	mgr := reload.New(reload.Options{
-		NginxConfig: c.nginxConfig,
-		NginxPrefix: c.nginxPrefix,
-		Discovery:   discovery.Options{ProbeTimeout: c.probeTimeout, Logger: logger},
-		Scheduler:   sched,
-		State:       state,
-		Logger:      logger,
+		NginxConfig:    c.nginxConfig,
+		NginxPrefix:    c.nginxPrefix,
+		ExporterConfig: c.configFile,
+		Discovery:      discovery.Options{ProbeTimeout: c.probeTimeout, Logger: logger},
+		Scheduler:      sched,
+		State:          state,
+		Logger:         logger,
 	})
 	if err := mgr.Reload(ctx); err != nil {
 		// At start-up there is no last good configuration to fall back to.
@@ -130,7 +134,6 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 		versioncollector.NewCollector(exporterName),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collector.New(sched),
 		state,
 		sched.LagHistogram(),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -145,11 +148,12 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 
 	handler, err := server.New(server.Options{
 		MetricsPath: metricsPath,
-		Registry:    reg,
-		Reloader:    mgr,
-		Ready:       func() bool { return mgr.Last() != nil },
-		Version:     version.Info(),
-		Logger:      logger,
+		// Per-target families bypass the registry: see collector.TextWriter.
+		Metrics:  collector.Handler(reg, collector.NewTextWriter(sched), 4, logger),
+		Reloader: mgr,
+		Ready:    func() bool { return mgr.Last() != nil },
+		Version:  version.Info(),
+		Logger:   logger,
 	})
 	if err != nil {
 		logger.Error("building HTTP handler", "err", err)

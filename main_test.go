@@ -309,7 +309,7 @@ http {
 	if got := verdicts(mfs); len(got) != len(want) {
 		t.Errorf("after a failed reload want the %d last good targets, got %v", len(want), got)
 	}
-	if !strings.Contains(e.log.String(), "failed to load nginx configuration") || !strings.Contains(e.log.String(), conf) {
+	if !strings.Contains(e.log.String(), "failed to load configuration") || !strings.Contains(e.log.String(), conf) {
 		t.Errorf("failed reload not logged with the file name")
 	}
 	resp, err := http.Post("http://"+e.addr+"/-/reload", "", nil)
@@ -382,6 +382,7 @@ func TestBinaryEndpoints(t *testing.T) {
 			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
 		}
 	}
+	checkMetricsWithPromtool(t, e.addr)
 	mfs := e.scrape(t)
 	bi := mfs["nginx_upstream_exporter_build_info"]
 	if bi == nil || bi.Metric[0].GetGauge().GetValue() != 1 {
@@ -392,4 +393,73 @@ func TestBinaryEndpoints(t *testing.T) {
 			t.Errorf("self-metric %s missing", name)
 		}
 	}
+}
+
+// checkMetricsWithPromtool lints the live page with Prometheus's own
+// checker: names, units, help texts and types.
+func checkMetricsWithPromtool(t *testing.T, addr string) {
+	t.Helper()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("promtool not installed and CI=true forbids skipping")
+		}
+		t.Log("promtool not installed: skipping the metrics lint")
+		return
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = resp.Body
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// TestBinaryExporterConfigOverrides: the optional exporter file changes the
+// probe request per upstream, and an unexpected status fails the probe.
+func TestBinaryExporterConfigOverrides(t *testing.T) {
+	paths := make(chan string, 100)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case paths <- r.Method + " " + r.URL.Path:
+		default:
+		}
+		w.WriteHeader(http.StatusTeapot)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nginx.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("events {}\nhttp { upstream app { server %s; } server { location / { proxy_pass http://app; } } }\n", l.Addr())), 0o644)
+	yml := filepath.Join(dir, "exporter.yml")
+	os.WriteFile(yml, []byte("upstreams:\n  - upstream: app\n    http: {method: HEAD, path: /healthz, expect_status: [200]}\n"), 0o644)
+
+	e := startExporter(t, conf, "--config.file="+yml)
+	mfs := waitScrape(t, e, "a verdict", func(m map[string]*dto.MetricFamily) bool { return len(verdicts(m)) == 1 })
+	select {
+	case got := <-paths:
+		if got != "HEAD /healthz" {
+			t.Errorf("probe request %q, want HEAD /healthz", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("backend saw no probe")
+	}
+	if v := verdicts(mfs)[l.Addr().String()]; v == "" {
+		t.Errorf("status 418 with expect_status [200] must fail the probe")
+	}
+
+	// A broken exporter file is a failed reload like a broken nginx.conf.
+	os.WriteFile(yml, []byte("upstreams:\n  - upstream: app\n    htp: {}\n"), 0o644)
+	waitScrape(t, e, "reload failure on a bad exporter file", func(m map[string]*dto.MetricFamily) bool {
+		return gauge(m, "nginx_upstream_probe_config_last_reload_successful") == 0
+	})
 }
