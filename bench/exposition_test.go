@@ -60,11 +60,23 @@ func newFakeSource(n int) fakeSource {
 	return out
 }
 
-func benchmarkScrape(b *testing.B, n int) {
+// benchmarkScrape times one /metrics request, as Prometheus sends it
+// (gzip accepted) or not. generic selects the reference path (Collector in
+// a registry, served by promhttp) over the exporter's collector.Handler.
+func benchmarkScrape(b *testing.B, n int, gz, generic bool) {
+	src := newFakeSource(n)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector.New(newFakeSource(n)))
-	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	var h http.Handler
+	if generic {
+		reg.MustRegister(collector.New(src))
+		h = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	} else {
+		h = collector.Handler(reg, collector.NewTextWriter(src), 4, nil)
+	}
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	if gz {
+		req.Header.Set("Accept-Encoding", "gzip")
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -87,5 +99,7 @@ func (w *discardWriter) Write(p []byte) (int, error) {
 func (w *discardWriter) WriteHeader(int) {}
 
 // Target: /metrics with 10,000 servers answers in under 100 ms.
-func BenchmarkScrape10k(b *testing.B) { benchmarkScrape(b, 10000) }
-func BenchmarkScrape1k(b *testing.B)  { benchmarkScrape(b, 1000) }
+func BenchmarkScrape10k(b *testing.B)            { benchmarkScrape(b, 10000, false, false) }
+func BenchmarkScrape10kGzip(b *testing.B)        { benchmarkScrape(b, 10000, true, false) }
+func BenchmarkScrape10kGeneric(b *testing.B)     { benchmarkScrape(b, 10000, false, true) }
+func BenchmarkScrape10kGenericGzip(b *testing.B) { benchmarkScrape(b, 10000, true, true) }
