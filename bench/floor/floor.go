@@ -242,3 +242,6 @@ func memcachedExchange(c net.Conn, name string) bool {
 	}
 	return false
 }
+
+// ProbeOnce runs one exchange with t, for benchmarks.
+func (p *Prober) ProbeOnce(t *Target) bool { return p.probe(t) }

@@ -21,7 +21,7 @@ import (
 func main() {
 	targetsFile := flag.String("targets", "", "JSON file with [{kind, addr, name}]")
 	interval := flag.Duration("interval", 15*time.Second, "probe interval per target")
-	concurrency := flag.Int("concurrency", 256, "maximum probes in flight")
+	concurrency := flag.Int("concurrency", 512, "maximum probes in flight")
 	timeout := flag.Duration("timeout", 5*time.Second, "per-probe timeout")
 	caFile := flag.String("ca", "", "PEM CA to verify https targets (empty: no verification, as nginx's proxy_ssl_verify off)")
 	serverName := flag.String("servername", "", "TLS name to verify/send when -ca is set")

@@ -1,0 +1,70 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/bench/farm"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/bench/floor"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+)
+
+// BenchmarkProbe runs the exporter's prober and the floor's exchange for
+// each kind against the same in-process farm. The farm's CPU is counted
+// too, so only the difference between the two rows of a kind means
+// something; the harness measures the real processes separately.
+func BenchmarkProbe(b *testing.B) {
+	protocol := map[string]string{farm.KindTCP: "memcached", farm.KindHTTP: "http", farm.KindHTTPS: "https", farm.KindFastCGI: "fastcgi"}
+	for _, kind := range farm.Kinds {
+		f, err := farm.Start(farm.Spec{Counts: map[string]int{kind: 20}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(kind+"/exporter", func(b *testing.B) {
+			probers := prober.New()
+			logger := slog.New(slog.DiscardHandler)
+			var ts []*prober.Target
+			for _, ft := range f.Targets {
+				ts = append(ts, &prober.Target{
+					Protocol: protocol[kind], Network: "tcp", Address: ft.Addr,
+					ConnectTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, SendTimeout: 5 * time.Second,
+					BufferSize: 4096, HTTP: prober.HTTPSettings{Version: "1.0", Host: "t1"},
+				})
+			}
+			var r prober.Result
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				r.Reset()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				prober.Run(ctx, probers, ts[i%len(ts)], &r, logger)
+				cancel()
+				if !r.Success {
+					b.Fatalf("probe failed: %s %v", r.Reason, r.Err)
+				}
+			}
+		})
+		b.Run(kind+"/floor", func(b *testing.B) {
+			fk := kind
+			if kind == farm.KindTCP {
+				fk = "memcached"
+			}
+			p := &floor.Prober{Timeout: 5 * time.Second, TLS: &tls.Config{InsecureSkipVerify: true}}
+			var ts []floor.Target
+			for _, ft := range f.Targets {
+				ts = append(ts, floor.Target{Kind: fk, Addr: ft.Addr, Name: "t1"})
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if !p.ProbeOnce(&ts[i%len(ts)]) {
+					b.Fatal("probe failed")
+				}
+			}
+		})
+		f.Close()
+	}
+}
