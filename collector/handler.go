@@ -1,12 +1,12 @@
 package collector
 
 import (
-	"compress/gzip"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 )
