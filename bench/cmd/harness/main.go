@@ -59,6 +59,7 @@ type options struct {
 	sampleEvery      time.Duration
 	verbose          bool
 	tcpProbe         string
+	pprofDir         string
 }
 
 func main() {
@@ -92,6 +93,7 @@ func main() {
 	flag.DurationVar(&o.sampleEvery, "sample-every", time.Second, "RSS sampling period")
 	flag.BoolVar(&o.verbose, "v", false, "log progress to stderr")
 	flag.StringVar(&o.tcpProbe, "tcp-probe", "auto", "what the floor does for tcp targets, which the config declares with memcached_pass: connect, memcached (connect + get + read a line), or auto (memcached when the exporter has a memcached prober)")
+	flag.StringVar(&o.pprofDir, "pprof", "", "build the exporter with net/http/pprof on a side port (through go build -overlay, the tree is not changed) and save a CPU profile of each window and a heap profile at its end into this directory")
 	flag.StringVar(&out, "out", "", "also write the markdown report here")
 	flag.Parse()
 	c.Mix = strings.Split(mix, ",")
@@ -244,7 +246,11 @@ func build(o options) binaries {
 	b.self = self
 	if b.exporter == "" && o.which != "floor" {
 		b.exporter = filepath.Join(o.workdir, "nginx_upstream_exporter")
-		goBuild(root, b.exporter, ".")
+		if o.pprofDir != "" {
+			goBuildPprof(root, o.workdir, b.exporter)
+		} else {
+			goBuild(root, b.exporter, ".")
+		}
 	}
 	goBuild(root, b.floor, "./bench/cmd/floor")
 	return b
@@ -256,6 +262,36 @@ func goBuild(dir, out, pkg string) {
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fatalf("go build %s: %v", pkg, err)
+	}
+}
+
+// pprofFile is added to the exporter's main package for profiling builds.
+const pprofFile = `package main
+
+import (
+	"net/http"
+	_ "net/http/pprof"
+	"os"
+)
+
+func init() {
+	if addr := os.Getenv("BENCH_PPROF_ADDR"); addr != "" {
+		go http.ListenAndServe(addr, nil)
+	}
+}
+`
+
+func goBuildPprof(root, workdir, out string) {
+	src := filepath.Join(workdir, "bench_pprof.go")
+	overlay := filepath.Join(workdir, "overlay.json")
+	os.WriteFile(src, []byte(pprofFile), 0o644)
+	raw, _ := json.Marshal(map[string]map[string]string{"Replace": {filepath.Join(root, "zz_bench_pprof.go"): src}})
+	os.WriteFile(overlay, raw, 0o644)
+	cmd := exec.Command("go", "build", "-overlay", overlay, "-o", out, ".")
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fatalf("go build (pprof): %v", err)
 	}
 }
 
@@ -330,7 +366,7 @@ func runCase(c Case, o options, b binaries) (Result, error) {
 	runFloor := o.which != "exporter"
 	var exp, flr *proc
 	startExp := func() error {
-		exp, err = startExporter(b.exporter, confPath, interval, c.Concurrency, o.exporterArgs, dir)
+		exp, err = startExporter(b.exporter, confPath, interval, c.Concurrency, o.exporterArgs, dir, o.pprofDir != "")
 		return err
 	}
 	startFloor := func() error {
@@ -349,7 +385,20 @@ func runCase(c Case, o options, b binaries) (Result, error) {
 				return err
 			}
 		}
+		var profDone chan struct{}
+		if exp != nil && exp.pprofAddr != "" {
+			profDone = make(chan struct{})
+			secs := max(1, int(o.duration.Seconds())-1)
+			go func() {
+				defer close(profDone)
+				savePprof(exp.pprofAddr, fmt.Sprintf("profile?seconds=%d", secs), filepath.Join(o.pprofDir, slug(c.Name)+".cpu.pprof"))
+			}()
+		}
 		sampleUntil(time.Now().Add(o.duration), o.sampleEvery, c.Soak, exp, flr)
+		if profDone != nil {
+			<-profDone
+			savePprof(exp.pprofAddr, "heap", filepath.Join(o.pprofDir, slug(c.Name)+".heap.pprof"))
+		}
 		if exp != nil {
 			if err := exp.end(); err != nil {
 				return err
@@ -442,6 +491,7 @@ type proc struct {
 	name       string
 	cmd        *exec.Cmd
 	metricsURL string         // exporter
+	pprofAddr  string         // exporter built with -pprof
 	lines      *bufio.Scanner // floor's stats
 	side       Side
 
@@ -452,7 +502,7 @@ type proc struct {
 	stderr *os.File
 }
 
-func startExporter(bin, conf string, interval time.Duration, conc int, extra, dir string) (*proc, error) {
+func startExporter(bin, conf string, interval time.Duration, conc int, extra, dir string, pprof bool) (*proc, error) {
 	port := freePort()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	args := []string{
@@ -464,12 +514,17 @@ func startExporter(bin, conf string, interval time.Duration, conc int, extra, di
 	}
 	args = append(args, strings.Fields(extra)...)
 	cmd := exec.Command(bin, args...)
+	var pprofAddr string
+	if pprof {
+		pprofAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
+		cmd.Env = append(os.Environ(), "BENCH_PPROF_ADDR="+pprofAddr)
+	}
 	logf2, _ := os.Create(filepath.Join(dir, "exporter.log"))
 	cmd.Stdout, cmd.Stderr = logf2, logf2
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &proc{name: "exporter", cmd: cmd, metricsURL: "http://" + addr + "/metrics", stderr: logf2}
+	p := &proc{name: "exporter", cmd: cmd, metricsURL: "http://" + addr + "/metrics", stderr: logf2, pprofAddr: pprofAddr}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if _, _, err := scrape(p.metricsURL); err == nil {
@@ -646,6 +701,32 @@ func scrape(url string) (procstat.Metrics, time.Duration, error) {
 	}
 	m, err := procstat.ParseMetrics(strings.NewReader(string(body)))
 	return m, d, err
+}
+
+func savePprof(addr, what, path string) {
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	c := &http.Client{Timeout: 10 * time.Minute}
+	resp, err := c.Get("http://" + addr + "/debug/pprof/" + what)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "harness: pprof %s: %v\n", what, err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	io.Copy(f, resp.Body)
+}
+
+func slug(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(s))
 }
 
 func freePort() int {
