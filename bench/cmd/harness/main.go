@@ -183,6 +183,7 @@ func suiteCases(name string, base Case) []Case {
 			mk("1k http /15s", 1000, []string{"http"}, nil),
 			mk("1k https /15s", 1000, []string{"https"}, nil),
 			mk("1k fastcgi /15s", 1000, []string{"fastcgi"}, nil),
+			mk("1k tcp /1s (1,000 probes/s)", 1000, []string{"tcp"}, func(c *Case) { c.Interval = time.Second }),
 			mk("10k mixed /15s", 10000, mixed, nil),
 			mk("10k mixed /15s, 10% hang", 10000, mixed, func(c *Case) { c.Hang = 0.10 }),
 			mk("closed loop tcp", 1000, []string{"tcp"}, closed),
@@ -398,6 +399,9 @@ func runCase(c Case, o options, b binaries) (Result, error) {
 		if profDone != nil {
 			<-profDone
 			savePprof(exp.pprofAddr, "heap", filepath.Join(o.pprofDir, slug(c.Name)+".heap.pprof"))
+			// The text form ends with runtime.MemStats: where RSS goes
+			// beyond the live heap (GC headroom, stacks, unreturned pages).
+			savePprof(exp.pprofAddr, "heap?debug=1", filepath.Join(o.pprofDir, slug(c.Name)+".heap.txt"))
 		}
 		if exp != nil {
 			if err := exp.end(); err != nil {
