@@ -1,8 +1,82 @@
 // Package nginxconf turns an nginx configuration tree into the list of
 // upstream servers nginx talks to, with the settings nginx applies to each.
 //
-// It is pure: files are read through an Opener, nothing is resolved or
+// It is pure: files are read through an FS, nothing is resolved or
 // dialled here. Name resolution and probing live in other packages.
+//
+// # What is read
+//
+// Load parses the main file with crossplane, follows `include` (globs may
+// match nothing, plain names must exist; relative names are resolved
+// against the conf prefix, the directory of the main file, as nginx does
+// even with -p). A file included from two places is seen in both, as
+// nginx parses it twice. Only the http module is considered: upstream{}
+// blocks and *_pass directives inside stream{} or mail{} are ignored.
+// Directives crossplane does not know (third-party modules) are accepted.
+//
+// # Targets
+//
+// Every proxy_pass, fastcgi_pass, uwsgi_pass, scgi_pass, grpc_pass and
+// memcached_pass in a location, an `if` in a location, or limit_except
+// yields targets. When the host of its address names an upstream{} block
+// (and no port is written), each `server` of the block is a target with
+// the protocol of the directive; servers marked `down` are included with
+// Params.Down set. Otherwise the address is an implicit upstream: one
+// target with Implicit set and nginx's default server parameters.
+//
+// Ports: an upstream{} `server` without port uses 80 whatever the
+// protocol (ngx_http_upstream_server). proxy_pass defaults to 80 for
+// http:// and 443 for https://. fastcgi_pass, uwsgi_pass, scgi_pass,
+// grpc_pass and memcached_pass have no default port: nginx refuses such
+// an implicit upstream ("no port in upstream"), and so does Load.
+// suwsgi:// is ProtocolUWSGI with SSL.Enabled; grpcs:// is ProtocolGRPCS.
+//
+// # Variables
+//
+// Variables that only make up the URI ("http://app:8080$request_uri";
+// $request_uri, $uri, $document_uri and $is_args start the URI) leave the
+// address static. Variables in the address are replaced by values given
+// with `set $var literal;` when they are certain at the *_pass: set in the
+// server block or in the location itself (rewrite directives are not
+// inherited by nested locations), or in the `if` that encloses the
+// *_pass; a `set` in another `if` makes the value uncertain. If the
+// address is then static it becomes a target (or the upstream{} block it
+// names), otherwise a Config.Dynamic entry. Any *_pass with variables is
+// resolved by nginx at run time through `resolver`: such a target of a
+// host name has RuntimeResolve set, as has an upstream server with the
+// `resolve` parameter.
+//
+// # Settings
+//
+// Settings are inherited http -> server -> location -> nested location /
+// if / limit_except, using the directives of the *_pass in use
+// (fastcgi_pass reads fastcgi_read_timeout and so on). Defaults: 60s for
+// the connect, read and send timeouts, one memory page for the buffer,
+// proxy_http_version 1.0, TLS verification off with depth 1, no SNI,
+// ciphers "DEFAULT", protocols TLSv1.2 and TLSv1.3 (the default since
+// nginx 1.23.4; nginx 1.22 also enabled TLSv1 and TLSv1.1). Relative
+// certificate paths are resolved against the conf prefix.
+//
+// The Host header (http, https, grpc, grpcs) is $proxy_host: the host of
+// the *_pass address, with the port unless it is the scheme's default,
+// the block name for an upstream{} block, "localhost" for a unix socket.
+// proxy_set_header Host (grpc_set_header for gRPC) overrides it with the
+// usual array-directive inheritance: a literal is used as is; $host,
+// $http_host and $server_name stand for the first plain server_name of
+// the server block (not a wildcard, regex or "_"), or "localhost";
+// $proxy_host and $proxy_port keep their meaning. A value built from
+// other variables falls back to the default. No other header value is
+// kept anywhere: they may hold credentials.
+//
+// # One target, several locations
+//
+// Targets are unique by (Upstream, Server, Protocol), in the order of the
+// first *_pass that uses them; Sources lists every such *_pass. When
+// several locations use one target its settings are the strictest, those
+// that fail first: the shortest of each timeout, the smallest buffer, and
+// the SSL settings of a location that verifies certificates if any does
+// (else of the first location). HTTPVersion, HostHeader and Resolvers
+// are those of the first location.
 package nginxconf
 
 import "time"
@@ -39,6 +113,12 @@ type Config struct {
 	// Dynamic lists *_pass directives whose address depends on request
 	// variables and therefore cannot be probed.
 	Dynamic []DynamicPass
+	// UnusedUpstreams names the upstream{} blocks that no *_pass with a
+	// static address uses, in configuration order. nginx only reaches
+	// them through a *_pass built from variables (see Dynamic), or not at
+	// all; their servers are not in Targets because the protocol is not
+	// known.
+	UnusedUpstreams []string
 }
 
 // Target is one upstream server as nginx will use it.
@@ -110,6 +190,10 @@ type Settings struct {
 
 // SSLSettings are the proxy_ssl_* (or grpc_ssl_*, uwsgi_ssl_*) settings.
 type SSLSettings struct {
+	// Enabled is true when nginx speaks TLS to the target: https://,
+	// grpcs:// and suwsgi:// (whose Protocol stays ProtocolUWSGI). The
+	// other fields are only filled in when Enabled is true.
+	Enabled            bool
 	Verify             bool
 	VerifyDepth        int
 	TrustedCertificate string

@@ -46,6 +46,13 @@ func resolveRuntime(ctx context.Context, rr *RuntimeResolve, timeout time.Durati
 	if ip := net.ParseIP(rr.Host); ip != nil {
 		return net.JoinHostPort(rr.Host, rr.Port), nil
 	}
+	if rr.System {
+		addrs, err := net.DefaultResolver.LookupHost(ctx, rr.Host)
+		if err != nil {
+			return "", fmt.Errorf("resolving %s: %w", rr.Host, err)
+		}
+		return net.JoinHostPort(addrs[0], rr.Port), nil
+	}
 	if len(rr.Resolvers) == 0 {
 		return "", &net.DNSError{Err: "no resolver defined to resolve " + rr.Host, Name: rr.Host}
 	}

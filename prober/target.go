@@ -52,6 +52,10 @@ type RuntimeResolve struct {
 	// Resolvers are "ip:port" DNS servers from the `resolver` directive.
 	// Empty means nginx has no resolver: every request fails to resolve.
 	Resolvers []string
+	// System makes the probe use the system resolver instead: for a
+	// static name that did not resolve at load time, so the verdict heals
+	// as soon as the name resolves again.
+	System bool
 }
 
 // HTTPSettings shape the request a protocol prober sends, mirroring what

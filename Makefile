@@ -1,0 +1,49 @@
+# nginx_upstream_exporter
+GO        ?= go
+BIN       ?= nginx_upstream_exporter
+PKG       := github.com/prometheus/common/version
+VERSION   ?= $(shell cat VERSION)
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
+BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
+LDFLAGS   := -X $(PKG).Version=$(VERSION) -X $(PKG).Revision=$(REVISION) -X $(PKG).Branch=$(BRANCH) -X $(PKG).BuildUser=make -X $(PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
+GOTEST    ?= $(GO) test
+EXAMPLE_ADDR ?= 127.0.0.1:10650
+
+.PHONY: all build run-example test test-deps fmt-check vet unit mixin mixin-check bench bench-smoke
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) .
+
+# Runs the exporter on the bundled example: its upstreams point at loopback
+# (one of them the exporter itself), so every verdict is real.
+run-example: build
+	./scripts/run-example.sh ./$(BIN) $(EXAMPLE_ADDR)
+
+test: test-deps fmt-check vet unit mixin-check bench-smoke
+
+test-deps:
+	./scripts/install-test-deps.sh
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GOTEST) -race -count=1 -timeout 20m ./...
+
+mixin:
+	$(MAKE) -C mixin all
+
+mixin-check:
+	@if [ -f mixin/Makefile ]; then $(MAKE) -C mixin check; fi
+
+# Go benchmarks run once each in CI so they cannot rot.
+bench-smoke:
+	$(GOTEST) -run '^$$' -bench . -benchtime=1x -count=1 ./...
+
+bench:
+	$(GOTEST) -run '^$$' -bench . -benchmem -count=6 ./... | tee bench.txt

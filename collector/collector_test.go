@@ -1,0 +1,153 @@
+package collector
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+type fakeSource []scheduler.Status
+
+func (f fakeSource) Each(fn func(st *scheduler.Status)) {
+	for i := range f {
+		st := f[i]
+		fn(&st)
+	}
+}
+
+func tgt(upstream, server, address, proto string, params nginxconf.ServerParams, probed bool) *discovery.Target {
+	t := &discovery.Target{
+		Key:            discovery.Key{Upstream: upstream, Server: server, Address: address, Protocol: proto},
+		Params:         params,
+		ConnectTimeout: time.Second, ReadTimeout: 60 * time.Second, SendTimeout: 60 * time.Second,
+	}
+	if probed {
+		t.Probe = &prober.Target{}
+	}
+	return t
+}
+
+var defaults = nginxconf.ServerParams{Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second}
+
+func fixture() fakeSource {
+	finished := time.Unix(1_700_000_000, 500_000_000)
+	healthy := scheduler.Status{
+		Target:    tgt("app", "app.internal:3000", "127.0.0.1:3000", "http", defaults, true),
+		HasResult: true, Finished: finished, Runs: 7,
+		Result: prober.Result{Success: true, Duration: 3 * time.Millisecond, HTTPStatus: 200,
+			Phases: [5]time.Duration{0, time.Millisecond, 0, 1500 * time.Microsecond, 500 * time.Microsecond}},
+	}
+	failing := scheduler.Status{
+		Target:    tgt("unix:/run/php/php8.2-fpm.sock", "unix:/run/php/php8.2-fpm.sock", "unix:/run/php/php8.2-fpm.sock", "fastcgi", defaults, true),
+		HasResult: true, Finished: finished, Runs: 4,
+		Result: prober.Result{Reason: prober.ReasonSocketNotFound, Duration: 20 * time.Microsecond},
+	}
+	failing.Failures[1] = 1 // connection_refused earlier
+	failing.Failures[2] = 3 // socket_not_found
+	tls := scheduler.Status{
+		Target:    tgt("secure", "10.0.0.1:443", "10.0.0.1:443", "https", nginxconf.ServerParams{Weight: 5, MaxFails: 2, FailTimeout: 30 * time.Second, Backup: true}, true),
+		HasResult: true, Finished: finished, Runs: 1,
+		Result: prober.Result{Success: true, Duration: 9 * time.Millisecond, HTTPStatus: 503, TLSNotAfter: time.Unix(1_800_000_000, 0)},
+	}
+	notYet := scheduler.Status{Target: tgt("app", "app2.internal:3000", "127.0.0.2:3000", "http", defaults, true)}
+	down := scheduler.Status{Target: tgt("app", "127.0.0.9:3000", "127.0.0.9:3000", "http", nginxconf.ServerParams{Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second, Down: true}, false)}
+	return fakeSource{healthy, failing, tls, notYet, down}
+}
+
+func TestCollectorGolden(t *testing.T) {
+	c := New(fixture())
+	golden := filepath.Join("testdata", "collector.prom")
+	if *update {
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(c)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		for _, mf := range mfs {
+			if _, err := expfmt.MetricFamilyToText(&buf, mf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Open(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := testutil.CollectAndCompare(c, f); err != nil {
+		t.Error(err)
+	}
+	problems, err := testutil.CollectAndLint(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+func TestExactlyOneReasonSeriesPerFailingTarget(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(New(fixture()))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "nginx_upstream_probe_failure_reason" {
+			continue
+		}
+		if len(mf.Metric) != 1 {
+			t.Fatalf("want one failure_reason series (one failing target), got %d", len(mf.Metric))
+		}
+		for _, lp := range mf.Metric[0].Label {
+			if lp.GetName() == "reason" && lp.GetValue() != "socket_not_found" {
+				t.Errorf("reason = %q", lp.GetValue())
+			}
+		}
+		return
+	}
+	t.Fatal("no failure_reason family")
+}
+
+func TestConfigState(t *testing.T) {
+	var s ConfigState
+	s.Succeeded(time.Unix(1_700_000_000, 0), 10, 2, 1)
+	s.Failed()
+	want := `
+# HELP nginx_upstream_probe_config_last_reload_successful 1 when the last attempt to load the nginx configuration succeeded. On 0 the exporter keeps probing the last good target set.
+# TYPE nginx_upstream_probe_config_last_reload_successful gauge
+nginx_upstream_probe_config_last_reload_successful 0
+# HELP nginx_upstream_probe_config_last_reload_success_timestamp_seconds Unix time of the last successful load of the nginx configuration.
+# TYPE nginx_upstream_probe_config_last_reload_success_timestamp_seconds gauge
+nginx_upstream_probe_config_last_reload_success_timestamp_seconds 1.7e+09
+# HELP nginx_upstream_probe_config_targets Targets in the loaded nginx configuration by state: probed, down (marked down, not probed), dynamic (address built from request variables, not probeable).
+# TYPE nginx_upstream_probe_config_targets gauge
+nginx_upstream_probe_config_targets{state="down"} 2
+nginx_upstream_probe_config_targets{state="dynamic"} 1
+nginx_upstream_probe_config_targets{state="probed"} 10
+`
+	if err := testutil.CollectAndCompare(&s, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,287 @@
+// Package discovery turns the nginx configuration model into the set of
+// probe targets: it resolves static hostnames the way nginx does at load
+// time (one peer per address), applies the worker user and the exporter's
+// timeout cap, and keeps the labels every metric carries.
+package discovery
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+)
+
+// Key identifies one target; it is also the label set of every per-target
+// series.
+type Key struct {
+	Upstream string
+	Server   string
+	Address  string
+	Protocol string
+}
+
+// Target is one probe target with what the metrics need to describe it.
+type Target struct {
+	Key
+	Params   nginxconf.ServerParams
+	Implicit bool
+	// Timeouts are nginx's effective timeouts (not capped by the
+	// exporter's --probe.timeout), exported for alerting on latency.
+	ConnectTimeout, ReadTimeout, SendTimeout time.Duration
+	// Probe is nil for servers marked `down`: nginx sends them nothing.
+	Probe *prober.Target
+	// Sources are the config positions using this target, for logs.
+	Sources []string
+}
+
+// Set is the result of one discovery.
+type Set struct {
+	Targets []*Target
+	Probed  int
+	Down    int
+	Dynamic int
+}
+
+// Resolver looks up host names; *net.Resolver satisfies it.
+type Resolver interface {
+	LookupHost(ctx context.Context, host string) ([]string, error)
+}
+
+// Overrides supplies per-upstream probe request settings from the
+// exporter's own configuration file. nil means nginx-like defaults.
+type Overrides interface {
+	Apply(upstream string, t *prober.Target)
+}
+
+// Options tune Build.
+type Options struct {
+	Resolver Resolver // nil: net.DefaultResolver
+	// ResolveTimeout bounds each load-time lookup.
+	ResolveTimeout time.Duration
+	// ProbeTimeout caps every nginx timeout, so no probe outlives it.
+	ProbeTimeout time.Duration
+	// Worker is nginx's worker user; nil disables the permission check.
+	Worker    *prober.Credentials
+	Overrides Overrides
+	Logger    *slog.Logger
+}
+
+// Build derives the probe targets from cfg.
+func Build(ctx context.Context, cfg *nginxconf.Config, opts Options) *Set {
+	if opts.Resolver == nil {
+		opts.Resolver = net.DefaultResolver
+	}
+	if opts.ResolveTimeout <= 0 {
+		opts.ResolveTimeout = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	addrs := resolveAll(ctx, cfg.Targets, opts)
+
+	set := &Set{Dynamic: len(cfg.Dynamic)}
+	seen := make(map[Key]bool, len(cfg.Targets))
+	for i := range cfg.Targets {
+		ct := &cfg.Targets[i]
+		for _, addr := range addressesOf(ct, addrs) {
+			t := newTarget(ct, addr, opts)
+			if seen[t.Key] {
+				// Two server lines resolving to one peer: nginx keeps
+				// both, one probe is enough.
+				continue
+			}
+			seen[t.Key] = true
+			if t.Probe == nil {
+				set.Down++
+			} else {
+				set.Probed++
+			}
+			set.Targets = append(set.Targets, t)
+		}
+	}
+	return set
+}
+
+// resolved is the outcome of one load-time lookup.
+type resolved struct {
+	ips []string
+	err error
+}
+
+// resolveAll looks up every distinct static hostname once, in parallel,
+// as nginx does when it loads its configuration.
+func resolveAll(ctx context.Context, targets []nginxconf.Target, opts Options) map[string]resolved {
+	hosts := map[string]resolved{}
+	for i := range targets {
+		t := &targets[i]
+		if t.SocketPath != "" || t.RuntimeResolve || t.Host == "" || net.ParseIP(strings.Trim(t.Host, "[]")) != nil {
+			continue
+		}
+		hosts[t.Host] = resolved{}
+	}
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, 32)
+	)
+	for host := range hosts {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			lctx, cancel := context.WithTimeout(ctx, opts.ResolveTimeout)
+			defer cancel()
+			ips, err := opts.Resolver.LookupHost(lctx, host)
+			if err == nil && len(ips) == 0 {
+				err = &net.DNSError{Err: "no addresses", Name: host, IsNotFound: true}
+			}
+			if err != nil {
+				opts.Logger.Warn("host not found in upstream: nginx would refuse to load this configuration", "host", host, "err", err)
+			}
+			mu.Lock()
+			hosts[host] = resolved{ips: ips, err: err}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return hosts
+}
+
+// addressesOf lists the peers nginx creates for one server line: the
+// resolved addresses of a static name, else the server itself.
+func addressesOf(t *nginxconf.Target, addrs map[string]resolved) []string {
+	if r, ok := addrs[t.Host]; ok && t.SocketPath == "" && r.err == nil {
+		out := make([]string, 0, len(r.ips))
+		for _, ip := range r.ips {
+			out = append(out, net.JoinHostPort(ip, t.Port))
+		}
+		return out
+	}
+	return []string{""}
+}
+
+func newTarget(ct *nginxconf.Target, addr string, opts Options) *Target {
+	t := &Target{
+		Key: Key{
+			Upstream: ct.Upstream,
+			Server:   ct.Server,
+			Address:  ct.Server,
+			Protocol: string(ct.Protocol),
+		},
+		Params:         ct.Params,
+		Implicit:       ct.Implicit,
+		ConnectTimeout: ct.Settings.ConnectTimeout,
+		ReadTimeout:    ct.Settings.ReadTimeout,
+		SendTimeout:    ct.Settings.SendTimeout,
+		Sources:        ct.Sources,
+	}
+	if addr != "" {
+		t.Address = addr
+	}
+	if ct.Params.Down {
+		return t
+	}
+	p := &prober.Target{
+		Protocol:       string(ct.Protocol),
+		Network:        "tcp",
+		Address:        addr,
+		ConnectTimeout: capTimeout(ct.Settings.ConnectTimeout, opts.ProbeTimeout),
+		ReadTimeout:    capTimeout(ct.Settings.ReadTimeout, opts.ProbeTimeout),
+		SendTimeout:    capTimeout(ct.Settings.SendTimeout, opts.ProbeTimeout),
+		BufferSize:     ct.Settings.BufferSize,
+		HTTP: prober.HTTPSettings{
+			Version: ct.Settings.HTTPVersion,
+			Host:    ct.Settings.HostHeader,
+			Method:  "GET",
+			Path:    "/",
+		},
+	}
+	switch {
+	case ct.SocketPath != "":
+		p.Network = "unix"
+		p.Address = ct.SocketPath
+		p.Worker = opts.Worker
+	case ct.RuntimeResolve:
+		p.Resolve = &prober.RuntimeResolve{Host: ct.Host, Port: ct.Port, Resolvers: resolverAddrs(ct.Resolvers)}
+	case addr == "" && net.ParseIP(strings.Trim(ct.Host, "[]")) != nil:
+		p.Address = net.JoinHostPort(strings.Trim(ct.Host, "[]"), ct.Port)
+	case addr == "":
+		// The name did not resolve at load time. nginx would refuse the
+		// configuration; keep asking the system resolver so the verdict
+		// recovers when the name does.
+		p.Resolve = &prober.RuntimeResolve{Host: ct.Host, Port: ct.Port, System: true}
+	}
+	if ct.Protocol == nginxconf.ProtocolHTTPS || ct.Protocol == nginxconf.ProtocolGRPCS {
+		p.TLS = tlsSettings(ct)
+	}
+	if opts.Overrides != nil {
+		opts.Overrides.Apply(ct.Upstream, p)
+	}
+	t.Probe = p
+	return t
+}
+
+// tlsSettings maps proxy_ssl_* to the probe. The name nginx sends and
+// verifies defaults to $proxy_host: the upstream block's name, or the host
+// of an implicit upstream, never the individual server's address.
+func tlsSettings(ct *nginxconf.Target) *prober.TLSSettings {
+	ssl := ct.Settings.SSL
+	name := ssl.Name
+	if name == "" {
+		name = ct.Upstream
+		if ct.Implicit {
+			if h, _, err := net.SplitHostPort(ct.Upstream); err == nil {
+				name = h
+			}
+		}
+	}
+	s := &prober.TLSSettings{
+		VerifyName:         name,
+		Verify:             ssl.Verify,
+		VerifyDepth:        ssl.VerifyDepth,
+		TrustedCertificate: ssl.TrustedCertificate,
+		Protocols:          ssl.Protocols,
+		Ciphers:            ssl.Ciphers,
+		Certificate:        ssl.Certificate,
+		CertificateKey:     ssl.CertificateKey,
+	}
+	if ssl.ServerName {
+		s.ServerName = name
+	}
+	return s
+}
+
+// resolverAddrs adds nginx's default DNS port to resolver addresses.
+func resolverAddrs(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, r := range in {
+		if _, _, err := net.SplitHostPort(r); err == nil {
+			out = append(out, r)
+			continue
+		}
+		out = append(out, net.JoinHostPort(strings.Trim(r, "[]"), "53"))
+	}
+	return out
+}
+
+func capTimeout(nginx, limit time.Duration) time.Duration {
+	if nginx <= 0 {
+		nginx = 60 * time.Second // nginx's default for every *_timeout
+	}
+	if limit > 0 && limit < nginx {
+		return limit
+	}
+	return nginx
+}
+
+// String renders the key for logs.
+func (k Key) String() string {
+	return fmt.Sprintf("%s/%s (%s, %s)", k.Upstream, k.Server, k.Address, k.Protocol)
+}

@@ -1,0 +1,207 @@
+// Command nginx_upstream_exporter reads nginx's configuration, probes every
+// upstream server the way nginx talks to it, and exports per-server
+// reachability, latency by phase and the failure reason nginx would log.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/collector"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/reload"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/server"
+)
+
+const exporterName = "nginx_upstream_exporter"
+
+// defaultListenAddress: 9100-9999 of the Prometheus default port
+// allocations is exhausted; 10650 is clear of the allocations above it.
+const defaultListenAddress = ":10650"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// commonFlags are shared by every command.
+type commonFlags struct {
+	nginxConfig      string
+	nginxPrefix      string
+	probeTimeout     time.Duration
+	probeConcurrency int
+	log              promslog.Config
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	app := kingpin.New(exporterName, "Prometheus exporter that probes every upstream server in nginx's configuration the way nginx talks to it.")
+	app.UsageWriter(stderr)
+	app.ErrorWriter(stderr)
+	app.Version(version.Print(exporterName))
+	app.HelpFlag.Short('h')
+
+	var c commonFlags
+	app.Flag("nginx.config", "Path to nginx's main configuration file; includes are followed as nginx does.").
+		Default("/etc/nginx/nginx.conf").Envar("NGINX_UPSTREAM_EXPORTER_NGINX_CONFIG").StringVar(&c.nginxConfig)
+	app.Flag("nginx.prefix", "nginx's configuration prefix (nginx -p) for relative include paths. Default: the directory of --nginx.config.").
+		Default("").StringVar(&c.nginxPrefix)
+	app.Flag("probe.timeout", "Upper bound for each probe; each phase is also bounded by nginx's own timeout for it (the smaller wins).").
+		Default("10s").DurationVar(&c.probeTimeout)
+	app.Flag("probe.concurrency", "Maximum number of probes in flight at once.").
+		Default("512").IntVar(&c.probeConcurrency)
+	c.log = promslog.Config{}
+	promslogflag.AddFlags(app, &c.log)
+
+	serveCmd := app.Command("serve", "Serve metrics, probing every upstream server on a schedule (the default command).").Default()
+	webFlags := kingpinflag.AddFlags(serveCmd, defaultListenAddress)
+	metricsPath := serveCmd.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+	interval := serveCmd.Flag("probe.interval", "How often every upstream server is probed, independent of scrapes (spread over the interval with jitter).").
+		Default("15s").Duration()
+
+	cmd, err := app.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %s\n", exporterName, err)
+		return 2
+	}
+	c.log.Writer = stderr
+	logger := promslog.New(&c.log)
+
+	switch cmd {
+	case serveCmd.FullCommand():
+		if *interval <= 0 || c.probeTimeout <= 0 || c.probeConcurrency <= 0 {
+			fmt.Fprintln(stderr, "--probe.interval, --probe.timeout and --probe.concurrency must be positive")
+			return 2
+		}
+		return serve(logger, &c, webFlags, *metricsPath, *interval)
+	}
+	return 2
+}
+
+func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metricsPath string, interval time.Duration) int {
+	logger.Info("Starting "+exporterName, "version", version.Info())
+	logger.Info("Build context", "build_context", version.BuildContext())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	sched := scheduler.New(scheduler.Options{
+		Interval:    interval,
+		Concurrency: c.probeConcurrency,
+		Timeout:     c.probeTimeout,
+		Probers:     prober.New(),
+		Logger:      logger,
+	})
+	state := &collector.ConfigState{}
+	mgr := reload.New(reload.Options{
+		NginxConfig: c.nginxConfig,
+		NginxPrefix: c.nginxPrefix,
+		Discovery:   discovery.Options{ProbeTimeout: c.probeTimeout, Logger: logger},
+		Scheduler:   sched,
+		State:       state,
+		Logger:      logger,
+	})
+	if err := mgr.Reload(ctx); err != nil {
+		// At start-up there is no last good configuration to fall back to.
+		logger.Error("cannot start without a valid nginx configuration", "err", err)
+		return 1
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		versioncollector.NewCollector(exporterName),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collector.New(sched),
+		state,
+		sched.LagHistogram(),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nginx_upstream_exporter_probes_in_flight",
+			Help: "Probes running now.",
+		}, func() float64 { return float64(sched.InFlight()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nginx_upstream_exporter_probe_queue_length",
+			Help: "Probes that are due but wait for a free concurrency slot.",
+		}, func() float64 { return float64(sched.QueueLength()) }),
+	)
+
+	handler, err := server.New(server.Options{
+		MetricsPath: metricsPath,
+		Registry:    reg,
+		Reloader:    mgr,
+		Ready:       func() bool { return mgr.Last() != nil },
+		Version:     version.Info(),
+		Logger:      logger,
+	})
+	if err != nil {
+		logger.Error("building HTTP handler", "err", err)
+		return 1
+	}
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sched.Run(ctx)
+	}()
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		if err := mgr.Watch(ctx); err != nil {
+			logger.Warn("not watching the configuration for changes; reload with SIGHUP or POST /-/reload", "err", err)
+		}
+	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				logger.Info("SIGHUP received, reloading nginx configuration")
+				_ = mgr.Reload(ctx) // failures are logged and exported
+			}
+		}
+	}()
+
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- web.ListenAndServe(srv, webFlags, logger) }()
+
+	code := 0
+	select {
+	case err := <-srvErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("HTTP server failed", "err", err)
+			code = 1
+		}
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	}
+	stop()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	<-done
+	<-watchDone
+	return code
+}

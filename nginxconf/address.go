@@ -1,0 +1,230 @@
+package nginxconf
+
+import (
+	"fmt"
+	"strings"
+)
+
+// passKind describes one *_pass directive.
+type passKind struct {
+	// prefix of the directives that configure it: "proxy" for
+	// proxy_read_timeout and so on.
+	prefix string
+	// schemes maps an accepted URL prefix to the protocol it selects and
+	// whether the connection uses TLS. An empty key is the protocol of a
+	// bare address; a kind without one requires a scheme.
+	schemes map[string]scheme
+	// uriPart: the address may be followed by a URI ("/path", "?args"),
+	// as for proxy_pass (ngx_url_t.uri_part).
+	uriPart bool
+	// headers: the name of the *_set_header directive that can override
+	// Host, "" when the protocol has no Host header.
+	headers string
+}
+
+type scheme struct {
+	proto       Protocol
+	tls         bool
+	defaultPort string
+}
+
+// passKinds is a read-only table of the *_pass directives of the http
+// modules (ngx_http_{proxy,fastcgi,uwsgi,scgi,grpc,memcached}_module).
+var passKinds = map[string]passKind{
+	"proxy_pass": {prefix: "proxy", uriPart: true, headers: "proxy_set_header", schemes: map[string]scheme{
+		"http://":  {proto: ProtocolHTTP, defaultPort: "80"},
+		"https://": {proto: ProtocolHTTPS, tls: true, defaultPort: "443"},
+	}},
+	"fastcgi_pass": {prefix: "fastcgi", schemes: map[string]scheme{"": {proto: ProtocolFastCGI}}},
+	"uwsgi_pass": {prefix: "uwsgi", schemes: map[string]scheme{
+		"":          {proto: ProtocolUWSGI},
+		"uwsgi://":  {proto: ProtocolUWSGI},
+		"suwsgi://": {proto: ProtocolUWSGI, tls: true},
+	}},
+	"scgi_pass": {prefix: "scgi", schemes: map[string]scheme{"": {proto: ProtocolSCGI}}},
+	"grpc_pass": {prefix: "grpc", headers: "grpc_set_header", schemes: map[string]scheme{
+		"":         {proto: ProtocolGRPC},
+		"grpc://":  {proto: ProtocolGRPC},
+		"grpcs://": {proto: ProtocolGRPCS, tls: true},
+	}},
+	"memcached_pass": {prefix: "memcached", schemes: map[string]scheme{"": {proto: ProtocolMemcached}}},
+}
+
+// address is the server part of a *_pass or upstream `server` argument.
+type address struct {
+	// raw is the address as written, without scheme and URI.
+	raw string
+	// host as written (IPv6 with brackets), port as written or defaulted.
+	host        string
+	port        string
+	portWritten bool
+	socketPath  string
+}
+
+func (a address) isUnix() bool { return a.socketPath != "" }
+
+// bareHost is host without IPv6 brackets, for Target.Host.
+func (a address) bareHost() string {
+	return strings.TrimSuffix(strings.TrimPrefix(a.host, "["), "]")
+}
+
+// splitScheme removes the URL prefix of a *_pass argument.
+func (k passKind) splitScheme(arg string) (scheme, string, error) {
+	lower := strings.ToLower(arg)
+	for p, s := range k.schemes {
+		if p != "" && strings.HasPrefix(lower, p) {
+			return s, arg[len(p):], nil
+		}
+	}
+	if s, ok := k.schemes[""]; ok {
+		return s, arg, nil
+	}
+	return scheme{}, "", fmt.Errorf("invalid URL prefix in %q", arg)
+}
+
+// uriVars are variables whose value starts the URI of a proxy_pass URL
+// ("$request_uri" is "/path?args"), so that `http://app:8080$request_uri`
+// has a static address.
+var uriVars = map[string]bool{"request_uri": true, "uri": true, "document_uri": true, "is_args": true}
+
+// addressPart cuts rest (after the scheme) at the end of its address, the
+// way ngx_parse_url does: at "/" or "?" when a URI may follow, and at a
+// variable that is known to start the URI. A unix socket ends at ":" when
+// a URI may follow ("unix:/run/app.sock:/uri").
+func addressPart(rest string, uriPart bool) string {
+	if len(rest) >= 5 && strings.EqualFold(rest[:5], "unix:") {
+		if uriPart {
+			if i := strings.IndexByte(rest[5:], ':'); i >= 0 {
+				return rest[:5+i]
+			}
+		}
+		return rest
+	}
+	if !uriPart {
+		return rest
+	}
+	end := len(rest)
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		end = i
+	}
+	for i := 0; i < end; i++ {
+		if rest[i] != '$' {
+			continue
+		}
+		name, _ := varName(rest[i+1:])
+		if uriVars[strings.ToLower(name)] {
+			end = i
+			break
+		}
+	}
+	return rest[:end]
+}
+
+// parseAddress splits a static address (no variables) into host and port
+// as ngx_parse_url does; defaultPort is used when none is written.
+func parseAddress(raw, defaultPort string) (address, error) {
+	a := address{raw: raw}
+	if len(raw) >= 5 && strings.EqualFold(raw[:5], "unix:") {
+		a.socketPath = raw[5:]
+		if a.socketPath == "" {
+			return a, fmt.Errorf("no path in the unix domain socket %q", raw)
+		}
+		return a, nil
+	}
+	if raw == "" {
+		return a, fmt.Errorf("no host")
+	}
+	if strings.ContainsAny(raw, "/?") {
+		return a, fmt.Errorf("invalid host in %q", raw)
+	}
+	host, port := raw, ""
+	if strings.HasPrefix(raw, "[") {
+		end := strings.IndexByte(raw, ']')
+		if end < 0 {
+			return a, fmt.Errorf("invalid IPv6 address in %q", raw)
+		}
+		host = raw[:end+1]
+		switch tail := raw[end+1:]; {
+		case tail == "":
+		case strings.HasPrefix(tail, ":"):
+			port = tail[1:]
+			a.portWritten = true
+		default:
+			return a, fmt.Errorf("invalid host in %q", raw)
+		}
+	} else if i := strings.LastIndexByte(raw, ':'); i >= 0 {
+		host, port = raw[:i], raw[i+1:]
+		a.portWritten = true
+	}
+	if host == "" || host == "[]" {
+		return a, fmt.Errorf("no host in %q", raw)
+	}
+	if a.portWritten {
+		n, ok := parseInt(port)
+		if !ok || n < 1 || n > 65535 {
+			return a, fmt.Errorf("invalid port in %q", raw)
+		}
+	} else {
+		port = defaultPort
+	}
+	a.host, a.port = host, port
+	return a, nil
+}
+
+// varName reads a variable name after "$": "name..." or "{name}...".
+// It returns the name and the length consumed (0 when there is none).
+func varName(s string) (string, int) {
+	if strings.HasPrefix(s, "{") {
+		end := strings.IndexByte(s, '}')
+		if end < 0 {
+			return "", 0
+		}
+		return s[1:end], end + 1
+	}
+	n := 0
+	for n < len(s) {
+		c := s[n]
+		if c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			n++
+			continue
+		}
+		break
+	}
+	return s[:n], n
+}
+
+// expandVars replaces the variables of s for which lookup has a value
+// and leaves the others as written. all reports whether every variable
+// was replaced.
+func expandVars(s string, lookup func(name string) (string, bool)) (out string, all bool) {
+	if !strings.Contains(s, "$") {
+		return s, true
+	}
+	var b strings.Builder
+	all = true
+	for {
+		i := strings.IndexByte(s, '$')
+		if i < 0 {
+			b.WriteString(s)
+			break
+		}
+		b.WriteString(s[:i])
+		name, n := varName(s[i+1:])
+		if n == 0 {
+			// A lone "$" is not a variable for our purposes, but nginx
+			// would not treat it as static either.
+			b.WriteByte('$')
+			s = s[i+1:]
+			all = false
+			continue
+		}
+		if v, ok := lookup(strings.ToLower(name)); ok {
+			b.WriteString(v)
+		} else {
+			b.WriteString(s[i : i+1+n])
+			all = false
+		}
+		s = s[i+1+n:]
+	}
+	return b.String(), all
+}

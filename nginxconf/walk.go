@@ -1,0 +1,743 @@
+package nginxconf
+
+import (
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Defaults nginx applies toward upstream servers.
+const (
+	defaultTimeout     = 60 * time.Second
+	defaultHTTPVersion = "1.0"
+	defaultVerifyDepth = 1
+	defaultCiphers     = "DEFAULT"
+	defaultWeight      = 1
+	defaultMaxFails    = 1
+	defaultFailTimeout = 10 * time.Second
+	defaultServerPort  = "80" // ngx_http_upstream_server: u.default_port = 80
+)
+
+// DefaultSSLProtocols returns the proxy_ssl_protocols (and grpc_/uwsgi_)
+// default applied when the directive is absent: that of nginx 1.23.4 and
+// later. nginx 1.22 (Debian 12) also enabled TLSv1 and TLSv1.1; write the
+// directive explicitly when that matters.
+func DefaultSSLProtocols() []string { return []string{"TLSv1.2", "TLSv1.3"} }
+
+// settingDirectives are the directives whose effective value is tracked
+// through http -> server -> location inheritance, with the kind of value.
+var settingDirectives = func() map[string]valueKind {
+	m := map[string]valueKind{"resolver": kindList, "proxy_http_version": kindHTTPVersion}
+	for _, p := range []string{"proxy", "fastcgi", "uwsgi", "scgi", "grpc", "memcached"} {
+		m[p+"_connect_timeout"] = kindTime
+		m[p+"_read_timeout"] = kindTime
+		m[p+"_send_timeout"] = kindTime
+		m[p+"_buffer_size"] = kindSize
+	}
+	for _, p := range []string{"proxy", "grpc", "uwsgi"} {
+		m[p+"_ssl_verify"] = kindFlag
+		m[p+"_ssl_server_name"] = kindFlag
+		m[p+"_ssl_verify_depth"] = kindNumber
+		m[p+"_ssl_trusted_certificate"] = kindPath
+		m[p+"_ssl_certificate"] = kindPath
+		m[p+"_ssl_certificate_key"] = kindPath
+		m[p+"_ssl_name"] = kindString
+		m[p+"_ssl_ciphers"] = kindString
+		m[p+"_ssl_protocols"] = kindList
+	}
+	return m
+}()
+
+type valueKind int
+
+const (
+	kindString valueKind = iota
+	kindList
+	kindTime
+	kindSize
+	kindFlag
+	kindNumber
+	kindPath
+	kindHTTPVersion
+)
+
+// check validates a setting directive as nginx does when loading.
+func (k valueKind) check(n *node) error {
+	if k == kindList {
+		if len(n.args) == 0 {
+			return n.errorf("invalid number of arguments in %q directive", n.name)
+		}
+		return nil
+	}
+	if len(n.args) != 1 {
+		return n.errorf("invalid number of arguments in %q directive", n.name)
+	}
+	v := n.args[0]
+	ok := true
+	switch k {
+	case kindTime:
+		_, ok = parseTime(v, false)
+	case kindSize:
+		_, ok = parseSize(v)
+	case kindNumber:
+		_, ok = parseInt(v)
+	case kindFlag:
+		if v != "on" && v != "off" {
+			return n.errorf("invalid value %q in %q directive, it must be \"on\" or \"off\"", v, n.name)
+		}
+	case kindHTTPVersion:
+		ok = v == "1.0" || v == "1.1"
+	}
+	if !ok {
+		return n.errorf("invalid value %q in %q directive", v, n.name)
+	}
+	return nil
+}
+
+// scope is one configuration level (http, server, location, if,
+// limit_except). Lookups walk up to the enclosing levels, which is how
+// nginx merges a directive that is not set at the inner level.
+type scope struct {
+	parent *scope
+	vals   map[string]*node
+	// hostHeader holds, per *_set_header directive name, what this level
+	// says about Host. Like every array directive, *_set_header is only
+	// inherited when the level sets none at all, so a level that sets
+	// any header defines Host (possibly to the default).
+	hostHeader map[string]hostSetting
+}
+
+// hostSetting keeps only the Host header value: other header values may
+// be secrets (Authorization) and are never stored.
+type hostSetting struct {
+	set   bool // proxy_set_header Host appears at this level
+	value string
+}
+
+func (s *scope) lookup(name string) *node {
+	for ; s != nil; s = s.parent {
+		if n, ok := s.vals[name]; ok {
+			return n
+		}
+	}
+	return nil
+}
+
+func (s *scope) host(directive string) hostSetting {
+	for ; s != nil; s = s.parent {
+		if h, ok := s.hostHeader[directive]; ok {
+			return h
+		}
+	}
+	return hostSetting{}
+}
+
+// upstream is an upstream{} block.
+type upstream struct {
+	name      string
+	servers   []Target
+	resolvers []string
+	used      bool
+}
+
+// wctx is where the walk is: the kind of block, the server and location
+// around it (for server_name and `set`), and the `if` blocks between the
+// location and here.
+type wctx struct {
+	kind       string
+	serverName string
+	serverNode *node
+	loc        *node
+	ifs        []*node
+}
+
+type targetKey struct {
+	upstream, server string
+	proto            Protocol
+}
+
+type walker struct {
+	confDir   string
+	pageSize  int
+	upstreams map[string]*upstream
+	order     []*upstream
+	cfg       *Config
+	index     map[targetKey]int
+}
+
+func newWalker(confDir string, pageSize int) *walker {
+	return &walker{
+		confDir:   confDir,
+		pageSize:  pageSize,
+		upstreams: map[string]*upstream{},
+		cfg:       &Config{},
+		index:     map[targetKey]int{},
+	}
+}
+
+func (w *walker) run(root []*node) (*Config, error) {
+	type httpBlock struct {
+		n  *node
+		sc *scope
+	}
+	var https []httpBlock
+	for _, n := range root {
+		switch {
+		case n.name == "user" && !n.isBlk:
+			if len(n.args) < 1 || len(n.args) > 2 {
+				return nil, n.errorf(`invalid number of arguments in "user" directive`)
+			}
+			w.cfg.User = n.args[0]
+			if len(n.args) == 2 {
+				w.cfg.Group = n.args[1]
+			}
+		case n.name == "http" && n.isBlk:
+			sc, err := levelScope(n.block, nil)
+			if err != nil {
+				return nil, err
+			}
+			https = append(https, httpBlock{n, sc})
+		}
+		// stream{}, mail{} and the rest are not http upstreams: ignored.
+	}
+	// Upstream blocks first: a *_pass may name a block defined after it.
+	for _, h := range https {
+		for _, n := range h.n.block {
+			if n.name == "upstream" && n.isBlk {
+				if err := w.addUpstream(n, h.sc); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	for _, h := range https {
+		if err := w.walk(h.n.block, h.sc, wctx{kind: "http"}); err != nil {
+			return nil, err
+		}
+	}
+	for _, u := range w.order {
+		if !u.used {
+			w.cfg.UnusedUpstreams = append(w.cfg.UnusedUpstreams, u.name)
+		}
+	}
+	return w.cfg, nil
+}
+
+// levelScope collects the settings written directly at one level.
+func levelScope(nodes []*node, parent *scope) (*scope, error) {
+	sc := &scope{parent: parent}
+	for _, n := range nodes {
+		if n.isBlk {
+			continue
+		}
+		if k, ok := settingDirectives[n.name]; ok {
+			if err := k.check(n); err != nil {
+				return nil, err
+			}
+			if sc.vals == nil {
+				sc.vals = map[string]*node{}
+			}
+			sc.vals[n.name] = n
+			continue
+		}
+		if n.name == "proxy_set_header" || n.name == "grpc_set_header" {
+			if len(n.args) != 2 {
+				return nil, n.errorf("invalid number of arguments in %q directive", n.name)
+			}
+			if sc.hostHeader == nil {
+				sc.hostHeader = map[string]hostSetting{}
+			}
+			h := sc.hostHeader[n.name]
+			if strings.EqualFold(n.args[0], "Host") {
+				h = hostSetting{set: true, value: n.args[1]}
+			}
+			sc.hostHeader[n.name] = h
+		}
+	}
+	return sc, nil
+}
+
+func (w *walker) walk(nodes []*node, sc *scope, c wctx) error {
+	for _, n := range nodes {
+		if kind, ok := passKinds[n.name]; ok && !n.isBlk {
+			// *_pass is only valid in location, if in location and
+			// (proxy_pass) limit_except; nginx rejects it elsewhere.
+			if c.kind == "location" || c.kind == "if" || c.kind == "limit_except" {
+				if err := w.pass(n, kind, sc, c); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if !n.isBlk {
+			continue
+		}
+		var next wctx
+		switch {
+		case n.name == "server" && c.kind == "http":
+			next = wctx{kind: "server", serverName: serverName(n.block), serverNode: n}
+		case n.name == "location" && (c.kind == "server" || c.kind == "location"):
+			next = c
+			next.kind, next.loc, next.ifs = "location", n, nil
+		case n.name == "if" && c.kind == "location":
+			// A server-level `if` may not hold a *_pass: not walked.
+			next = c
+			next.kind = "if"
+			next.ifs = append(slices.Clip(c.ifs), n)
+		case n.name == "limit_except" && c.kind == "location":
+			next = c
+			next.kind = "limit_except"
+		default:
+			continue
+		}
+		child, err := levelScope(n.block, sc)
+		if err != nil {
+			return err
+		}
+		if err := w.walk(n.block, child, next); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// serverName is the name $host stands for in a probe: the first
+// server_name that is a plain name (not a wildcard, regex, "_" or empty),
+// else "localhost".
+func serverName(nodes []*node) string {
+	for _, n := range nodes {
+		if n.name != "server_name" || n.isBlk {
+			continue
+		}
+		for _, a := range n.args {
+			if a == "" || a == "_" || strings.HasPrefix(a, "~") || strings.HasPrefix(a, ".") ||
+				strings.ContainsAny(a, "*$") {
+				continue
+			}
+			return a
+		}
+	}
+	return "localhost"
+}
+
+func resolverAddrs(n *node) []string {
+	if n == nil {
+		return nil
+	}
+	var out []string
+	for _, a := range n.args {
+		if !strings.Contains(a, "=") {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (w *walker) addUpstream(n *node, httpScope *scope) error {
+	if len(n.args) != 1 {
+		return n.errorf(`invalid number of arguments in "upstream" directive`)
+	}
+	key := strings.ToLower(n.args[0])
+	if _, dup := w.upstreams[key]; dup {
+		return n.errorf("duplicate upstream %q", n.args[0])
+	}
+	u := &upstream{name: n.args[0]}
+	// `resolver` inside upstream{} (nginx 1.27.3+), else the http one.
+	var res *node
+	for _, c := range n.block {
+		if c.name == "resolver" && !c.isBlk {
+			res = c
+		}
+	}
+	if res == nil {
+		res = httpScope.lookup("resolver")
+	}
+	u.resolvers = resolverAddrs(res)
+	for _, c := range n.block {
+		if c.name != "server" || c.isBlk {
+			continue
+		}
+		t, err := upstreamServer(c)
+		if err != nil {
+			return err
+		}
+		t.Upstream = u.name
+		t.Resolvers = u.resolvers
+		u.servers = append(u.servers, t)
+	}
+	w.upstreams[key] = u
+	w.order = append(w.order, u)
+	return nil
+}
+
+// upstreamServer parses a `server` line of an upstream{} block
+// (ngx_http_upstream_server).
+func upstreamServer(n *node) (Target, error) {
+	if len(n.args) == 0 {
+		return Target{}, n.errorf(`invalid number of arguments in "server" directive`)
+	}
+	a, err := parseAddress(n.args[0], defaultServerPort)
+	if err != nil {
+		return Target{}, n.errorf("%v in upstream %q", err, n.args[0])
+	}
+	p := ServerParams{Weight: defaultWeight, MaxFails: defaultMaxFails, FailTimeout: defaultFailTimeout}
+	for _, arg := range n.args[1:] {
+		name, val, hasVal := strings.Cut(arg, "=")
+		ok := true
+		switch {
+		case hasVal && name == "weight":
+			p.Weight, ok = parseInt(val)
+			ok = ok && p.Weight > 0
+		case hasVal && name == "max_fails":
+			p.MaxFails, ok = parseInt(val)
+		case hasVal && name == "max_conns":
+			p.MaxConns, ok = parseInt(val)
+		case hasVal && name == "fail_timeout":
+			p.FailTimeout, ok = parseTime(val, true)
+		case hasVal && name == "slow_start":
+			p.SlowStart, ok = parseTime(val, true)
+		case hasVal && name == "service":
+			p.Service = val
+		case !hasVal && name == "backup":
+			p.Backup = true
+		case !hasVal && name == "down":
+			p.Down = true
+		case !hasVal && name == "resolve":
+			p.Resolve = true
+		default:
+			// Parameters of other nginx builds (route=, drain) or
+			// modules: not ours to judge.
+		}
+		if !ok {
+			return Target{}, n.errorf("invalid parameter %q", arg)
+		}
+	}
+	t := targetFor(a)
+	t.Params = p
+	t.RuntimeResolve = p.Resolve
+	return t, nil
+}
+
+// targetFor fills the address fields of a Target.
+func targetFor(a address) Target {
+	t := Target{Server: a.raw}
+	if a.isUnix() {
+		t.SocketPath = a.socketPath
+	} else {
+		t.Host, t.Port = a.bareHost(), a.port
+	}
+	return t
+}
+
+// pass handles one *_pass directive.
+func (w *walker) pass(n *node, kind passKind, sc *scope, c wctx) error {
+	if len(n.args) != 1 {
+		return n.errorf("invalid number of arguments in %q directive", n.name)
+	}
+	arg := n.args[0]
+	hasVars := strings.Contains(arg, "$")
+	expanded := arg
+	if hasVars {
+		vars := setVars(c)
+		expanded, _ = expandVars(arg, func(name string) (string, bool) {
+			v, ok := vars[name]
+			return v, ok
+		})
+	}
+	sch, rest, err := kind.splitScheme(expanded)
+	if err != nil {
+		if hasVars {
+			// The scheme itself comes from a variable.
+			w.dynamic(n)
+			return nil
+		}
+		return n.errorf("%v", err)
+	}
+	raw := addressPart(rest, kind.uriPart)
+	if strings.Contains(raw, "$") {
+		w.dynamic(n)
+		return nil
+	}
+	a, err := parseAddress(raw, sch.defaultPort)
+	if err != nil {
+		return n.errorf("%v in %q", err, arg)
+	}
+
+	// ngx_http_upstream_add: a host without port names an upstream{}
+	// block when one exists (case-insensitively).
+	var u *upstream
+	if !a.isUnix() {
+		u = w.upstreams[strings.ToLower(a.host)]
+	}
+	if u != nil && a.portWritten {
+		if !hasVars {
+			return n.errorf("upstream %q may not have port %s", a.host, a.port)
+		}
+		u = nil // at run time the port keeps it from matching the block
+	}
+	if u == nil && a.port == "" && !a.isUnix() {
+		if hasVars {
+			// nginx fails such a request at run time ("no port").
+			w.dynamic(n)
+			return nil
+		}
+		return n.errorf("no port in upstream %q", a.raw)
+	}
+
+	set, err := w.settings(sc, kind, sch, a, c)
+	if err != nil {
+		return err
+	}
+	if u != nil {
+		u.used = true
+		for _, s := range u.servers {
+			t := s
+			t.Protocol = sch.proto
+			t.Settings = set
+			t.Sources = []string{n.source()}
+			w.add(t)
+		}
+		return nil
+	}
+	t := targetFor(a)
+	t.Upstream = a.raw
+	t.Implicit = true
+	t.Protocol = sch.proto
+	t.Params = ServerParams{Weight: defaultWeight, MaxFails: defaultMaxFails, FailTimeout: defaultFailTimeout}
+	t.Settings = set
+	// With variables nginx resolves the name per request through
+	// `resolver` (an IP address or a socket needs no resolving).
+	t.RuntimeResolve = hasVars && !a.isUnix() && net.ParseIP(t.Host) == nil
+	t.Resolvers = resolverAddrs(sc.lookup("resolver"))
+	t.Sources = []string{n.source()}
+	w.add(t)
+	return nil
+}
+
+func (w *walker) dynamic(n *node) {
+	w.cfg.Dynamic = append(w.cfg.Dynamic, DynamicPass{Directive: n.name, Source: n.source(), Address: n.args[0]})
+}
+
+// add records a target, merging it into an earlier one with the same
+// (Upstream, Server, Protocol): see the package documentation for the
+// strictest-value rule.
+func (w *walker) add(t Target) {
+	k := targetKey{t.Upstream, t.Server, t.Protocol}
+	i, ok := w.index[k]
+	if !ok {
+		w.index[k] = len(w.cfg.Targets)
+		w.cfg.Targets = append(w.cfg.Targets, t)
+		return
+	}
+	old := &w.cfg.Targets[i]
+	old.Settings = mergeSettings(old.Settings, t.Settings)
+	old.RuntimeResolve = old.RuntimeResolve || t.RuntimeResolve
+	if len(old.Resolvers) == 0 {
+		old.Resolvers = t.Resolvers
+	}
+	for _, s := range t.Sources {
+		if !slices.Contains(old.Sources, s) {
+			old.Sources = append(old.Sources, s)
+		}
+	}
+}
+
+func mergeSettings(a, b Settings) Settings {
+	a.ConnectTimeout = min(a.ConnectTimeout, b.ConnectTimeout)
+	a.ReadTimeout = min(a.ReadTimeout, b.ReadTimeout)
+	a.SendTimeout = min(a.SendTimeout, b.SendTimeout)
+	a.BufferSize = min(a.BufferSize, b.BufferSize)
+	if !a.SSL.Verify && b.SSL.Verify {
+		a.SSL = b.SSL
+	}
+	// HTTPVersion and HostHeader stay those of the first location.
+	return a
+}
+
+// settings computes the effective settings of a *_pass at scope sc.
+func (w *walker) settings(sc *scope, kind passKind, sch scheme, a address, c wctx) (Settings, error) {
+	p := kind.prefix
+	s := Settings{
+		ConnectTimeout: timeSetting(sc, p+"_connect_timeout"),
+		ReadTimeout:    timeSetting(sc, p+"_read_timeout"),
+		SendTimeout:    timeSetting(sc, p+"_send_timeout"),
+		BufferSize:     w.pageSize,
+	}
+	if n := sc.lookup(p + "_buffer_size"); n != nil {
+		s.BufferSize, _ = parseSize(n.args[0])
+	}
+	if sch.proto == ProtocolHTTP || sch.proto == ProtocolHTTPS {
+		s.HTTPVersion = defaultHTTPVersion
+		if n := sc.lookup("proxy_http_version"); n != nil {
+			s.HTTPVersion = n.args[0]
+		}
+	}
+	if kind.headers != "" {
+		s.HostHeader = hostHeader(sc.host(kind.headers), sch, a, c.serverName)
+	}
+	if sch.tls {
+		s.SSL = w.sslSettings(sc, p, c.serverName)
+	}
+	return s, nil
+}
+
+func timeSetting(sc *scope, name string) time.Duration {
+	if n := sc.lookup(name); n != nil {
+		d, _ := parseTime(n.args[0], false)
+		return d
+	}
+	return defaultTimeout
+}
+
+func (w *walker) sslSettings(sc *scope, p, serverName string) SSLSettings {
+	s := SSLSettings{
+		Enabled:     true,
+		VerifyDepth: defaultVerifyDepth,
+		Protocols:   DefaultSSLProtocols(),
+		Ciphers:     defaultCiphers,
+	}
+	str := func(name string) string {
+		if n := sc.lookup(p + name); n != nil {
+			return n.args[0]
+		}
+		return ""
+	}
+	s.Verify = str("_ssl_verify") == "on"
+	s.ServerName = str("_ssl_server_name") == "on"
+	if v := str("_ssl_verify_depth"); v != "" {
+		s.VerifyDepth, _ = parseInt(v)
+	}
+	if v := str("_ssl_ciphers"); v != "" {
+		s.Ciphers = v
+	}
+	if n := sc.lookup(p + "_ssl_protocols"); n != nil {
+		s.Protocols = slices.Clone(n.args)
+	}
+	s.TrustedCertificate = w.confPath(str("_ssl_trusted_certificate"))
+	s.Certificate = w.confPath(str("_ssl_certificate"))
+	s.CertificateKey = w.confPath(str("_ssl_certificate_key"))
+	if v := str("_ssl_name"); v != "" {
+		// "$proxy_host" (the default) stays empty; $host-like names
+		// become the server name; anything else request-dependent is
+		// unknown and left to the default.
+		name, all := expandVars(v, func(name string) (string, bool) {
+			switch name {
+			case "host", "http_host", "server_name":
+				return serverName, true
+			case "proxy_host":
+				return "", true
+			}
+			return "", false
+		})
+		if all {
+			s.Name = name
+		}
+	}
+	return s
+}
+
+// confPath resolves a file name against the conf prefix, as
+// ngx_conf_full_name(cycle, name, 1) does. Names with variables and
+// "data:" values are left as written.
+func (w *walker) confPath(p string) string {
+	if p == "" || filepath.IsAbs(p) || strings.Contains(p, "$") || strings.HasPrefix(p, "data:") {
+		return p
+	}
+	return filepath.Join(w.confDir, p)
+}
+
+// hostHeader is the Host header nginx sends: $proxy_host unless
+// *_set_header Host overrides it.
+func hostHeader(h hostSetting, sch scheme, a address, serverName string) string {
+	def := proxyHost(sch, a)
+	if !h.set {
+		return def
+	}
+	v, all := expandVars(h.value, func(name string) (string, bool) {
+		switch name {
+		case "host", "http_host", "server_name":
+			return serverName, true
+		case "proxy_host":
+			return def, true
+		case "proxy_port":
+			return a.port, a.port != ""
+		}
+		return "", false
+	})
+	if !all {
+		// Built from request data we cannot know: probe with the default.
+		return def
+	}
+	return v
+}
+
+// proxyHost is $proxy_host (ngx_http_proxy_set_vars) or, for grpc, the
+// default :authority (ngx_http_grpc_pass): the host as written, with the
+// port unless it is the scheme's default; "localhost" for a unix socket.
+func proxyHost(sch scheme, a address) string {
+	if a.isUnix() {
+		return "localhost"
+	}
+	if !a.portWritten || a.port == sch.defaultPort {
+		return a.host
+	}
+	return a.host + ":" + a.port
+}
+
+// setVars returns the variables given a literal value by `set` that are
+// certain at the point of a *_pass: server-level `set`s (the server
+// rewrite phase), then those of the location that matched (rewrite
+// directives are not inherited by nested locations), including the `if`
+// blocks around the *_pass. A `set` in an `if` that does not enclose the
+// *_pass, or a `set` with a variable value, makes the variable unknown.
+func setVars(c wctx) map[string]string {
+	vars := map[string]string{}
+	unknown := map[string]bool{}
+	apply := func(n *node, conditional bool) {
+		if n.name != "set" || n.isBlk || len(n.args) != 2 || !strings.HasPrefix(n.args[0], "$") {
+			return
+		}
+		name := strings.ToLower(strings.TrimPrefix(n.args[0], "$"))
+		val := n.args[1]
+		if strings.Contains(val, "$") {
+			delete(vars, name)
+			unknown[name] = true
+			return
+		}
+		if conditional {
+			if !unknown[name] {
+				if old, ok := vars[name]; ok && old == val {
+					return
+				}
+			}
+			delete(vars, name)
+			unknown[name] = true
+			return
+		}
+		vars[name] = val
+		delete(unknown, name)
+	}
+	var run func(nodes []*node, conditional bool, ifs []*node)
+	run = func(nodes []*node, conditional bool, ifs []*node) {
+		for _, n := range nodes {
+			if n.name == "if" && n.isBlk {
+				if len(ifs) > 0 && ifs[0] == n && !conditional {
+					run(n.block, false, ifs[1:])
+				} else {
+					run(n.block, true, nil)
+				}
+				continue
+			}
+			apply(n, conditional)
+		}
+	}
+	if c.serverNode != nil {
+		run(c.serverNode.block, false, nil)
+	}
+	if c.loc != nil {
+		run(c.loc.block, false, c.ifs)
+	}
+	return vars
+}
