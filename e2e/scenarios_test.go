@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -364,8 +363,8 @@ func runScenario(t *testing.T, table mappingTable, sc scenario) {
 			if wantReason == "" {
 				wantReason = "none"
 			}
-			t.Errorf("scenario %s, server %s:\n  nginx logged: %s\n  mapping table: reason=%s\n  exporter:     %s\n  exporter log: %s",
-				sc.name, addrs[i], nginxSays, wantReason, v, filepath.Join(dir, "exporter.log"))
+			t.Errorf("scenario %s, server %s: the exporter disagrees with nginx\n  nginx logged:  %s\n  mapping table: reason=%s (docs/metrics.md)\n  exporter:      %s",
+				sc.name, addrs[i], nginxSays, wantReason, v)
 		}
 	}
 	if t.Failed() {
