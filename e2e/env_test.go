@@ -145,6 +145,52 @@ func (e *netEnv) iptables(t *testing.T, args ...string) {
 	}
 }
 
+var spawner = make(chan func())
+
+func init() {
+	go func() {
+		// Locked for good and never used for anything else: this thread
+		// outlives every child it forks.
+		runtime.LockOSThread()
+		for f := range spawner {
+			f()
+		}
+	}()
+}
+
+func onSpawnerThread(f func() error) error {
+	errc := make(chan error, 1)
+	spawner <- func() { errc <- f() }
+	return <-errc
+}
+
+// removeStaleNamespaces deletes namespaces left by an earlier run of the
+// suite that was killed before its cleanup ran (named nue2e-PID-N with
+// PID no longer running). Other namespaces are never touched.
+func removeStaleNamespaces() {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		name := f[0]
+		var pid, n int
+		if _, err := fmt.Sscanf(name, "nue2e-%d-%d", &pid, &n); err != nil || fmt.Sprintf("nue2e-%d-%d", pid, n) != name {
+			continue
+		}
+		if syscall.Kill(pid, 0) == nil || pid == os.Getpid() {
+			continue
+		}
+		exec.Command("ip", "netns", "del", name).Run()
+		os.RemoveAll(filepath.Join("/etc/netns", name))
+	}
+	os.Remove("/etc/netns")
+}
+
 // process is a child process run in its own process group, killed with
 // its children when the test ends.
 type process struct {
@@ -159,6 +205,14 @@ type process struct {
 func (e *netEnv) start(t *testing.T, logFile, name string, args ...string) *process {
 	t.Helper()
 	argv := append([]string{name}, args...)
+	if os.Geteuid() == 0 {
+		// A PID namespace of its own: if the suite dies without its
+		// cleanup, Pdeathsig kills unshare, --kill-child kills the
+		// namespace's first process (the nginx master), and the kernel
+		// kills every other process in the namespace (the workers, which
+		// would otherwise outlive their master).
+		argv = append([]string{"unshare", "--pid", "--kill-child=SIGKILL"}, argv...)
+	}
 	if e.name != "" {
 		argv = append([]string{"ip", "netns", "exec", e.name}, argv...)
 	}
@@ -169,8 +223,11 @@ func (e *netEnv) start(t *testing.T, logFile, name string, args ...string) *proc
 	defer out.Close()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	// Pdeathsig kills the child if the suite dies without cleaning up.
+	// It fires when the thread that forked exits, so every child is
+	// forked from one thread that lives as long as the suite.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := onSpawnerThread(cmd.Start); err != nil {
 		t.Fatalf("starting %s: %v", strings.Join(argv, " "), err)
 	}
 	p := &process{name: name, cmd: cmd, done: make(chan struct{}), log: logFile}

@@ -55,6 +55,9 @@ func run(m *testing.M) int {
 			break
 		}
 	}
+	if os.Geteuid() == 0 {
+		removeStaleNamespaces()
+	}
 	exporterBinary, exporterErr = buildExporter(baseDir)
 	return m.Run()
 }
