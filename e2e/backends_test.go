@@ -220,6 +220,20 @@ func bigHeader() backend {
 	return tcpServer(respond("HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 16<<10) + "\r\nContent-Length: 0\r\n\r\n"))
 }
 
+// strictHTTP answers like nginx or Apache as a backend: 200 to an HTTP
+// request, and "400 Bad Request" as soon as the first bytes are not HTTP
+// (Go's own server would wait for a newline until its header timeout).
+func strictHTTP() backend {
+	return tcpServer(func(c net.Conn) {
+		head := readHead(c)
+		if bytes.HasPrefix(head, []byte("GET ")) || bytes.HasPrefix(head, []byte("HEAD ")) {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+	})
+}
+
 // ---- unix socket backends -------------------------------------------------
 
 // listenUnix listens on a socket in dir that nginx's workers may write to.

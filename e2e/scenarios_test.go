@@ -234,7 +234,7 @@ var scenarios = []scenario{
 	},
 	{
 		name:    "fastcgi_pass_to_http_server",
-		servers: []server{{"app", healthyHTTP(), prober.ReasonProtocolMismatch}},
+		servers: []server{{"app", strictHTTP(), prober.ReasonProtocolMismatch}},
 		conf: `location / {
 			fastcgi_param SCRIPT_FILENAME /index.php;
 			fastcgi_pass {{.app}};
