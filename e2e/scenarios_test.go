@@ -25,7 +25,8 @@ type server struct {
 
 // scenario is one end-to-end case. The nginx configuration is a template:
 // {{.NAME}} is the address of the server called NAME, {{.Dir}} the
-// scenario's directory and {{.CA}} the CA nginx trusts.
+// scenario's directory, {{.CA}} the CA nginx trusts and, in a private
+// namespace, {{.DNS}} the scenario's DNS responder.
 type scenario struct {
 	name    string
 	needs   []prereq
@@ -154,6 +155,27 @@ var scenarios = []scenario{
 		conf:    `location / { proxy_pass http://{{.app}}; }`,
 	},
 
+	{
+		// A *_pass with variables makes nginx resolve the host per
+		// request through `resolver`: here the scenario's own responder.
+		name:    "dns_runtime_resolver_healthy",
+		needs:   []prereq{needNetns},
+		servers: []server{{"app", named("backend.test", healthyHTTP()), prober.ReasonNone}},
+		conf: `location / {
+			resolver {{.DNS}};
+			proxy_pass http://{{.app}}$request_uri;
+		}`,
+	},
+	{
+		name:    "dns_runtime_resolver_not_found",
+		needs:   []prereq{needNetns},
+		servers: []server{{"app", unresolvable(), prober.ReasonDNSError}},
+		conf: `location / {
+			resolver {{.DNS}};
+			proxy_pass http://{{.app}}$request_uri;
+		}`,
+	},
+
 	// ---- TLS -------------------------------------------------------------
 	{
 		name:    "https_to_plain_http",
@@ -188,6 +210,11 @@ var scenarios = []scenario{
 			proxy_pass https://{{.app}};
 			proxy_ssl_protocols TLSv1.2;
 		}`,
+	},
+	{
+		name:    "tls_peer_closes_in_handshake",
+		servers: []server{{"app", closesAfterRequest(), prober.ReasonTLSHandshakeFailed}},
+		conf:    `location / { proxy_pass https://{{.app}}; }`,
 	},
 	{
 		name:    "tls_handshake_never_answered",
@@ -322,6 +349,7 @@ func runScenario(t *testing.T, table mappingTable, sc scenario) {
 		}
 		dns := dnstest.NewServer(pc, s.dns)
 		t.Cleanup(func() { dns.Close() })
+		data["DNS"] = dns.Addr()
 	}
 	if strings.Contains(sc.conf, "{{.CA}}") {
 		data["CA"] = testCerts(t).trustedCAFile
