@@ -285,6 +285,20 @@ func privateSocket() backend {
 	}
 }
 
+// readOnlySocket is a live HTTP server on a socket the worker may reach
+// but not write to (mode 0755, owned by root): connect(2) needs write
+// permission on the socket file.
+func readOnlySocket() backend {
+	return func(s *senv) string {
+		path := filepath.Join(s.dir, "ro.sock")
+		l := listenUnix(s, path)
+		if err := os.Chmod(path, 0o755); err != nil {
+			s.t.Fatal(err)
+		}
+		return serveHTTP(s, l)
+	}
+}
+
 // fullBacklog listens with backlog 0 and parks one connection in the
 // accept queue, which is then full: Linux fails the next non-blocking
 // connect(2) to a unix socket with EAGAIN.

@@ -76,8 +76,15 @@ var scenarios = []scenario{
 		}`,
 	},
 	{
-		name:  "upstream_one_healthy_one_dead",
-		needs: []prereq{},
+		// nginx passes any status through: a 500 is the application's
+		// answer, not an unreachable server, and logs no error.
+		name:    "http_500_is_an_answer",
+		servers: []server{{"app", tcpServer(respond("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")), prober.ReasonNone}},
+		conf:    `location / { proxy_pass http://{{.app}}; }`,
+		status:  500,
+	},
+	{
+		name: "upstream_one_healthy_one_dead",
 		servers: []server{
 			{"good", healthyHTTP(), prober.ReasonNone},
 			{"dead", refused(), prober.ReasonConnectionRefused},
@@ -120,6 +127,12 @@ var scenarios = []scenario{
 		name:    "unix_permission_denied_for_worker",
 		needs:   []prereq{needRoot},
 		servers: []server{{"app", privateSocket(), prober.ReasonPermissionDenied}},
+		conf:    `location / { proxy_pass http://{{.app}}; }`,
+	},
+	{
+		name:    "unix_socket_not_writable_for_worker",
+		needs:   []prereq{needRoot},
+		servers: []server{{"app", readOnlySocket(), prober.ReasonPermissionDenied}},
 		conf:    `location / { proxy_pass http://{{.app}}; }`,
 	},
 	{
@@ -248,6 +261,22 @@ var scenarios = []scenario{
 		name:    "header_too_big",
 		servers: []server{{"app", bigHeader(), prober.ReasonHeaderTooBig}},
 		conf:    `location / { proxy_pass http://{{.app}}; }`,
+	},
+	{
+		// The same server behind two locations: the one with the
+		// default proxy_buffer_size fails, so the exporter must judge
+		// by the strictest location (docs/metrics.md), not the last.
+		name:    "header_too_big_in_strictest_location",
+		servers: []server{{"app", bigHeader(), prober.ReasonHeaderTooBig}},
+		conf: `location / {
+			proxy_pass http://{{.app}};
+		}
+		location /large/ {
+			proxy_pass http://{{.app}};
+			proxy_buffer_size 64k;
+			proxy_buffers 4 64k;
+			proxy_busy_buffers_size 128k;
+		}`,
 	},
 	{
 		name:    "invalid_header",
