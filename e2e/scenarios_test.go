@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -225,6 +226,22 @@ var scenarios = []scenario{
 		}`,
 	},
 	{
+		// nginx sends no SNI unless proxy_ssl_server_name is on: a
+		// backend that needs it fails the handshake, whatever curl says.
+		name:    "tls_sni_required_not_sent",
+		servers: []server{{"app", tlsHTTP(goodCert, requireSNI), prober.ReasonTLSHandshakeFailed}},
+		conf:    `location / { proxy_pass https://{{.app}}; }`,
+	},
+	{
+		name:    "tls_sni_required_and_sent",
+		servers: []server{{"app", tlsHTTP(goodCert, requireSNI), prober.ReasonNone}},
+		conf: `location / {
+			proxy_pass https://{{.app}};
+			proxy_ssl_server_name on;
+			proxy_ssl_name backend.test;
+		}`,
+	},
+	{
 		name:    "tls_peer_closes_in_handshake",
 		servers: []server{{"app", closesAfterRequest(), prober.ReasonTLSHandshakeFailed}},
 		conf:    `location / { proxy_pass https://{{.app}}; }`,
@@ -304,6 +321,19 @@ var scenarios = []scenario{
 			fastcgi_pass {{.app}};
 		}`,
 	},
+}
+
+// requireSNI makes a TLS backend refuse clients that send no server name,
+// like a virtual-hosting frontend.
+func requireSNI(c *tls.Config) {
+	certs := c.Certificates
+	c.Certificates = nil
+	c.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if hello.ServerName == "" {
+			return nil, errors.New("no SNI")
+		}
+		return &certs[0], nil
+	}
 }
 
 func goodCert(c *certSet) tls.Certificate      { return c.good }
