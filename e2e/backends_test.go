@@ -33,9 +33,16 @@ type senv struct {
 	// dns holds the names the scenario's responder answers (private
 	// namespaces only).
 	dns map[string][]netip.Addr
-	// aliases maps a server as written (a hostname) to the addresses
-	// nginx logs for it once resolved.
-	aliases map[string][]string
+	// peer is set by a backend whose server is a name: the resolved
+	// address it stands for, which the exporter reports in `address`
+	// and nginx names in its log.
+	peer string
+	// match lists more strings that identify the server in nginx's log
+	// (a bare host name in "host not found in upstream").
+	match []string
+	// port is shared by backends that must listen on the same port on
+	// different addresses (one name, several addresses).
+	port int
 }
 
 // backend builds one upstream server for a scenario (a healthy one or a
@@ -166,17 +173,24 @@ func serveHTTP(s *senv, l net.Listener) string {
 
 // refused holds a bound TCP port with no listener: connects get a RST
 // (ECONNREFUSED), and nobody else can take the port meanwhile.
-func refused() backend {
+func refused() backend { return refusedAt("127.0.0.1", false) }
+
+// refusedAt is refused on ip; with shared it uses the scenario's shared
+// port (see senv.port).
+func refusedAt(ip string, shared bool) backend {
 	return func(s *senv) string {
 		var fd int
-		var port int
+		port := 0
+		if shared {
+			port = s.port
+		}
 		err := s.net.do(func() error {
 			var err error
 			fd, err = syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 			if err != nil {
 				return err
 			}
-			if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: netip.MustParseAddr(ip).As4(), Port: port}); err != nil {
 				return err
 			}
 			sa, err := syscall.Getsockname(fd)
@@ -190,7 +204,22 @@ func refused() backend {
 			s.t.Fatalf("reserving a port: %v", err)
 		}
 		s.t.Cleanup(func() { syscall.Close(fd) })
-		return fmt.Sprintf("127.0.0.1:%d", port)
+		if shared {
+			s.port = port
+		}
+		return fmt.Sprintf("%s:%d", ip, port)
+	}
+}
+
+// healthyHTTPAt is healthyHTTP on ip and the scenario's shared port.
+func healthyHTTPAt(ip string) backend {
+	return func(s *senv) string {
+		l, err := s.net.listen("tcp", fmt.Sprintf("%s:%d", ip, s.port))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		s.port = l.Addr().(*net.TCPAddr).Port
+		return serveHTTP(s, l)
 	}
 }
 
@@ -515,7 +544,9 @@ func tlsHTTP(pick func(*certSet) tls.Certificate, tweak func(*tls.Config)) backe
 // ---- namespaces: names and packet filters ---------------------------------
 
 // named gives inner's address a DNS name served by the scenario's
-// responder, and returns "name:port".
+// responder, and returns "name:port". Several servers named alike make a
+// name with several addresses: nginx and the exporter then see one peer
+// per address.
 func named(name string, inner backend) backend {
 	return func(s *senv) string {
 		addr := inner(s)
@@ -524,9 +555,8 @@ func named(name string, inner backend) backend {
 			s.t.Fatal(err)
 		}
 		s.dns[name] = append(s.dns[name], netip.MustParseAddr(host))
-		server := net.JoinHostPort(name, port)
-		s.aliases[server] = append(s.aliases[server], addr)
-		return server
+		s.peer = addr
+		return net.JoinHostPort(name, port)
 	}
 }
 
@@ -537,7 +567,7 @@ func unresolvable() backend {
 	return func(s *senv) string {
 		const server = "backend.e2e.invalid:8080"
 		// nginx names the host alone in "host not found in upstream".
-		s.aliases[server] = []string{"backend.e2e.invalid"}
+		s.match = []string{"backend.e2e.invalid"}
 		return server
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -124,7 +125,8 @@ func (v verdict) String() string {
 	return fmt.Sprintf("reason=%s success=%g runs=%g", r, v.success, v.runs)
 }
 
-// verdicts groups the exporter's per-target series by the `server` label.
+// verdicts groups the exporter's per-target series by their `server` and
+// `address` labels ("server address", see target.key).
 func verdicts(all []series) map[string]verdict {
 	out := map[string]verdict{}
 	for _, s := range all {
@@ -132,7 +134,8 @@ func verdicts(all []series) map[string]verdict {
 		if !ok {
 			continue
 		}
-		v := out[server]
+		key := server + " " + s.labels["address"]
+		v := out[key]
 		switch s.name {
 		case "nginx_upstream_probe_runs_total":
 			v.found = true
@@ -145,7 +148,7 @@ func verdicts(all []series) map[string]verdict {
 				v.reasons = append(v.reasons, s.labels["reason"])
 			}
 		}
-		out[server] = v
+		out[key] = v
 	}
 	return out
 }
@@ -193,7 +196,7 @@ func (x *exporter) scrape(ctx context.Context) ([]series, error) {
 
 // waitForRuns scrapes until every server has been probed at least once
 // and returns the verdicts of that scrape.
-func (x *exporter) waitForRuns(t *testing.T, servers []string) map[string]verdict {
+func (x *exporter) waitForRuns(t *testing.T, targets []target) map[string]verdict {
 	t.Helper()
 	deadline := time.Now().Add(45 * time.Second)
 	var (
@@ -210,8 +213,11 @@ func (x *exporter) waitForRuns(t *testing.T, servers []string) map[string]verdic
 		if err == nil {
 			last, lastErr = verdicts(all), nil
 			done := true
-			for _, s := range servers {
-				if last[s].runs < 1 {
+			for _, tg := range targets {
+				// A server the exporter probed under another address
+				// counts as done: the comparison reports the address.
+				v, exists := last[tg.key()]
+				if v.runs < 1 && (exists || !probedElsewhere(last, tg)) {
 					done = false
 				}
 			}
@@ -224,6 +230,27 @@ func (x *exporter) waitForRuns(t *testing.T, servers []string) map[string]verdic
 		time.Sleep(250 * time.Millisecond)
 	}
 	t.Fatalf("the exporter did not probe every server (%v) within 45s; last scrape error: %v; last verdicts: %v\nexporter log:\n%s",
-		servers, lastErr, last, x.proc.output())
+		targets, lastErr, last, x.proc.output())
 	return nil
+}
+
+// addressesOf lists the `address` labels the exporter reports for server.
+func addressesOf(vs map[string]verdict, server string) []string {
+	var out []string
+	for k := range vs {
+		if srv, addr, ok := strings.Cut(k, " "); ok && srv == server {
+			out = append(out, addr)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func probedElsewhere(vs map[string]verdict, tg target) bool {
+	for _, addr := range addressesOf(vs, tg.server) {
+		if addr != tg.address && vs[tg.server+" "+addr].runs >= 1 {
+			return true
+		}
+	}
+	return false
 }

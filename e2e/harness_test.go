@@ -23,10 +23,10 @@ go_goroutines 12
 		t.Fatalf("parsed %d samples, want 5", len(all))
 	}
 	v := verdicts(all)
-	if got := v["1.2.3.4:80"]; got.runs != 3 || got.success != 0 || got.reason() != "connection_refused" {
+	if got := v["1.2.3.4:80 1.2.3.4:80"]; got.runs != 3 || got.success != 0 || got.reason() != "connection_refused" {
 		t.Errorf("verdict = %v", got)
 	}
-	if _, ok := v[`unix:/tmp/a "b".sock`]; !ok {
+	if _, ok := v[`unix:/tmp/a "b".sock unix:/tmp/a "b".sock`]; !ok {
 		t.Errorf("escaped label value not decoded: %v", v)
 	}
 }

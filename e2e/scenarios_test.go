@@ -170,6 +170,22 @@ var scenarios = []scenario{
 	},
 
 	{
+		// One server line, one name, two addresses: nginx makes a peer
+		// of each, and so must the exporter (label address).
+		name:  "dns_name_with_one_dead_address",
+		needs: []prereq{needNetns},
+		servers: []server{
+			{"app", named("multi.test", healthyHTTPAt("127.0.0.3")), prober.ReasonNone},
+			{"app2", named("multi.test", refusedAt("127.0.0.4", true)), prober.ReasonConnectionRefused},
+		},
+		http: `upstream app {
+			server {{.app}};
+		}`,
+		conf:     `location / { proxy_pass http://app; }`,
+		requests: 2,
+		status:   200,
+	},
+	{
 		// A *_pass with variables makes nginx resolve the host per
 		// request through `resolver`: here the scenario's own responder.
 		name:    "dns_runtime_resolver_healthy",
@@ -360,6 +376,23 @@ func TestScenarios(t *testing.T) {
 	}
 }
 
+// target is one upstream peer as the exporter labels it, with the strings
+// that identify it in nginx's error log.
+type target struct {
+	server  string // as written in nginx.conf
+	address string // the peer: the resolved ip:port, else server
+	match   []string
+}
+
+func (tg target) key() string { return tg.server + " " + tg.address }
+
+func (tg target) String() string {
+	if tg.address == tg.server {
+		return tg.server
+	}
+	return tg.server + " (" + tg.address + ")"
+}
+
 // observed is nginx's side of one server.
 type observed struct {
 	line   string // nginx's error-log line about the server, "" when none
@@ -389,15 +422,21 @@ func runScenario(t *testing.T, table mappingTable, sc scenario) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s := &senv{t: t, net: env, dir: dir, dns: map[string][]netip.Addr{}, aliases: map[string][]string{}}
+	s := &senv{t: t, net: env, dir: dir, dns: map[string][]netip.Addr{}}
 
 	// 1. The backends (healthy or faulty).
 	data := map[string]string{"Dir": dir}
-	var addrs []string
+	var targets []target
 	for _, srv := range sc.servers {
-		addr := srv.backend(s)
-		data[srv.name] = addr
-		addrs = append(addrs, addr)
+		s.peer, s.match = "", nil
+		server := srv.backend(s)
+		data[srv.name] = server
+		tg := target{server: server, address: server, match: []string{server}}
+		if s.peer != "" {
+			tg.address, tg.match = s.peer, []string{s.peer}
+		}
+		tg.match = append(tg.match, s.match...)
+		targets = append(targets, tg)
 	}
 	if sc.needsNetns() {
 		// The namespace's resolv.conf points at 127.0.0.1:53: answer
@@ -427,16 +466,21 @@ func runScenario(t *testing.T, table mappingTable, sc scenario) {
 	} else {
 		statuses = []int{noStart}
 	}
-	nginxSaw := observeNginx(t, table, sc, ngx, addrs, s.aliases)
+	nginxSaw := observeNginx(t, table, sc, ngx, targets)
 	checkNginxStatus(t, table, sc, ngx, statuses, nginxSaw)
 
 	// 4-5. The exporter on the same nginx.conf.
 	requireExporter(t)
 	x := startExporter(t, env, dir, conf)
-	got := x.waitForRuns(t, addrs)
+	got := x.waitForRuns(t, targets)
 	for i := range sc.servers {
 		want := nginxSaw[i]
-		v := got[addrs[i]]
+		v, ok := got[targets[i].key()]
+		if !ok {
+			t.Errorf("scenario %s, server %s: the exporter has no series with address=%q (docs/metrics.md: the resolved ip:port), it labels this server with address %q",
+				sc.name, targets[i].server, targets[i].address, addressesOf(got, targets[i].server))
+			continue
+		}
 		wantSuccess := 0.0
 		if want.reason == prober.ReasonNone {
 			wantSuccess = 1
@@ -451,7 +495,7 @@ func runScenario(t *testing.T, table mappingTable, sc scenario) {
 				wantReason = "none"
 			}
 			t.Errorf("scenario %s, server %s: the exporter disagrees with nginx\n  nginx logged:  %s\n  mapping table: reason=%s (docs/metrics.md)\n  exporter:      %s",
-				sc.name, addrs[i], nginxSays, wantReason, v)
+				sc.name, targets[i], nginxSays, wantReason, v)
 		}
 	}
 	if t.Failed() {
@@ -462,7 +506,7 @@ func runScenario(t *testing.T, table mappingTable, sc scenario) {
 // observeNginx attributes nginx's error lines to the scenario's servers,
 // maps each through the table and checks that nginx saw the fault the
 // scenario built. It returns nginx's verdict per server.
-func observeNginx(t *testing.T, table mappingTable, sc scenario, ngx *nginx, addrs []string, aliases map[string][]string) []observed {
+func observeNginx(t *testing.T, table mappingTable, sc scenario, ngx *nginx, targets []target) []observed {
 	t.Helper()
 	out := make([]observed, len(sc.servers))
 	// nginx writes the line before it answers, but give the file a moment.
@@ -471,7 +515,7 @@ func observeNginx(t *testing.T, table mappingTable, sc scenario, ngx *nginx, add
 		lines := ngx.errorLines()
 		missing := false
 		for i, srv := range sc.servers {
-			mine := linesFor(lines, append([]string{addrs[i]}, aliases[addrs[i]]...)...)
+			mine := linesFor(lines, targets[i].match...)
 			if srv.want != prober.ReasonNone && len(mine) == 0 {
 				missing = true
 				continue
@@ -490,20 +534,20 @@ func observeNginx(t *testing.T, table mappingTable, sc scenario, ngx *nginx, add
 		if o.line == "" {
 			if srv.want != prober.ReasonNone {
 				t.Fatalf("scenario %s, server %s: expected nginx to log a %s error, found none; nginx's error lines:\n%s",
-					sc.name, addrs[i], srv.want, strings.Join(ngx.errorLines(), "\n"))
+					sc.name, targets[i], srv.want, strings.Join(ngx.errorLines(), "\n"))
 			}
 			continue
 		}
 		reason, msg, ok := table.classify(o.line)
 		if !ok {
-			t.Fatalf("scenario %s, server %s: nginx logged %q, which matches no message of docs/metrics.md", sc.name, addrs[i], o.line)
+			t.Fatalf("scenario %s, server %s: nginx logged %q, which matches no message of docs/metrics.md", sc.name, targets[i], o.line)
 		}
 		if reason != srv.want {
 			t.Fatalf("scenario %s, server %s: the fault is not what the scenario meant to build: nginx logged %q (%q: reason %s), scenario expects %s",
-				sc.name, addrs[i], o.line, msg, reason, orNone(srv.want))
+				sc.name, targets[i], o.line, msg, reason, orNone(srv.want))
 		}
 		o.reason = reason
-		t.Logf("server %s: nginx: %s → %s", addrs[i], message(o.line), reason)
+		t.Logf("server %s: nginx: %s → %s", targets[i], message(o.line), reason)
 	}
 	return out
 }
