@@ -37,6 +37,10 @@ type senv struct {
 	// address it stands for, which the exporter reports in `address`
 	// and nginx names in its log.
 	peer string
+	// runtime is set by a backend whose name nginx resolves per request:
+	// the exporter keeps `address` equal to the server as written
+	// (docs/metrics.md), though nginx logs the peer.
+	runtime bool
 	// match lists more strings that identify the server in nginx's log
 	// (a bare host name in "host not found in upstream").
 	match []string
@@ -557,6 +561,16 @@ func named(name string, inner backend) backend {
 		s.dns[name] = append(s.dns[name], netip.MustParseAddr(host))
 		s.peer = addr
 		return net.JoinHostPort(name, port)
+	}
+}
+
+// resolvedAtRuntime is named() for a name nginx resolves per request
+// through `resolver` (a *_pass address with variables).
+func resolvedAtRuntime(name string, inner backend) backend {
+	return func(s *senv) string {
+		server := named(name, inner)(s)
+		s.runtime = true
+		return server
 	}
 }
 

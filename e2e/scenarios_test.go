@@ -190,7 +190,7 @@ var scenarios = []scenario{
 		// request through `resolver`: here the scenario's own responder.
 		name:    "dns_runtime_resolver_healthy",
 		needs:   []prereq{needNetns},
-		servers: []server{{"app", named("backend.test", healthyHTTP()), prober.ReasonNone}},
+		servers: []server{{"app", resolvedAtRuntime("backend.test", healthyHTTP()), prober.ReasonNone}},
 		conf: `location / {
 			resolver {{.DNS}};
 			proxy_pass http://{{.app}}$request_uri;
@@ -428,12 +428,15 @@ func runScenario(t *testing.T, table mappingTable, sc scenario) {
 	data := map[string]string{"Dir": dir}
 	var targets []target
 	for _, srv := range sc.servers {
-		s.peer, s.match = "", nil
+		s.peer, s.match, s.runtime = "", nil, false
 		server := srv.backend(s)
 		data[srv.name] = server
 		tg := target{server: server, address: server, match: []string{server}}
 		if s.peer != "" {
-			tg.address, tg.match = s.peer, []string{s.peer}
+			tg.match = []string{s.peer}
+			if !s.runtime {
+				tg.address = s.peer
+			}
 		}
 		tg.match = append(tg.match, s.match...)
 		targets = append(targets, tg)
