@@ -210,18 +210,17 @@ func probe(ctx context.Context, targets []*discovery.Target, opts *Options) ([]s
 // repeats that check from file modes, which needs to read every directory
 // on the way.
 func privilegeNotes(targets []*discovery.Target, euid int) []string {
-	if euid == 0 {
-		return nil
-	}
 	for _, t := range targets {
 		if t.Probe == nil || t.Probe.Network != "unix" {
 			continue
 		}
 		w := t.Probe.Worker
-		if w == nil {
-			return []string{fmt.Sprintf("running as uid %d without nginx's worker user: unix socket permissions are judged as this user, not as nginx's worker", euid)}
-		}
-		if uint32(euid) != w.UID {
+		switch {
+		case w == nil && euid == 0:
+			return []string{"nginx's worker user is unknown on this system: running as root, unix socket permissions are not checked at all"}
+		case w == nil:
+			return []string{fmt.Sprintf("nginx's worker user is unknown on this system: unix socket permissions are judged as uid %d; run as nginx's worker uid for nginx's exact view", euid)}
+		case euid != 0 && uint32(euid) != w.UID:
 			return []string{fmt.Sprintf("running as uid %d, not root: unix socket permissions are checked for nginx's worker user %q from file modes; where this user cannot read a directory on the way the verdict is marked unverified (run as root, or as %q, to be sure)", euid, w.User, w.User)}
 		}
 	}

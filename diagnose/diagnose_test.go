@@ -449,8 +449,11 @@ func TestPrivilegeNotes(t *testing.T) {
 	if n := privilegeNotes([]*discovery.Target{unix(nginx)}, 1000); len(n) != 1 || !strings.Contains(n[0], "not root") || !strings.Contains(n[0], "www-data") {
 		t.Errorf("unprivileged: %v", n)
 	}
-	if n := privilegeNotes([]*discovery.Target{unix(nil)}, 1000); len(n) != 1 {
+	if n := privilegeNotes([]*discovery.Target{unix(nil)}, 1000); len(n) != 1 || !strings.Contains(n[0], "uid 1000") {
 		t.Errorf("unknown worker: %v", n)
+	}
+	if n := privilegeNotes([]*discovery.Target{unix(nil)}, 0); len(n) != 1 || !strings.Contains(n[0], "not checked") {
+		t.Errorf("unknown worker as root: %v", n)
 	}
 	if n := privilegeNotes([]*discovery.Target{{Probe: &prober.Target{Network: "tcp"}}}, 1000); n != nil {
 		t.Errorf("tcp only: %v", n)
