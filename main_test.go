@@ -31,7 +31,14 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
+// runMainEnv makes the test binary act as the exporter, for tests of
+// behaviour that ends the process (kingpin's --help exits).
+const runMainEnv = "NGINX_UPSTREAM_EXPORTER_TEST_RUN_MAIN"
+
 func TestMain(m *testing.M) {
+	if args, ok := os.LookupEnv(runMainEnv); ok {
+		os.Exit(run(strings.Fields(args), os.Stdout, os.Stderr))
+	}
 	goleak.VerifyTestMain(m)
 }
 
