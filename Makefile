@@ -21,7 +21,7 @@ build:
 run-example: build
 	./scripts/run-example.sh ./$(BIN) $(EXAMPLE_ADDR)
 
-test: test-deps fmt-check vet unit mixin-check bench-smoke
+test: test-deps fmt-check vet mixin-check unit bench-smoke
 
 test-deps:
 	./scripts/install-test-deps.sh

@@ -17,8 +17,7 @@ func TestConfigurationDocumentsEveryFlag(t *testing.T) {
 	}
 	flagRE := regexp.MustCompile(`(?m)^\s+(?:-\w, )?--(?:\[no-\])?([a-z][a-z0-9.-]*)`)
 	for _, args := range []string{"--help-long", "serve --help", "diagnose --help"} {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), runMainEnv+"="+args)
+		cmd := exec.Command(exporterBin, strings.Fields(args)...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", args, err, out)

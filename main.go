@@ -48,6 +48,7 @@ func main() {
 // commonFlags are shared by every command.
 type commonFlags struct {
 	nginxConfig      string
+	configFile       string
 	nginxPrefix      string
 	probeTimeout     time.Duration
 	probeConcurrency int
@@ -66,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Default("/etc/nginx/nginx.conf").Envar("NGINX_UPSTREAM_EXPORTER_NGINX_CONFIG").StringVar(&c.nginxConfig)
 	app.Flag("nginx.prefix", "nginx's configuration prefix (nginx -p) for relative include paths. Default: the directory of --nginx.config.").
 		Default("").StringVar(&c.nginxPrefix)
+	app.Flag("config.file", "Optional exporter configuration file (YAML): per-upstream probe requests. Without it, probes use nginx-like defaults.").
+		Default("").Envar("NGINX_UPSTREAM_EXPORTER_CONFIG_FILE").StringVar(&c.configFile)
 	app.Flag("probe.timeout", "Upper bound for each probe; each phase is also bounded by nginx's own timeout for it (the smaller wins).").
 		Default("10s").DurationVar(&c.probeTimeout)
 	app.Flag("probe.concurrency", "Maximum number of probes in flight at once.").
@@ -122,10 +125,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		defer stop()
 		return diagnose.Run(ctx, diagnose.Options{
 			Load: reload.Options{
-				NginxConfig: c.nginxConfig,
-				NginxPrefix: c.nginxPrefix,
-				Discovery:   discovery.Options{ProbeTimeout: c.probeTimeout, Logger: logger},
-				Logger:      logger,
+				NginxConfig:    c.nginxConfig,
+				NginxPrefix:    c.nginxPrefix,
+				ExporterConfig: c.configFile,
+				Discovery:      discovery.Options{ProbeTimeout: c.probeTimeout, Logger: logger},
+				Logger:         logger,
 			},
 			Probers:     prober.New(),
 			Timeout:     c.probeTimeout,
@@ -214,10 +218,10 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 	return code
 }
 
-// exporter is the serving state: the scheduler, the configuration manager
+// service is the serving state: the scheduler, the configuration manager
 // and the HTTP handler that exposes them. Tests build it to serve through
 // exporter-toolkit exactly as serve does.
-type exporter struct {
+type service struct {
 	sched   *scheduler.Scheduler
 	mgr     *reload.Manager
 	handler http.Handler
@@ -225,7 +229,7 @@ type exporter struct {
 
 // newExporter loads the configuration and builds the exporter; it starts
 // no goroutine.
-func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metricsPath string, interval time.Duration, pf *probeFlags) (*exporter, error) {
+func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metricsPath string, interval time.Duration, pf *probeFlags) (*service, error) {
 	probers := prober.New()
 	sched := scheduler.New(scheduler.Options{
 		Interval:    interval,
@@ -236,12 +240,13 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 	})
 	state := &collector.ConfigState{}
 	mgr := reload.New(reload.Options{
-		NginxConfig: c.nginxConfig,
-		NginxPrefix: c.nginxPrefix,
-		Discovery:   discovery.Options{ProbeTimeout: c.probeTimeout, Logger: logger},
-		Scheduler:   sched,
-		State:       state,
-		Logger:      logger,
+		NginxConfig:    c.nginxConfig,
+		NginxPrefix:    c.nginxPrefix,
+		ExporterConfig: c.configFile,
+		Discovery:      discovery.Options{ProbeTimeout: c.probeTimeout, Logger: logger},
+		Scheduler:      sched,
+		State:          state,
+		Logger:         logger,
 	})
 	if err := mgr.Reload(ctx); err != nil {
 		// At start-up there is no last good configuration to fall back to.
@@ -253,7 +258,6 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		versioncollector.NewCollector(exporterName),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collector.New(sched),
 		state,
 		sched.LagHistogram(),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -268,11 +272,12 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 
 	handler, err := server.New(server.Options{
 		MetricsPath: metricsPath,
-		Registry:    reg,
-		Reloader:    mgr,
-		Ready:       func() bool { return mgr.Last() != nil },
-		Version:     version.Info(),
-		Logger:      logger,
+		// Per-target families bypass the registry: see collector.TextWriter.
+		Metrics:  collector.Handler(reg, collector.NewTextWriter(sched), 4, logger),
+		Reloader: mgr,
+		Ready:    func() bool { return mgr.Last() != nil },
+		Version:  version.Info(),
+		Logger:   logger,
 		Extra: map[string]http.Handler{
 			"/probe": probehandler.New(probehandler.Options{
 				Targets:        sched.Targets,
@@ -288,6 +293,6 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 	if err != nil {
 		return nil, fmt.Errorf("building HTTP handler: %w", err)
 	}
-	return &exporter{sched: sched, mgr: mgr, handler: handler}, nil
+	return &service{sched: sched, mgr: mgr, handler: handler}, nil
 
 }

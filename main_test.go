@@ -1,368 +1,465 @@
 package main
 
 import (
-	"bytes"
+	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
-	"os/user"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/promslog"
-	"github.com/prometheus/exporter-toolkit/web"
-	"go.uber.org/goleak"
-	"golang.org/x/crypto/bcrypt"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
-// runMainEnv makes the test binary act as the exporter, for tests of
-// behaviour that ends the process (kingpin's --help exits).
-const runMainEnv = "NGINX_UPSTREAM_EXPORTER_TEST_RUN_MAIN"
+// exporterBin is built once by TestMain: the whole-binary tests run the
+// real executable as an operator would.
+var exporterBin string
 
 func TestMain(m *testing.M) {
-	if args, ok := os.LookupEnv(runMainEnv); ok {
-		os.Exit(run(strings.Fields(args), os.Stdout, os.Stderr))
+	dir, err := os.MkdirTemp("", "nue-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	goleak.VerifyTestMain(m)
+	exporterBin = filepath.Join(dir, "nginx_upstream_exporter")
+	out, err := exec.Command("go", "build", "-o", exporterBin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building exporter: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
+// requireRoot skips tests that need root (chown, a directory the worker
+// cannot search) on a developer's machine; CI runs as root and must not skip.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("this test needs root and CI=true forbids skipping")
+		}
+		t.Skip("needs root to build a socket directory nginx's worker cannot search")
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// httpBackend serves a minimal HTTP response, as any healthy app server.
+func httpBackend(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok")
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
+}
+
+type exporter struct {
+	cmd  *exec.Cmd
+	addr string
+	log  *syncBuilder
+}
+
+// syncBuilder collects the exporter's log lines while tests read them.
+type syncBuilder struct {
 	mu sync.Mutex
-	b  bytes.Buffer
+	b  strings.Builder
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *syncBuilder) WriteString(v string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.b.Write(p)
+	s.b.WriteString(v)
 }
 
-func (s *syncBuffer) String() string {
+func (s *syncBuilder) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
 }
 
-func httpBackend(t *testing.T) string {
+func startExporter(t *testing.T, conf string, extra ...string) *exporter {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ok")
-	}), ReadHeaderTimeout: time.Second}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
-}
-
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-func writeFile(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// writeConf writes nginx.conf with the test's own user as worker user.
-func writeConf(t *testing.T, httpBlock string) string {
-	t.Helper()
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writeFile(t, t.TempDir(), "nginx.conf", fmt.Sprintf("user %s;\nevents {}\nhttp {\n%s\n}\n", u.Username, httpBlock))
-}
-
-func debugLogger(w io.Writer) *promslog.Config {
-	lvl := promslog.NewLevel()
-	_ = lvl.Set("debug")
-	return &promslog.Config{Level: lvl, Writer: w}
-}
-
-// startServer builds the exporter exactly as `serve` does and serves it
-// through exporter-toolkit's web.Serve on a random loopback port.
-func startServer(t *testing.T, conf, webConfig string, pf probeFlags, logs io.Writer) (addr string, exp *exporter) {
-	t.Helper()
-	logger := promslog.New(debugLogger(logs))
-	c := &commonFlags{nginxConfig: conf, probeTimeout: 2 * time.Second, probeConcurrency: 8}
-	if pf.maxRequests == 0 {
-		pf.maxRequests = 4
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	exp, err := newExporter(ctx, logger, c, "/metrics", 100*time.Millisecond, &pf)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: exp.handler, ReadHeaderTimeout: 10 * time.Second}
-	systemd := false
-	flags := &web.FlagConfig{WebListenAddresses: &[]string{}, WebSystemdSocket: &systemd, WebConfigFile: &webConfig}
-	served := make(chan error, 1)
-	go func() { served <- web.Serve(ln, srv, flags, logger) }()
-	schedDone := make(chan struct{})
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	args := append([]string{"--nginx.config=" + conf, "--web.listen-address=" + addr,
+		"--probe.interval=200ms", "--probe.timeout=2s", "--log.level=debug"}, extra...)
+	cmd := exec.Command(exporterBin, args...)
+	logs := &syncBuilder{}
+	pr, pw := io.Pipe()
+	cmd.Stderr = pw
+	done := make(chan struct{})
 	go func() {
-		defer close(schedDone)
-		exp.sched.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = srv.Shutdown(sctx)
-		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("web.Serve: %v", err)
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			logs.WriteString(sc.Text() + "\n")
 		}
-		<-schedDone
+	}()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		waited := make(chan struct{})
+		go func() { cmd.Wait(); close(waited) }()
+		select {
+		case <-waited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-waited
+			t.Errorf("exporter did not stop within 10s of SIGTERM")
+		}
+		pw.Close()
+		<-done
+		if t.Failed() {
+			t.Logf("exporter log:\n%s", logs.String())
+		}
 	})
-	return ln.Addr().String(), exp
+	return &exporter{cmd: cmd, addr: addr, log: logs}
 }
 
-// selfSigned writes a certificate and key for 127.0.0.1 into dir.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+func (e *exporter) scrape(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	resp, err := http.Get("http://" + e.addr + "/metrics")
 	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "nginx_upstream_exporter test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile = writeFile(t, dir, "cert.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	keyFile = writeFile(t, dir, "key.pem", string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})))
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
-}
-
-func bcryptHash(t *testing.T, password string) string {
-	t.Helper()
-	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(h)
-}
-
-type endpoint struct {
-	method, path string
-	want         int
-}
-
-func endpoints(backend string) []endpoint {
-	return []endpoint{
-		{http.MethodGet, "/metrics", http.StatusOK},
-		{http.MethodGet, "/probe?target=" + backend, http.StatusOK},
-		{http.MethodGet, "/-/healthy", http.StatusOK},
-		{http.MethodGet, "/-/ready", http.StatusOK},
-		{http.MethodPost, "/-/reload", http.StatusOK},
-		{http.MethodGet, "/", http.StatusOK},
-	}
-}
-
-func do(t *testing.T, c *http.Client, method, url, user, pass string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if user != "" {
-		req.SetBasicAuth(user, pass)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		return nil
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v", err)
+	}
+	return mfs
 }
 
-// TestWebConfigCoversEveryEndpoint proves that --web.config.file (TLS and
-// basic auth) wraps the whole mux, /probe and /-/reload included.
-func TestWebConfigCoversEveryEndpoint(t *testing.T) {
-	backend := httpBackend(t)
-	conf := writeConf(t, fmt.Sprintf(`upstream app { server %s; } server { location / { proxy_pass http://app; } }`, backend))
-	dir := t.TempDir()
-
-	t.Run("basic auth", func(t *testing.T) {
-		wc := writeFile(t, dir, "web-auth.yml", fmt.Sprintf("basic_auth_users:\n  prometheus: %s\n", bcryptHash(t, "correct horse")))
-		addr, _ := startServer(t, conf, wc, probeFlags{}, io.Discard)
-		c := &http.Client{Timeout: 10 * time.Second}
-		for _, e := range endpoints(backend) {
-			url := "http://" + addr + e.path
-			if code, _ := do(t, c, e.method, url, "", ""); code != http.StatusUnauthorized {
-				t.Errorf("%s %s without credentials: %d, want 401", e.method, e.path, code)
-			}
-			if code, _ := do(t, c, e.method, url, "prometheus", "wrong"); code != http.StatusUnauthorized {
-				t.Errorf("%s %s with a wrong password: %d, want 401", e.method, e.path, code)
-			}
-			if code, body := do(t, c, e.method, url, "prometheus", "correct horse"); code != e.want {
-				t.Errorf("%s %s with credentials: %d %s, want %d", e.method, e.path, code, body, e.want)
-			}
-		}
-	})
-
-	t.Run("TLS and basic auth", func(t *testing.T) {
-		certFile, keyFile, pool := selfSigned(t, dir)
-		wc := writeFile(t, dir, "web-tls.yml", fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  prometheus: %s\n",
-			certFile, keyFile, bcryptHash(t, "correct horse")))
-		addr, _ := startServer(t, conf, wc, probeFlags{}, io.Discard)
-		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
-		defer tr.CloseIdleConnections()
-		c := &http.Client{Timeout: 10 * time.Second, Transport: tr}
-		for _, e := range endpoints(backend) {
-			url := "https://" + addr + e.path
-			if code, _ := do(t, c, e.method, url, "", ""); code != http.StatusUnauthorized {
-				t.Errorf("%s %s without credentials: %d, want 401", e.method, e.path, code)
-			}
-			if code, body := do(t, c, e.method, url, "prometheus", "correct horse"); code != e.want {
-				t.Errorf("%s %s with credentials: %d %s, want %d", e.method, e.path, code, body, e.want)
-			}
-		}
-		// Plain HTTP to the TLS port is refused before any handler runs.
-		plain := &http.Client{Timeout: 10 * time.Second}
-		if code, _ := do(t, plain, http.MethodGet, "http://"+addr+"/metrics", "prometheus", "correct horse"); code != http.StatusBadRequest {
-			t.Errorf("plain HTTP to the TLS listener: %d, want 400", code)
-		}
-	})
+func labelsOf(m *dto.Metric) map[string]string {
+	out := map[string]string{}
+	for _, lp := range m.Label {
+		out[lp.GetName()] = lp.GetValue()
+	}
+	return out
 }
 
-func TestProbeEndpointRefusesTargetsOutsideConfig(t *testing.T) {
-	backend, other := httpBackend(t), httpBackend(t)
-	conf := writeConf(t, fmt.Sprintf(`upstream app { server %s; } server { location / { proxy_pass http://app; } }`, backend))
-	c := &http.Client{Timeout: 10 * time.Second}
-
-	addr, _ := startServer(t, conf, "", probeFlags{}, io.Discard)
-	code, body := do(t, c, http.MethodGet, "http://"+addr+"/probe?target="+backend, "", "")
-	if code != http.StatusOK || !strings.Contains(body, `nginx_upstream_probe_success{address="`+backend+`",protocol="http",server="`+backend+`",upstream="app"} 1`) {
-		t.Errorf("known target: %d\n%s", code, body)
+// verdicts maps server -> reason ("" for success) from one scrape.
+func verdicts(mfs map[string]*dto.MetricFamily) map[string]string {
+	out := map[string]string{}
+	if mf := mfs["nginx_upstream_probe_success"]; mf != nil {
+		for _, m := range mf.Metric {
+			if m.GetGauge().GetValue() == 1 {
+				out[labelsOf(m)["server"]] = ""
+			}
+		}
 	}
-	if code, body := do(t, c, http.MethodGet, "http://"+addr+"/probe?target="+other, "", ""); code != http.StatusNotFound {
-		t.Errorf("target outside the config: %d %s, want 404", code, body)
+	if mf := mfs["nginx_upstream_probe_failure_reason"]; mf != nil {
+		for _, m := range mf.Metric {
+			l := labelsOf(m)
+			out[l["server"]] = l["reason"]
+		}
 	}
-
-	addr, _ = startServer(t, conf, "", probeFlags{allowAny: true}, io.Discard)
-	code, body = do(t, c, http.MethodGet, "http://"+addr+"/probe?target="+other, "", "")
-	if code != http.StatusOK || !strings.Contains(body, `nginx_upstream_probe_success{address="`+other+`",protocol="tcp"`) {
-		t.Errorf("--probe.allow-any-target: %d\n%s", code, body)
-	}
+	return out
 }
 
-func runMain(t *testing.T, args ...string) (int, string, string) {
+func gauge(mfs map[string]*dto.MetricFamily, name string) float64 {
+	mf := mfs[name]
+	if mf == nil || len(mf.Metric) == 0 {
+		return -1
+	}
+	return mf.Metric[0].GetGauge().GetValue()
+}
+
+func waitScrape(t *testing.T, e *exporter, what string, cond func(map[string]*dto.MetricFamily) bool) map[string]*dto.MetricFamily {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	code := run(args, &stdout, &stderr)
-	return code, stdout.String(), stderr.String()
+	deadline := time.Now().Add(15 * time.Second)
+	var last map[string]*dto.MetricFamily
+	for time.Now().Before(deadline) {
+		last = e.scrape(t)
+		if last != nil && cond(last) {
+			return last
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s; last verdicts: %v", what, verdicts(last))
+	return nil
 }
 
-func TestDiagnoseCommand(t *testing.T) {
-	healthy := writeConf(t, fmt.Sprintf(`upstream app { server %s; server 127.0.0.1:9 down; } server { location / { proxy_pass http://app; } }`, httpBackend(t)))
-	dead := deadAddr(t)
-	failing := writeConf(t, fmt.Sprintf(`upstream app { server %s; server %s; } server { location / { proxy_pass http://app; } }`, httpBackend(t), dead))
-
-	for _, tc := range []struct {
-		name string
-		args []string
-		code int
-		out  []string
-	}{
-		{"healthy", []string{"diagnose", "--nginx.config", healthy}, 0, []string{"down (not probed)", "Every primary server is healthy"}},
-		{"one dead server", []string{"diagnose", "--nginx.config=" + failing, "--probe.timeout=2s"}, 1, []string{dead, "connection_refused", "docs/runbook.md#connection_refused", "connect() failed (111: Connection refused)"}},
-		{"list", []string{"diagnose", "--list", "--nginx.config", failing}, 0, []string{dead, "weight=1"}},
-		{"missing config", []string{"diagnose", "--nginx.config", filepath.Join(t.TempDir(), "nope.conf")}, 2, nil},
-		{"unknown output", []string{"diagnose", "--nginx.config", healthy, "--output=yaml"}, 2, nil},
-		{"unknown flag", []string{"diagnose", "--nginx.config", healthy, "--frobnicate"}, 2, nil},
-		{"bad timeout", []string{"diagnose", "--nginx.config", healthy, "--probe.timeout=0s"}, 2, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			code, stdout, stderr := runMain(t, tc.args...)
-			if code != tc.code {
-				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, stdout, stderr)
-			}
-			for _, want := range tc.out {
-				if !strings.Contains(stdout, want) {
-					t.Errorf("stdout lacks %q:\n%s", want, stdout)
-				}
-			}
-			if strings.Contains(stdout, "\x1b[") {
-				t.Error("colour in output that is not a terminal")
-			}
-		})
+// TestBinaryVerdictsAndReload runs the exporter against the issue's
+// reference set of backends, then breaks and repairs the configuration.
+func TestBinaryVerdictsAndReload(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	// Unix socket paths must stay under 108 bytes: use a short base.
+	sockDir, err := os.MkdirTemp("", "nue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	// MkdirTemp makes 0700 directories, which nginx's worker could not
+	// search either; only the "private" one below should be closed.
+	if err := os.Chmod(sockDir, 0o755); err != nil {
+		t.Fatal(err)
 	}
 
-	code, stdout, _ := runMain(t, "diagnose", "--nginx.config", failing, "-o", "json")
-	var rep struct {
-		Healthy bool `json:"healthy"`
-		Targets []struct {
-			Server  string `json:"server"`
-			Success bool   `json:"success"`
-			Reason  string `json:"reason"`
-		} `json:"targets"`
+	healthy := httpBackend(t)
+	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	missing := filepath.Join(sockDir, "missing.sock")
+
+	// A socket in a directory only root may search: nginx's worker
+	// (nobody) gets EACCES, the exporter (root) would connect fine.
+	private := filepath.Join(sockDir, "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
 	}
-	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || code != 1 {
-		t.Fatalf("exit %d, JSON %v:\n%s", code, err, stdout)
+	privateSock := filepath.Join(private, "app.sock")
+	pl, err := net.Listen("unix", privateSock)
+	if err != nil {
+		t.Fatal(err)
 	}
-	named := false
-	for _, tg := range rep.Targets {
-		if tg.Server == dead {
-			named = !tg.Success && tg.Reason == "connection_refused"
+	t.Cleanup(func() { pl.Close() })
+	os.Chmod(privateSock, 0o777)
+	go acceptHTTP(pl)
+
+	// A stale socket file: the listener died without removing it.
+	stale := filepath.Join(sockDir, "stale.sock")
+	sl, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl.SetUnlinkOnClose(false)
+	sl.Close()
+	// Writable for the worker, as php-fpm's listen.mode makes it; else
+	// the verdict would rightly be permission_denied.
+	os.Chmod(stale, 0o666)
+
+	conf := filepath.Join(dir, "nginx.conf")
+	good := fmt.Sprintf(`user nobody nogroup;
+events {}
+http {
+    upstream app {
+        server %s;
+        server %s;
+    }
+    server {
+        listen 127.0.0.1:8080;
+        location / { proxy_pass http://app; }
+        location /missing { proxy_pass http://unix:%s:/; }
+        location /private { proxy_pass http://unix:%s; }
+        location /stale { proxy_pass http://unix:%s:/x; }
+    }
+}
+`, healthy, dead, missing, privateSock, stale)
+	if err := os.WriteFile(conf, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	e := startExporter(t, conf)
+	want := map[string]string{
+		healthy:               "",
+		dead:                  "connection_refused",
+		"unix:" + missing:     "socket_not_found",
+		"unix:" + privateSock: "permission_denied",
+		"unix:" + stale:       "connection_refused",
+	}
+	mfs := waitScrape(t, e, "a verdict for every server", func(m map[string]*dto.MetricFamily) bool {
+		return len(verdicts(m)) == len(want)
+	})
+	got := verdicts(mfs)
+	for server, reason := range want {
+		if r, ok := got[server]; !ok || r != reason {
+			t.Errorf("server %s: want reason %q, got %q (present %v)", server, reason, r, ok)
 		}
 	}
-	if rep.Healthy || !named {
-		t.Errorf("JSON does not name the dead server and its reason:\n%s", stdout)
+	if v := gauge(mfs, "nginx_upstream_probe_config_last_reload_successful"); v != 1 {
+		t.Errorf("reload successful = %v after a good start", v)
 	}
+
+	// Break the configuration: the last good targets keep probing.
+	if err := os.WriteFile(conf, []byte("events {}\nhttp { upstream app { server "), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.cmd.Process.Signal(syscall.SIGHUP)
+	mfs = waitScrape(t, e, "reload failure", func(m map[string]*dto.MetricFamily) bool {
+		return gauge(m, "nginx_upstream_probe_config_last_reload_successful") == 0
+	})
+	if got := verdicts(mfs); len(got) != len(want) {
+		t.Errorf("after a failed reload want the %d last good targets, got %v", len(want), got)
+	}
+	if !strings.Contains(e.log.String(), "failed to load configuration") || !strings.Contains(e.log.String(), conf) {
+		t.Errorf("failed reload not logged with the file name")
+	}
+	resp, err := http.Post("http://"+e.addr+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("POST /-/reload with a broken config: status %d, want 500", resp.StatusCode)
+	}
+
+	// Repair it with one server fewer; the change is picked up on its own
+	// (file watch) and the reload metric recovers.
+	repaired := strings.Replace(good, "        server "+dead+";\n", "", 1)
+	if err := os.WriteFile(conf, []byte(repaired), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mfs = waitScrape(t, e, "recovery after repair", func(m map[string]*dto.MetricFamily) bool {
+		return gauge(m, "nginx_upstream_probe_config_last_reload_successful") == 1 && len(verdicts(m)) == len(want)-1
+	})
+	if _, ok := verdicts(mfs)[dead]; ok {
+		t.Errorf("removed server %s still exported", dead)
+	}
+	resp, err = http.Get("http://" + e.addr + "/-/reload")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET /-/reload: status %d, want 405", resp.StatusCode)
+	}
+}
+
+func acceptHTTP(l net.Listener) {
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {})}
+	srv.Serve(l)
+}
+
+func TestBinaryMissingConfigExitsNonZero(t *testing.T) {
+	cmd := exec.Command(exporterBin, "--nginx.config="+filepath.Join(t.TempDir(), "nope.conf"),
+		"--web.listen-address=127.0.0.1:0")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...).CombinedOutput()
+	if err == nil {
+		t.Fatalf("exporter started without a config:\n%s", out)
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("want exit status 1, got %v", err)
+	}
+	if !strings.Contains(string(out), "nope.conf") {
+		t.Errorf("error does not name the missing file:\n%s", out)
+	}
+}
+
+func TestBinaryEndpoints(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nginx.conf")
+	backend := httpBackend(t)
+	os.WriteFile(conf, []byte(fmt.Sprintf("events {}\nhttp { server { location / { proxy_pass http://%s; } } }\n", backend)), 0o644)
+	e := startExporter(t, conf)
+	waitScrape(t, e, "first probe", func(m map[string]*dto.MetricFamily) bool { return len(verdicts(m)) == 1 })
+	for path, want := range map[string]int{"/-/healthy": 200, "/-/ready": 200, "/": 200, "/metrics": 200} {
+		resp, err := http.Get("http://" + e.addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	checkMetricsWithPromtool(t, e.addr)
+	mfs := e.scrape(t)
+	bi := mfs["nginx_upstream_exporter_build_info"]
+	if bi == nil || bi.Metric[0].GetGauge().GetValue() != 1 {
+		t.Errorf("nginx_upstream_exporter_build_info missing")
+	}
+	for _, name := range []string{"nginx_upstream_exporter_probes_in_flight", "nginx_upstream_exporter_probe_queue_length", "nginx_upstream_exporter_schedule_lag_seconds"} {
+		if mfs[name] == nil {
+			t.Errorf("self-metric %s missing", name)
+		}
+	}
+}
+
+// checkMetricsWithPromtool lints the live page with Prometheus's own
+// checker: names, units, help texts and types.
+func checkMetricsWithPromtool(t *testing.T, addr string) {
+	t.Helper()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("promtool not installed and CI=true forbids skipping")
+		}
+		t.Log("promtool not installed: skipping the metrics lint")
+		return
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = resp.Body
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// TestBinaryExporterConfigOverrides: the optional exporter file changes the
+// probe request per upstream, and an unexpected status fails the probe.
+func TestBinaryExporterConfigOverrides(t *testing.T) {
+	paths := make(chan string, 100)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case paths <- r.Method + " " + r.URL.Path:
+		default:
+		}
+		w.WriteHeader(http.StatusTeapot)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nginx.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("events {}\nhttp { upstream app { server %s; } server { location / { proxy_pass http://app; } } }\n", l.Addr())), 0o644)
+	yml := filepath.Join(dir, "exporter.yml")
+	os.WriteFile(yml, []byte("upstreams:\n  - upstream: app\n    http: {method: HEAD, path: /healthz, expect_status: [200]}\n"), 0o644)
+
+	e := startExporter(t, conf, "--config.file="+yml)
+	mfs := waitScrape(t, e, "a verdict", func(m map[string]*dto.MetricFamily) bool { return len(verdicts(m)) == 1 })
+	select {
+	case got := <-paths:
+		if got != "HEAD /healthz" {
+			t.Errorf("probe request %q, want HEAD /healthz", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("backend saw no probe")
+	}
+	if v := verdicts(mfs)[l.Addr().String()]; v == "" {
+		t.Errorf("status 418 with expect_status [200] must fail the probe")
+	}
+
+	// A broken exporter file is a failed reload like a broken nginx.conf.
+	os.WriteFile(yml, []byte("upstreams:\n  - upstream: app\n    htp: {}\n"), 0o644)
+	waitScrape(t, e, "reload failure on a bad exporter file", func(m map[string]*dto.MetricFamily) bool {
+		return gauge(m, "nginx_upstream_probe_config_last_reload_successful") == 0
+	})
 }

@@ -22,9 +22,7 @@ import (
 // reach the socket, and must say so rather than guess. It needs root to
 // set up (chown, and to drop to another uid).
 func TestUnprivilegedDiagnose(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create files for other users and drop privileges")
-	}
+	requireRoot(t)
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
 		t.Skip("no user nobody")
@@ -38,8 +36,8 @@ func TestUnprivilegedDiagnose(t *testing.T) {
 	wuid, _ := strconv.Atoi(worker.Uid)
 	wgid, _ := strconv.Atoi(worker.Gid)
 
-	// A world-readable copy of the test binary and the config: go test's
-	// build directory is private to root.
+	// A world-readable copy of the binary and the config: the build
+	// directory is private to root.
 	pub, err := os.MkdirTemp("", "nue")
 	if err != nil {
 		t.Fatal(err)
@@ -48,8 +46,8 @@ func TestUnprivilegedDiagnose(t *testing.T) {
 	if err := os.Chmod(pub, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(pub, "exporter.test")
-	copyFile(t, os.Args[0], bin, 0o755)
+	bin := filepath.Join(pub, "nginx_upstream_exporter")
+	copyFile(t, exporterBin, bin, 0o755)
 
 	// The socket directory belongs to the worker user, mode 0700.
 	sockDir := filepath.Join(pub, "php")
@@ -74,8 +72,7 @@ func TestUnprivilegedDiagnose(t *testing.T) {
 	}
 
 	for _, output := range []string{"table", "json"} {
-		cmd := exec.Command(bin, "-test.run=^$")
-		cmd.Env = append(os.Environ(), runMainEnv+"=diagnose --nginx.config="+conf+" --output="+output)
+		cmd := exec.Command(bin, "diagnose", "--nginx.config="+conf, "--output="+output)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
 		var stdout, stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -3,15 +3,19 @@ package collector
 import (
 	"bytes"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
@@ -150,4 +154,70 @@ nginx_upstream_probe_config_targets{state="probed"} 10
 	if err := testutil.CollectAndCompare(&s, strings.NewReader(want)); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestTextWriterMatchesCollector holds the fast text path to the reference
+// Collector: the same series with the same values and help texts.
+func TestTextWriterMatchesCollector(t *testing.T) {
+	src := append(fixture(), bigSource(50)...)
+	var buf bytes.Buffer
+	if _, err := NewTextWriter(src).WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fast, err := parser.TextToMetricFamilies(&buf)
+	if err != nil {
+		t.Fatalf("fast path output does not parse: %v\n%s", err, buf.String())
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(New(src))
+	ref, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ref) != len(fast) {
+		t.Errorf("families: reference %d, fast %d", len(ref), len(fast))
+	}
+	for _, mf := range ref {
+		got := fast[mf.GetName()]
+		if got == nil {
+			t.Errorf("family %s missing from fast path", mf.GetName())
+			continue
+		}
+		if got.GetHelp() != mf.GetHelp() || got.GetType() != mf.GetType() {
+			t.Errorf("%s: help/type differ: %q %v vs %q %v", mf.GetName(), got.GetHelp(), got.GetType(), mf.GetHelp(), mf.GetType())
+		}
+		want := map[string]float64{}
+		for _, m := range mf.Metric {
+			want[seriesKey(m)] = value(m)
+		}
+		if len(got.Metric) != len(want) {
+			t.Errorf("%s: %d series, want %d", mf.GetName(), len(got.Metric), len(want))
+		}
+		for _, m := range got.Metric {
+			k := seriesKey(m)
+			if v, ok := want[k]; !ok || v != value(m) {
+				t.Errorf("%s{%s}: fast %v, reference %v (present %v)", mf.GetName(), k, value(m), v, ok)
+			}
+		}
+	}
+}
+
+func seriesKey(m *dto.Metric) string {
+	var parts []string
+	for _, lp := range m.Label {
+		parts = append(parts, lp.GetName()+"="+lp.GetValue())
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+func value(m *dto.Metric) float64 {
+	switch {
+	case m.Gauge != nil:
+		return m.GetGauge().GetValue()
+	case m.Counter != nil:
+		return m.GetCounter().GetValue()
+	}
+	return math.NaN()
 }

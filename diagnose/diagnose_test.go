@@ -481,3 +481,16 @@ func TestEveryReasonHasAHint(t *testing.T) {
 		t.Error("success has a hint")
 	}
 }
+
+func TestRunbookHasEveryAnchor(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "docs", "runbook.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range prober.Reasons {
+		// GitHub's anchor of "### connection_refused" is #connection_refused.
+		if !strings.Contains(string(b), "\n### "+string(r)+"\n") {
+			t.Errorf("docs/runbook.md has no section %q for %s", "### "+string(r), RunbookURL(r))
+		}
+	}
+}

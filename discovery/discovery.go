@@ -130,7 +130,11 @@ func resolveAll(ctx context.Context, targets []nginxconf.Target, opts Options) m
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, 32)
 	)
+	names := make([]string, 0, len(hosts))
 	for host := range hosts {
+		names = append(names, host)
+	}
+	for _, host := range names {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {

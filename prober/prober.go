@@ -45,8 +45,18 @@ func Run(ctx context.Context, probers map[string]Prober, t *Target, r *Result, l
 
 // New returns the table of probers by protocol name. It is a plain table,
 // not init-time registration, so tests and callers can swap entries.
+// The TLS probers share one cache of certificate files.
 func New() map[string]Prober {
+	files := newTLSFiles()
 	return map[string]Prober{
-		"tcp": ConnectProber{},
+		"tcp":       ConnectProber{},
+		"http":      HTTPProber{},
+		"https":     &HTTPSProber{files: files},
+		"fastcgi":   FastCGIProber{},
+		"uwsgi":     UWSGIProber{},
+		"scgi":      SCGIProber{},
+		"grpc":      &GRPCProber{files: files},
+		"grpcs":     &GRPCProber{files: files, secure: true},
+		"memcached": MemcachedProber{},
 	}
 }

@@ -43,6 +43,11 @@ type Target struct {
 	HTTP    HTTPSettings
 	TLS     *TLSSettings
 	FastCGI FastCGISettings
+
+	// Memcached selects the key of the memcached probe.
+	Memcached MemcachedSettings
+	// GRPC selects the gRPC health check.
+	GRPC GRPCSettings
 }
 
 // RuntimeResolve describes a name nginx resolves while running.
@@ -96,4 +101,18 @@ type FastCGISettings struct {
 	// PingPath, when set, makes the probe send a real request for this
 	// path (php-fpm ping.path) instead of FCGI_GET_VALUES.
 	PingPath string
+}
+
+// MemcachedSettings select the memcached exchange.
+type MemcachedSettings struct {
+	// Key is the key of the "get" nginx sends ($memcached_key, usually
+	// the URI). Empty means HTTP.Path, else "/".
+	Key string
+}
+
+// GRPCSettings select the gRPC exchange.
+type GRPCSettings struct {
+	// Service is the service name sent in the grpc.health.v1 check; empty
+	// asks about the server as a whole.
+	Service string
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/collector"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/config"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
@@ -33,13 +34,13 @@ type Options struct {
 	// NginxPrefix is nginx's -p prefix; empty means the directory of
 	// NginxConfig.
 	NginxPrefix string
-	// LoadOverrides, when set, loads the exporter's own configuration file
-	// (per-upstream probe requests) with the rest.
-	LoadOverrides func() (discovery.Overrides, error)
-	Discovery     discovery.Options
-	Scheduler     Target
-	State         *collector.ConfigState
-	Logger        *slog.Logger
+	// ExporterConfig is the exporter's own optional configuration file
+	// (per-upstream probe requests), loaded and watched with the rest.
+	ExporterConfig string
+	Discovery      discovery.Options
+	Scheduler      Target
+	State          *collector.ConfigState
+	Logger         *slog.Logger
 	// Debounce groups bursts of file events (editors write several).
 	Debounce time.Duration
 }
@@ -83,8 +84,8 @@ func Load(ctx context.Context, opts Options) (*Loaded, error) {
 	if dopts.Logger == nil {
 		dopts.Logger = opts.Logger
 	}
-	if opts.LoadOverrides != nil {
-		ov, err := opts.LoadOverrides()
+	if opts.ExporterConfig != "" {
+		ov, err := config.Load(opts.ExporterConfig)
 		if err != nil {
 			return nil, err
 		}
@@ -121,13 +122,17 @@ func (m *Manager) Reload(ctx context.Context) error {
 	loaded, err := Load(ctx, m.opts)
 	if err != nil {
 		m.opts.State.Failed()
-		m.opts.Logger.Error("failed to load nginx configuration; still probing the last good targets", "file", m.opts.NginxConfig, "err", err)
-		return fmt.Errorf("loading nginx configuration: %w", err)
+		m.opts.Logger.Error("failed to load configuration; still probing the last good targets", "file", m.opts.NginxConfig, "err", err)
+		return fmt.Errorf("loading configuration: %w", err)
 	}
 	m.opts.Scheduler.Update(loaded.Set)
 	m.opts.State.Succeeded(time.Now(), loaded.Set.Probed, loaded.Set.Down, loaded.Set.Dynamic)
 	m.last = loaded
-	m.setFiles(loaded.Nginx.Files)
+	files := loaded.Nginx.Files
+	if m.opts.ExporterConfig != "" {
+		files = append(files[:len(files):len(files)], m.opts.ExporterConfig)
+	}
+	m.setFiles(files)
 	m.opts.Logger.Info("loaded nginx configuration", "file", m.opts.NginxConfig, "files", len(loaded.Nginx.Files),
 		"probed", loaded.Set.Probed, "down", loaded.Set.Down, "dynamic", loaded.Set.Dynamic, "duration", time.Since(start))
 	return nil

@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/exporter-toolkit/web"
 )
 
@@ -23,8 +21,9 @@ type Reloader interface {
 // Options configure the handler.
 type Options struct {
 	MetricsPath string
-	Registry    *prometheus.Registry
-	Reloader    Reloader
+	// Metrics serves MetricsPath.
+	Metrics  http.Handler
+	Reloader Reloader
 	// Ready reports whether a configuration has been loaded.
 	Ready   func() bool
 	Version string
@@ -39,12 +38,7 @@ func New(opts Options) (http.Handler, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(opts.MetricsPath, promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{
-		ErrorLog:            slog.NewLogLogger(opts.Logger.Handler(), slog.LevelError),
-		ErrorHandling:       promhttp.ContinueOnError,
-		MaxRequestsInFlight: 8,
-		Registry:            opts.Registry,
-	}))
+	mux.Handle(opts.MetricsPath, opts.Metrics)
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		fmt.Fprintln(w, "Healthy")

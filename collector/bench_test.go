@@ -1,0 +1,65 @@
+package collector
+
+import (
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
+)
+
+// bigSource is 10,000 targets, half failing, as a large nginx would have.
+func bigSource(n int) fakeSource {
+	src := make(fakeSource, n)
+	for i := range src {
+		addr := fmt.Sprintf("10.%d.%d.%d:8080", i>>16&255, i>>8&255, i&255)
+		st := scheduler.Status{
+			Target:    tgt(fmt.Sprintf("tenant%05d", i), addr, addr, "http", defaults, true),
+			HasResult: true, Finished: time.Now(), Runs: uint64(i),
+			Result: prober.Result{Success: i%2 == 0, Duration: time.Millisecond, HTTPStatus: 200},
+		}
+		if i%2 == 1 {
+			st.Result.Reason = prober.ReasonConnectionRefused
+			st.Failures[1] = uint64(i)
+		}
+		src[i] = st
+	}
+	return src
+}
+
+// BenchmarkMetricsPage10k measures a whole /metrics response for 10,000
+// targets through the real handler.
+func BenchmarkMetricsPage10k(b *testing.B) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(New(bigSource(10000)))
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		w.Body = nil
+		h.ServeHTTP(discardRecorder{w}, req)
+	}
+}
+
+type discardRecorder struct{ *httptest.ResponseRecorder }
+
+func (d discardRecorder) Write(p []byte) (int, error) { return io.Discard.Write(p) }
+
+// BenchmarkTextWriter10k measures the per-target part of /metrics as
+// served: 10,000 targets, half failing.
+func BenchmarkTextWriter10k(b *testing.B) {
+	tw := NewTextWriter(bigSource(10000))
+	var n int64
+	b.ReportAllocs()
+	for b.Loop() {
+		n, _ = tw.WriteTo(io.Discard)
+	}
+	b.ReportMetric(float64(n), "bytes/page")
+}

@@ -1,0 +1,457 @@
+package nginxconf
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func mustLoad(t *testing.T, main string, opts LoadOptions) *Config {
+	t.Helper()
+	if opts.PageSize == 0 {
+		opts.PageSize = 4096
+	}
+	cfg, err := Load(main, opts)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", main, err)
+	}
+	return cfg
+}
+
+func findTarget(t *testing.T, cfg *Config, upstream, server string, proto Protocol) Target {
+	t.Helper()
+	for _, tg := range cfg.Targets {
+		if tg.Upstream == upstream && tg.Server == server && tg.Protocol == proto {
+			return tg
+		}
+	}
+	t.Fatalf("no target (%s, %s, %s) in %+v", upstream, server, proto, cfg.Targets)
+	return Target{}
+}
+
+// TestSemantics spells out, case by case, the nginx behaviour the golden
+// files record, so that a regenerated golden file cannot silently bless a
+// regression in these points.
+func TestSemantics(t *testing.T) {
+	defaults := ServerParams{Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second}
+	tests := []struct {
+		name      string
+		dir       string
+		upstream  string
+		server    string
+		proto     Protocol
+		check     func(t *testing.T, tg Target)
+		wantCount int // number of (upstream, server, proto) matches; 0 means 1
+	}{
+		{name: "upstream block default port", dir: "includes", upstream: "app", server: "10.0.0.2", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "Port", tg.Port, "80")
+				eq(t, "Implicit", tg.Implicit, false)
+				eq(t, "Params", tg.Params, defaults)
+				eq(t, "HostHeader", tg.Settings.HostHeader, "app")
+			}},
+		{name: "nested include from glob", dir: "includes", upstream: "nested", server: "unix:/run/nested.sock", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "SocketPath", tg.SocketPath, "/run/nested.sock")
+				eq(t, "Sources", tg.Sources, []string{"testdata/includes/sites-enabled/site:10"})
+			}},
+		{name: "proxy_pass with URI", dir: "passes", upstream: "127.0.0.1:8080", server: "127.0.0.1:8080", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "Implicit", tg.Implicit, true)
+				eq(t, "Params", tg.Params, defaults)
+				eq(t, "HTTPVersion", tg.Settings.HTTPVersion, "1.0")
+			}},
+		{name: "https default port", dir: "passes", upstream: "secure.example", server: "secure.example", proto: ProtocolHTTPS,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "Port", tg.Port, "443")
+				eq(t, "SSL.Enabled", tg.Settings.SSL.Enabled, true)
+				eq(t, "HostHeader", tg.Settings.HostHeader, "secure.example")
+			}},
+		{name: "proxy_pass unix with URI", dir: "passes", upstream: "unix:/run/app.sock", server: "unix:/run/app.sock", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "SocketPath", tg.SocketPath, "/run/app.sock")
+				eq(t, "HostHeader", tg.Settings.HostHeader, "localhost")
+			}},
+		{name: "proxy_pass unix without URI", dir: "passes", upstream: "unix:/run/app2.sock", server: "unix:/run/app2.sock", proto: ProtocolHTTP},
+		{name: "fastcgi unix", dir: "passes", upstream: "unix:/run/php/php8.2-fpm.sock", server: "unix:/run/php/php8.2-fpm.sock", proto: ProtocolFastCGI,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "HostHeader", tg.Settings.HostHeader, "")
+				eq(t, "HTTPVersion", tg.Settings.HTTPVersion, "")
+			}},
+		{name: "fastcgi tcp", dir: "passes", upstream: "127.0.0.1:9000", server: "127.0.0.1:9000", proto: ProtocolFastCGI},
+		{name: "fastcgi to upstream block", dir: "passes", upstream: "php", server: "unix:/run/php/php8.2-fpm.sock", proto: ProtocolFastCGI},
+		{name: "uwsgi scheme", dir: "passes", upstream: "10.0.0.5:3031", server: "10.0.0.5:3031", proto: ProtocolUWSGI,
+			check: func(t *testing.T, tg Target) { eq(t, "SSL.Enabled", tg.Settings.SSL.Enabled, false) }},
+		{name: "suwsgi is uwsgi over TLS", dir: "passes", upstream: "10.0.0.6:3031", server: "10.0.0.6:3031", proto: ProtocolUWSGI,
+			check: func(t *testing.T, tg Target) { eq(t, "SSL.Enabled", tg.Settings.SSL.Enabled, true) }},
+		{name: "uwsgi bare", dir: "passes", upstream: "10.0.0.7:3031", server: "10.0.0.7:3031", proto: ProtocolUWSGI},
+		{name: "grpc scheme", dir: "passes", upstream: "10.0.0.8:50051", server: "10.0.0.8:50051", proto: ProtocolGRPC,
+			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "10.0.0.8:50051") }},
+		{name: "grpcs", dir: "passes", upstream: "10.0.0.9:443", server: "10.0.0.9:443", proto: ProtocolGRPCS},
+		{name: "grpc bare", dir: "passes", upstream: "10.0.0.10:50051", server: "10.0.0.10:50051", proto: ProtocolGRPC},
+		{name: "scgi", dir: "passes", upstream: "127.0.0.1:4000", server: "127.0.0.1:4000", proto: ProtocolSCGI},
+		{name: "memcached", dir: "passes", upstream: "127.0.0.1:11211", server: "127.0.0.1:11211", proto: ProtocolMemcached},
+		{name: "ipv6", dir: "passes", upstream: "[::1]:8081", server: "[::1]:8081", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) { eq(t, "Host", tg.Host, "::1") }},
+		{name: "scheme is case-insensitive, default port left out of Host", dir: "passes", upstream: "Upper.Example:80", server: "Upper.Example:80", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "Upper.Example") }},
+		{name: "limit_except", dir: "passes", upstream: "127.0.0.1:8082", server: "127.0.0.1:8082", proto: ProtocolHTTP},
+		{name: "if in location", dir: "passes", upstream: "127.0.0.1:8083", server: "127.0.0.1:8083", proto: ProtocolHTTP},
+
+		{name: "server parameters", dir: "upstream-params", upstream: "backend", server: "app1.internal:8080", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "Params", tg.Params, ServerParams{Weight: 5, MaxFails: 3, FailTimeout: 30 * time.Second, MaxConns: 100, SlowStart: time.Minute})
+				eq(t, "Resolvers", tg.Resolvers, []string{"10.0.0.53", "[::1]:5353"})
+			}},
+		{name: "backup", dir: "upstream-params", upstream: "backend", server: "app2.internal:8080", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) { eq(t, "Backup", tg.Params.Backup, true) }},
+		{name: "down servers are targets", dir: "upstream-params", upstream: "backend", server: "app3.internal", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "Down", tg.Params.Down, true)
+				eq(t, "Port", tg.Port, "80")
+			}},
+		{name: "resolve", dir: "upstream-params", upstream: "backend", server: "app4.internal:8080", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "RuntimeResolve", tg.RuntimeResolve, true)
+				eq(t, "Service", tg.Params.Service, "http")
+			}},
+		{name: "block name is case-insensitive; http resolver", dir: "upstream-params", upstream: "plain", server: "10.1.1.1", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "FailTimeout", tg.Params.FailTimeout, 90*time.Minute)
+				eq(t, "Resolvers", tg.Resolvers, []string{"127.0.0.53"})
+			}},
+
+		{name: "http -> server inheritance, directive after location", dir: "inheritance", upstream: "127.0.0.1:1001", server: "127.0.0.1:1001", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "ConnectTimeout", tg.Settings.ConnectTimeout, 5*time.Second)
+				eq(t, "ReadTimeout", tg.Settings.ReadTimeout, 30*time.Second)
+				eq(t, "SendTimeout", tg.Settings.SendTimeout, 10*time.Second)
+				eq(t, "BufferSize", tg.Settings.BufferSize, 16384)
+			}},
+		{name: "nested location", dir: "inheritance", upstream: "127.0.0.1:1002", server: "127.0.0.1:1002", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "ConnectTimeout", tg.Settings.ConnectTimeout, 5*time.Second)
+				eq(t, "ReadTimeout", tg.Settings.ReadTimeout, time.Hour+30*time.Second)
+				eq(t, "SendTimeout", tg.Settings.SendTimeout, 500*time.Millisecond)
+				eq(t, "BufferSize", tg.Settings.BufferSize, 8192)
+			}},
+		{name: "prefix follows the *_pass", dir: "inheritance", upstream: "127.0.0.1:9000", server: "127.0.0.1:9000", proto: ProtocolFastCGI,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "ConnectTimeout", tg.Settings.ConnectTimeout, 60*time.Second)
+				eq(t, "ReadTimeout", tg.Settings.ReadTimeout, 2*time.Minute)
+				eq(t, "BufferSize", tg.Settings.BufferSize, 32768)
+			}},
+
+		{name: "strictest wins", dir: "strictest", upstream: "api", server: "10.0.0.1:443", proto: ProtocolHTTPS,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "ReadTimeout", tg.Settings.ReadTimeout, 5*time.Second)
+				eq(t, "ConnectTimeout", tg.Settings.ConnectTimeout, 60*time.Second)
+				eq(t, "BufferSize", tg.Settings.BufferSize, 4096)
+				eq(t, "HTTPVersion", tg.Settings.HTTPVersion, "1.1")
+				eq(t, "SSL.Verify", tg.Settings.SSL.Verify, true)
+				eq(t, "SSL.Name", tg.Settings.SSL.Name, "api.internal")
+				eq(t, "SSL.TrustedCertificate", tg.Settings.SSL.TrustedCertificate, filepath.Join("testdata", "strictest", "ca.pem"))
+				eq(t, "Sources", len(tg.Sources), 3)
+			}},
+
+		{name: "file included in two servers", dir: "duplicates", upstream: "127.0.0.1:7000", server: "127.0.0.1:7000", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "ReadTimeout", tg.Settings.ReadTimeout, 3*time.Second)
+				eq(t, "HostHeader", tg.Settings.HostHeader, "one.test")
+				eq(t, "Sources", tg.Sources, []string{"testdata/duplicates/shared/locations.conf:3"})
+			}},
+		{name: "dedup across locations", dir: "duplicates", upstream: "127.0.0.1:9999", server: "127.0.0.1:9999", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "Sources", tg.Sources, []string{"testdata/duplicates/nginx.conf:15", "testdata/duplicates/nginx.conf:16"})
+			}},
+		{name: "same address, other protocol", dir: "duplicates", upstream: "127.0.0.1:9999", server: "127.0.0.1:9999", proto: ProtocolFastCGI},
+
+		{name: "variable only in the URI", dir: "variables", upstream: "app.internal:8080", server: "app.internal:8080", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "RuntimeResolve", tg.RuntimeResolve, true)
+				eq(t, "Resolvers", tg.Resolvers, []string{"127.0.0.1"})
+			}},
+		{name: "server-level set literal", dir: "variables", upstream: "app.internal:8081", server: "app.internal:8081", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) { eq(t, "RuntimeResolve", tg.RuntimeResolve, true) }},
+		{name: "set naming an upstream block", dir: "variables", upstream: "pool", server: "10.0.0.1:8080", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) { eq(t, "RuntimeResolve", tg.RuntimeResolve, false) }},
+		{name: "set in the enclosing if", dir: "variables", upstream: "other.internal:9090", server: "other.internal:9090", proto: ProtocolHTTP},
+		{name: "IP needs no resolver", dir: "variables", upstream: "10.1.2.3:8080", server: "10.1.2.3:8080", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) { eq(t, "RuntimeResolve", tg.RuntimeResolve, false) }},
+		{name: "scheme from set", dir: "variables", upstream: "secure.internal", server: "secure.internal", proto: ProtocolHTTPS},
+
+		{name: "Host $host from http level", dir: "host-header", upstream: "127.0.0.1:1", server: "127.0.0.1:1", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "real.test") }},
+		{name: "Host literal", dir: "host-header", upstream: "127.0.0.1:2", server: "127.0.0.1:2", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "api.example.com") }},
+		{name: "Host $proxy_host", dir: "host-header", upstream: "127.0.0.1:3", server: "127.0.0.1:3", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "127.0.0.1:3") }},
+		{name: "other header stops Host inheritance", dir: "host-header", upstream: "127.0.0.1:4", server: "127.0.0.1:4", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "127.0.0.1:4") }},
+		{name: "$proxy_host of https with port 443", dir: "host-header", upstream: "secure.test:443", server: "secure.test:443", proto: ProtocolHTTPS,
+			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "secure.test") }},
+		{name: "$host:$proxy_port", dir: "host-header", upstream: "127.0.0.1:5", server: "127.0.0.1:5", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "real.test:5") }},
+		{name: "unknown variable falls back to default", dir: "host-header", upstream: "127.0.0.1:6", server: "127.0.0.1:6", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "127.0.0.1:6") }},
+		{name: "grpc ignores proxy_set_header", dir: "host-header", upstream: "10.0.0.2:50051", server: "10.0.0.2:50051", proto: ProtocolGRPC,
+			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "10.0.0.2:50051") }},
+		{name: "grpc_set_header Host", dir: "host-header", upstream: "10.0.0.3:50051", server: "10.0.0.3:50051", proto: ProtocolGRPC,
+			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "grpc.example") }},
+		{name: "no server_name", dir: "host-header", upstream: "127.0.0.1:8", server: "127.0.0.1:8", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "localhost") }},
+
+		{name: "proxy_ssl_*", dir: "ssl", upstream: "10.0.0.1:8443", server: "10.0.0.1:8443", proto: ProtocolHTTPS,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "SSL", tg.Settings.SSL, SSLSettings{
+					Enabled: true, Verify: true, VerifyDepth: 2, TrustedCertificate: "/etc/ssl/ca.pem",
+					Name: "ssl.test", ServerName: true, Protocols: []string{"TLSv1.2"}, Ciphers: "HIGH:!aNULL",
+					Certificate:    filepath.Join("testdata", "ssl", "certs", "client.pem"),
+					CertificateKey: filepath.Join("testdata", "ssl", "certs", "client.key"),
+				})
+			}},
+		{name: "grpc_ssl_*", dir: "ssl", upstream: "10.0.0.2:50051", server: "10.0.0.2:50051", proto: ProtocolGRPCS,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "SSL", tg.Settings.SSL, SSLSettings{Enabled: true, Verify: true, VerifyDepth: 1,
+					Protocols: []string{"TLSv1.3"}, Ciphers: "DEFAULT"})
+			}},
+		{name: "uwsgi_ssl_*", dir: "ssl", upstream: "10.0.0.3:3031", server: "10.0.0.3:3031", proto: ProtocolUWSGI,
+			check: func(t *testing.T, tg Target) {
+				eq(t, "SSL", tg.Settings.SSL, SSLSettings{Enabled: true, VerifyDepth: 1, ServerName: true,
+					Protocols: []string{"TLSv1.2", "TLSv1.3"}, Ciphers: "DEFAULT"})
+			}},
+		{name: "no TLS, no SSL settings", dir: "ssl", upstream: "10.0.0.4", server: "10.0.0.4", proto: ProtocolHTTP,
+			check: func(t *testing.T, tg Target) { eq(t, "SSL", tg.Settings.SSL, SSLSettings{}) }},
+
+		{name: "third-party directives", dir: "third-party", upstream: "127.0.0.1:8000", server: "127.0.0.1:8000", proto: ProtocolHTTP},
+	}
+	cache := map[string]*Config{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, ok := cache[tt.dir]
+			if !ok {
+				cfg = mustLoad(t, filepath.Join("testdata", tt.dir, "nginx.conf"), LoadOptions{})
+				cache[tt.dir] = cfg
+			}
+			tg := findTarget(t, cfg, tt.upstream, tt.server, tt.proto)
+			if tt.check != nil {
+				tt.check(t, tg)
+			}
+		})
+	}
+}
+
+func eq(t *testing.T, what string, got, want any) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s = %#v, want %#v", what, got, want)
+	}
+}
+
+func TestConfigLevel(t *testing.T) {
+	t.Run("includes", func(t *testing.T) {
+		cfg := mustLoad(t, "testdata/includes/nginx.conf", LoadOptions{})
+		eq(t, "Files", cfg.Files, []string{
+			"testdata/includes/nginx.conf",
+			"testdata/includes/mime.types",
+			"testdata/includes/conf.d/upstreams.conf",
+			"testdata/includes/snippets/nested.conf",
+			// sites-enabled/.site.swp is not matched: glob(3) keeps
+			// wildcards off leading dots.
+			"testdata/includes/sites-enabled/site",
+		})
+		eq(t, "User", cfg.User, "www-data")
+		eq(t, "Group", cfg.Group, "")
+	})
+	t.Run("user and group, stream ignored", func(t *testing.T) {
+		cfg := mustLoad(t, "testdata/third-party/nginx.conf", LoadOptions{})
+		eq(t, "User", cfg.User, "nobody")
+		eq(t, "Group", cfg.Group, "nogroup")
+		eq(t, "targets", len(cfg.Targets), 1)
+		eq(t, "UnusedUpstreams", cfg.UnusedUpstreams, []string(nil))
+	})
+	t.Run("no user directive", func(t *testing.T) {
+		cfg := mustLoad(t, "testdata/passes/nginx.conf", LoadOptions{})
+		eq(t, "User", cfg.User, "")
+	})
+	t.Run("unused upstream", func(t *testing.T) {
+		cfg := mustLoad(t, "testdata/upstream-params/nginx.conf", LoadOptions{})
+		eq(t, "UnusedUpstreams", cfg.UnusedUpstreams, []string{"unused"})
+	})
+	t.Run("dynamic", func(t *testing.T) {
+		cfg := mustLoad(t, "testdata/variables/nginx.conf", LoadOptions{})
+		eq(t, "Dynamic", cfg.Dynamic, []DynamicPass{
+			{Directive: "proxy_pass", Source: "testdata/variables/nginx.conf:31", Address: "http://$svc:8080/a"},
+			{Directive: "proxy_pass", Source: "testdata/variables/nginx.conf:33", Address: "http://$tenant_backend"},
+			{Directive: "proxy_pass", Source: "testdata/variables/nginx.conf:34", Address: "http://$http_host$request_uri"},
+			{Directive: "fastcgi_pass", Source: "testdata/variables/nginx.conf:35", Address: "unix:/run/php/php$php_version-fpm.sock"},
+			{Directive: "proxy_pass", Source: "testdata/variables/nginx.conf:48", Address: "http://$inner_host:8080"},
+		})
+	})
+	t.Run("prefix resolves a relative main file", func(t *testing.T) {
+		cfg := mustLoad(t, "nginx.conf", LoadOptions{Prefix: "testdata/includes"})
+		eq(t, "Files[0]", cfg.Files[0], filepath.Join("testdata", "includes", "nginx.conf"))
+		eq(t, "targets", len(cfg.Targets), 3)
+	})
+	t.Run("page size default", func(t *testing.T) {
+		cfg, err := Load("testdata/passes/nginx.conf", LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eq(t, "BufferSize", cfg.Targets[0].Settings.BufferSize, os.Getpagesize())
+	})
+}
+
+// TestHeaderSecretsNotStored: proxy_set_header values other than Host may
+// be credentials; none may appear anywhere in the result.
+func TestHeaderSecretsNotStored(t *testing.T) {
+	cfg := mustLoad(t, "testdata/host-header/nginx.conf", LoadOptions{})
+	dump := fmt.Sprintf("%+v", cfg)
+	for _, secret := range []string{"SECRET-TOKEN-123", "Bearer", "Authorization", "$remote_addr"} {
+		if strings.Contains(dump, secret) {
+			t.Errorf("result contains %q: %s", secret, dump)
+		}
+	}
+	// Also when the Authorization header sits next to a dynamic pass.
+	fsys := memFS{"/n.conf": `http { server { location / {
+		proxy_set_header Authorization "Basic dXNlcjpzM2NyM3Q=";
+		proxy_set_header Host $http_authorization;
+		proxy_pass http://$http_x_backend; }
+		location /b { proxy_set_header Authorization "Basic dXNlcjpzM2NyM3Q="; proxy_pass http://127.0.0.1:1; } } }`}
+	cfg, err := Load("/n.conf", LoadOptions{FS: fsys, PageSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dump := fmt.Sprintf("%+v", cfg); strings.Contains(dump, "dXNlcjpzM2NyM3Q") {
+		t.Errorf("result contains the Authorization value: %s", dump)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		files   memFS
+		want    string // exact error message
+		is      error  // errors.Is target, optional
+		notIs   error
+		wantPos string // "file:line" of the *ParseError
+	}{
+		{
+			name:    "unexpected brace in included file",
+			files:   memFS{"/etc/nginx/nginx.conf": "http {\n include sites-enabled/*;\n}\n", "/etc/nginx/sites-enabled/app": "server {\n location / {\n }}\n}\n"},
+			want:    `nginxconf: /etc/nginx/sites-enabled/app:4: unexpected "}"`,
+			wantPos: "/etc/nginx/sites-enabled/app:4",
+		},
+		{
+			name:    "unterminated block",
+			files:   memFS{"/etc/nginx/nginx.conf": "http {\n server {\n"},
+			want:    `nginxconf: /etc/nginx/nginx.conf:3: unexpected end of file, expecting "}"`,
+			wantPos: "/etc/nginx/nginx.conf:3",
+		},
+		{
+			name:  "missing main file",
+			files: memFS{},
+			is:    ErrNotFound,
+		},
+		{
+			name:    "missing plain include",
+			files:   memFS{"/etc/nginx/nginx.conf": "events {}\nhttp {\n include conf.d/missing.conf;\n}\n"},
+			is:      fs.ErrNotExist,
+			notIs:   ErrNotFound,
+			wantPos: "/etc/nginx/nginx.conf:3",
+		},
+		{
+			name:    "include cycle",
+			files:   memFS{"/etc/nginx/nginx.conf": "include a.conf;\n", "/etc/nginx/a.conf": "\ninclude nginx.conf;\n"},
+			wantPos: "/etc/nginx/a.conf:2",
+		},
+		{
+			name:    "bad glob",
+			files:   memFS{"/etc/nginx/nginx.conf": "http {\n include [.conf;\n}\n"},
+			wantPos: "/etc/nginx/nginx.conf:2",
+		},
+		{
+			name:    "fastcgi_pass without port",
+			files:   memFS{"/etc/nginx/nginx.conf": "http { server { location / {\n fastcgi_pass php-host; } } }\n"},
+			want:    `nginxconf: /etc/nginx/nginx.conf:2: no port in upstream "php-host"`,
+			wantPos: "/etc/nginx/nginx.conf:2",
+		},
+		{
+			name:    "upstream name with port",
+			files:   memFS{"/etc/nginx/nginx.conf": "http { upstream b { server 1.2.3.4; }\n server { location / {\n proxy_pass http://b:8080; } } }\n"},
+			want:    `nginxconf: /etc/nginx/nginx.conf:3: upstream "b" may not have port 8080`,
+			wantPos: "/etc/nginx/nginx.conf:3",
+		},
+		{
+			name:    "proxy_pass without scheme",
+			files:   memFS{"/etc/nginx/nginx.conf": "http { server { location / {\n proxy_pass 127.0.0.1:80; } } }\n"},
+			wantPos: "/etc/nginx/nginx.conf:2",
+		},
+		{
+			name:    "invalid timeout",
+			files:   memFS{"/etc/nginx/nginx.conf": "http {\n proxy_read_timeout 1M;\n}\n"},
+			want:    `nginxconf: /etc/nginx/nginx.conf:2: invalid value "1M" in "proxy_read_timeout" directive`,
+			wantPos: "/etc/nginx/nginx.conf:2",
+		},
+		{
+			name:    "invalid weight",
+			files:   memFS{"/etc/nginx/nginx.conf": "http { upstream u {\n server 1.2.3.4 weight=0; } }\n"},
+			wantPos: "/etc/nginx/nginx.conf:2",
+		},
+		{
+			name:    "invalid port",
+			files:   memFS{"/etc/nginx/nginx.conf": "http { upstream u {\n server 1.2.3.4:99999; } }\n"},
+			wantPos: "/etc/nginx/nginx.conf:2",
+		},
+		{
+			name:    "duplicate upstream",
+			files:   memFS{"/etc/nginx/nginx.conf": "http { upstream u { server 1.2.3.4; }\n upstream U { server 1.2.3.5; } }\n"},
+			wantPos: "/etc/nginx/nginx.conf:2",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Load("/etc/nginx/nginx.conf", LoadOptions{FS: tt.files, PageSize: 4096})
+			if err == nil {
+				t.Fatalf("Load succeeded: %+v", cfg)
+			}
+			if !strings.HasPrefix(err.Error(), "nginxconf: ") {
+				t.Errorf("error %q lacks the package prefix", err)
+			}
+			if tt.want != "" && err.Error() != tt.want {
+				t.Errorf("error = %q, want %q", err, tt.want)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("errors.Is(%v, %v) = false", err, tt.is)
+			}
+			if tt.notIs != nil && errors.Is(err, tt.notIs) {
+				t.Errorf("errors.Is(%v, %v) = true", err, tt.notIs)
+			}
+			if tt.wantPos != "" {
+				var pe *ParseError
+				if !errors.As(err, &pe) {
+					t.Fatalf("error %v is not a *ParseError", err)
+				}
+				if got := fmt.Sprintf("%s:%d", pe.File, pe.Line); got != tt.wantPos {
+					t.Errorf("position = %s, want %s (%v)", got, tt.wantPos, err)
+				}
+				if !strings.Contains(err.Error(), tt.wantPos+": ") {
+					t.Errorf("message %q does not name %s", err, tt.wantPos)
+				}
+			}
+		})
+	}
+}
+
+func TestMissingMainFileOnDisk(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nginx.conf"), LoadOptions{})
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("err = %v, want ErrNotFound", err)
+	}
+}

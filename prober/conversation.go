@@ -1,0 +1,263 @@
+package prober
+
+import (
+	"context"
+	"errors"
+	"math/bits"
+	"net"
+	"sync"
+	"time"
+)
+
+// nginx's defaults for proxy_connect_timeout, proxy_read_timeout,
+// proxy_send_timeout and proxy_buffer_size (one memory page), used when a
+// target leaves them unset.
+const (
+	defaultTimeout    = 60 * time.Second
+	defaultBufferSize = 4096
+)
+
+// errBufferFull reports that the header did not fit the buffer: nginx's
+// "upstream sent too big header".
+var errBufferFull = errors.New("response header does not fit the buffer")
+
+// Buffers come from size-class pools (powers of two from 4 KiB to 1 MiB) so
+// that 10,000 probes an interval reuse the same few dozen buffers whatever
+// *_buffer_size each target has. Larger buffers are allocated per probe.
+const (
+	minBufShift = 12
+	maxBufShift = 20
+)
+
+var bufPools [maxBufShift - minBufShift + 1]sync.Pool
+
+func getBuf(size int) *[]byte {
+	if size < 1 {
+		size = defaultBufferSize
+	}
+	class := 0
+	if size > 1<<minBufShift {
+		class = bits.Len(uint(size-1)) - minBufShift
+	}
+	if class >= len(bufPools) {
+		b := make([]byte, size)
+		return &b
+	}
+	if v := bufPools[class].Get(); v != nil {
+		bp := v.(*[]byte)
+		*bp = (*bp)[:size]
+		return bp
+	}
+	b := make([]byte, 1<<(class+minBufShift))
+	b = b[:size]
+	return &b
+}
+
+func putBuf(bp *[]byte) {
+	c := cap(*bp)
+	if c < 1<<minBufShift || c > 1<<maxBufShift || c&(c-1) != 0 {
+		return
+	}
+	bufPools[bits.Len(uint(c))-1-minBufShift].Put(bp)
+}
+
+// aLongTimeAgo is a deadline in the past: setting it wakes every blocked
+// read and write on a connection at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// conversation is one exchange on one connection: every read is bounded in
+// bytes by the header buffer and in time by the read timeout (nginx's timer
+// between two reads) and by the probe's absolute deadline, which also stops
+// a backend trickling one byte per read timeout.
+type conversation struct {
+	ctx      context.Context
+	conn     net.Conn
+	r        *Result
+	deadline time.Time // the probe's end (ctx deadline); zero when none
+
+	readTimeout time.Duration
+	sendTimeout time.Duration
+
+	bufp *[]byte
+	buf  []byte // len(buf) is the header limit (BufferSize)
+	n    int    // bytes read into buf
+	off  int    // bytes of buf already handed out by Read
+
+	written time.Time // end of the request write: start of processing
+	first   time.Time // first response byte: start of transfer
+	limit   int       // cap on bytes Read may return in total (0: none)
+	total   int
+
+	stop func() bool
+	wg   sync.WaitGroup
+}
+
+// newConversation starts an exchange on conn for t. release must be called
+// before the probe returns: it returns the buffer and waits for the
+// cancellation watcher, so no goroutine outlives the probe.
+func newConversation(ctx context.Context, conn net.Conn, t *Target, r *Result) *conversation {
+	c := &conversation{
+		ctx:         ctx,
+		conn:        conn,
+		r:           r,
+		readTimeout: orDefault(t.ReadTimeout),
+		sendTimeout: orDefault(t.SendTimeout),
+	}
+	c.deadline, _ = ctx.Deadline()
+	size := t.BufferSize
+	if size <= 0 {
+		size = defaultBufferSize
+	}
+	c.bufp = getBuf(size)
+	c.buf = *c.bufp
+	if ctx.Done() != nil {
+		raw := conn
+		c.wg.Add(1)
+		c.stop = context.AfterFunc(ctx, func() {
+			defer c.wg.Done()
+			raw.SetDeadline(aLongTimeAgo)
+		})
+	}
+	return c
+}
+
+func (c *conversation) release() {
+	if c.stop != nil && c.stop() {
+		c.wg.Done()
+	}
+	c.wg.Wait()
+	putBuf(c.bufp)
+	c.bufp, c.buf = nil, nil
+}
+
+func orDefault(d time.Duration) time.Duration {
+	if d <= 0 {
+		return defaultTimeout
+	}
+	return d
+}
+
+// until returns now+d, cut at the probe's deadline.
+func (c *conversation) until(d time.Duration) time.Time {
+	t := time.Now().Add(d)
+	if !c.deadline.IsZero() && c.deadline.Before(t) {
+		return c.deadline
+	}
+	return t
+}
+
+// armed re-checks cancellation after a deadline was set: the watcher may
+// have fired between computing and setting it.
+func (c *conversation) armed() {
+	if c.ctx.Err() != nil {
+		c.conn.SetDeadline(aLongTimeAgo)
+	}
+}
+
+// write sends p under the send timeout, as nginx's proxy_send_timeout
+// bounds each write of the request.
+func (c *conversation) write(p []byte) error {
+	c.conn.SetWriteDeadline(c.until(c.sendTimeout))
+	c.armed()
+	_, err := c.conn.Write(p)
+	c.written = time.Now()
+	return err
+}
+
+// fill reads more bytes into the header buffer. It returns errBufferFull
+// when the buffer has no room left.
+func (c *conversation) fill() error {
+	if c.n == len(c.buf) {
+		return errBufferFull
+	}
+	c.conn.SetReadDeadline(c.until(c.readTimeout))
+	c.armed()
+	for {
+		m, err := c.conn.Read(c.buf[c.n:])
+		if m > 0 {
+			c.gotBytes()
+			c.n += m
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (c *conversation) gotBytes() {
+	if c.first.IsZero() {
+		c.first = time.Now()
+		if !c.written.IsZero() {
+			c.r.Phases[PhaseProcessing] = c.first.Sub(c.written)
+		}
+	}
+}
+
+// headerDone records the transfer phase: from the first response byte to
+// the end of the header.
+func (c *conversation) headerDone() {
+	if !c.first.IsZero() {
+		c.r.Phases[PhaseTransfer] = time.Since(c.first)
+	}
+}
+
+// Read makes the conversation an io.Reader for framed protocols (HTTP/2):
+// it first hands out what is already buffered, then reads the connection
+// under the same timeouts, and fails once limit bytes were returned.
+func (c *conversation) Read(p []byte) (int, error) {
+	if c.limit > 0 && c.total >= c.limit {
+		return 0, errBufferFull
+	}
+	if c.limit > 0 && len(p) > c.limit-c.total {
+		p = p[:c.limit-c.total]
+	}
+	if c.off < c.n {
+		m := copy(p, c.buf[c.off:c.n])
+		c.off += m
+		c.total += m
+		return m, nil
+	}
+	c.conn.SetReadDeadline(c.until(c.readTimeout))
+	c.armed()
+	m, err := c.conn.Read(p)
+	if m > 0 {
+		c.gotBytes()
+	}
+	c.total += m
+	return m, err
+}
+
+// fail records a failed read or write with the reason nginx would log,
+// naming the protocol the backend speaks when its bytes give it away.
+func (c *conversation) fail(err error, self string) {
+	switch {
+	case errors.Is(err, errBufferFull):
+		c.r.Fail(ReasonHeaderTooBig, err)
+		return
+	case isTLSAlert(err):
+		// A TLS 1.3 server rejects a missing client certificate after the
+		// client's handshake completed, so the alert arrives on first read.
+		c.r.Fail(ReasonTLSHandshakeFailed, err)
+		return
+	}
+	phase := PhaseProcessing
+	if !c.first.IsZero() {
+		phase = PhaseTransfer
+	}
+	reason := Classify(err, phase)
+	if reason == ReasonPrematureClose || reason == ReasonConnectionReset {
+		if p := sniff(c.buf[:c.n]); p != "" && p != self {
+			c.r.Fail(ReasonProtocolMismatch, err)
+			c.r.Detail = "backend speaks " + p
+			return
+		}
+	}
+	c.r.Fail(reason, err)
+}
+
+// isTLSAlert reports an alert received from a TLS peer.
+func isTLSAlert(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "remote error"
+}

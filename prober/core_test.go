@@ -1,0 +1,261 @@
+package prober
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+)
+
+func connectTarget(network, address string) *Target {
+	return &Target{Protocol: "tcp", Network: network, Address: address, ConnectTimeout: time.Second}
+}
+
+// requireRoot skips a test that needs root unless running in CI, where it
+// must run.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("this test needs root in CI")
+		}
+		t.Skip("needs root to judge permissions for another user")
+	}
+}
+
+var nobody = &Credentials{User: "nobody", UID: 65534, GID: 65534}
+
+func TestConnectProbe(t *testing.T) {
+	healthy := serveTCP(t, waitClosed)
+	_, sock := serveUnix(t, waitClosed)
+
+	refused := freePort(t) // closed again: nothing listens there
+
+	dir := shortDir(t)
+	stale := filepath.Join(dir, "stale.sock")
+	ln, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+
+	tests := []struct {
+		name   string
+		target *Target
+		want   Reason
+	}{
+		{"tcp healthy", connectTarget("tcp", healthy.ln.Addr().String()), ReasonNone},
+		{"unix healthy", connectTarget("unix", sock), ReasonNone},
+		{"tcp refused", connectTarget("tcp", refused), ReasonConnectionRefused},
+		{"unix missing", connectTarget("unix", filepath.Join(dir, "missing.sock")), ReasonSocketNotFound},
+		{"unix missing directory", connectTarget("unix", filepath.Join(dir, "nodir", "x.sock")), ReasonSocketNotFound},
+		{"unix stale socket file", connectTarget("unix", stale), ReasonConnectionRefused},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runProbe(t, ConnectProber{}, tt.target)
+			checkResult(t, r, tt.want)
+		})
+	}
+}
+
+func TestConnectPermissions(t *testing.T) {
+	requireRoot(t)
+	// A socket in a directory the worker cannot search.
+	dir := shortDir(t)
+	private := filepath.Join(dir, "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ln1, err := net.Listen("unix", filepath.Join(private, "a.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln1.Close()
+	os.Chmod(filepath.Join(private, "a.sock"), 0o777)
+
+	// A socket the worker may reach but not write.
+	open := filepath.Join(dir, "open")
+	os.Mkdir(open, 0o755)
+	os.Chmod(dir, 0o755)
+	ro := filepath.Join(open, "ro.sock")
+	ln2, err := net.Listen("unix", ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln2.Close()
+	os.Chmod(ro, 0o644)
+
+	// A socket the worker may use.
+	okPath := filepath.Join(open, "ok.sock")
+	ln3, err := net.Listen("unix", okPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln3.Close()
+	os.Chmod(okPath, 0o666)
+
+	tests := []struct {
+		name string
+		path string
+		want Reason
+	}{
+		{"directory not searchable", filepath.Join(private, "a.sock"), ReasonPermissionDenied},
+		{"socket not writable", ro, ReasonPermissionDenied},
+		{"allowed", okPath, ReasonNone},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tg := connectTarget("unix", tt.path)
+			tg.Worker = nobody
+			r := runProbe(t, ConnectProber{}, tg)
+			checkResult(t, r, tt.want)
+			// The exporter itself (root) could connect: the verdict is
+			// the worker's.
+			tg.Worker = nil
+			checkResult(t, runProbe(t, ConnectProber{}, tg), ReasonNone)
+		})
+	}
+}
+
+func TestConnectBacklogFull(t *testing.T) {
+	path := filepath.Join(shortDir(t), "full.sock")
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	// One pending connection fills a backlog of 0.
+	pending, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pending.Close()
+	r := runProbe(t, ConnectProber{}, connectTarget("unix", path))
+	checkResult(t, r, ReasonBacklogFull)
+}
+
+// dnsResponder answers every query on 127.0.0.1 UDP: with NXDOMAIN, or with
+// an A record for 127.0.0.1 (and no AAAA).
+func dnsResponder(t *testing.T, nxdomain bool) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { pc.Close(); <-done })
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			n, addr, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var p dnsmessage.Parser
+			h, err := p.Start(buf[:n])
+			if err != nil {
+				continue
+			}
+			q, err := p.Question()
+			if err != nil {
+				continue
+			}
+			rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionAvailable: true}
+			if nxdomain {
+				rh.RCode = dnsmessage.RCodeNameError
+			}
+			b := dnsmessage.NewBuilder(nil, rh)
+			b.EnableCompression()
+			b.StartQuestions()
+			b.Question(q)
+			b.StartAnswers()
+			if !nxdomain && q.Type == dnsmessage.TypeA {
+				b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60},
+					dnsmessage.AResource{A: [4]byte{127, 0, 0, 1}})
+			}
+			out, err := b.Finish()
+			if err != nil {
+				continue
+			}
+			pc.WriteTo(out, addr)
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
+func TestRuntimeResolve(t *testing.T) {
+	b := serveTCP(t, waitClosed)
+	_, port, _ := net.SplitHostPort(b.ln.Addr().String())
+
+	resolveTarget := func(server string) *Target {
+		return &Target{Protocol: "tcp", Network: "tcp", ConnectTimeout: time.Second,
+			Resolve: &RuntimeResolve{Host: "backend.nue.test", Port: port, Resolvers: []string{server}}}
+	}
+	t.Run("nxdomain", func(t *testing.T) {
+		r := runProbe(t, ConnectProber{}, resolveTarget(dnsResponder(t, true)))
+		checkResult(t, r, ReasonDNSError)
+	})
+	t.Run("answer", func(t *testing.T) {
+		r := runProbe(t, ConnectProber{}, resolveTarget(dnsResponder(t, false)))
+		checkResult(t, r, ReasonNone)
+		if r.Address != net.JoinHostPort("127.0.0.1", port) {
+			t.Errorf("address = %q", r.Address)
+		}
+	})
+	t.Run("no resolver", func(t *testing.T) {
+		tg := resolveTarget("")
+		tg.Resolve.Resolvers = nil
+		checkResult(t, runProbe(t, ConnectProber{}, tg), ReasonDNSError)
+	})
+}
+
+func TestRunFallsBackToConnect(t *testing.T) {
+	b := serveTCP(t, waitClosed)
+	tg := b.target("unknown-protocol")
+	r := &Result{}
+	Run(t.Context(), New(), tg, r, nil)
+	checkResult(t, r, ReasonNone)
+}
+
+func TestNewRegistersEveryProtocol(t *testing.T) {
+	p := New()
+	for _, name := range []string{"tcp", "http", "https", "fastcgi", "uwsgi", "scgi", "grpc", "grpcs", "memcached"} {
+		if p[name] == nil {
+			t.Errorf("no prober for %q", name)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		err   error
+		phase Phase
+		want  Reason
+	}{
+		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, PhaseConnect, ReasonConnectionRefused},
+		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.EAGAIN)}, PhaseConnect, ReasonBacklogFull},
+		{&net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, PhaseProcessing, ReasonConnectionReset},
+		{os.ErrDeadlineExceeded, PhaseConnect, ReasonConnectTimeout},
+		{os.ErrDeadlineExceeded, PhaseTLS, ReasonTLSHandshakeTimeout},
+		{os.ErrDeadlineExceeded, PhaseTransfer, ReasonReadTimeout},
+		{&net.DNSError{Err: "no such host", Name: "x", IsNotFound: true}, PhaseResolve, ReasonDNSError},
+	}
+	for i, tt := range tests {
+		if got := Classify(tt.err, tt.phase); got != tt.want {
+			t.Errorf("%d: Classify(%v, %v) = %q, want %q", i, tt.err, tt.phase, got, tt.want)
+		}
+	}
+}

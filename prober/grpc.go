@@ -1,0 +1,192 @@
+package prober
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// GRPCProber speaks HTTP/2 with prior knowledge as `grpc_pass` does (over
+// TLS with ALPN h2 for grpcs://): the connection preface and SETTINGS,
+// then one cheap call, grpc.health.v1.Health/Check, whose response header
+// gives the HTTP/2 :status nginx would pass on. A server without the
+// health service still answers (grpc-status 12, UNIMPLEMENTED) and counts
+// as up: nginx would have proxied its calls.
+type GRPCProber struct {
+	files  *tlsFiles
+	secure bool
+}
+
+var _ Prober = (*GRPCProber)(nil)
+
+// NewGRPCProber returns a prober for grpc:// (secure false) or grpcs://.
+func NewGRPCProber(secure bool) *GRPCProber {
+	return &GRPCProber{files: newTLSFiles(), secure: secure}
+}
+
+var (
+	errGRPCRejected = errors.New("upstream rejected request")
+	errGRPCGoAway   = errors.New("upstream sent goaway")
+	errGRPCFrame    = errors.New("upstream sent invalid HTTP/2 frame")
+)
+
+const grpcHealthPath = "/grpc.health.v1.Health/Check"
+
+// grpcFrameSlack bounds the bytes read besides the response header
+// (SETTINGS, WINDOW_UPDATE, PING, a DATA frame) so that a backend cannot
+// feed the probe forever.
+const grpcFrameSlack = 64 << 10
+
+// Probe implements Prober.
+func (p *GRPCProber) Probe(ctx context.Context, t *Target, r *Result, logger *slog.Logger) {
+	conn := Dial(ctx, t, r)
+	if conn == nil {
+		return
+	}
+	defer conn.Close()
+	c := newConversation(ctx, conn, t, r)
+	defer c.release()
+	if p.secure && !p.files.handshake(c, t, []string{"h2"}) {
+		return
+	}
+	grpcExchange(c, t, p.secure, logger)
+}
+
+func grpcRequest(t *Target, secure bool) []byte {
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	scheme := "http"
+	if secure {
+		scheme = "https"
+	}
+	enc.WriteField(hpack.HeaderField{Name: ":method", Value: "POST"})
+	enc.WriteField(hpack.HeaderField{Name: ":scheme", Value: scheme})
+	enc.WriteField(hpack.HeaderField{Name: ":path", Value: grpcHealthPath})
+	enc.WriteField(hpack.HeaderField{Name: ":authority", Value: hostHeader(t)})
+	enc.WriteField(hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
+	enc.WriteField(hpack.HeaderField{Name: "te", Value: "trailers"})
+	for _, h := range t.HTTP.Headers {
+		enc.WriteField(hpack.HeaderField{Name: strings.ToLower(h[0]), Value: h[1], Sensitive: true})
+	}
+	// HealthCheckRequest{service = 1}: a length-prefixed protobuf message.
+	svc := t.GRPC.Service
+	msg := make([]byte, 0, 5+2+len(svc))
+	body := 0
+	if svc != "" {
+		body = 2 + len(svc)
+	}
+	msg = append(msg, 0, byte(body>>24), byte(body>>16), byte(body>>8), byte(body))
+	if svc != "" {
+		msg = append(msg, 0x0a, byte(len(svc)))
+		msg = append(msg, svc...)
+	}
+
+	var out bytes.Buffer
+	out.WriteString(http2.ClientPreface)
+	fr := http2.NewFramer(&out, nil)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingEnablePush, Val: 0})
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndHeaders: true})
+	fr.WriteData(1, true, msg)
+	return out.Bytes()
+}
+
+func grpcExchange(c *conversation, t *Target, secure bool, logger *slog.Logger) {
+	if len(t.GRPC.Service) > 127 {
+		c.r.Fail(ReasonInvalidResponse, errors.New("gRPC health service name too long"))
+		return
+	}
+	if err := c.write(grpcRequest(t, secure)); err != nil {
+		c.fail(err, speaksHTTP2)
+		return
+	}
+	// The server's preface is a SETTINGS frame: check the first frame
+	// header before handing bytes to the framer, so that an HTTP/1 or TLS
+	// answer is named for what it is.
+	for c.n < 9 {
+		if err := c.fill(); err != nil {
+			c.fail(err, speaksHTTP2)
+			return
+		}
+		if s := sniff(c.buf[:c.n]); s != "" && s != speaksHTTP2 {
+			c.r.Fail(ReasonProtocolMismatch, errOtherProtocol)
+			c.r.Detail = "backend speaks " + s
+			return
+		}
+	}
+	if c.buf[3] != byte(http2.FrameSettings) {
+		c.r.Fail(ReasonInvalidResponse, errGRPCFrame)
+		c.r.Detail = "first frame is not SETTINGS"
+		return
+	}
+	c.limit = len(c.buf) + grpcFrameSlack
+	fr := http2.NewFramer(nil, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.MaxHeaderListSize = uint32(len(c.buf))
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			var ce http2.ConnectionError
+			var se http2.StreamError
+			switch {
+			case errors.As(err, &ce), errors.As(err, &se), errors.Is(err, http2.ErrFrameTooLarge):
+				c.r.Fail(ReasonInvalidResponse, err)
+			default:
+				c.fail(err, speaksHTTP2)
+			}
+			return
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				var ack [9]byte
+				ack[3], ack[4] = byte(http2.FrameSettings), byte(http2.FlagSettingsAck)
+				if err := c.write(ack[:]); err != nil {
+					c.fail(err, speaksHTTP2)
+					return
+				}
+			}
+		case *http2.MetaHeadersFrame:
+			if f.StreamID != 1 {
+				continue
+			}
+			if f.Truncated {
+				c.r.Fail(ReasonHeaderTooBig, errBufferFull)
+				return
+			}
+			c.headerDone()
+			status, err := strconv.Atoi(f.PseudoValue("status"))
+			if err != nil {
+				c.r.Fail(ReasonInvalidResponse, errGRPCFrame)
+				c.r.Detail = "no valid :status"
+				return
+			}
+			if logger != nil && logger.Enabled(context.Background(), slog.LevelDebug) {
+				grpcStatus := ""
+				for _, h := range f.RegularFields() {
+					if h.Name == "grpc-status" {
+						grpcStatus = h.Value
+					}
+				}
+				logger.Debug("gRPC health check answered", "status", status, "grpc_status", grpcStatus)
+			}
+			finishStatus(c.r, t, status)
+			return
+		case *http2.RSTStreamFrame:
+			if f.StreamID == 1 {
+				c.r.Fail(ReasonInvalidResponse, errGRPCRejected)
+				c.r.Detail = "upstream rejected request with error " + strconv.Itoa(int(f.ErrCode))
+				return
+			}
+		case *http2.GoAwayFrame:
+			c.r.Fail(ReasonInvalidResponse, errGRPCGoAway)
+			c.r.Detail = "upstream sent goaway with error " + strconv.Itoa(int(f.ErrCode))
+			return
+		}
+	}
+}

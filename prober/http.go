@@ -1,0 +1,156 @@
+package prober
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+)
+
+// HTTPProber sends the request ngx_http_proxy_module would send for
+// `proxy_pass http://` and reads the response header as nginx does.
+type HTTPProber struct{}
+
+var _ Prober = HTTPProber{}
+
+// Failure causes recorded in Result.Err; the details are in Result.Detail.
+var (
+	errInvalidHeader    = errors.New("upstream sent invalid header")
+	errNoValidHeader    = errors.New("upstream sent no valid HTTP/1.0 header")
+	errOtherProtocol    = errors.New("upstream speaks another protocol")
+	errUnexpectedStatus = errors.New("upstream status is not an expected one")
+)
+
+// Probe implements Prober.
+func (HTTPProber) Probe(ctx context.Context, t *Target, r *Result, _ *slog.Logger) {
+	conn := Dial(ctx, t, r)
+	if conn == nil {
+		return
+	}
+	defer conn.Close()
+	c := newConversation(ctx, conn, t, r)
+	defer c.release()
+	httpExchange(c, t)
+}
+
+// httpExchange writes the request and reads the response header; shared by
+// http and https.
+func httpExchange(c *conversation, t *Target) {
+	rb := getBuf(defaultBufferSize)
+	req := appendHTTPRequest((*rb)[:0], t)
+	err := c.write(req)
+	*rb = req
+	putBuf(rb)
+	if err != nil {
+		c.fail(err, speaksHTTP)
+		return
+	}
+	var p respParser
+	if readHeader(c, &p, false, speaksHTTP) {
+		finishStatus(c.r, t, p.Status())
+	}
+}
+
+// appendHTTPRequest appends what nginx sends upstream: the request line with
+// proxy_http_version (1.0 by default), Host, "Connection: close" (nginx's
+// default proxy_set_header Connection close), then the probe's own headers.
+func appendHTTPRequest(b []byte, t *Target) []byte {
+	method, path := t.HTTP.Method, t.HTTP.Path
+	if method == "" {
+		method = "GET"
+	}
+	if path == "" {
+		path = "/"
+	}
+	b = append(b, method...)
+	b = append(b, ' ')
+	b = append(b, path...)
+	if t.HTTP.Version == "1.1" {
+		b = append(b, " HTTP/1.1\r\nHost: "...)
+	} else {
+		b = append(b, " HTTP/1.0\r\nHost: "...)
+	}
+	b = append(b, hostHeader(t)...)
+	b = append(b, "\r\nConnection: close\r\n"...)
+	for _, h := range t.HTTP.Headers {
+		b = append(b, h[0]...)
+		b = append(b, ": "...)
+		b = append(b, h[1]...)
+		b = append(b, "\r\n"...)
+	}
+	return append(b, "\r\n"...)
+}
+
+// hostHeader is Target.HTTP.Host, else what nginx's $proxy_host would be:
+// the address, or "localhost" for a unix socket.
+func hostHeader(t *Target) string {
+	switch {
+	case t.HTTP.Host != "":
+		return t.HTTP.Host
+	case t.Network == "unix":
+		return "localhost"
+	case t.Address != "":
+		return t.Address
+	case t.Resolve != nil:
+		return t.Resolve.Host
+	}
+	return "localhost"
+}
+
+// readHeader reads until p has a complete header, recording any failure.
+// With cgiFallback, a response without a status line is parsed again as a
+// CGI-style header, as ngx_http_scgi_module and ngx_http_uwsgi_module do.
+func readHeader(c *conversation, p *respParser, cgiFallback bool, self string) bool {
+	for {
+		if c.n > p.pos {
+			switch p.parse(c.buf[:c.n]) {
+			case parseDone:
+				c.headerDone()
+				return true
+			case parseInvalid:
+				c.r.Fail(ReasonInvalidResponse, errInvalidHeader)
+				c.r.Detail = p.Why
+				return false
+			case parseNoStatus:
+				if s := sniff(c.buf[:c.n]); s != "" && s != self && s != speaksHTTP {
+					c.r.Fail(ReasonProtocolMismatch, errOtherProtocol)
+					c.r.Detail = "backend speaks " + s
+					return false
+				}
+				if cgiFallback {
+					p.reset(true)
+					continue
+				}
+				c.r.Fail(ReasonInvalidResponse, errNoValidHeader)
+				c.r.Detail = "no valid HTTP/1.0 header"
+				return false
+			}
+		}
+		if err := c.fill(); err != nil {
+			c.fail(err, self)
+			return false
+		}
+	}
+}
+
+// finishStatus records the status and judges it against ExpectStatus.
+func finishStatus(r *Result, t *Target, status int) {
+	r.HTTPStatus = status
+	if len(t.HTTP.ExpectStatus) > 0 {
+		ok := false
+		for _, s := range t.HTTP.ExpectStatus {
+			if s == status {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			// nginx would pass the status on; the operator asked for
+			// others, and the closest reason is an unusable response.
+			r.Fail(ReasonInvalidResponse, errUnexpectedStatus)
+			r.Detail = "unexpected status " + strconv.Itoa(status)
+			return
+		}
+	}
+	r.Success = true
+}

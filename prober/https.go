@@ -1,0 +1,31 @@
+package prober
+
+import (
+	"context"
+	"log/slog"
+)
+
+// HTTPSProber speaks HTTP/1.x over TLS as `proxy_pass https://` does.
+type HTTPSProber struct {
+	files *tlsFiles
+}
+
+var _ Prober = (*HTTPSProber)(nil)
+
+// NewHTTPSProber returns an HTTPS prober with its own certificate cache.
+func NewHTTPSProber() *HTTPSProber { return &HTTPSProber{files: newTLSFiles()} }
+
+// Probe implements Prober.
+func (p *HTTPSProber) Probe(ctx context.Context, t *Target, r *Result, _ *slog.Logger) {
+	conn := Dial(ctx, t, r)
+	if conn == nil {
+		return
+	}
+	defer conn.Close()
+	c := newConversation(ctx, conn, t, r)
+	defer c.release()
+	if !p.files.handshake(c, t, nil) {
+		return
+	}
+	httpExchange(c, t)
+}

@@ -1,0 +1,128 @@
+package prober
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+)
+
+// MemcachedProber sends the "get <key>" nginx's memcached_pass sends and
+// reads the first response line as ngx_http_memcached_process_header does:
+// "VALUE <key> <flags> <length>" is a hit (200), "END" a miss (404), and
+// anything else "memcached sent invalid response". A get is a read: it
+// changes nothing on the server.
+type MemcachedProber struct{}
+
+var _ Prober = MemcachedProber{}
+
+var (
+	errMemcachedResponse = errors.New("memcached sent invalid response")
+	errMemcachedKey      = errors.New("memcached sent invalid key in response")
+	errMemcachedLength   = errors.New("memcached sent invalid length in response")
+)
+
+// Probe implements Prober.
+func (MemcachedProber) Probe(ctx context.Context, t *Target, r *Result, _ *slog.Logger) {
+	conn := Dial(ctx, t, r)
+	if conn == nil {
+		return
+	}
+	defer conn.Close()
+	c := newConversation(ctx, conn, t, r)
+	defer c.release()
+
+	rb := getBuf(defaultBufferSize)
+	defer putBuf(rb)
+	req := append((*rb)[:0], "get "...)
+	keyStart := len(req)
+	req = appendMemcachedKey(req, memcachedKey(t))
+	key := req[keyStart:]
+	req = append(req, "\r\n"...)
+	if err := c.write(req); err != nil {
+		c.fail(err, speaksMemcached)
+		return
+	}
+	*rb = req
+	for {
+		if i := bytes.IndexByte(c.buf[:c.n], '\n'); i >= 0 {
+			c.headerDone()
+			line := c.buf[:i+1]
+			status, err := parseMemcachedLine(line, key)
+			if err != nil {
+				if p := sniff(c.buf[:c.n]); p != "" && p != speaksMemcached {
+					c.r.Fail(ReasonProtocolMismatch, errOtherProtocol)
+					c.r.Detail = "backend speaks " + p
+					return
+				}
+				c.r.Fail(ReasonInvalidResponse, err)
+				return
+			}
+			finishStatus(c.r, t, status)
+			return
+		}
+		if err := c.fill(); err != nil {
+			c.fail(err, speaksMemcached)
+			return
+		}
+	}
+}
+
+func memcachedKey(t *Target) string {
+	switch {
+	case t.Memcached.Key != "":
+		return t.Memcached.Key
+	case t.HTTP.Path != "":
+		return t.HTTP.Path
+	}
+	return "/"
+}
+
+// appendMemcachedKey escapes the key as ngx_escape_uri(NGX_ESCAPE_MEMCACHED)
+// does: space, control characters and '%' become %XX.
+func appendMemcachedKey(b []byte, key string) []byte {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(key); i++ {
+		ch := key[i]
+		if ch <= ' ' || ch == '%' || ch >= 0x7f {
+			b = append(b, '%', hex[ch>>4], hex[ch&0xf])
+			continue
+		}
+		b = append(b, ch)
+	}
+	return b
+}
+
+// parseMemcachedLine judges the first response line (ending in LF).
+func parseMemcachedLine(line, key []byte) (status int, err error) {
+	if string(line) == "END\r\n" {
+		return 404, nil // "key was not found by memcached"
+	}
+	rest, ok := bytes.CutPrefix(line, []byte("VALUE "))
+	if !ok {
+		return 0, errMemcachedResponse
+	}
+	rest, ok = bytes.CutPrefix(rest, key)
+	if !ok || len(rest) == 0 || rest[0] != ' ' {
+		return 0, errMemcachedKey
+	}
+	rest = rest[1:]
+	// flags
+	i := 0
+	for i < len(rest) && isDigit(rest[i]) {
+		i++
+	}
+	if i == 0 || i >= len(rest) || rest[i] != ' ' {
+		return 0, errMemcachedResponse
+	}
+	rest = rest[i+1:]
+	// length, up to CR (or a space before a CAS value)
+	j := 0
+	for j < len(rest) && rest[j] != '\r' && rest[j] != ' ' && rest[j] != '\n' {
+		j++
+	}
+	if !isOffset(rest[:j]) {
+		return 0, errMemcachedLength
+	}
+	return 200, nil
+}

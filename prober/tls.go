@@ -1,0 +1,304 @@
+package prober
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// tlsFiles loads and caches what the proxy_ssl_* file directives name: the
+// trusted CA bundle and the client certificate. Entries are keyed by path
+// and reloaded when the file's mtime or size changes, so an exporter that
+// reloads nginx's configuration picks up renewed files without a restart.
+// One instance belongs to one prober table; there is no global cache.
+type tlsFiles struct {
+	mu    sync.Mutex
+	pools map[string]*poolEntry
+	pairs map[[2]string]*pairEntry
+}
+
+type fileStamp struct {
+	mtime time.Time
+	size  int64
+}
+
+type poolEntry struct {
+	stamp fileStamp
+	pool  *x509.CertPool
+	err   error
+}
+
+type pairEntry struct {
+	cert, key fileStamp
+	pair      *tls.Certificate
+	err       error
+}
+
+func newTLSFiles() *tlsFiles {
+	return &tlsFiles{pools: map[string]*poolEntry{}, pairs: map[[2]string]*pairEntry{}}
+}
+
+func stampOf(path string) (fileStamp, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}, err
+	}
+	return fileStamp{mtime: st.ModTime(), size: st.Size()}, nil
+}
+
+// pool returns the CA pool from a PEM bundle.
+func (f *tlsFiles) pool(path string) (*x509.CertPool, error) {
+	stamp, err := stampOf(path)
+	if err != nil {
+		return nil, fmt.Errorf("proxy_ssl_trusted_certificate: %w", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if e, ok := f.pools[path]; ok && e.stamp == stamp {
+		return e.pool, e.err
+	}
+	e := &poolEntry{stamp: stamp}
+	data, err := os.ReadFile(path)
+	switch {
+	case err != nil:
+		e.err = fmt.Errorf("proxy_ssl_trusted_certificate: %w", err)
+	default:
+		e.pool = x509.NewCertPool()
+		if !e.pool.AppendCertsFromPEM(data) {
+			e.pool, e.err = nil, fmt.Errorf("proxy_ssl_trusted_certificate %s: no PEM certificate", path)
+		}
+	}
+	f.pools[path] = e
+	return e.pool, e.err
+}
+
+// pair returns the client certificate and key.
+func (f *tlsFiles) pair(certPath, keyPath string) (*tls.Certificate, error) {
+	cs, err := stampOf(certPath)
+	if err != nil {
+		return nil, fmt.Errorf("proxy_ssl_certificate: %w", err)
+	}
+	ks, err := stampOf(keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("proxy_ssl_certificate_key: %w", err)
+	}
+	k := [2]string{certPath, keyPath}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if e, ok := f.pairs[k]; ok && e.cert == cs && e.key == ks {
+		return e.pair, e.err
+	}
+	e := &pairEntry{cert: cs, key: ks}
+	p, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		e.err = fmt.Errorf("proxy_ssl_certificate: %w", err)
+	} else {
+		e.pair = &p
+	}
+	f.pairs[k] = e
+	return e.pair, e.err
+}
+
+// tlsVersions maps proxy_ssl_protocols to a version range. nginx's default
+// (since 1.23.4) is "TLSv1.2 TLSv1.3". SSLv2/SSLv3 are ignored: Go does not
+// speak them and neither does a current OpenSSL.
+func tlsVersions(protocols []string) (lo, hi uint16) {
+	if len(protocols) == 0 {
+		return tls.VersionTLS12, tls.VersionTLS13
+	}
+	for _, p := range protocols {
+		var v uint16
+		switch p {
+		case "TLSv1":
+			v = tls.VersionTLS10
+		case "TLSv1.1":
+			v = tls.VersionTLS11
+		case "TLSv1.2":
+			v = tls.VersionTLS12
+		case "TLSv1.3":
+			v = tls.VersionTLS13
+		default:
+			continue
+		}
+		if lo == 0 || v < lo {
+			lo = v
+		}
+		if v > hi {
+			hi = v
+		}
+	}
+	if lo == 0 {
+		return tls.VersionTLS12, tls.VersionTLS13
+	}
+	return lo, hi
+}
+
+var (
+	errCertVerify     = errors.New("upstream SSL certificate verify error")
+	errCertName       = errors.New("upstream SSL certificate does not match")
+	errNoTrusted      = errors.New("no proxy_ssl_trusted_certificate for proxy_ssl_verify")
+	errNoPeerCert     = errors.New("upstream sent no SSL certificate")
+	errClientCertFile = errors.New("cannot load proxy_ssl_certificate")
+)
+
+// handshake runs the TLS handshake nginx would run over conn (already in
+// c) and swaps c.conn for the TLS connection. It records the tls phase and
+// the leaf's expiry, even when the handshake or verification fails.
+func (f *tlsFiles) handshake(c *conversation, t *Target, alpn []string) bool {
+	s := t.TLS
+	if s == nil {
+		s = &TLSSettings{}
+	}
+	lo, hi := tlsVersions(s.Protocols)
+	cfg := &tls.Config{
+		// nginx completes the handshake whatever the certificate
+		// (ngx_ssl_verify_callback accepts all) and checks the result
+		// afterwards (ngx_http_upstream_ssl_handshake); so do we, which
+		// also lets us read the expiry of a certificate we reject.
+		InsecureSkipVerify: true,
+		ServerName:         s.ServerName, // empty: no SNI (proxy_ssl_server_name off)
+		MinVersion:         lo,
+		MaxVersion:         hi,
+		NextProtos:         alpn,
+	}
+	if s.Certificate != "" && s.CertificateKey != "" {
+		pair, err := f.pair(s.Certificate, s.CertificateKey)
+		if err != nil {
+			c.r.Fail(ReasonTLSHandshakeFailed, err)
+			c.r.Detail = errClientCertFile.Error()
+			return false
+		}
+		// OpenSSL sends the configured certificate whatever CAs the
+		// server names; Go's Certificates field would filter.
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return pair, nil }
+	}
+	tc := tls.Client(c.conn, cfg)
+	start := time.Now()
+	// The handshake runs under proxy_connect_timeout as one budget
+	// (ngx_ssl_handshake arms the timer once), cut at the probe deadline.
+	c.conn.SetDeadline(c.until(orDefault(t.ConnectTimeout)))
+	c.armed()
+	err := tc.Handshake()
+	c.r.Phases[PhaseTLS] = time.Since(start)
+	c.conn.SetDeadline(time.Time{})
+	c.armed()
+	state := tc.ConnectionState()
+	if len(state.PeerCertificates) > 0 {
+		c.r.TLSNotAfter = state.PeerCertificates[0].NotAfter
+	}
+	if err != nil {
+		failHandshake(c.r, err)
+		return false
+	}
+	if s.Verify {
+		if err := f.verify(state.PeerCertificates, s); err != nil {
+			c.r.Fail(ReasonTLSCertificateInvalid, err)
+			c.r.Detail = err.Error()
+			return false
+		}
+	}
+	c.conn = tc
+	return true
+}
+
+func failHandshake(r *Result, err error) {
+	var rhe tls.RecordHeaderError
+	if errors.As(err, &rhe) {
+		// OpenSSL: "wrong version number"; the backend answered the
+		// ClientHello in plain text.
+		r.Fail(ReasonProtocolMismatch, err)
+		if p := sniff(rhe.RecordHeader[:]); p != "" {
+			r.Detail = "backend speaks " + p
+		} else {
+			r.Detail = "backend answered the TLS handshake in plain text"
+		}
+		return
+	}
+	r.Fail(Classify(err, PhaseTLS), err)
+}
+
+// verify checks the chain and the name as nginx does with proxy_ssl_verify:
+// against proxy_ssl_trusted_certificate only, with OpenSSL's depth rule (at
+// most VerifyDepth intermediates: a chain of VerifyDepth+2 certificates
+// counting leaf and anchor), and the name with X509_check_host/ip.
+func (f *tlsFiles) verify(certs []*x509.Certificate, s *TLSSettings) error {
+	if len(certs) == 0 {
+		return errNoPeerCert
+	}
+	if s.TrustedCertificate == "" {
+		return errNoTrusted
+	}
+	roots, err := f.pool(s.TrustedCertificate)
+	if err != nil {
+		return err
+	}
+	opts := x509.VerifyOptions{Roots: roots}
+	if len(certs) > 1 {
+		opts.Intermediates = x509.NewCertPool()
+		for _, c := range certs[1:] {
+			opts.Intermediates.AddCert(c)
+		}
+	}
+	chains, err := certs[0].Verify(opts)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errCertVerify, err)
+	}
+	depthOK := false
+	for _, ch := range chains {
+		if len(ch) <= s.VerifyDepth+2 {
+			depthOK = true
+			break
+		}
+	}
+	if !depthOK {
+		return fmt.Errorf("%w: certificate chain too long (proxy_ssl_verify_depth %d)", errCertVerify, s.VerifyDepth)
+	}
+	if s.VerifyName != "" && !matchesName(certs[0], s.VerifyName) {
+		return fmt.Errorf("%w %q", errCertName, s.VerifyName)
+	}
+	return nil
+}
+
+// matchesName is X509_check_host / X509_check_ip as nginx calls them: SAN
+// entries first; the subject CN only when the certificate has no DNS SAN.
+func matchesName(cert *x509.Certificate, name string) bool {
+	if ip := net.ParseIP(strings.Trim(name, "[]")); ip != nil {
+		for _, a := range cert.IPAddresses {
+			if a.Equal(ip) {
+				return true
+			}
+		}
+		return false
+	}
+	if len(cert.DNSNames) > 0 {
+		for _, n := range cert.DNSNames {
+			if matchHostPattern(n, name) {
+				return true
+			}
+		}
+		return false
+	}
+	return cert.Subject.CommonName != "" && matchHostPattern(cert.Subject.CommonName, name)
+}
+
+// matchHostPattern matches a certificate name, with a wildcard allowed as
+// the whole left-most label.
+func matchHostPattern(pattern, host string) bool {
+	pattern = strings.TrimSuffix(strings.ToLower(pattern), ".")
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if pattern == host {
+		return true
+	}
+	if rest, ok := strings.CutPrefix(pattern, "*."); ok && strings.Count(rest, ".") >= 1 {
+		if i := strings.IndexByte(host, '.'); i > 0 && host[i+1:] == rest {
+			return true
+		}
+	}
+	return false
+}
