@@ -26,7 +26,9 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/collector"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/diagnose"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/probehandler"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/reload"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
@@ -79,6 +81,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	metricsPath := serveCmd.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
 	interval := serveCmd.Flag("probe.interval", "How often every upstream server is probed, independent of scrapes (spread over the interval with jitter).").
 		Default("15s").Duration()
+	var pf probeFlags
+	serveCmd.Flag("probe.allow-any-target", "Let /probe probe any host:port or unix: socket, not only servers of the nginx configuration. "+
+		"Anyone who can reach the exporter can then make it open connections anywhere it can reach (server-side request forgery, as CVE-2020-16248 in blackbox_exporter); "+
+		"only enable it behind --web.config.file authentication.").
+		Default("false").BoolVar(&pf.allowAny)
+	serveCmd.Flag("probe.max-requests", "Maximum number of /probe requests served at once; more are answered with 503.").
+		Default("10").IntVar(&pf.maxRequests)
+
+	diagCmd := app.Command("diagnose", "Probe every upstream server once, print a verdict per server with the line nginx would log and a fix, and exit 0 when every primary server is healthy, 1 when one fails, 2 on a usage or configuration error.")
+	diagOutput := diagCmd.Flag("output", "Output format: table (readable) or json (machine-readable report).").
+		Short('o').Default(diagnose.OutputTable).Enum(diagnose.OutputTable, diagnose.OutputJSON)
+	diagList := diagCmd.Flag("list", "Print the discovered targets with their parameters and effective timeouts without probing anything.").
+		Default("false").Bool()
+	diagColor := diagCmd.Flag("color", "Colour the table: auto (when stdout is a terminal and NO_COLOR is unset), always or never.").
+		Default(string(diagnose.ColorAuto)).Enum(string(diagnose.ColorAuto), string(diagnose.ColorAlways), string(diagnose.ColorNever))
 
 	cmd, err := app.Parse(args)
 	if err != nil {
@@ -94,71 +111,62 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "--probe.interval, --probe.timeout and --probe.concurrency must be positive")
 			return 2
 		}
-		return serve(logger, &c, webFlags, *metricsPath, *interval)
+		if pf.maxRequests <= 0 {
+			fmt.Fprintln(stderr, "--probe.max-requests must be positive")
+			return 2
+		}
+		return serve(logger, &c, webFlags, *metricsPath, *interval, &pf)
+	case diagCmd.FullCommand():
+		if c.probeTimeout <= 0 || c.probeConcurrency <= 0 {
+			fmt.Fprintln(stderr, "--probe.timeout and --probe.concurrency must be positive")
+			return 2
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return diagnose.Run(ctx, diagnose.Options{
+			Load: reload.Options{
+				NginxConfig:    c.nginxConfig,
+				NginxPrefix:    c.nginxPrefix,
+				ExporterConfig: c.configFile,
+				Discovery:      discovery.Options{ProbeTimeout: c.probeTimeout, Logger: logger},
+				Logger:         logger,
+			},
+			Probers:     prober.New(),
+			Timeout:     c.probeTimeout,
+			Concurrency: c.probeConcurrency,
+			Output:      *diagOutput,
+			List:        *diagList,
+			Color:       diagnose.ColorMode(*diagColor),
+			Stdout:      stdout,
+			Stderr:      stderr,
+			Logger:      logger,
+		})
 	}
 	return 2
 }
 
-func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metricsPath string, interval time.Duration) int {
+// probeFlags configure the /probe endpoint.
+type probeFlags struct {
+	allowAny    bool
+	maxRequests int
+}
+
+func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metricsPath string, interval time.Duration, pf *probeFlags) int {
 	logger.Info("Starting "+exporterName, "version", version.Info())
 	logger.Info("Build context", "build_context", version.BuildContext())
+	if pf.allowAny {
+		logger.Warn("/probe accepts any target (--probe.allow-any-target): anyone who can reach this exporter can make it connect anywhere it can reach; protect it with --web.config.file")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	sched := scheduler.New(scheduler.Options{
-		Interval:    interval,
-		Concurrency: c.probeConcurrency,
-		Timeout:     c.probeTimeout,
-		Probers:     prober.New(),
-		Logger:      logger,
-	})
-	state := &collector.ConfigState{}
-	mgr := reload.New(reload.Options{
-		NginxConfig:    c.nginxConfig,
-		NginxPrefix:    c.nginxPrefix,
-		ExporterConfig: c.configFile,
-		Discovery:      discovery.Options{ProbeTimeout: c.probeTimeout, Logger: logger},
-		Scheduler:      sched,
-		State:          state,
-		Logger:         logger,
-	})
-	if err := mgr.Reload(ctx); err != nil {
-		// At start-up there is no last good configuration to fall back to.
-		logger.Error("cannot start without a valid nginx configuration", "err", err)
-		return 1
-	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		versioncollector.NewCollector(exporterName),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		state,
-		sched.LagHistogram(),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "nginx_upstream_exporter_probes_in_flight",
-			Help: "Probes running now.",
-		}, func() float64 { return float64(sched.InFlight()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "nginx_upstream_exporter_probe_queue_length",
-			Help: "Probes that are due but wait for a free concurrency slot.",
-		}, func() float64 { return float64(sched.QueueLength()) }),
-	)
-
-	handler, err := server.New(server.Options{
-		MetricsPath: metricsPath,
-		// Per-target families bypass the registry: see collector.TextWriter.
-		Metrics:  collector.Handler(reg, collector.NewTextWriter(sched), 4, logger),
-		Reloader: mgr,
-		Ready:    func() bool { return mgr.Last() != nil },
-		Version:  version.Info(),
-		Logger:   logger,
-	})
+	exp, err := newExporter(ctx, logger, c, metricsPath, interval, pf)
 	if err != nil {
-		logger.Error("building HTTP handler", "err", err)
+		logger.Error("cannot start", "err", err)
 		return 1
 	}
+	sched, mgr, handler := exp.sched, exp.mgr, exp.handler
 
 	done := make(chan struct{})
 	go func() {
@@ -208,4 +216,83 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 	<-done
 	<-watchDone
 	return code
+}
+
+// service is the serving state: the scheduler, the configuration manager
+// and the HTTP handler that exposes them. Tests build it to serve through
+// exporter-toolkit exactly as serve does.
+type service struct {
+	sched   *scheduler.Scheduler
+	mgr     *reload.Manager
+	handler http.Handler
+}
+
+// newExporter loads the configuration and builds the exporter; it starts
+// no goroutine.
+func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metricsPath string, interval time.Duration, pf *probeFlags) (*service, error) {
+	probers := prober.New()
+	sched := scheduler.New(scheduler.Options{
+		Interval:    interval,
+		Concurrency: c.probeConcurrency,
+		Timeout:     c.probeTimeout,
+		Probers:     probers,
+		Logger:      logger,
+	})
+	state := &collector.ConfigState{}
+	mgr := reload.New(reload.Options{
+		NginxConfig:    c.nginxConfig,
+		NginxPrefix:    c.nginxPrefix,
+		ExporterConfig: c.configFile,
+		Discovery:      discovery.Options{ProbeTimeout: c.probeTimeout, Logger: logger},
+		Scheduler:      sched,
+		State:          state,
+		Logger:         logger,
+	})
+	if err := mgr.Reload(ctx); err != nil {
+		// At start-up there is no last good configuration to fall back to.
+		return nil, fmt.Errorf("no valid nginx configuration: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		versioncollector.NewCollector(exporterName),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		state,
+		sched.LagHistogram(),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nginx_upstream_exporter_probes_in_flight",
+			Help: "Probes running now.",
+		}, func() float64 { return float64(sched.InFlight()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nginx_upstream_exporter_probe_queue_length",
+			Help: "Probes that are due but wait for a free concurrency slot.",
+		}, func() float64 { return float64(sched.QueueLength()) }),
+	)
+
+	handler, err := server.New(server.Options{
+		MetricsPath: metricsPath,
+		// Per-target families bypass the registry: see collector.TextWriter.
+		Metrics:  collector.Handler(reg, collector.NewTextWriter(sched), 4, logger),
+		Reloader: mgr,
+		Ready:    func() bool { return mgr.Last() != nil },
+		Version:  version.Info(),
+		Logger:   logger,
+		Extra: map[string]http.Handler{
+			"/probe": probehandler.New(probehandler.Options{
+				Targets:        sched.Targets,
+				Probers:        probers,
+				Timeout:        c.probeTimeout,
+				Concurrency:    c.probeConcurrency,
+				MaxRequests:    pf.maxRequests,
+				AllowAnyTarget: pf.allowAny,
+				Logger:         logger,
+			}),
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building HTTP handler: %w", err)
+	}
+	return &service{sched: sched, mgr: mgr, handler: handler}, nil
+
 }

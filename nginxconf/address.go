@@ -1,6 +1,7 @@
 package nginxconf
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -120,10 +121,20 @@ func addressPart(rest string, uriPart bool) string {
 	return rest[:end]
 }
 
+// errUserinfo rejects "user:password@host" addresses. nginx has no
+// userinfo in upstream addresses: it reads "password@host" as the port
+// ("invalid port") or "user@host" as the host name ("host not found"), so
+// it refuses such a configuration. The message never repeats the address,
+// which would put the password into logs.
+var errUserinfo = errors.New(`credentials ("user:password@") in an upstream address, which nginx does not accept`)
+
 // parseAddress splits a static address (no variables) into host and port
 // as ngx_parse_url does; defaultPort is used when none is written.
 func parseAddress(raw, defaultPort string) (address, error) {
 	a := address{raw: raw}
+	if hasUserinfo(raw) {
+		return a, errUserinfo
+	}
 	if len(raw) >= 5 && strings.EqualFold(raw[:5], "unix:") {
 		a.socketPath = raw[5:]
 		if a.socketPath == "" {
@@ -228,3 +239,29 @@ func expandVars(s string, lookup func(name string) (string, bool)) (out string, 
 	}
 	return b.String(), all
 }
+
+// hasUserinfo reports whether a TCP address carries "user[:password]@".
+// A unix socket path may contain "@" legitimately.
+func hasUserinfo(raw string) bool {
+	return !hasUnixPrefix(raw) && strings.ContainsRune(raw, '@')
+}
+
+// redactUserinfo hides "user:password@" after the scheme of a *_pass
+// argument kept for logs (a DynamicPass address).
+func redactUserinfo(arg string) string {
+	rest, prefix := arg, ""
+	if i := strings.Index(arg, "://"); i >= 0 {
+		prefix, rest = arg[:i+3], arg[i+3:]
+	}
+	end := strings.IndexAny(rest, "/?")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndexByte(rest[:end], '@')
+	if at < 0 || hasUnixPrefix(rest) {
+		return arg
+	}
+	return prefix + "<redacted>@" + rest[at+1:]
+}
+
+func hasUnixPrefix(s string) bool { return len(s) >= 5 && strings.EqualFold(s[:5], "unix:") }

@@ -1,6 +1,7 @@
 package nginxconf
 
 import (
+	"errors"
 	"net"
 	"path/filepath"
 	"slices"
@@ -379,6 +380,9 @@ func upstreamServer(n *node) (Target, error) {
 		return Target{}, n.errorf(`invalid number of arguments in "server" directive`)
 	}
 	a, err := parseAddress(n.args[0], defaultServerPort)
+	if errors.Is(err, errUserinfo) {
+		return Target{}, n.errorf("%v in upstream server", err)
+	}
 	if err != nil {
 		return Target{}, n.errorf("%v in upstream %q", err, n.args[0])
 	}
@@ -461,6 +465,9 @@ func (w *walker) pass(n *node, kind passKind, sc *scope, c wctx) error {
 		return nil
 	}
 	a, err := parseAddress(raw, sch.defaultPort)
+	if errors.Is(err, errUserinfo) {
+		return n.errorf("%v in %q directive", err, n.name)
+	}
 	if err != nil {
 		return n.errorf("%v in %q", err, arg)
 	}
@@ -517,7 +524,7 @@ func (w *walker) pass(n *node, kind passKind, sc *scope, c wctx) error {
 }
 
 func (w *walker) dynamic(n *node) {
-	w.cfg.Dynamic = append(w.cfg.Dynamic, DynamicPass{Directive: n.name, Source: n.source(), Address: n.args[0]})
+	w.cfg.Dynamic = append(w.cfg.Dynamic, DynamicPass{Directive: n.name, Source: n.source(), Address: redactUserinfo(n.args[0])})
 }
 
 // add records a target, merging it into an earlier one with the same

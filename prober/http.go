@@ -30,14 +30,16 @@ func (HTTPProber) Probe(ctx context.Context, t *Target, r *Result, _ *slog.Logge
 	defer conn.Close()
 	c := newConversation(ctx, conn, t, r)
 	defer c.release()
-	httpExchange(c, t)
+	headerExchange(c, t, appendHTTPRequest, false)
 }
 
-// httpExchange writes the request and reads the response header; shared by
-// http and https.
-func httpExchange(c *conversation, t *Target) {
+// headerExchange writes the request that build appends and reads an
+// HTTP-style response header; with cgi, a header without a status line is
+// accepted as nginx's uwsgi and scgi modules accept it. It serves http,
+// https, uwsgi and scgi, which differ only in how the request is framed.
+func headerExchange(c *conversation, t *Target, build func(b []byte, t *Target) []byte, cgi bool) {
 	rb := getBuf(defaultBufferSize)
-	req := appendHTTPRequest((*rb)[:0], t)
+	req := build((*rb)[:0], t)
 	err := c.write(req)
 	*rb = req
 	putBuf(rb)
@@ -46,7 +48,7 @@ func httpExchange(c *conversation, t *Target) {
 		return
 	}
 	var p respParser
-	if readHeader(c, &p, false, speaksHTTP) {
+	if readHeader(c, &p, cgi, speaksHTTP) {
 		finishStatus(c.r, t, p.Status())
 	}
 }

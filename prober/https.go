@@ -27,5 +27,5 @@ func (p *HTTPSProber) Probe(ctx context.Context, t *Target, r *Result, _ *slog.L
 	if !p.files.handshake(c, t, nil) {
 		return
 	}
-	httpExchange(c, t)
+	headerExchange(c, t, appendHTTPRequest, false)
 }

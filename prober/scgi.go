@@ -23,27 +23,23 @@ func (SCGIProber) Probe(ctx context.Context, t *Target, r *Result, _ *slog.Logge
 	c := newConversation(ctx, conn, t, r)
 	defer c.release()
 
-	rb := getBuf(defaultBufferSize)
+	headerExchange(c, t, appendSCGIRequest, true)
+}
+
+// appendSCGIRequest frames the variables as a netstring, CONTENT_LENGTH
+// first as the SCGI specification requires.
+func appendSCGIRequest(b []byte, t *Target) []byte {
 	vb := getBuf(defaultBufferSize)
 	vars := appendSCGIVar((*vb)[:0], "CONTENT_LENGTH", "0")
 	vars = appendSCGIVar(vars, "SCGI", "1")
 	vars = appendCGIVars(vars, t, appendSCGIVar)
-	req := strconv.AppendInt((*rb)[:0], int64(len(vars)), 10)
-	req = append(req, ':')
-	req = append(req, vars...)
-	req = append(req, ',')
-	err := c.write(req)
-	*rb, *vb = req, vars
-	putBuf(rb)
+	b = strconv.AppendInt(b, int64(len(vars)), 10)
+	b = append(b, ':')
+	b = append(b, vars...)
+	b = append(b, ',')
+	*vb = vars
 	putBuf(vb)
-	if err != nil {
-		c.fail(err, speaksHTTP)
-		return
-	}
-	var p respParser
-	if readHeader(c, &p, true, speaksHTTP) {
-		finishStatus(c.r, t, p.Status())
-	}
+	return b
 }
 
 func appendSCGIVar(b []byte, name, value string) []byte {

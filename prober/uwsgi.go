@@ -24,19 +24,7 @@ func (UWSGIProber) Probe(ctx context.Context, t *Target, r *Result, _ *slog.Logg
 	c := newConversation(ctx, conn, t, r)
 	defer c.release()
 
-	rb := getBuf(defaultBufferSize)
-	req := appendUWSGIRequest((*rb)[:0], t)
-	err := c.write(req)
-	*rb = req
-	putBuf(rb)
-	if err != nil {
-		c.fail(err, speaksHTTP)
-		return
-	}
-	var p respParser
-	if readHeader(c, &p, true, speaksHTTP) {
-		finishStatus(c.r, t, p.Status())
-	}
+	headerExchange(c, t, appendUWSGIRequest, true)
 }
 
 func appendUWSGIRequest(b []byte, t *Target) []byte {

@@ -1,0 +1,96 @@
+package diagnose
+
+import (
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+)
+
+// RunbookURL is the runbook section for a failure reason, relative to the
+// repository root; each section is named after the reason.
+func RunbookURL(r prober.Reason) string {
+	if r == prober.ReasonNone {
+		return ""
+	}
+	return "docs/runbook.md#" + string(r)
+}
+
+// Hint is a one-line first step for a failure of reason r on a target of
+// this protocol and network ("tcp" or "unix"), ending with the runbook
+// section. It is empty for success.
+func Hint(r prober.Reason, protocol, network string) string {
+	h := hintText(r, protocol, network)
+	if h == "" {
+		return ""
+	}
+	return h + "; see " + RunbookURL(r)
+}
+
+// backend names the kind of process that usually serves a protocol, so
+// that hints point at the right thing to restart or inspect.
+func backend(protocol string) string {
+	switch protocol {
+	case "fastcgi":
+		return "php-fpm (or the FastCGI server)"
+	case "uwsgi":
+		return "uWSGI"
+	case "scgi":
+		return "the SCGI server"
+	case "memcached":
+		return "memcached"
+	case "grpc", "grpcs":
+		return "the gRPC server"
+	}
+	return "the backend"
+}
+
+func hintText(r prober.Reason, protocol, network string) string {
+	unix := network == "unix"
+	b := backend(protocol)
+	switch r {
+	case prober.ReasonNone:
+		return ""
+	case prober.ReasonDNSError:
+		return "the name does not resolve: check the host name, /etc/hosts and the `resolver` directive nginx uses for it"
+	case prober.ReasonConnectionRefused:
+		if unix {
+			return "stale socket file with no listener: " + b + " died without removing it; restart it and check its log"
+		}
+		return "nothing listens there: start " + b + " or make the port in the config match the one it listens on (ss -ltnp)"
+	case prober.ReasonSocketNotFound:
+		if protocol == "fastcgi" {
+			return "php-fpm not running or listen path differs: compare `listen` in the pool config with fastcgi_pass"
+		}
+		return b + " not running or listening on another path: compare its socket setting with the *_pass path"
+	case prober.ReasonPermissionDenied:
+		if protocol == "fastcgi" {
+			return "nginx's worker user cannot open the socket: set listen.owner/listen.group/listen.mode in the pool to the nginx user, and make every parent directory searchable"
+		}
+		return "nginx's worker user cannot open the socket: fix the socket's owner/mode or a parent directory's search bit (namei -l <path>), or SELinux (httpd_can_network_connect)"
+	case prober.ReasonBacklogFull:
+		return b + " accepts too slowly: its listen queue is full; add workers (pm.max_children for php-fpm) or raise its listen backlog"
+	case prober.ReasonNoRouteToHost:
+		return "a firewall rejects the connection or the host is down: check iptables/nftables and security groups on the way"
+	case prober.ReasonNetworkUnreachable:
+		return "no route to that network from here: check the address and this host's routing table (ip route)"
+	case prober.ReasonConnectTimeout:
+		return "SYNs are dropped or the host is down: check firewalls that drop rather than reject, and the host itself"
+	case prober.ReasonTLSHandshakeTimeout:
+		return "TCP connects but TLS never completes: the port may not speak TLS, or the backend is overloaded"
+	case prober.ReasonTLSHandshakeFailed:
+		return "TLS handshake rejected: compare proxy_ssl_protocols/ciphers with the backend, send SNI (proxy_ssl_server_name on), or supply the client certificate it requires"
+	case prober.ReasonTLSCertificateInvalid:
+		return "certificate not trusted or for another name: check proxy_ssl_trusted_certificate and proxy_ssl_name against the backend's certificate (openssl s_client)"
+	case prober.ReasonConnectionReset:
+		return b + " resets connections: it is crashing or restarting, or a proxy/firewall in between kills them; check its log"
+	case prober.ReasonPrematureClose:
+		return b + " closed the connection before answering: look for crashes, worker timeouts or memory limits in its log"
+	case prober.ReasonReadTimeout:
+		return b + " accepts but does not answer within the read timeout: it is overloaded or stuck; check its workers and slow log"
+	case prober.ReasonHeaderTooBig:
+		return "the response header exceeds the *_buffer_size nginx allows: raise proxy_buffer_size/fastcgi_buffer_size or shrink cookies and headers"
+	case prober.ReasonInvalidResponse:
+		return "the backend answers with something nginx cannot parse: check that the right service listens on that port"
+	case prober.ReasonProtocolMismatch:
+		return "the backend speaks another protocol than the *_pass directive (e.g. HTTP on a fastcgi_pass port, plain HTTP behind https://): fix the directive or the port"
+	}
+	return "see the runbook"
+}

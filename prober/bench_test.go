@@ -1,0 +1,123 @@
+package prober
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func benchProbe(b *testing.B, p Prober, tg *Target) {
+	b.Helper()
+	ctx := context.Background()
+	r := &Result{}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r.Reset()
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		p.Probe(cctx, tg, r, nil)
+		cancel()
+		if !r.Success {
+			b.Fatalf("probe failed: %s %v", r.Reason, r.Err)
+		}
+	}
+}
+
+// keepAnswering serves HTTP/1.0 responses as fast as possible.
+func httpOK(c net.Conn) {
+	buf := make([]byte, 1024)
+	c.Read(buf)
+	c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+	io.Copy(io.Discard, c)
+}
+
+func BenchmarkProbeTCP(b *testing.B) {
+	srv := serveTCP(b, func(c net.Conn) { io.Copy(io.Discard, c) })
+	benchProbe(b, ConnectProber{}, srv.target("tcp"))
+}
+
+func BenchmarkProbeHTTP(b *testing.B) {
+	srv := serveTCP(b, httpOK)
+	benchProbe(b, HTTPProber{}, srv.target("http"))
+}
+
+func BenchmarkProbeHTTPUnix(b *testing.B) {
+	srv, _ := serveUnix(b, httpOK)
+	benchProbe(b, HTTPProber{}, srv.target("http"))
+}
+
+func BenchmarkProbeHTTPS(b *testing.B) {
+	ca := newCert(b, "CA", nil, true, time.Now().Add(time.Hour))
+	leaf := newCert(b, "x", ca, false, time.Now().Add(time.Hour), "x")
+	cfg := &tls.Config{Certificates: []tls.Certificate{leaf.tlsCert()}}
+	srv := serveTCP(b, func(c net.Conn) {
+		tc := tls.Server(c, cfg)
+		if tc.Handshake() != nil {
+			return
+		}
+		httpOK(tc)
+	})
+	tg := srv.target("https")
+	tg.TLS = &TLSSettings{}
+	benchProbe(b, NewHTTPSProber(), tg)
+}
+
+func BenchmarkProbeFastCGI(b *testing.B) {
+	answer := appendFCGIRecord(nil, fcgiGetValuesResult, 0, appendFCGIPair(nil, "FCGI_MPXS_CONNS", "0"))
+	srv := serveTCP(b, func(c net.Conn) {
+		buf := make([]byte, 1024)
+		c.Read(buf)
+		c.Write(answer)
+		io.Copy(io.Discard, c)
+	})
+	benchProbe(b, FastCGIProber{}, srv.target("fastcgi"))
+}
+
+func BenchmarkProbeFastCGIPing(b *testing.B) {
+	answer := append(rec(fcgiStdout, 1, "Content-type: text/plain\r\n\r\npong"), rec(fcgiStdout, 1, "")...)
+	answer = append(answer, endRequest(0)...)
+	srv := serveTCP(b, func(c net.Conn) {
+		if _, err := readFCGIRequest(c); err != nil {
+			return
+		}
+		c.Write(answer)
+		io.Copy(io.Discard, c)
+	})
+	tg := srv.target("fastcgi")
+	tg.FastCGI.PingPath = "/ping"
+	benchProbe(b, FastCGIProber{}, tg)
+}
+
+func BenchmarkProbeMemcached(b *testing.B) {
+	srv := serveTCP(b, func(c net.Conn) {
+		buf := make([]byte, 1024)
+		c.Read(buf)
+		c.Write([]byte("END\r\n"))
+		io.Copy(io.Discard, c)
+	})
+	benchProbe(b, MemcachedProber{}, srv.target("memcached"))
+}
+
+func BenchmarkProbeGRPC(b *testing.B) {
+	srv := h2Backend(b, nil)
+	benchProbe(b, &GRPCProber{files: newTLSFiles()}, srv.target("grpc"))
+}
+
+func BenchmarkClassify(b *testing.B) {
+	errs := []error{
+		&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)},
+		&net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded},
+		io.EOF,
+		errors.New("something else"),
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		Classify(errs[i%len(errs)], PhaseProcessing)
+	}
+}

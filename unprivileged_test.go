@@ -1,0 +1,132 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestUnprivilegedDiagnose runs diagnose as "nobody" with no capabilities
+// against a php-fpm-like socket in a directory only nginx's worker user
+// ("www-data") may enter. The exporter cannot see whether the worker can
+// reach the socket, and must say so rather than guess. It needs root to
+// set up (chown, and to drop to another uid).
+func TestUnprivilegedDiagnose(t *testing.T) {
+	requireRoot(t)
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	worker, err := user.Lookup("www-data")
+	if err != nil {
+		t.Skip("no user www-data")
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	wuid, _ := strconv.Atoi(worker.Uid)
+	wgid, _ := strconv.Atoi(worker.Gid)
+
+	// A world-readable copy of the binary and the config: the build
+	// directory is private to root.
+	pub, err := os.MkdirTemp("", "nue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(pub) })
+	if err := os.Chmod(pub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(pub, "nginx_upstream_exporter")
+	copyFile(t, exporterBin, bin, 0o755)
+
+	// The socket directory belongs to the worker user, mode 0700.
+	sockDir := filepath.Join(pub, "php")
+	if err := os.Mkdir(sockDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(sockDir, "fpm.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	for _, p := range []string{sockDir, sock} {
+		if err := os.Chown(p, wuid, wgid); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	conf := filepath.Join(pub, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("user www-data;\nevents {}\nhttp { server { location ~ \\.php$ { fastcgi_pass unix:%s; } } }\n", sock)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, output := range []string{"table", "json"} {
+		cmd := exec.Command(bin, "diagnose", "--nginx.config="+conf, "--output="+output)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 1 {
+			t.Errorf("%s: exit %d, want 1\nstdout:\n%s\nstderr:\n%s", output, code, stdout.String(), stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "running unprivileged") {
+			t.Errorf("%s: start-up does not say it runs unprivileged:\n%s", output, stderr.String())
+		}
+		switch output {
+		case "table":
+			for _, want := range []string{"FAIL (unverified)", "permission_denied", "not root", `"www-data"`} {
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("table lacks %q:\n%s", want, stdout.String())
+				}
+			}
+		case "json":
+			var rep struct {
+				Notes   []string `json:"notes"`
+				Targets []struct {
+					Reason     string `json:"reason"`
+					Unverified bool   `json:"unverified"`
+				} `json:"targets"`
+			}
+			if err := json.Unmarshal([]byte(stdout.String()), &rep); err != nil {
+				t.Fatalf("JSON: %v\n%s", err, stdout.String())
+			}
+			if len(rep.Targets) != 1 || !rep.Targets[0].Unverified || rep.Targets[0].Reason != "permission_denied" || len(rep.Notes) == 0 {
+				t.Errorf("JSON report: %s", stdout.String())
+			}
+		}
+	}
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	in, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
