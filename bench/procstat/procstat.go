@@ -65,6 +65,8 @@ type Metrics struct {
 	Runs       float64             // sum of nginx_upstream_probe_runs_total
 	Failures   float64             // sum of nginx_upstream_probe_failures_total
 	Goroutines float64             // go_goroutines
+	InFlight   float64             // nginx_upstream_exporter_probes_in_flight
+	Queue      float64             // nginx_upstream_exporter_probe_queue_length
 	LagBuckets map[float64]float64 // le -> cumulative count
 	LagCount   float64
 	LagSum     float64
@@ -109,6 +111,10 @@ func ParseMetrics(r io.Reader) (Metrics, error) {
 			m.Failures += v
 		case "go_goroutines":
 			m.Goroutines = v
+		case "nginx_upstream_exporter_probes_in_flight":
+			m.InFlight = v
+		case "nginx_upstream_exporter_probe_queue_length":
+			m.Queue = v
 		case "nginx_upstream_exporter_schedule_lag_seconds_count":
 			m.LagCount = v
 		case "nginx_upstream_exporter_schedule_lag_seconds_sum":

@@ -480,7 +480,7 @@ func sampleUntil(end time.Time, every time.Duration, soak bool, ps ...*proc) {
 				g := ""
 				if p.metricsURL != "" {
 					if m, _, err := scrape(p.metricsURL); err == nil {
-						g = fmt.Sprintf(" goroutines=%.0f", m.Goroutines)
+						g = fmt.Sprintf(" goroutines=%.0f in_flight=%.0f queue=%.0f", m.Goroutines, m.InFlight, m.Queue)
 					}
 				}
 				fmt.Fprintf(os.Stderr, "soak t=%5.0fs %-8s rss=%6.1fMB threads=%d%s\n",
