@@ -9,7 +9,7 @@ LDFLAGS   := -X $(PKG).Version=$(VERSION) -X $(PKG).Revision=$(REVISION) -X $(PK
 GOTEST    ?= $(GO) test
 EXAMPLE_ADDR ?= 127.0.0.1:10650
 
-.PHONY: all build run-example test test-deps fmt-check vet unit mixin mixin-check bench bench-smoke
+.PHONY: all build run-example test test-deps fmt-check vet unit mixin mixin-check bench bench-smoke bench-harness
 
 all: build
 
@@ -45,5 +45,11 @@ mixin-check:
 bench-smoke:
 	$(GOTEST) -run '^$$' -bench . -benchtime=1x -count=1 ./...
 
+# Go benchmarks of the hot paths; compare two runs with benchstat.
 bench:
 	$(GOTEST) -run '^$$' -bench . -benchmem -count=6 ./... | tee bench.txt
+
+# The scale harness of docs/performance.md: exporter and floor side by side
+# on loopback target farms (about 35 minutes).
+bench-harness:
+	$(GO) run ./bench/cmd/harness -suite standard -runs 3 -duration 60s -out bench-results.md
