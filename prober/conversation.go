@@ -261,3 +261,17 @@ func isTLSAlert(err error) bool {
 	var oe *net.OpError
 	return errors.As(err, &oe) && oe.Op == "remote error"
 }
+
+// converse dials t and runs fn over a conversation with it. The connection
+// and the conversation's pooled buffers are released when fn returns, so
+// no protocol prober can forget either.
+func converse(ctx context.Context, t *Target, r *Result, fn func(c *conversation)) {
+	conn := Dial(ctx, t, r)
+	if conn == nil {
+		return
+	}
+	defer conn.Close()
+	c := newConversation(ctx, conn, t, r)
+	defer c.release()
+	fn(c)
+}

@@ -34,18 +34,13 @@ const (
 
 // Probe implements Prober.
 func (FastCGIProber) Probe(ctx context.Context, t *Target, r *Result, logger *slog.Logger) {
-	conn := Dial(ctx, t, r)
-	if conn == nil {
-		return
-	}
-	defer conn.Close()
-	c := newConversation(ctx, conn, t, r)
-	defer c.release()
-	if t.FastCGI.PingPath == "" {
-		fcgiGetValuesExchange(c, logger)
-		return
-	}
-	fcgiPingExchange(c, t)
+	converse(ctx, t, r, func(c *conversation) {
+		if t.FastCGI.PingPath == "" {
+			fcgiGetValuesExchange(c, logger)
+			return
+		}
+		fcgiPingExchange(c, t)
+	})
 }
 
 func fcgiMismatch(c *conversation, err error) {

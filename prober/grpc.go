@@ -45,17 +45,12 @@ const grpcFrameSlack = 64 << 10
 
 // Probe implements Prober.
 func (p *GRPCProber) Probe(ctx context.Context, t *Target, r *Result, logger *slog.Logger) {
-	conn := Dial(ctx, t, r)
-	if conn == nil {
-		return
-	}
-	defer conn.Close()
-	c := newConversation(ctx, conn, t, r)
-	defer c.release()
-	if p.secure && !p.files.handshake(c, t, []string{"h2"}) {
-		return
-	}
-	grpcExchange(c, t, p.secure, logger)
+	converse(ctx, t, r, func(c *conversation) {
+		if p.secure && !p.files.handshake(c, t, []string{"h2"}) {
+			return
+		}
+		grpcExchange(c, t, p.secure, logger)
+	})
 }
 
 func grpcRequest(t *Target, secure bool) []byte {

@@ -23,14 +23,9 @@ var (
 
 // Probe implements Prober.
 func (HTTPProber) Probe(ctx context.Context, t *Target, r *Result, _ *slog.Logger) {
-	conn := Dial(ctx, t, r)
-	if conn == nil {
-		return
-	}
-	defer conn.Close()
-	c := newConversation(ctx, conn, t, r)
-	defer c.release()
-	headerExchange(c, t, appendHTTPRequest, false)
+	converse(ctx, t, r, func(c *conversation) {
+		headerExchange(c, t, appendHTTPRequest, false)
+	})
 }
 
 // headerExchange writes the request that build appends and reads an

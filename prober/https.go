@@ -17,15 +17,10 @@ func NewHTTPSProber() *HTTPSProber { return &HTTPSProber{files: newTLSFiles()} }
 
 // Probe implements Prober.
 func (p *HTTPSProber) Probe(ctx context.Context, t *Target, r *Result, _ *slog.Logger) {
-	conn := Dial(ctx, t, r)
-	if conn == nil {
-		return
-	}
-	defer conn.Close()
-	c := newConversation(ctx, conn, t, r)
-	defer c.release()
-	if !p.files.handshake(c, t, nil) {
-		return
-	}
-	headerExchange(c, t, appendHTTPRequest, false)
+	converse(ctx, t, r, func(c *conversation) {
+		if !p.files.handshake(c, t, nil) {
+			return
+		}
+		headerExchange(c, t, appendHTTPRequest, false)
+	})
 }

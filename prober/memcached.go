@@ -24,48 +24,43 @@ var (
 
 // Probe implements Prober.
 func (MemcachedProber) Probe(ctx context.Context, t *Target, r *Result, _ *slog.Logger) {
-	conn := Dial(ctx, t, r)
-	if conn == nil {
-		return
-	}
-	defer conn.Close()
-	c := newConversation(ctx, conn, t, r)
-	defer c.release()
+	converse(ctx, t, r, func(c *conversation) {
 
-	rb := getBuf(defaultBufferSize)
-	defer putBuf(rb)
-	req := append((*rb)[:0], "get "...)
-	keyStart := len(req)
-	req = appendMemcachedKey(req, memcachedKey(t))
-	key := req[keyStart:]
-	req = append(req, "\r\n"...)
-	if err := c.write(req); err != nil {
-		c.fail(err, speaksMemcached)
-		return
-	}
-	*rb = req
-	for {
-		if i := bytes.IndexByte(c.buf[:c.n], '\n'); i >= 0 {
-			c.headerDone()
-			line := c.buf[:i+1]
-			status, err := parseMemcachedLine(line, key)
-			if err != nil {
-				if p := sniff(c.buf[:c.n]); p != "" && p != speaksMemcached {
-					c.r.Fail(ReasonProtocolMismatch, errOtherProtocol)
-					c.r.Detail = "backend speaks " + p
-					return
-				}
-				c.r.Fail(ReasonInvalidResponse, err)
-				return
-			}
-			finishStatus(c.r, t, status)
-			return
-		}
-		if err := c.fill(); err != nil {
+		rb := getBuf(defaultBufferSize)
+		defer putBuf(rb)
+		req := append((*rb)[:0], "get "...)
+		keyStart := len(req)
+		req = appendMemcachedKey(req, memcachedKey(t))
+		key := req[keyStart:]
+		req = append(req, "\r\n"...)
+		if err := c.write(req); err != nil {
 			c.fail(err, speaksMemcached)
 			return
 		}
-	}
+		*rb = req
+		for {
+			if i := bytes.IndexByte(c.buf[:c.n], '\n'); i >= 0 {
+				c.headerDone()
+				line := c.buf[:i+1]
+				status, err := parseMemcachedLine(line, key)
+				if err != nil {
+					if p := sniff(c.buf[:c.n]); p != "" && p != speaksMemcached {
+						c.r.Fail(ReasonProtocolMismatch, errOtherProtocol)
+						c.r.Detail = "backend speaks " + p
+						return
+					}
+					c.r.Fail(ReasonInvalidResponse, err)
+					return
+				}
+				finishStatus(c.r, t, status)
+				return
+			}
+			if err := c.fill(); err != nil {
+				c.fail(err, speaksMemcached)
+				return
+			}
+		}
+	})
 }
 
 func memcachedKey(t *Target) string {

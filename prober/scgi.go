@@ -15,15 +15,10 @@ var _ Prober = SCGIProber{}
 
 // Probe implements Prober.
 func (SCGIProber) Probe(ctx context.Context, t *Target, r *Result, _ *slog.Logger) {
-	conn := Dial(ctx, t, r)
-	if conn == nil {
-		return
-	}
-	defer conn.Close()
-	c := newConversation(ctx, conn, t, r)
-	defer c.release()
+	converse(ctx, t, r, func(c *conversation) {
 
-	headerExchange(c, t, appendSCGIRequest, true)
+		headerExchange(c, t, appendSCGIRequest, true)
+	})
 }
 
 // appendSCGIRequest frames the variables as a netstring, CONTENT_LENGTH

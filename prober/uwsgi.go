@@ -16,15 +16,10 @@ var _ Prober = UWSGIProber{}
 
 // Probe implements Prober.
 func (UWSGIProber) Probe(ctx context.Context, t *Target, r *Result, _ *slog.Logger) {
-	conn := Dial(ctx, t, r)
-	if conn == nil {
-		return
-	}
-	defer conn.Close()
-	c := newConversation(ctx, conn, t, r)
-	defer c.release()
+	converse(ctx, t, r, func(c *conversation) {
 
-	headerExchange(c, t, appendUWSGIRequest, true)
+		headerExchange(c, t, appendUWSGIRequest, true)
+	})
 }
 
 func appendUWSGIRequest(b []byte, t *Target) []byte {
