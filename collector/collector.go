@@ -27,30 +27,45 @@ func desc(name, help string, extra ...string) *prometheus.Desc {
 		append(append([]string{}, targetLabels...), extra...), nil)
 }
 
+// Help texts, shared by Collector and TextWriter so both pages say the same.
+const (
+	helpSuccess  = "1 when the last probe got a response nginx would accept from this server, else 0. Probes run on the exporter's own schedule (--probe.interval), not on scrape."
+	helpReason   = "1 while the last probe failed, labelled with the reason named after nginx's error-log message; absent for healthy targets."
+	helpDuration = "Duration of the last probe in seconds."
+	helpPhase    = "Duration of each phase of the last probe in seconds."
+	helpRuns     = "Probes run against this target since the exporter started."
+	helpFailures = "Failed probes against this target by reason."
+	helpLastRun  = "Unix time when the last probe of this target finished."
+	helpTimeout  = "The timeout nginx applies to this target (*_connect_timeout, *_read_timeout, *_send_timeout)."
+	helpStatus   = "HTTP status code of the last response read from this target."
+	helpExpiry   = "Expiry (notAfter) of the target's TLS leaf certificate as Unix time, whether or not nginx verifies it."
+	helpInfo     = "Upstream server parameters from the nginx configuration; always 1. Lists servers marked down, which are not probed."
+)
+
 // Descriptors are built once; the Collector only fills values.
 var (
 	successDesc = desc("success",
-		"1 when the last probe got a response nginx would accept from this server, else 0. Probes run on the exporter's own schedule (--probe.interval), not on scrape.")
+		helpSuccess)
 	reasonDesc = desc("failure_reason",
-		"1 while the last probe failed, labelled with the reason named after nginx's error-log message; absent for healthy targets.", "reason")
+		helpReason, "reason")
 	durationDesc = desc("duration_seconds",
-		"Duration of the last probe in seconds.")
+		helpDuration)
 	phaseDesc = desc("phase_duration_seconds",
-		"Duration of each phase of the last probe in seconds.", "phase")
+		helpPhase, "phase")
 	runsDesc = desc("runs_total",
-		"Probes run against this target since the exporter started.")
+		helpRuns)
 	failuresDesc = desc("failures_total",
-		"Failed probes against this target by reason.", "reason")
+		helpFailures, "reason")
 	lastRunDesc = desc("last_run_timestamp_seconds",
-		"Unix time when the last probe of this target finished.")
+		helpLastRun)
 	timeoutDesc = desc("timeout_seconds",
-		"The timeout nginx applies to this target (*_connect_timeout, *_read_timeout, *_send_timeout).", "kind")
+		helpTimeout, "kind")
 	statusDesc = desc("http_status_code",
-		"HTTP status code of the last response read from this target.")
+		helpStatus)
 	expiryDesc = desc("tls_certificate_expiry_timestamp_seconds",
-		"Expiry (notAfter) of the target's TLS leaf certificate as Unix time, whether or not nginx verifies it.")
+		helpExpiry)
 	infoDesc = desc("target_info",
-		"Upstream server parameters from the nginx configuration; always 1. Lists servers marked down, which are not probed.",
+		helpInfo,
 		"backup", "down", "weight", "max_fails", "fail_timeout", "max_conns", "resolve", "implicit")
 )
 

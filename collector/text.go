@@ -46,17 +46,17 @@ func fam(name, help, typ string) family {
 }
 
 var (
-	famInfo     = fam("target_info", "Upstream server parameters from the nginx configuration; always 1. Lists servers marked down, which are not probed.", "gauge")
-	famTimeout  = fam("timeout_seconds", "The timeout nginx applies to this target (*_connect_timeout, *_read_timeout, *_send_timeout).", "gauge")
-	famRuns     = fam("runs_total", "Probes run against this target since the exporter started.", "counter")
-	famFailures = fam("failures_total", "Failed probes against this target by reason.", "counter")
-	famSuccess  = fam("success", "1 when the last probe got a response nginx would accept from this server, else 0. Probes run on the exporter's own schedule (--probe.interval), not on scrape.", "gauge")
-	famReason   = fam("failure_reason", "1 while the last probe failed, labelled with the reason named after nginx's error-log message; absent for healthy targets.", "gauge")
-	famDuration = fam("duration_seconds", "Duration of the last probe in seconds.", "gauge")
-	famPhase    = fam("phase_duration_seconds", "Duration of each phase of the last probe in seconds.", "gauge")
-	famLastRun  = fam("last_run_timestamp_seconds", "Unix time when the last probe of this target finished.", "gauge")
-	famStatus   = fam("http_status_code", "HTTP status code of the last response read from this target.", "gauge")
-	famExpiry   = fam("tls_certificate_expiry_timestamp_seconds", "Expiry (notAfter) of the target's TLS leaf certificate as Unix time, whether or not nginx verifies it.", "gauge")
+	famInfo     = fam("target_info", helpInfo, "gauge")
+	famTimeout  = fam("timeout_seconds", helpTimeout, "gauge")
+	famRuns     = fam("runs_total", helpRuns, "counter")
+	famFailures = fam("failures_total", helpFailures, "counter")
+	famSuccess  = fam("success", helpSuccess, "gauge")
+	famReason   = fam("failure_reason", helpReason, "gauge")
+	famDuration = fam("duration_seconds", helpDuration, "gauge")
+	famPhase    = fam("phase_duration_seconds", helpPhase, "gauge")
+	famLastRun  = fam("last_run_timestamp_seconds", helpLastRun, "gauge")
+	famStatus   = fam("http_status_code", helpStatus, "gauge")
+	famExpiry   = fam("tls_certificate_expiry_timestamp_seconds", helpExpiry, "gauge")
 )
 
 var escaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
