@@ -132,14 +132,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return diagnose.Run(ctx, diagnose.Options{
-			Load: reload.Options{
-				NginxConfig:    c.nginxConfig,
-				NginxPrefix:    c.nginxPrefix,
-				ExporterConfig: c.configFile,
-				Discovery:      discovery.Options{ProbeTimeout: c.probeTimeout, Logger: logger},
-				Logger:         logger,
-			},
-			Probers:     prober.New(),
+			Load:        c.discovery(logger),
+			Prober:      prober.New(),
 			Timeout:     c.probeTimeout,
 			Concurrency: c.probeConcurrency,
 			Output:      *diagOutput,
@@ -151,6 +145,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		})
 	}
 	return 2
+}
+
+// discovery is what every command loads, from the common flags.
+func (c *commonFlags) discovery(logger *slog.Logger) discovery.Options {
+	return discovery.Options{
+		NginxConfig:    c.nginxConfig,
+		NginxPrefix:    c.nginxPrefix,
+		ExporterConfig: c.configFile,
+		ProbeTimeout:   c.probeTimeout,
+		Logger:         logger,
+	}
 }
 
 // probeFlags configure the /probe endpoint.
@@ -238,23 +243,20 @@ type service struct {
 // newExporter loads the configuration and builds the exporter; it starts
 // no goroutine.
 func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metricsPath string, interval time.Duration, pf *probeFlags) (*service, error) {
-	probers := prober.New()
+	probe := prober.New()
 	sched := scheduler.New(scheduler.Options{
 		Interval:    interval,
 		Concurrency: c.probeConcurrency,
 		Timeout:     c.probeTimeout,
-		Probers:     probers,
+		Prober:      probe,
 		Logger:      logger,
 	})
 	state := &collector.ConfigState{}
 	mgr := reload.New(reload.Options{
-		NginxConfig:    c.nginxConfig,
-		NginxPrefix:    c.nginxPrefix,
-		ExporterConfig: c.configFile,
-		Discovery:      discovery.Options{ProbeTimeout: c.probeTimeout, Logger: logger},
-		Scheduler:      sched,
-		State:          state,
-		Logger:         logger,
+		Discovery: c.discovery(logger),
+		Scheduler: sched,
+		State:     state,
+		Logger:    logger,
 	})
 	if err := mgr.Reload(ctx); err != nil {
 		// At start-up there is no last good configuration to fall back to.
@@ -289,7 +291,8 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		Extra: map[string]http.Handler{
 			"/probe": probehandler.New(probehandler.Options{
 				Targets:        sched.Targets,
-				Probers:        probers,
+				Prober:         probe,
+				Discovery:      c.discovery(logger),
 				Timeout:        c.probeTimeout,
 				Concurrency:    c.probeConcurrency,
 				MaxRequests:    pf.maxRequests,

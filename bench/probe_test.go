@@ -26,9 +26,9 @@ func BenchmarkProbe(b *testing.B) {
 		b.Run(kind+"/exporter", func(b *testing.B) {
 			probers := prober.New()
 			logger := slog.New(slog.DiscardHandler)
-			var ts []*prober.Target
+			var ts []*prober.Peer
 			for _, ft := range f.Targets {
-				ts = append(ts, &prober.Target{
+				ts = append(ts, &prober.Peer{
 					Protocol: protocol[kind], Network: "tcp", Address: ft.Addr,
 					ConnectTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, SendTimeout: 5 * time.Second,
 					BufferSize: 4096, HTTP: prober.HTTPSettings{Version: "1.0", Host: "t1"},

@@ -41,7 +41,7 @@ func tgt(upstream, server, address, proto string, params nginxconf.ServerParams,
 		ConnectTimeout: time.Second, ReadTimeout: 60 * time.Second, SendTimeout: 60 * time.Second,
 	}
 	if probed {
-		t.Probe = &prober.Target{}
+		t.Probe = &prober.Peer{}
 	}
 	return t
 }

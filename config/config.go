@@ -297,7 +297,7 @@ func (f FastCGIOverrides) Apply(s *prober.FastCGISettings) {
 
 // Apply writes the merged overrides for upstream into a probe target. It
 // works on a nil *Config and makes *Config a discovery.Overrides.
-func (c *Config) Apply(upstream string, t *prober.Target) {
+func (c *Config) Apply(upstream string, t *prober.Peer) {
 	h, f := c.ProbeSettings(upstream)
 	h.Apply(&t.HTTP)
 	f.Apply(&t.FastCGI)

@@ -26,7 +26,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		var pt prober.Target
+		var pt prober.Peer
 		c.Apply("app", &pt)
 		for _, u := range c.Upstreams {
 			c.Apply(u.Upstream, &pt)

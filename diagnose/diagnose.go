@@ -22,7 +22,7 @@ import (
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
-	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/reload"
+
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
 
@@ -54,10 +54,10 @@ const ProgressThreshold = 20
 
 // Options configure Run.
 type Options struct {
-	// Load carries the nginx configuration path, prefix, discovery
-	// options and logger, as for the server.
-	Load        reload.Options
-	Probers     map[string]prober.Prober
+	// Load says what to load (the nginx configuration path, prefix, the
+	// exporter's file) and how, as for the server.
+	Load        discovery.Options
+	Prober      prober.Prober
 	Timeout     time.Duration
 	Concurrency int
 	// Output is OutputTable (default) or OutputJSON.
@@ -76,8 +76,8 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
-	if o.Probers == nil {
-		o.Probers = prober.New()
+	if o.Prober == nil {
+		o.Prober = prober.New()
 	}
 	if o.Output == "" {
 		o.Output = OutputTable
@@ -123,7 +123,11 @@ func Run(ctx context.Context, opts Options) int {
 		return ExitUsage
 	}
 
-	loaded, err := reload.Load(ctx, opts.Load)
+	loaded, err := discovery.Load(ctx, opts.Load)
+	if err != nil && ctx.Err() != nil {
+		fmt.Fprintln(opts.Stderr, "diagnose: interrupted while loading the configuration; nothing was probed")
+		return ExitInterrupted
+	}
 	if err != nil {
 		fmt.Fprintf(opts.Stderr, "diagnose: cannot load nginx configuration: %v\n", err)
 		if opts.Output == OutputJSON {
@@ -195,7 +199,7 @@ func probe(ctx context.Context, targets []*discovery.Target, opts *Options) ([]s
 			fmt.Fprintf(opts.Stderr, "probing %d targets, at most %d at a time\n", probed, opts.Concurrency)
 		}
 	}
-	statuses := scheduler.ProbeOnce(ctx, targets, opts.Probers, opts.Concurrency, opts.Timeout, opts.Logger, progress)
+	statuses := scheduler.ProbeOnce(ctx, targets, opts.Prober, opts.Concurrency, opts.Timeout, progress)
 	if show {
 		if tty {
 			fmt.Fprint(opts.Stderr, "\r\x1b[K")

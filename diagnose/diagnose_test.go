@@ -21,7 +21,6 @@ import (
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
-	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/reload"
 )
 
 func TestMain(m *testing.M) {
@@ -110,7 +109,7 @@ func runDiagnose(t *testing.T, conf string, mutate func(*Options)) runResult {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	opts := Options{
-		Load:        reload.Options{NginxConfig: conf, Discovery: discovery.Options{ProbeTimeout: 2 * time.Second}},
+		Load:        discovery.Options{NginxConfig: conf, ProbeTimeout: 2 * time.Second},
 		Timeout:     2 * time.Second,
 		Concurrency: 8,
 		Stdout:      &stdout,
@@ -212,7 +211,7 @@ func TestExitStatus(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		code := Run(ctx, Options{Load: reload.Options{NginxConfig: conf}, Timeout: time.Second, Stdout: &stdout, Stderr: &stderr})
+		code := Run(ctx, Options{Load: discovery.Options{NginxConfig: conf}, Timeout: time.Second, Stdout: &stdout, Stderr: &stderr})
 		if code != ExitInterrupted {
 			t.Fatalf("exit %d, want %d", code, ExitInterrupted)
 		}
@@ -437,7 +436,7 @@ func TestProgress(t *testing.T) {
 
 func TestPrivilegeNotes(t *testing.T) {
 	unix := func(w *prober.Credentials) *discovery.Target {
-		return &discovery.Target{Probe: &prober.Target{Network: "unix", Worker: w}}
+		return &discovery.Target{Probe: &prober.Peer{Network: "unix", Worker: w}}
 	}
 	nginx := &prober.Credentials{User: "www-data", UID: 33}
 	if n := privilegeNotes([]*discovery.Target{unix(nginx)}, 0); n != nil {
@@ -455,7 +454,7 @@ func TestPrivilegeNotes(t *testing.T) {
 	if n := privilegeNotes([]*discovery.Target{unix(nil)}, 0); len(n) != 1 || !strings.Contains(n[0], "not checked") {
 		t.Errorf("unknown worker as root: %v", n)
 	}
-	if n := privilegeNotes([]*discovery.Target{{Probe: &prober.Target{Network: "tcp"}}}, 1000); n != nil {
+	if n := privilegeNotes([]*discovery.Target{{Probe: &prober.Peer{Network: "tcp"}}}, 1000); n != nil {
 		t.Errorf("tcp only: %v", n)
 	}
 }

@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
 
 // RunbookURL is the runbook section for a failure reason, relative to the
@@ -14,37 +15,24 @@ func RunbookURL(r prober.Reason) string {
 }
 
 // Hint is a one-line first step for a failure of reason r on a target of
-// this protocol and network ("tcp" or "unix"), ending with the runbook
+// this protocol label and network ("tcp" or "unix"), ending with the runbook
 // section. It is empty for success.
-func Hint(r prober.Reason, protocol, network string) string {
-	h := hintText(r, protocol, network)
+func Hint(r prober.Reason, label, network string) string {
+	h := hintText(r, label, network)
 	if h == "" {
 		return ""
 	}
 	return h + "; see " + RunbookURL(r)
 }
 
-// backend names the kind of process that usually serves a protocol, so
-// that hints point at the right thing to restart or inspect.
-func backend(protocol string) string {
-	switch protocol {
-	case "fastcgi":
-		return "php-fpm (or the FastCGI server)"
-	case "uwsgi":
-		return "uWSGI"
-	case "scgi":
-		return "the SCGI server"
-	case "memcached":
-		return "memcached"
-	case "grpc", "grpcs":
-		return "the gRPC server"
-	}
-	return "the backend"
-}
-
-func hintText(r prober.Reason, protocol, network string) string {
+func hintText(r prober.Reason, label, network string) string {
 	unix := network == "unix"
-	b := backend(protocol)
+	kind, _ := protocol.ParseLabel(label)
+	b := kind.Protocol.Spec().Backend
+	if b == "" {
+		b = "the backend"
+	}
+	fastcgi := kind.Protocol == protocol.FastCGI
 	switch r {
 	case prober.ReasonNone:
 		return ""
@@ -56,12 +44,12 @@ func hintText(r prober.Reason, protocol, network string) string {
 		}
 		return "nothing listens there: start " + b + " or make the port in the config match the one it listens on (ss -ltnp)"
 	case prober.ReasonSocketNotFound:
-		if protocol == "fastcgi" {
+		if fastcgi {
 			return "php-fpm not running or listen path differs: compare `listen` in the pool config with fastcgi_pass"
 		}
 		return b + " not running or listening on another path: compare its socket setting with the *_pass path"
 	case prober.ReasonPermissionDenied:
-		if protocol == "fastcgi" {
+		if fastcgi {
 			return "nginx's worker user cannot open the socket: set listen.owner/listen.group/listen.mode in the pool to the nginx user, and make every parent directory searchable"
 		}
 		return "nginx's worker user cannot open the socket: fix the socket's owner/mode or a parent directory's search bit (namei -l <path>), or SELinux (httpd_can_network_connect)"

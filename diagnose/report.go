@@ -7,7 +7,8 @@ import (
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
-	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/reload"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
+
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
 
@@ -129,7 +130,7 @@ type Dynamic struct {
 	Address   string `json:"address"`
 }
 
-func newReport(config string, l *reload.Loaded, timeout time.Duration) *Report {
+func newReport(config string, l *discovery.Loaded, timeout time.Duration) *Report {
 	rep := &Report{
 		Config:              config,
 		Healthy:             true,
@@ -178,7 +179,7 @@ func newTarget(t *discovery.Target) Target {
 	p := t.Probe
 	out.Network = p.Network
 	out.Settings.BufferSizeBytes = p.BufferSize
-	if t.Protocol == "http" || t.Protocol == "https" {
+	if t.Kind.Protocol == protocol.HTTP {
 		out.Settings.HTTPVersion = p.HTTP.Version
 	}
 	out.Settings.RuntimeResolve = p.Resolve != nil && !p.Resolve.System

@@ -1,7 +1,9 @@
-// Package discovery turns the nginx configuration model into the set of
-// probe targets: it resolves static hostnames the way nginx does at load
-// time (one peer per address), applies the worker user and the exporter's
-// timeout cap, and keeps the labels every metric carries.
+// Package discovery owns loading: from options to the set of probe
+// targets. It parses nginx's configuration (nginxconf), applies the
+// exporter's own configuration file, looks up nginx's worker user,
+// resolves static hostnames the way nginx does at load time (one peer per
+// address), applies the exporter's timeout cap, and keeps the labels every
+// metric carries. serve, diagnose and /probe all build targets here.
 package discovery
 
 import (
@@ -15,6 +17,7 @@ import (
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
 
 // Key identifies one target; it is also the label set of every per-target
@@ -29,15 +32,22 @@ type Key struct {
 // Target is one probe target with what the metrics need to describe it.
 type Target struct {
 	Key
+	// Kind is the protocol and TLS flag the Protocol label names.
+	Kind     protocol.Kind
 	Params   nginxconf.ServerParams
 	Implicit bool
 	// Timeouts are nginx's effective timeouts (not capped by the
 	// exporter's --probe.timeout), exported for alerting on latency.
 	ConnectTimeout, ReadTimeout, SendTimeout time.Duration
 	// Probe is nil for servers marked `down`: nginx sends them nothing.
-	Probe *prober.Target
+	Probe *prober.Peer
+	// Network is "unix" for socket paths, else "tcp".
+	Network string
 	// Sources are the config positions using this target, for logs.
 	Sources []string
+	// Logger says which target a line is about (upstream, server,
+	// address, protocol); the prober logs through it too.
+	Logger *slog.Logger
 }
 
 // Set is the result of one discovery.
@@ -56,24 +66,34 @@ type Resolver interface {
 // Overrides supplies per-upstream probe request settings from the
 // exporter's own configuration file. nil means nginx-like defaults.
 type Overrides interface {
-	Apply(upstream string, t *prober.Target)
+	Apply(upstream string, t *prober.Peer)
 }
 
-// Options tune Build.
+// Options tune Load and Build.
 type Options struct {
+	// NginxConfig is nginx's main configuration file.
+	NginxConfig string
+	// NginxPrefix is nginx's -p prefix; empty means the directory of
+	// NginxConfig.
+	NginxPrefix string
+	// ExporterConfig is the exporter's own optional configuration file
+	// (per-upstream probe requests); empty means nginx-like defaults.
+	ExporterConfig string
+
 	Resolver Resolver // nil: net.DefaultResolver
 	// ResolveTimeout bounds each load-time lookup.
 	ResolveTimeout time.Duration
 	// ProbeTimeout caps every nginx timeout, so no probe outlives it.
 	ProbeTimeout time.Duration
 	// Worker is nginx's worker user; nil disables the permission check.
-	Worker    *prober.Credentials
+	// Load fills it from the `user` directive.
+	Worker *prober.Credentials
+	// Overrides come from ExporterConfig; Load fills them.
 	Overrides Overrides
 	Logger    *slog.Logger
 }
 
-// Build derives the probe targets from cfg.
-func Build(ctx context.Context, cfg *nginxconf.Config, opts Options) *Set {
+func (opts *Options) defaults() {
 	if opts.Resolver == nil {
 		opts.Resolver = net.DefaultResolver
 	}
@@ -83,12 +103,17 @@ func Build(ctx context.Context, cfg *nginxconf.Config, opts Options) *Set {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	addrs := resolveAll(ctx, cfg.Targets, opts)
+}
+
+// Build derives the probe targets from cfg.
+func Build(ctx context.Context, cfg *nginxconf.Config, opts Options) *Set {
+	opts.defaults()
+	addrs := resolveAll(ctx, cfg.Servers, opts)
 
 	set := &Set{Dynamic: len(cfg.Dynamic)}
-	seen := make(map[Key]bool, len(cfg.Targets))
-	for i := range cfg.Targets {
-		ct := &cfg.Targets[i]
+	seen := make(map[Key]bool, len(cfg.Servers))
+	for i := range cfg.Servers {
+		ct := &cfg.Servers[i]
 		for _, addr := range addressesOf(ct, addrs) {
 			t := newTarget(ct, addr, opts)
 			if seen[t.Key] {
@@ -116,7 +141,7 @@ type resolved struct {
 
 // resolveAll looks up every distinct static hostname once, in parallel,
 // as nginx does when it loads its configuration.
-func resolveAll(ctx context.Context, targets []nginxconf.Target, opts Options) map[string]resolved {
+func resolveAll(ctx context.Context, targets []nginxconf.UpstreamServer, opts Options) map[string]resolved {
 	hosts := map[string]resolved{}
 	for i := range targets {
 		t := &targets[i]
@@ -160,7 +185,7 @@ func resolveAll(ctx context.Context, targets []nginxconf.Target, opts Options) m
 
 // addressesOf lists the peers nginx creates for one server line: the
 // resolved addresses of a static name, else the server itself.
-func addressesOf(t *nginxconf.Target, addrs map[string]resolved) []string {
+func addressesOf(t *nginxconf.UpstreamServer, addrs map[string]resolved) []string {
 	if r, ok := addrs[t.Host]; ok && t.SocketPath == "" && r.err == nil {
 		out := make([]string, 0, len(r.ips))
 		for _, ip := range r.ips {
@@ -171,14 +196,17 @@ func addressesOf(t *nginxconf.Target, addrs map[string]resolved) []string {
 	return []string{""}
 }
 
-func newTarget(ct *nginxconf.Target, addr string, opts Options) *Target {
+func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options) *Target {
+	kind := ct.Kind()
 	t := &Target{
 		Key: Key{
 			Upstream: ct.Upstream,
 			Server:   ct.Server,
 			Address:  ct.Server,
-			Protocol: string(ct.Protocol),
+			Protocol: kind.Label(),
 		},
+		Kind:           kind,
+		Network:        "tcp",
 		Params:         ct.Params,
 		Implicit:       ct.Implicit,
 		ConnectTimeout: ct.Settings.ConnectTimeout,
@@ -189,11 +217,15 @@ func newTarget(ct *nginxconf.Target, addr string, opts Options) *Target {
 	if addr != "" {
 		t.Address = addr
 	}
+	if ct.SocketPath != "" {
+		t.Network = "unix"
+	}
+	t.Logger = opts.Logger.With("upstream", t.Upstream, "server", t.Server, "address", t.Address, "protocol", t.Protocol)
 	if ct.Params.Down {
 		return t
 	}
-	p := &prober.Target{
-		Protocol:       string(ct.Protocol),
+	p := &prober.Peer{
+		Protocol:       ct.Protocol,
 		Network:        "tcp",
 		Address:        addr,
 		ConnectTimeout: capTimeout(ct.Settings.ConnectTimeout, opts.ProbeTimeout),
@@ -222,12 +254,13 @@ func newTarget(ct *nginxconf.Target, addr string, opts Options) *Target {
 		// recovers when the name does.
 		p.Resolve = &prober.RuntimeResolve{Host: ct.Host, Port: ct.Port, System: true}
 	}
-	if ct.Protocol == nginxconf.ProtocolHTTPS || ct.Protocol == nginxconf.ProtocolGRPCS {
+	if kind.TLS {
 		p.TLS = tlsSettings(ct)
 	}
 	if opts.Overrides != nil {
 		opts.Overrides.Apply(ct.Upstream, p)
 	}
+	p.Logger = t.Logger
 	t.Probe = p
 	return t
 }
@@ -235,7 +268,7 @@ func newTarget(ct *nginxconf.Target, addr string, opts Options) *Target {
 // tlsSettings maps proxy_ssl_* to the probe. The name nginx sends and
 // verifies defaults to $proxy_host: the upstream block's name, or the host
 // of an implicit upstream, never the individual server's address.
-func tlsSettings(ct *nginxconf.Target) *prober.TLSSettings {
+func tlsSettings(ct *nginxconf.UpstreamServer) *prober.TLSSettings {
 	ssl := ct.Settings.SSL
 	name := ssl.Name
 	if name == "" {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -28,19 +29,24 @@ func settings() nginxconf.Settings {
 	return nginxconf.Settings{ConnectTimeout: 60 * time.Second, ReadTimeout: 60 * time.Second, SendTimeout: 60 * time.Second, BufferSize: 4096, HTTPVersion: "1.0"}
 }
 
+func tlsOn(s nginxconf.Settings) nginxconf.Settings {
+	s.SSL.Enabled = true
+	return s
+}
+
 func TestBuild(t *testing.T) {
 	cfg := &nginxconf.Config{
-		Targets: []nginxconf.Target{
-			{Upstream: "app", Server: "app.internal:3000", Host: "app.internal", Port: "3000", Protocol: "http", Settings: settings()},
-			{Upstream: "app", Server: "gone.internal:3000", Host: "gone.internal", Port: "3000", Protocol: "http", Settings: settings()},
-			{Upstream: "app", Server: "127.0.0.1:3001", Host: "127.0.0.1", Port: "3001", Protocol: "http", Settings: settings(), Params: nginxconf.ServerParams{Down: true}},
-			{Upstream: "unix:/run/php.sock", Implicit: true, Server: "unix:/run/php.sock", SocketPath: "/run/php.sock", Protocol: "fastcgi", Settings: settings()},
-			{Upstream: "dyn", Server: "svc.internal:80", Host: "svc.internal", Port: "80", Protocol: "http", RuntimeResolve: true, Resolvers: []string{"127.0.0.53", "[::1]:5353"}, Settings: settings()},
-			{Upstream: "[::1]:8443", Implicit: true, Server: "[::1]:8443", Host: "[::1]", Port: "8443", Protocol: "https", Settings: settings()},
-			{Upstream: "secure", Server: "10.0.0.1:443", Host: "10.0.0.1", Port: "443", Protocol: "https",
+		Servers: []nginxconf.UpstreamServer{
+			{Upstream: "app", Server: "app.internal:3000", Host: "app.internal", Port: "3000", Protocol: protocol.HTTP, Settings: settings()},
+			{Upstream: "app", Server: "gone.internal:3000", Host: "gone.internal", Port: "3000", Protocol: protocol.HTTP, Settings: settings()},
+			{Upstream: "app", Server: "127.0.0.1:3001", Host: "127.0.0.1", Port: "3001", Protocol: protocol.HTTP, Settings: settings(), Params: nginxconf.ServerParams{Down: true}},
+			{Upstream: "unix:/run/php.sock", Implicit: true, Server: "unix:/run/php.sock", SocketPath: "/run/php.sock", Protocol: protocol.FastCGI, Settings: settings()},
+			{Upstream: "dyn", Server: "svc.internal:80", Host: "svc.internal", Port: "80", Protocol: protocol.HTTP, RuntimeResolve: true, Resolvers: []string{"127.0.0.53", "[::1]:5353"}, Settings: settings()},
+			{Upstream: "[::1]:8443", Implicit: true, Server: "[::1]:8443", Host: "[::1]", Port: "8443", Protocol: protocol.HTTP, Settings: tlsOn(settings())},
+			{Upstream: "secure", Server: "10.0.0.1:443", Host: "10.0.0.1", Port: "443", Protocol: protocol.HTTP,
 				Settings: func() nginxconf.Settings {
 					s := settings()
-					s.SSL = nginxconf.SSLSettings{Verify: true, ServerName: true}
+					s.SSL = nginxconf.SSLSettings{Enabled: true, Verify: true, ServerName: true}
 					return s
 				}()},
 		},
@@ -88,6 +94,9 @@ func TestBuild(t *testing.T) {
 	if tg := byAddr["[::1]:8443"]; tg == nil || tg.Probe.Address != "[::1]:8443" || tg.Probe.TLS.VerifyName != "::1" || tg.Probe.TLS.ServerName != "" {
 		t.Errorf("ipv6 implicit https: %+v %+v", tg.Probe, tg.Probe.TLS)
 	}
+	if tg := byAddr["[::1]:8443"]; tg == nil || tg.Protocol != "https" || tg.Kind != (protocol.Kind{Protocol: protocol.HTTP, TLS: true}) {
+		t.Errorf("the protocol label of HTTP over TLS is https: %+v", tg)
+	}
 	// proxy_ssl_name defaults to $proxy_host: the upstream block's name.
 	if tg := byAddr["10.0.0.1:443"]; tg == nil || tg.Probe.TLS.VerifyName != "secure" || tg.Probe.TLS.ServerName != "secure" || !tg.Probe.TLS.Verify {
 		t.Errorf("upstream https: %+v", tg.Probe.TLS)
@@ -95,9 +104,9 @@ func TestBuild(t *testing.T) {
 }
 
 func TestBuildDeduplicatesPeers(t *testing.T) {
-	cfg := &nginxconf.Config{Targets: []nginxconf.Target{
-		{Upstream: "u", Server: "a.internal:80", Host: "a.internal", Port: "80", Protocol: "http", Settings: settings()},
-		{Upstream: "u", Server: "a.internal:80", Host: "a.internal", Port: "80", Protocol: "http", Settings: settings()},
+	cfg := &nginxconf.Config{Servers: []nginxconf.UpstreamServer{
+		{Upstream: "u", Server: "a.internal:80", Host: "a.internal", Port: "80", Protocol: protocol.HTTP, Settings: settings()},
+		{Upstream: "u", Server: "a.internal:80", Host: "a.internal", Port: "80", Protocol: protocol.HTTP, Settings: settings()},
 	}}
 	set := Build(context.Background(), cfg, Options{Resolver: fakeResolver{"a.internal": {"10.0.0.5"}}})
 	if len(set.Targets) != 1 {

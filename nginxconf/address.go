@@ -6,51 +6,6 @@ import (
 	"strings"
 )
 
-// passKind describes one *_pass directive.
-type passKind struct {
-	// prefix of the directives that configure it: "proxy" for
-	// proxy_read_timeout and so on.
-	prefix string
-	// schemes maps an accepted URL prefix to the protocol it selects and
-	// whether the connection uses TLS. An empty key is the protocol of a
-	// bare address; a kind without one requires a scheme.
-	schemes map[string]scheme
-	// uriPart: the address may be followed by a URI ("/path", "?args"),
-	// as for proxy_pass (ngx_url_t.uri_part).
-	uriPart bool
-	// headers: the name of the *_set_header directive that can override
-	// Host, "" when the protocol has no Host header.
-	headers string
-}
-
-type scheme struct {
-	proto       Protocol
-	tls         bool
-	defaultPort string
-}
-
-// passKinds is a read-only table of the *_pass directives of the http
-// modules (ngx_http_{proxy,fastcgi,uwsgi,scgi,grpc,memcached}_module).
-var passKinds = map[string]passKind{
-	"proxy_pass": {prefix: "proxy", uriPart: true, headers: "proxy_set_header", schemes: map[string]scheme{
-		"http://":  {proto: ProtocolHTTP, defaultPort: "80"},
-		"https://": {proto: ProtocolHTTPS, tls: true, defaultPort: "443"},
-	}},
-	"fastcgi_pass": {prefix: "fastcgi", schemes: map[string]scheme{"": {proto: ProtocolFastCGI}}},
-	"uwsgi_pass": {prefix: "uwsgi", schemes: map[string]scheme{
-		"":          {proto: ProtocolUWSGI},
-		"uwsgi://":  {proto: ProtocolUWSGI},
-		"suwsgi://": {proto: ProtocolUWSGI, tls: true},
-	}},
-	"scgi_pass": {prefix: "scgi", schemes: map[string]scheme{"": {proto: ProtocolSCGI}}},
-	"grpc_pass": {prefix: "grpc", headers: "grpc_set_header", schemes: map[string]scheme{
-		"":         {proto: ProtocolGRPC},
-		"grpc://":  {proto: ProtocolGRPC},
-		"grpcs://": {proto: ProtocolGRPCS, tls: true},
-	}},
-	"memcached_pass": {prefix: "memcached", schemes: map[string]scheme{"": {proto: ProtocolMemcached}}},
-}
-
 // address is the server part of a *_pass or upstream `server` argument.
 type address struct {
 	// raw is the address as written, without scheme and URI.
@@ -64,23 +19,9 @@ type address struct {
 
 func (a address) isUnix() bool { return a.socketPath != "" }
 
-// bareHost is host without IPv6 brackets, for Target.Host.
+// bareHost is host without IPv6 brackets, for UpstreamServer.Host.
 func (a address) bareHost() string {
 	return strings.TrimSuffix(strings.TrimPrefix(a.host, "["), "]")
-}
-
-// splitScheme removes the URL prefix of a *_pass argument.
-func (k passKind) splitScheme(arg string) (scheme, string, error) {
-	lower := strings.ToLower(arg)
-	for p, s := range k.schemes {
-		if p != "" && strings.HasPrefix(lower, p) {
-			return s, arg[len(p):], nil
-		}
-	}
-	if s, ok := k.schemes[""]; ok {
-		return s, arg, nil
-	}
-	return scheme{}, "", fmt.Errorf("invalid URL prefix in %q", arg)
 }
 
 // uriVars are variables whose value starts the URI of a proxy_pass URL

@@ -86,8 +86,8 @@ func benchLoad(b *testing.B, main string, opts LoadOptions) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if len(cfg.Targets) != 2*benchUpstreams {
-			b.Fatalf("%d targets", len(cfg.Targets))
+		if len(cfg.Servers) != 2*benchUpstreams {
+			b.Fatalf("%d targets", len(cfg.Servers))
 		}
 	}
 }

@@ -44,8 +44,8 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("Files = %v", cfg.Files)
 		}
 		seen := map[targetKey]bool{}
-		for _, tg := range cfg.Targets {
-			k := targetKey{tg.Upstream, tg.Server, tg.Protocol}
+		for _, tg := range cfg.Servers {
+			k := targetKey{tg.Upstream, tg.Server, tg.Kind()}
 			if seen[k] {
 				t.Fatalf("duplicate target %+v", k)
 			}

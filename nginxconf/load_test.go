@@ -24,15 +24,15 @@ func mustLoad(t *testing.T, main string, opts LoadOptions) *Config {
 	return cfg
 }
 
-func findTarget(t *testing.T, cfg *Config, upstream, server string, proto Protocol) Target {
+func findTarget(t *testing.T, cfg *Config, upstream, server string, proto string) UpstreamServer {
 	t.Helper()
-	for _, tg := range cfg.Targets {
-		if tg.Upstream == upstream && tg.Server == server && tg.Protocol == proto {
+	for _, tg := range cfg.Servers {
+		if tg.Upstream == upstream && tg.Server == server && tg.Kind().Label() == proto {
 			return tg
 		}
 	}
-	t.Fatalf("no target (%s, %s, %s) in %+v", upstream, server, proto, cfg.Targets)
-	return Target{}
+	t.Fatalf("no target (%s, %s, %s) in %+v", upstream, server, proto, cfg.Servers)
+	return UpstreamServer{}
 }
 
 // TestSemantics spells out, case by case, the nginx behaviour the golden
@@ -45,111 +45,111 @@ func TestSemantics(t *testing.T) {
 		dir       string
 		upstream  string
 		server    string
-		proto     Protocol
-		check     func(t *testing.T, tg Target)
+		proto     string
+		check     func(t *testing.T, tg UpstreamServer)
 		wantCount int // number of (upstream, server, proto) matches; 0 means 1
 	}{
-		{name: "upstream block default port", dir: "includes", upstream: "app", server: "10.0.0.2", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) {
+		{name: "upstream block default port", dir: "includes", upstream: "app", server: "10.0.0.2", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "Port", tg.Port, "80")
 				eq(t, "Implicit", tg.Implicit, false)
 				eq(t, "Params", tg.Params, defaults)
 				eq(t, "HostHeader", tg.Settings.HostHeader, "app")
 			}},
-		{name: "nested include from glob", dir: "includes", upstream: "nested", server: "unix:/run/nested.sock", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) {
+		{name: "nested include from glob", dir: "includes", upstream: "nested", server: "unix:/run/nested.sock", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "SocketPath", tg.SocketPath, "/run/nested.sock")
 				eq(t, "Sources", tg.Sources, []string{"testdata/includes/sites-enabled/site:10"})
 			}},
-		{name: "proxy_pass with URI", dir: "passes", upstream: "127.0.0.1:8080", server: "127.0.0.1:8080", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) {
+		{name: "proxy_pass with URI", dir: "passes", upstream: "127.0.0.1:8080", server: "127.0.0.1:8080", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "Implicit", tg.Implicit, true)
 				eq(t, "Params", tg.Params, defaults)
 				eq(t, "HTTPVersion", tg.Settings.HTTPVersion, "1.0")
 			}},
-		{name: "https default port", dir: "passes", upstream: "secure.example", server: "secure.example", proto: ProtocolHTTPS,
-			check: func(t *testing.T, tg Target) {
+		{name: "https default port", dir: "passes", upstream: "secure.example", server: "secure.example", proto: "https",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "Port", tg.Port, "443")
 				eq(t, "SSL.Enabled", tg.Settings.SSL.Enabled, true)
 				eq(t, "HostHeader", tg.Settings.HostHeader, "secure.example")
 			}},
-		{name: "proxy_pass unix with URI", dir: "passes", upstream: "unix:/run/app.sock", server: "unix:/run/app.sock", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) {
+		{name: "proxy_pass unix with URI", dir: "passes", upstream: "unix:/run/app.sock", server: "unix:/run/app.sock", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "SocketPath", tg.SocketPath, "/run/app.sock")
 				eq(t, "HostHeader", tg.Settings.HostHeader, "localhost")
 			}},
-		{name: "proxy_pass unix without URI", dir: "passes", upstream: "unix:/run/app2.sock", server: "unix:/run/app2.sock", proto: ProtocolHTTP},
-		{name: "fastcgi unix", dir: "passes", upstream: "unix:/run/php/php8.2-fpm.sock", server: "unix:/run/php/php8.2-fpm.sock", proto: ProtocolFastCGI,
-			check: func(t *testing.T, tg Target) {
+		{name: "proxy_pass unix without URI", dir: "passes", upstream: "unix:/run/app2.sock", server: "unix:/run/app2.sock", proto: "http"},
+		{name: "fastcgi unix", dir: "passes", upstream: "unix:/run/php/php8.2-fpm.sock", server: "unix:/run/php/php8.2-fpm.sock", proto: "fastcgi",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "HostHeader", tg.Settings.HostHeader, "")
 				eq(t, "HTTPVersion", tg.Settings.HTTPVersion, "")
 			}},
-		{name: "fastcgi tcp", dir: "passes", upstream: "127.0.0.1:9000", server: "127.0.0.1:9000", proto: ProtocolFastCGI},
-		{name: "fastcgi to upstream block", dir: "passes", upstream: "php", server: "unix:/run/php/php8.2-fpm.sock", proto: ProtocolFastCGI},
-		{name: "uwsgi scheme", dir: "passes", upstream: "10.0.0.5:3031", server: "10.0.0.5:3031", proto: ProtocolUWSGI,
-			check: func(t *testing.T, tg Target) { eq(t, "SSL.Enabled", tg.Settings.SSL.Enabled, false) }},
-		{name: "suwsgi is uwsgi over TLS", dir: "passes", upstream: "10.0.0.6:3031", server: "10.0.0.6:3031", proto: ProtocolUWSGI,
-			check: func(t *testing.T, tg Target) { eq(t, "SSL.Enabled", tg.Settings.SSL.Enabled, true) }},
-		{name: "uwsgi bare", dir: "passes", upstream: "10.0.0.7:3031", server: "10.0.0.7:3031", proto: ProtocolUWSGI},
-		{name: "grpc scheme", dir: "passes", upstream: "10.0.0.8:50051", server: "10.0.0.8:50051", proto: ProtocolGRPC,
-			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "10.0.0.8:50051") }},
-		{name: "grpcs", dir: "passes", upstream: "10.0.0.9:443", server: "10.0.0.9:443", proto: ProtocolGRPCS},
-		{name: "grpc bare", dir: "passes", upstream: "10.0.0.10:50051", server: "10.0.0.10:50051", proto: ProtocolGRPC},
-		{name: "scgi", dir: "passes", upstream: "127.0.0.1:4000", server: "127.0.0.1:4000", proto: ProtocolSCGI},
-		{name: "memcached", dir: "passes", upstream: "127.0.0.1:11211", server: "127.0.0.1:11211", proto: ProtocolMemcached},
-		{name: "ipv6", dir: "passes", upstream: "[::1]:8081", server: "[::1]:8081", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) { eq(t, "Host", tg.Host, "::1") }},
-		{name: "scheme is case-insensitive, default port left out of Host", dir: "passes", upstream: "Upper.Example:80", server: "Upper.Example:80", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "Upper.Example") }},
-		{name: "limit_except", dir: "passes", upstream: "127.0.0.1:8082", server: "127.0.0.1:8082", proto: ProtocolHTTP},
-		{name: "if in location", dir: "passes", upstream: "127.0.0.1:8083", server: "127.0.0.1:8083", proto: ProtocolHTTP},
+		{name: "fastcgi tcp", dir: "passes", upstream: "127.0.0.1:9000", server: "127.0.0.1:9000", proto: "fastcgi"},
+		{name: "fastcgi to upstream block", dir: "passes", upstream: "php", server: "unix:/run/php/php8.2-fpm.sock", proto: "fastcgi"},
+		{name: "uwsgi scheme", dir: "passes", upstream: "10.0.0.5:3031", server: "10.0.0.5:3031", proto: "uwsgi",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "SSL.Enabled", tg.Settings.SSL.Enabled, false) }},
+		{name: "suwsgi is uwsgi over TLS", dir: "passes", upstream: "10.0.0.6:3031", server: "10.0.0.6:3031", proto: "suwsgi",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "SSL.Enabled", tg.Settings.SSL.Enabled, true) }},
+		{name: "uwsgi bare", dir: "passes", upstream: "10.0.0.7:3031", server: "10.0.0.7:3031", proto: "uwsgi"},
+		{name: "grpc scheme", dir: "passes", upstream: "10.0.0.8:50051", server: "10.0.0.8:50051", proto: "grpc",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "HostHeader", tg.Settings.HostHeader, "10.0.0.8:50051") }},
+		{name: "grpcs", dir: "passes", upstream: "10.0.0.9:443", server: "10.0.0.9:443", proto: "grpcs"},
+		{name: "grpc bare", dir: "passes", upstream: "10.0.0.10:50051", server: "10.0.0.10:50051", proto: "grpc"},
+		{name: "scgi", dir: "passes", upstream: "127.0.0.1:4000", server: "127.0.0.1:4000", proto: "scgi"},
+		{name: "memcached", dir: "passes", upstream: "127.0.0.1:11211", server: "127.0.0.1:11211", proto: "memcached"},
+		{name: "ipv6", dir: "passes", upstream: "[::1]:8081", server: "[::1]:8081", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "Host", tg.Host, "::1") }},
+		{name: "scheme is case-insensitive, default port left out of Host", dir: "passes", upstream: "Upper.Example:80", server: "Upper.Example:80", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "HostHeader", tg.Settings.HostHeader, "Upper.Example") }},
+		{name: "limit_except", dir: "passes", upstream: "127.0.0.1:8082", server: "127.0.0.1:8082", proto: "http"},
+		{name: "if in location", dir: "passes", upstream: "127.0.0.1:8083", server: "127.0.0.1:8083", proto: "http"},
 
-		{name: "server parameters", dir: "upstream-params", upstream: "backend", server: "app1.internal:8080", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) {
+		{name: "server parameters", dir: "upstream-params", upstream: "backend", server: "app1.internal:8080", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "Params", tg.Params, ServerParams{Weight: 5, MaxFails: 3, FailTimeout: 30 * time.Second, MaxConns: 100, SlowStart: time.Minute})
 				eq(t, "Resolvers", tg.Resolvers, []string{"10.0.0.53", "[::1]:5353"})
 			}},
-		{name: "backup", dir: "upstream-params", upstream: "backend", server: "app2.internal:8080", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) { eq(t, "Backup", tg.Params.Backup, true) }},
-		{name: "down servers are targets", dir: "upstream-params", upstream: "backend", server: "app3.internal", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) {
+		{name: "backup", dir: "upstream-params", upstream: "backend", server: "app2.internal:8080", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "Backup", tg.Params.Backup, true) }},
+		{name: "down servers are targets", dir: "upstream-params", upstream: "backend", server: "app3.internal", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "Down", tg.Params.Down, true)
 				eq(t, "Port", tg.Port, "80")
 			}},
-		{name: "resolve", dir: "upstream-params", upstream: "backend", server: "app4.internal:8080", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) {
+		{name: "resolve", dir: "upstream-params", upstream: "backend", server: "app4.internal:8080", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "RuntimeResolve", tg.RuntimeResolve, true)
 				eq(t, "Service", tg.Params.Service, "http")
 			}},
-		{name: "block name is case-insensitive; http resolver", dir: "upstream-params", upstream: "plain", server: "10.1.1.1", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) {
+		{name: "block name is case-insensitive; http resolver", dir: "upstream-params", upstream: "plain", server: "10.1.1.1", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "FailTimeout", tg.Params.FailTimeout, 90*time.Minute)
 				eq(t, "Resolvers", tg.Resolvers, []string{"127.0.0.53"})
 			}},
 
-		{name: "http -> server inheritance, directive after location", dir: "inheritance", upstream: "127.0.0.1:1001", server: "127.0.0.1:1001", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) {
+		{name: "http -> server inheritance, directive after location", dir: "inheritance", upstream: "127.0.0.1:1001", server: "127.0.0.1:1001", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "ConnectTimeout", tg.Settings.ConnectTimeout, 5*time.Second)
 				eq(t, "ReadTimeout", tg.Settings.ReadTimeout, 30*time.Second)
 				eq(t, "SendTimeout", tg.Settings.SendTimeout, 10*time.Second)
 				eq(t, "BufferSize", tg.Settings.BufferSize, 16384)
 			}},
-		{name: "nested location", dir: "inheritance", upstream: "127.0.0.1:1002", server: "127.0.0.1:1002", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) {
+		{name: "nested location", dir: "inheritance", upstream: "127.0.0.1:1002", server: "127.0.0.1:1002", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "ConnectTimeout", tg.Settings.ConnectTimeout, 5*time.Second)
 				eq(t, "ReadTimeout", tg.Settings.ReadTimeout, time.Hour+30*time.Second)
 				eq(t, "SendTimeout", tg.Settings.SendTimeout, 500*time.Millisecond)
 				eq(t, "BufferSize", tg.Settings.BufferSize, 8192)
 			}},
-		{name: "prefix follows the *_pass", dir: "inheritance", upstream: "127.0.0.1:9000", server: "127.0.0.1:9000", proto: ProtocolFastCGI,
-			check: func(t *testing.T, tg Target) {
+		{name: "prefix follows the *_pass", dir: "inheritance", upstream: "127.0.0.1:9000", server: "127.0.0.1:9000", proto: "fastcgi",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "ConnectTimeout", tg.Settings.ConnectTimeout, 60*time.Second)
 				eq(t, "ReadTimeout", tg.Settings.ReadTimeout, 2*time.Minute)
 				eq(t, "BufferSize", tg.Settings.BufferSize, 32768)
 			}},
 
-		{name: "strictest wins", dir: "strictest", upstream: "api", server: "10.0.0.1:443", proto: ProtocolHTTPS,
-			check: func(t *testing.T, tg Target) {
+		{name: "strictest wins", dir: "strictest", upstream: "api", server: "10.0.0.1:443", proto: "https",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "ReadTimeout", tg.Settings.ReadTimeout, 5*time.Second)
 				eq(t, "ConnectTimeout", tg.Settings.ConnectTimeout, 60*time.Second)
 				eq(t, "BufferSize", tg.Settings.BufferSize, 4096)
@@ -160,55 +160,55 @@ func TestSemantics(t *testing.T) {
 				eq(t, "Sources", len(tg.Sources), 3)
 			}},
 
-		{name: "file included in two servers", dir: "duplicates", upstream: "127.0.0.1:7000", server: "127.0.0.1:7000", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) {
+		{name: "file included in two servers", dir: "duplicates", upstream: "127.0.0.1:7000", server: "127.0.0.1:7000", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "ReadTimeout", tg.Settings.ReadTimeout, 3*time.Second)
 				eq(t, "HostHeader", tg.Settings.HostHeader, "one.test")
 				eq(t, "Sources", tg.Sources, []string{"testdata/duplicates/shared/locations.conf:3"})
 			}},
-		{name: "dedup across locations", dir: "duplicates", upstream: "127.0.0.1:9999", server: "127.0.0.1:9999", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) {
+		{name: "dedup across locations", dir: "duplicates", upstream: "127.0.0.1:9999", server: "127.0.0.1:9999", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "Sources", tg.Sources, []string{"testdata/duplicates/nginx.conf:15", "testdata/duplicates/nginx.conf:16"})
 			}},
-		{name: "same address, other protocol", dir: "duplicates", upstream: "127.0.0.1:9999", server: "127.0.0.1:9999", proto: ProtocolFastCGI},
+		{name: "same address, other protocol", dir: "duplicates", upstream: "127.0.0.1:9999", server: "127.0.0.1:9999", proto: "fastcgi"},
 
-		{name: "variable only in the URI", dir: "variables", upstream: "app.internal:8080", server: "app.internal:8080", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) {
+		{name: "variable only in the URI", dir: "variables", upstream: "app.internal:8080", server: "app.internal:8080", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "RuntimeResolve", tg.RuntimeResolve, true)
 				eq(t, "Resolvers", tg.Resolvers, []string{"127.0.0.1"})
 			}},
-		{name: "server-level set literal", dir: "variables", upstream: "app.internal:8081", server: "app.internal:8081", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) { eq(t, "RuntimeResolve", tg.RuntimeResolve, true) }},
-		{name: "set naming an upstream block", dir: "variables", upstream: "pool", server: "10.0.0.1:8080", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) { eq(t, "RuntimeResolve", tg.RuntimeResolve, false) }},
-		{name: "set in the enclosing if", dir: "variables", upstream: "other.internal:9090", server: "other.internal:9090", proto: ProtocolHTTP},
-		{name: "IP needs no resolver", dir: "variables", upstream: "10.1.2.3:8080", server: "10.1.2.3:8080", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) { eq(t, "RuntimeResolve", tg.RuntimeResolve, false) }},
-		{name: "scheme from set", dir: "variables", upstream: "secure.internal", server: "secure.internal", proto: ProtocolHTTPS},
+		{name: "server-level set literal", dir: "variables", upstream: "app.internal:8081", server: "app.internal:8081", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "RuntimeResolve", tg.RuntimeResolve, true) }},
+		{name: "set naming an upstream block", dir: "variables", upstream: "pool", server: "10.0.0.1:8080", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "RuntimeResolve", tg.RuntimeResolve, false) }},
+		{name: "set in the enclosing if", dir: "variables", upstream: "other.internal:9090", server: "other.internal:9090", proto: "http"},
+		{name: "IP needs no resolver", dir: "variables", upstream: "10.1.2.3:8080", server: "10.1.2.3:8080", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "RuntimeResolve", tg.RuntimeResolve, false) }},
+		{name: "scheme from set", dir: "variables", upstream: "secure.internal", server: "secure.internal", proto: "https"},
 
-		{name: "Host $host from http level", dir: "host-header", upstream: "127.0.0.1:1", server: "127.0.0.1:1", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "real.test") }},
-		{name: "Host literal", dir: "host-header", upstream: "127.0.0.1:2", server: "127.0.0.1:2", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "api.example.com") }},
-		{name: "Host $proxy_host", dir: "host-header", upstream: "127.0.0.1:3", server: "127.0.0.1:3", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "127.0.0.1:3") }},
-		{name: "other header stops Host inheritance", dir: "host-header", upstream: "127.0.0.1:4", server: "127.0.0.1:4", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "127.0.0.1:4") }},
-		{name: "$proxy_host of https with port 443", dir: "host-header", upstream: "secure.test:443", server: "secure.test:443", proto: ProtocolHTTPS,
-			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "secure.test") }},
-		{name: "$host:$proxy_port", dir: "host-header", upstream: "127.0.0.1:5", server: "127.0.0.1:5", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "real.test:5") }},
-		{name: "unknown variable falls back to default", dir: "host-header", upstream: "127.0.0.1:6", server: "127.0.0.1:6", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "127.0.0.1:6") }},
-		{name: "grpc ignores proxy_set_header", dir: "host-header", upstream: "10.0.0.2:50051", server: "10.0.0.2:50051", proto: ProtocolGRPC,
-			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "10.0.0.2:50051") }},
-		{name: "grpc_set_header Host", dir: "host-header", upstream: "10.0.0.3:50051", server: "10.0.0.3:50051", proto: ProtocolGRPC,
-			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "grpc.example") }},
-		{name: "no server_name", dir: "host-header", upstream: "127.0.0.1:8", server: "127.0.0.1:8", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) { eq(t, "HostHeader", tg.Settings.HostHeader, "localhost") }},
+		{name: "Host $host from http level", dir: "host-header", upstream: "127.0.0.1:1", server: "127.0.0.1:1", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "HostHeader", tg.Settings.HostHeader, "real.test") }},
+		{name: "Host literal", dir: "host-header", upstream: "127.0.0.1:2", server: "127.0.0.1:2", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "HostHeader", tg.Settings.HostHeader, "api.example.com") }},
+		{name: "Host $proxy_host", dir: "host-header", upstream: "127.0.0.1:3", server: "127.0.0.1:3", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "HostHeader", tg.Settings.HostHeader, "127.0.0.1:3") }},
+		{name: "other header stops Host inheritance", dir: "host-header", upstream: "127.0.0.1:4", server: "127.0.0.1:4", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "HostHeader", tg.Settings.HostHeader, "127.0.0.1:4") }},
+		{name: "$proxy_host of https with port 443", dir: "host-header", upstream: "secure.test:443", server: "secure.test:443", proto: "https",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "HostHeader", tg.Settings.HostHeader, "secure.test") }},
+		{name: "$host:$proxy_port", dir: "host-header", upstream: "127.0.0.1:5", server: "127.0.0.1:5", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "HostHeader", tg.Settings.HostHeader, "real.test:5") }},
+		{name: "unknown variable falls back to default", dir: "host-header", upstream: "127.0.0.1:6", server: "127.0.0.1:6", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "HostHeader", tg.Settings.HostHeader, "127.0.0.1:6") }},
+		{name: "grpc ignores proxy_set_header", dir: "host-header", upstream: "10.0.0.2:50051", server: "10.0.0.2:50051", proto: "grpc",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "HostHeader", tg.Settings.HostHeader, "10.0.0.2:50051") }},
+		{name: "grpc_set_header Host", dir: "host-header", upstream: "10.0.0.3:50051", server: "10.0.0.3:50051", proto: "grpc",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "HostHeader", tg.Settings.HostHeader, "grpc.example") }},
+		{name: "no server_name", dir: "host-header", upstream: "127.0.0.1:8", server: "127.0.0.1:8", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "HostHeader", tg.Settings.HostHeader, "localhost") }},
 
-		{name: "proxy_ssl_*", dir: "ssl", upstream: "10.0.0.1:8443", server: "10.0.0.1:8443", proto: ProtocolHTTPS,
-			check: func(t *testing.T, tg Target) {
+		{name: "proxy_ssl_*", dir: "ssl", upstream: "10.0.0.1:8443", server: "10.0.0.1:8443", proto: "https",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "SSL", tg.Settings.SSL, SSLSettings{
 					Enabled: true, Verify: true, VerifyDepth: 2, TrustedCertificate: "/etc/ssl/ca.pem",
 					Name: "ssl.test", ServerName: true, Protocols: []string{"TLSv1.2"}, Ciphers: "HIGH:!aNULL",
@@ -216,20 +216,20 @@ func TestSemantics(t *testing.T) {
 					CertificateKey: filepath.Join("testdata", "ssl", "certs", "client.key"),
 				})
 			}},
-		{name: "grpc_ssl_*", dir: "ssl", upstream: "10.0.0.2:50051", server: "10.0.0.2:50051", proto: ProtocolGRPCS,
-			check: func(t *testing.T, tg Target) {
+		{name: "grpc_ssl_*", dir: "ssl", upstream: "10.0.0.2:50051", server: "10.0.0.2:50051", proto: "grpcs",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "SSL", tg.Settings.SSL, SSLSettings{Enabled: true, Verify: true, VerifyDepth: 1,
 					Protocols: []string{"TLSv1.3"}, Ciphers: "DEFAULT"})
 			}},
-		{name: "uwsgi_ssl_*", dir: "ssl", upstream: "10.0.0.3:3031", server: "10.0.0.3:3031", proto: ProtocolUWSGI,
-			check: func(t *testing.T, tg Target) {
+		{name: "uwsgi_ssl_*", dir: "ssl", upstream: "10.0.0.3:3031", server: "10.0.0.3:3031", proto: "suwsgi",
+			check: func(t *testing.T, tg UpstreamServer) {
 				eq(t, "SSL", tg.Settings.SSL, SSLSettings{Enabled: true, VerifyDepth: 1, ServerName: true,
 					Protocols: []string{"TLSv1.2", "TLSv1.3"}, Ciphers: "DEFAULT"})
 			}},
-		{name: "no TLS, no SSL settings", dir: "ssl", upstream: "10.0.0.4", server: "10.0.0.4", proto: ProtocolHTTP,
-			check: func(t *testing.T, tg Target) { eq(t, "SSL", tg.Settings.SSL, SSLSettings{}) }},
+		{name: "no TLS, no SSL settings", dir: "ssl", upstream: "10.0.0.4", server: "10.0.0.4", proto: "http",
+			check: func(t *testing.T, tg UpstreamServer) { eq(t, "SSL", tg.Settings.SSL, SSLSettings{}) }},
 
-		{name: "third-party directives", dir: "third-party", upstream: "127.0.0.1:8000", server: "127.0.0.1:8000", proto: ProtocolHTTP},
+		{name: "third-party directives", dir: "third-party", upstream: "127.0.0.1:8000", server: "127.0.0.1:8000", proto: "http"},
 	}
 	cache := map[string]*Config{}
 	for _, tt := range tests {
@@ -273,7 +273,7 @@ func TestConfigLevel(t *testing.T) {
 		cfg := mustLoad(t, "testdata/third-party/nginx.conf", LoadOptions{})
 		eq(t, "User", cfg.User, "nobody")
 		eq(t, "Group", cfg.Group, "nogroup")
-		eq(t, "targets", len(cfg.Targets), 1)
+		eq(t, "targets", len(cfg.Servers), 1)
 		eq(t, "UnusedUpstreams", cfg.UnusedUpstreams, []string(nil))
 	})
 	t.Run("no user directive", func(t *testing.T) {
@@ -297,14 +297,14 @@ func TestConfigLevel(t *testing.T) {
 	t.Run("prefix resolves a relative main file", func(t *testing.T) {
 		cfg := mustLoad(t, "nginx.conf", LoadOptions{Prefix: "testdata/includes"})
 		eq(t, "Files[0]", cfg.Files[0], filepath.Join("testdata", "includes", "nginx.conf"))
-		eq(t, "targets", len(cfg.Targets), 3)
+		eq(t, "targets", len(cfg.Servers), 3)
 	})
 	t.Run("page size default", func(t *testing.T) {
 		cfg, err := Load("testdata/passes/nginx.conf", LoadOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		eq(t, "BufferSize", cfg.Targets[0].Settings.BufferSize, os.Getpagesize())
+		eq(t, "BufferSize", cfg.Servers[0].Settings.BufferSize, os.Getpagesize())
 	})
 }
 

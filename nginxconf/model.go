@@ -14,7 +14,7 @@
 // blocks and *_pass directives inside stream{} or mail{} are ignored.
 // Directives crossplane does not know (third-party modules) are accepted.
 //
-// # Targets
+// # Servers
 //
 // Every proxy_pass, fastcgi_pass, uwsgi_pass, scgi_pass, grpc_pass and
 // memcached_pass in a location, an `if` in a location, or limit_except
@@ -29,7 +29,8 @@
 // http:// and 443 for https://. fastcgi_pass, uwsgi_pass, scgi_pass,
 // grpc_pass and memcached_pass have no default port: nginx refuses such
 // an implicit upstream ("no port in upstream"), and so does Load.
-// suwsgi:// is ProtocolUWSGI with SSL.Enabled; grpcs:// is ProtocolGRPCS.
+// https://, grpcs:// and suwsgi:// select the protocol with SSL.Enabled:
+// the schemes and default ports come from the protocol package's table.
 //
 // # Variables
 //
@@ -70,7 +71,7 @@
 //
 // # One target, several locations
 //
-// Targets are unique by (Upstream, Server, Protocol), in the order of the
+// Servers are unique by (Upstream, Server, Protocol, TLS), in the order of the
 // first *_pass that uses them; Sources lists every such *_pass. When
 // several locations use one target its settings are the strictest, those
 // that fail first: the shortest of each timeout, the smallest buffer, and
@@ -79,22 +80,10 @@
 // are those of the first location.
 package nginxconf
 
-import "time"
+import (
+	"time"
 
-// Protocol is how nginx talks to an upstream server, derived from the
-// *_pass directive and the scheme of its address.
-type Protocol string
-
-// The protocols nginx speaks to upstream servers.
-const (
-	ProtocolHTTP      Protocol = "http"
-	ProtocolHTTPS     Protocol = "https"
-	ProtocolFastCGI   Protocol = "fastcgi"
-	ProtocolUWSGI     Protocol = "uwsgi"
-	ProtocolSCGI      Protocol = "scgi"
-	ProtocolGRPC      Protocol = "grpc"
-	ProtocolGRPCS     Protocol = "grpcs"
-	ProtocolMemcached Protocol = "memcached"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
 
 // Config is everything derived from one nginx configuration tree.
@@ -107,22 +96,22 @@ type Config struct {
 	// user's name (ngx_core_module); empty User means the directive was absent.
 	User  string
 	Group string
-	// Targets holds one entry per (upstream, server, protocol), deduplicated
+	// Servers holds one entry per (upstream, server, protocol), deduplicated
 	// across locations, in configuration order.
-	Targets []Target
+	Servers []UpstreamServer
 	// Dynamic lists *_pass directives whose address depends on request
 	// variables and therefore cannot be probed.
 	Dynamic []DynamicPass
 	// UnusedUpstreams names the upstream{} blocks that no *_pass with a
 	// static address uses, in configuration order. nginx only reaches
 	// them through a *_pass built from variables (see Dynamic), or not at
-	// all; their servers are not in Targets because the protocol is not
+	// all; their servers are not in Servers because the protocol is not
 	// known.
 	UnusedUpstreams []string
 }
 
-// Target is one upstream server as nginx will use it.
-type Target struct {
+// UpstreamServer is one upstream server as nginx will use it.
+type UpstreamServer struct {
 	// Upstream is the upstream{} block name; for an implicit upstream
 	// (a *_pass with a literal address) the address as written, without scheme.
 	Upstream string
@@ -138,8 +127,10 @@ type Target struct {
 	Port string
 	// SocketPath is the filesystem path for "unix:" servers.
 	SocketPath string
-	Protocol   Protocol
-	Params     ServerParams
+	// Protocol is what the *_pass directive speaks; whether TLS wraps it
+	// is Settings.SSL.Enabled (see Proto).
+	Protocol protocol.Protocol
+	Params   ServerParams
 	Settings   Settings
 	// RuntimeResolve is true when nginx resolves Host at run time
 	// (`server ... resolve`, or a *_pass address built from variables
@@ -151,6 +142,12 @@ type Target struct {
 	// Sources are "file:line" positions of the directives that use this
 	// target, for log messages.
 	Sources []string
+}
+
+// Proto is the target's protocol with its TLS flag: what the `protocol`
+// label names.
+func (t *UpstreamServer) Kind() protocol.Kind {
+	return protocol.Kind{Protocol: t.Protocol, TLS: t.Settings.SSL.Enabled}
 }
 
 // ServerParams are the parameters of a `server` line in an upstream{} block.
@@ -190,8 +187,8 @@ type Settings struct {
 
 // SSLSettings are the proxy_ssl_* (or grpc_ssl_*, uwsgi_ssl_*) settings.
 type SSLSettings struct {
-	// Enabled is true when nginx speaks TLS to the target: https://,
-	// grpcs:// and suwsgi:// (whose Protocol stays ProtocolUWSGI). The
+	// Enabled is true when nginx speaks TLS to the target: a scheme of
+	// the protocol table with TLS (https://, grpcs://, suwsgi://). The
 	// other fields are only filled in when Enabled is true.
 	Enabled            bool
 	Verify             bool

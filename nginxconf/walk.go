@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
 
 // Defaults nginx applies toward upstream servers.
@@ -138,7 +140,7 @@ func (s *scope) host(directive string) hostSetting {
 // upstream is an upstream{} block.
 type upstream struct {
 	name      string
-	servers   []Target
+	servers   []UpstreamServer
 	resolvers []string
 	used      bool
 }
@@ -156,7 +158,7 @@ type wctx struct {
 
 type targetKey struct {
 	upstream, server string
-	proto            Protocol
+	proto            protocol.Kind
 }
 
 type walker struct {
@@ -262,7 +264,7 @@ func levelScope(nodes []*node, parent *scope) (*scope, error) {
 
 func (w *walker) walk(nodes []*node, sc *scope, c wctx) error {
 	for _, n := range nodes {
-		if kind, ok := passKinds[n.name]; ok && !n.isBlk {
+		if kind, ok := protocol.ByDirective(n.name); ok && !n.isBlk {
 			// *_pass is only valid in location, if in location and
 			// (proxy_pass) limit_except; nginx rejects it elsewhere.
 			if c.kind == "location" || c.kind == "if" || c.kind == "limit_except" {
@@ -375,16 +377,16 @@ func (w *walker) addUpstream(n *node, httpScope *scope) error {
 
 // upstreamServer parses a `server` line of an upstream{} block
 // (ngx_http_upstream_server).
-func upstreamServer(n *node) (Target, error) {
+func upstreamServer(n *node) (UpstreamServer, error) {
 	if len(n.args) == 0 {
-		return Target{}, n.errorf(`invalid number of arguments in "server" directive`)
+		return UpstreamServer{}, n.errorf(`invalid number of arguments in "server" directive`)
 	}
 	a, err := parseAddress(n.args[0], defaultServerPort)
 	if errors.Is(err, errUserinfo) {
-		return Target{}, n.errorf("%v in upstream server", err)
+		return UpstreamServer{}, n.errorf("%v in upstream server", err)
 	}
 	if err != nil {
-		return Target{}, n.errorf("%v in upstream %q", err, n.args[0])
+		return UpstreamServer{}, n.errorf("%v in upstream %q", err, n.args[0])
 	}
 	p := ServerParams{Weight: defaultWeight, MaxFails: defaultMaxFails, FailTimeout: defaultFailTimeout}
 	for _, arg := range n.args[1:] {
@@ -415,18 +417,18 @@ func upstreamServer(n *node) (Target, error) {
 			// modules: not ours to judge.
 		}
 		if !ok {
-			return Target{}, n.errorf("invalid parameter %q", arg)
+			return UpstreamServer{}, n.errorf("invalid parameter %q", arg)
 		}
 	}
-	t := targetFor(a)
+	t := serverFor(a)
 	t.Params = p
 	t.RuntimeResolve = p.Resolve
 	return t, nil
 }
 
-// targetFor fills the address fields of a Target.
-func targetFor(a address) Target {
-	t := Target{Server: a.raw}
+// serverFor fills the address fields of an UpstreamServer.
+func serverFor(a address) UpstreamServer {
+	t := UpstreamServer{Server: a.raw}
 	if a.isUnix() {
 		t.SocketPath = a.socketPath
 	} else {
@@ -436,7 +438,7 @@ func targetFor(a address) Target {
 }
 
 // pass handles one *_pass directive.
-func (w *walker) pass(n *node, kind passKind, sc *scope, c wctx) error {
+func (w *walker) pass(n *node, kind protocol.Protocol, sc *scope, c wctx) error {
 	if len(n.args) != 1 {
 		return n.errorf("invalid number of arguments in %q directive", n.name)
 	}
@@ -450,7 +452,7 @@ func (w *walker) pass(n *node, kind passKind, sc *scope, c wctx) error {
 			return v, ok
 		})
 	}
-	sch, rest, err := kind.splitScheme(expanded)
+	sch, rest, err := kind.SplitScheme(expanded)
 	if err != nil {
 		if hasVars {
 			// The scheme itself comes from a variable.
@@ -459,12 +461,12 @@ func (w *walker) pass(n *node, kind passKind, sc *scope, c wctx) error {
 		}
 		return n.errorf("%v", err)
 	}
-	raw := addressPart(rest, kind.uriPart)
+	raw := addressPart(rest, kind.Spec().URIPart)
 	if strings.Contains(raw, "$") {
 		w.dynamic(n)
 		return nil
 	}
-	a, err := parseAddress(raw, sch.defaultPort)
+	a, err := parseAddress(raw, sch.DefaultPort)
 	if errors.Is(err, errUserinfo) {
 		return n.errorf("%v in %q directive", err, n.name)
 	}
@@ -501,17 +503,17 @@ func (w *walker) pass(n *node, kind passKind, sc *scope, c wctx) error {
 		u.used = true
 		for _, s := range u.servers {
 			t := s
-			t.Protocol = sch.proto
+			t.Protocol = kind
 			t.Settings = set
 			t.Sources = []string{n.source()}
 			w.add(t)
 		}
 		return nil
 	}
-	t := targetFor(a)
+	t := serverFor(a)
 	t.Upstream = a.raw
 	t.Implicit = true
-	t.Protocol = sch.proto
+	t.Protocol = kind
 	t.Params = ServerParams{Weight: defaultWeight, MaxFails: defaultMaxFails, FailTimeout: defaultFailTimeout}
 	t.Settings = set
 	// With variables nginx resolves the name per request through
@@ -530,15 +532,15 @@ func (w *walker) dynamic(n *node) {
 // add records a target, merging it into an earlier one with the same
 // (Upstream, Server, Protocol): see the package documentation for the
 // strictest-value rule.
-func (w *walker) add(t Target) {
-	k := targetKey{t.Upstream, t.Server, t.Protocol}
+func (w *walker) add(t UpstreamServer) {
+	k := targetKey{t.Upstream, t.Server, t.Kind()}
 	i, ok := w.index[k]
 	if !ok {
-		w.index[k] = len(w.cfg.Targets)
-		w.cfg.Targets = append(w.cfg.Targets, t)
+		w.index[k] = len(w.cfg.Servers)
+		w.cfg.Servers = append(w.cfg.Servers, t)
 		return
 	}
-	old := &w.cfg.Targets[i]
+	old := &w.cfg.Servers[i]
 	old.Settings = mergeSettings(old.Settings, t.Settings)
 	old.RuntimeResolve = old.RuntimeResolve || t.RuntimeResolve
 	if len(old.Resolvers) == 0 {
@@ -564,8 +566,8 @@ func mergeSettings(a, b Settings) Settings {
 }
 
 // settings computes the effective settings of a *_pass at scope sc.
-func (w *walker) settings(sc *scope, kind passKind, sch scheme, a address, c wctx) (Settings, error) {
-	p := kind.prefix
+func (w *walker) settings(sc *scope, kind protocol.Protocol, sch protocol.Scheme, a address, c wctx) (Settings, error) {
+	p := kind.Spec().Prefix
 	s := Settings{
 		ConnectTimeout: timeSetting(sc, p+"_connect_timeout"),
 		ReadTimeout:    timeSetting(sc, p+"_read_timeout"),
@@ -575,16 +577,16 @@ func (w *walker) settings(sc *scope, kind passKind, sch scheme, a address, c wct
 	if n := sc.lookup(p + "_buffer_size"); n != nil {
 		s.BufferSize, _ = parseSize(n.args[0])
 	}
-	if sch.proto == ProtocolHTTP || sch.proto == ProtocolHTTPS {
+	if kind == protocol.HTTP {
 		s.HTTPVersion = defaultHTTPVersion
 		if n := sc.lookup("proxy_http_version"); n != nil {
 			s.HTTPVersion = n.args[0]
 		}
 	}
-	if kind.headers != "" {
-		s.HostHeader = hostHeader(sc.host(kind.headers), sch, a, c.serverName)
+	if d := kind.Spec().HostHeaderDirective; d != "" {
+		s.HostHeader = hostHeader(sc.host(d), sch, a, c.serverName)
 	}
-	if sch.tls {
+	if sch.TLS {
 		s.SSL = w.sslSettings(sc, p, c.serverName)
 	}
 	return s, nil
@@ -657,7 +659,7 @@ func (w *walker) confPath(p string) string {
 
 // hostHeader is the Host header nginx sends: $proxy_host unless
 // *_set_header Host overrides it.
-func hostHeader(h hostSetting, sch scheme, a address, serverName string) string {
+func hostHeader(h hostSetting, sch protocol.Scheme, a address, serverName string) string {
 	def := proxyHost(sch, a)
 	if !h.set {
 		return def
@@ -683,11 +685,11 @@ func hostHeader(h hostSetting, sch scheme, a address, serverName string) string 
 // proxyHost is $proxy_host (ngx_http_proxy_set_vars) or, for grpc, the
 // default :authority (ngx_http_grpc_pass): the host as written, with the
 // port unless it is the scheme's default; "localhost" for a unix socket.
-func proxyHost(sch scheme, a address) string {
+func proxyHost(sch protocol.Scheme, a address) string {
 	if a.isUnix() {
 		return "localhost"
 	}
-	if !a.portWritten || a.port == sch.defaultPort {
+	if !a.portWritten || a.port == sch.DefaultPort {
 		return a.host
 	}
 	return a.host + ":" + a.port

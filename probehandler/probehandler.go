@@ -25,8 +25,8 @@ import (
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/collector"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
-	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
 
@@ -34,18 +34,15 @@ import (
 // names none: a connect-only probe, which sends the target no data.
 const DefaultProtocol = "tcp"
 
-// protocols are the values accepted for &protocol= on arbitrary targets.
-var protocols = map[string]bool{
-	"tcp": true, "http": true, "https": true, "fastcgi": true, "uwsgi": true,
-	"scgi": true, "grpc": true, "grpcs": true, "memcached": true,
-}
-
 // Options configure the handler.
 type Options struct {
 	// Targets returns the targets of the loaded configuration;
 	// (*scheduler.Scheduler).Targets satisfies it.
 	Targets func() []*discovery.Target
-	Probers map[string]prober.Prober
+	Prober  prober.Prober
+	// Discovery builds arbitrary targets (ProbeTimeout, Logger) through
+	// the same code as configured ones.
+	Discovery discovery.Options
 	// Timeout bounds each probe (--probe.timeout); a shorter scrape
 	// timeout announced by Prometheus wins.
 	Timeout time.Duration
@@ -73,8 +70,8 @@ func New(opts Options) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Probers == nil {
-		opts.Probers = prober.New()
+	if opts.Prober == nil {
+		opts.Prober = prober.New()
 	}
 	if opts.MaxRequests <= 0 {
 		opts.MaxRequests = 1
@@ -116,7 +113,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, notFoundMessage(target, upstream, protocol), http.StatusNotFound)
 			return
 		}
-		t, err := arbitrary(target, upstream, protocol, h.opts.Timeout)
+		t, err := arbitrary(target, upstream, protocol, h.opts.Discovery)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -126,7 +123,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	timeout := h.timeout(r)
 	logger := h.opts.Logger.With("target", target, "upstream", upstream)
-	statuses := scheduler.ProbeOnce(r.Context(), targets, h.opts.Probers, h.opts.Concurrency, timeout, logger, nil)
+	statuses := scheduler.ProbeOnce(r.Context(), targets, h.opts.Prober, h.opts.Concurrency, timeout, nil)
 	if r.Context().Err() != nil {
 		return // the client went away
 	}
@@ -197,32 +194,21 @@ func notFoundMessage(target, upstream, protocol string) string {
 }
 
 // arbitrary builds a target from the request alone: host:port, [ipv6]:port
-// or unix:/path. Host names are resolved by the system resolver on each
-// probe.
-func arbitrary(target, upstream, protocol string, timeout time.Duration) (*discovery.Target, error) {
-	if protocol == "" {
-		protocol = DefaultProtocol
+// or unix:/path, as the implicit upstream nginx would create for it, with
+// nginx's defaults (discovery.Arbitrary). Host names are resolved by the
+// system resolver on each probe.
+func arbitrary(target, upstream, label string, opts discovery.Options) (*discovery.Target, error) {
+	if label == "" {
+		label = DefaultProtocol
 	}
-	if !protocols[protocol] {
-		return nil, fmt.Errorf("unknown protocol %q: want one of tcp, http, https, fastcgi, uwsgi, scgi, grpc, grpcs, memcached", protocol)
-	}
-	if upstream == "" {
-		upstream = target
-	}
-	p := &prober.Target{
-		Protocol:       protocol,
-		ConnectTimeout: timeout,
-		ReadTimeout:    timeout,
-		SendTimeout:    timeout,
-		BufferSize:     4096,
-		HTTP:           prober.HTTPSettings{Version: "1.0", Method: "GET", Path: "/"},
+	kind, ok := protocol.ParseLabel(label)
+	if !ok {
+		return nil, fmt.Errorf("unknown protocol %q: want one of %s", label, strings.Join(protocol.Labels(), ", "))
 	}
 	if path, ok := strings.CutPrefix(target, "unix:"); ok {
 		if path == "" || !strings.HasPrefix(path, "/") {
 			return nil, fmt.Errorf("invalid target %q: a unix socket target is unix:/absolute/path", target)
 		}
-		p.Network, p.Address = "unix", path
-		p.HTTP.Host = "localhost"
 	} else {
 		host, port, err := net.SplitHostPort(target)
 		if err != nil || host == "" || port == "" {
@@ -231,26 +217,12 @@ func arbitrary(target, upstream, protocol string, timeout time.Duration) (*disco
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 			return nil, fmt.Errorf("invalid port in target %q", target)
 		}
-		p.Network = "tcp"
-		p.HTTP.Host = target
-		if net.ParseIP(host) != nil {
-			p.Address = net.JoinHostPort(host, port)
-		} else {
-			p.Resolve = &prober.RuntimeResolve{Host: host, Port: port, System: true}
-		}
-		if protocol == "https" || protocol == "grpcs" {
-			p.TLS = &prober.TLSSettings{VerifyName: host}
-		}
 	}
-	return &discovery.Target{
-		Key:            discovery.Key{Upstream: upstream, Server: target, Address: target, Protocol: protocol},
-		Implicit:       true,
-		Params:         nginxconf.ServerParams{Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second},
-		ConnectTimeout: timeout,
-		ReadTimeout:    timeout,
-		SendTimeout:    timeout,
-		Probe:          p,
-	}, nil
+	t, err := discovery.Arbitrary(target, upstream, kind, opts)
+	if err != nil {
+		return nil, fmt.Errorf("invalid target %q: %w", target, err)
+	}
+	return t, nil
 }
 
 // statusList adapts one probe round to collector.Source.

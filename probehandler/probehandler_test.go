@@ -2,7 +2,6 @@ package probehandler
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -60,7 +59,7 @@ func target(upstream, server, protocol string) *discovery.Target {
 	return &discovery.Target{
 		Key:            discovery.Key{Upstream: upstream, Server: server, Address: server, Protocol: protocol},
 		ConnectTimeout: time.Second, ReadTimeout: time.Second, SendTimeout: time.Second,
-		Probe: &prober.Target{Protocol: protocol, Network: "tcp", Address: server,
+		Probe: &prober.Peer{Network: "tcp", Address: server,
 			ConnectTimeout: time.Second, ReadTimeout: time.Second, SendTimeout: time.Second},
 	}
 }
@@ -73,14 +72,15 @@ func get(t *testing.T, h http.Handler, query url.Values) (int, string) {
 	return rec.Code, rec.Body.String()
 }
 
-// The probers here are the connect-only kind for every protocol, so the
-// tests do not depend on which protocol probers exist.
-func connectOnly() map[string]prober.Prober {
-	m := map[string]prober.Prober{}
-	for p := range protocols {
-		m[p] = prober.ConnectProber{}
-	}
-	return m
+// The prober here only connects, whatever the protocol, so the tests do
+// not depend on the protocol exchanges.
+func connectOnly() prober.Prober {
+	return prober.ProberFunc(func(ctx context.Context, t *prober.Peer, r *prober.Result) {
+		if conn := prober.Dial(ctx, t, r); conn != nil {
+			conn.Close()
+			r.Success = true
+		}
+	})
 }
 
 func TestKnownTarget(t *testing.T) {
@@ -90,7 +90,7 @@ func TestKnownTarget(t *testing.T) {
 		target("app", down, "http"),
 		target("other", up, "http"), // the same server in a second upstream
 	}
-	h := New(Options{Targets: func() []*discovery.Target { return targets }, Probers: connectOnly(), Timeout: 2 * time.Second, MaxRequests: 2})
+	h := New(Options{Targets: func() []*discovery.Target { return targets }, Prober: connectOnly(), Timeout: 2 * time.Second, MaxRequests: 2})
 
 	code, body := get(t, h, url.Values{"target": {up}, "upstream": {"app"}})
 	if code != http.StatusOK {
@@ -129,7 +129,7 @@ func TestKnownTarget(t *testing.T) {
 func TestRefusesUnknownTargets(t *testing.T) {
 	up := listen(t)
 	targets := []*discovery.Target{target("app", up, "http")}
-	h := New(Options{Targets: func() []*discovery.Target { return targets }, Probers: connectOnly(), Timeout: time.Second})
+	h := New(Options{Targets: func() []*discovery.Target { return targets }, Prober: connectOnly(), Timeout: time.Second})
 	for _, tc := range []struct {
 		name  string
 		query url.Values
@@ -168,7 +168,7 @@ func TestAllowAnyTarget(t *testing.T) {
 	}
 	t.Cleanup(func() { ln.Close() })
 
-	h := New(Options{Probers: connectOnly(), Timeout: time.Second, AllowAnyTarget: true})
+	h := New(Options{Prober: connectOnly(), Timeout: time.Second, AllowAnyTarget: true})
 	for _, tc := range []struct {
 		name  string
 		query url.Values
@@ -205,7 +205,7 @@ type blockingProber struct {
 	release chan struct{}
 }
 
-func (b blockingProber) Probe(ctx context.Context, _ *prober.Target, r *prober.Result, _ *slog.Logger) {
+func (b blockingProber) Probe(ctx context.Context, _ *prober.Peer, r *prober.Result) {
 	b.started <- struct{}{}
 	select {
 	case <-b.release:
@@ -217,7 +217,7 @@ func (b blockingProber) Probe(ctx context.Context, _ *prober.Target, r *prober.R
 func TestLimitsConcurrentRequests(t *testing.T) {
 	bp := blockingProber{started: make(chan struct{}, 4), release: make(chan struct{})}
 	targets := []*discovery.Target{target("app", "127.0.0.1:1", "http")}
-	h := New(Options{Targets: func() []*discovery.Target { return targets }, Probers: map[string]prober.Prober{"http": bp}, Timeout: 5 * time.Second, MaxRequests: 1})
+	h := New(Options{Targets: func() []*discovery.Target { return targets }, Prober: bp, Timeout: 5 * time.Second, MaxRequests: 1})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
 
 func TestMain(m *testing.M) {
@@ -101,9 +103,20 @@ func serveUnix(t testing.TB, handle func(net.Conn)) (*backend, string) {
 	return startBackend(t, ln, handle), path
 }
 
-func (b *backend) target(proto string) *Target {
-	return &Target{
-		Protocol:       proto,
+// target is a target of the backend for a `protocol` label value
+// ("https" is HTTP with TLS on).
+func (b *backend) target(label string) *Peer {
+	pt, ok := protocol.ParseLabel(label)
+	if !ok {
+		panic("unknown protocol label " + label)
+	}
+	var tlsSettings *TLSSettings
+	if pt.TLS {
+		tlsSettings = &TLSSettings{}
+	}
+	return &Peer{
+		Protocol:       pt.Protocol,
+		TLS:            tlsSettings,
 		Network:        b.ln.Addr().Network(),
 		Address:        b.ln.Addr().String(),
 		ConnectTimeout: 2 * time.Second,
@@ -113,12 +126,12 @@ func (b *backend) target(proto string) *Target {
 	}
 }
 
-func runProbe(t testing.TB, p Prober, tg *Target) *Result {
+func runProbe(t testing.TB, tg *Peer) *Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	r := &Result{}
-	Run(ctx, map[string]Prober{tg.Protocol: p}, tg, r, nil)
+	New().Probe(ctx, tg, r)
 	return r
 }
 

@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-func benchProbe(b *testing.B, p Prober, tg *Target) {
+func benchProbe(b *testing.B, tg *Peer) {
 	b.Helper()
+	p := New()
 	ctx := context.Background()
 	r := &Result{}
 	b.ReportAllocs()
@@ -21,7 +22,7 @@ func benchProbe(b *testing.B, p Prober, tg *Target) {
 	for i := 0; i < b.N; i++ {
 		r.Reset()
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		p.Probe(cctx, tg, r, nil)
+		p.Probe(cctx, tg, r)
 		cancel()
 		if !r.Success {
 			b.Fatalf("probe failed: %s %v", r.Reason, r.Err)
@@ -39,17 +40,17 @@ func httpOK(c net.Conn) {
 
 func BenchmarkProbeTCP(b *testing.B) {
 	srv := serveTCP(b, func(c net.Conn) { io.Copy(io.Discard, c) })
-	benchProbe(b, ConnectProber{}, srv.target("tcp"))
+	benchProbe(b, srv.target("tcp"))
 }
 
 func BenchmarkProbeHTTP(b *testing.B) {
 	srv := serveTCP(b, httpOK)
-	benchProbe(b, HTTPProber{}, srv.target("http"))
+	benchProbe(b, srv.target("http"))
 }
 
 func BenchmarkProbeHTTPUnix(b *testing.B) {
 	srv, _ := serveUnix(b, httpOK)
-	benchProbe(b, HTTPProber{}, srv.target("http"))
+	benchProbe(b, srv.target("http"))
 }
 
 func BenchmarkProbeHTTPS(b *testing.B) {
@@ -64,8 +65,7 @@ func BenchmarkProbeHTTPS(b *testing.B) {
 		httpOK(tc)
 	})
 	tg := srv.target("https")
-	tg.TLS = &TLSSettings{}
-	benchProbe(b, NewHTTPSProber(), tg)
+	benchProbe(b, tg)
 }
 
 func BenchmarkProbeFastCGI(b *testing.B) {
@@ -76,7 +76,7 @@ func BenchmarkProbeFastCGI(b *testing.B) {
 		c.Write(answer)
 		io.Copy(io.Discard, c)
 	})
-	benchProbe(b, FastCGIProber{}, srv.target("fastcgi"))
+	benchProbe(b, srv.target("fastcgi"))
 }
 
 func BenchmarkProbeFastCGIPing(b *testing.B) {
@@ -91,7 +91,7 @@ func BenchmarkProbeFastCGIPing(b *testing.B) {
 	})
 	tg := srv.target("fastcgi")
 	tg.FastCGI.PingPath = "/ping"
-	benchProbe(b, FastCGIProber{}, tg)
+	benchProbe(b, tg)
 }
 
 func BenchmarkProbeMemcached(b *testing.B) {
@@ -101,12 +101,12 @@ func BenchmarkProbeMemcached(b *testing.B) {
 		c.Write([]byte("END\r\n"))
 		io.Copy(io.Discard, c)
 	})
-	benchProbe(b, MemcachedProber{}, srv.target("memcached"))
+	benchProbe(b, srv.target("memcached"))
 }
 
 func BenchmarkProbeGRPC(b *testing.B) {
 	srv := h2Backend(b, nil)
-	benchProbe(b, &GRPCProber{files: newTLSFiles()}, srv.target("grpc"))
+	benchProbe(b, srv.target("grpc"))
 }
 
 func BenchmarkClassify(b *testing.B) {

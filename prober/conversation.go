@@ -95,7 +95,7 @@ type conversation struct {
 // newConversation starts an exchange on conn for t. release must be called
 // before the probe returns: it returns the buffer and waits for the
 // cancellation watcher, so no goroutine outlives the probe.
-func newConversation(ctx context.Context, conn net.Conn, t *Target, r *Result) *conversation {
+func newConversation(ctx context.Context, conn net.Conn, t *Peer, r *Result) *conversation {
 	c := &conversation{
 		ctx:         ctx,
 		conn:        conn,
@@ -228,50 +228,19 @@ func (c *conversation) Read(p []byte) (int, error) {
 	return m, err
 }
 
-// fail records a failed read or write with the reason nginx would log,
-// naming the protocol the backend speaks when its bytes give it away.
+// fail records a failed read or write: the phase is processing until the
+// first response byte, transfer after it.
 func (c *conversation) fail(err error, self string) {
-	switch {
-	case errors.Is(err, errBufferFull):
-		c.r.Fail(ReasonHeaderTooBig, err)
-		return
-	case isTLSAlert(err):
-		// A TLS 1.3 server rejects a missing client certificate after the
-		// client's handshake completed, so the alert arrives on first read.
-		c.r.Fail(ReasonTLSHandshakeFailed, err)
-		return
-	}
 	phase := PhaseProcessing
 	if !c.first.IsZero() {
 		phase = PhaseTransfer
 	}
-	reason := Classify(err, phase)
-	if reason == ReasonPrematureClose || reason == ReasonConnectionReset {
-		if p := sniff(c.buf[:c.n]); p != "" && p != self {
-			c.r.Fail(ReasonProtocolMismatch, err)
-			c.r.Detail = "backend speaks " + p
-			return
-		}
-	}
-	c.r.Fail(reason, err)
+	c.r.fail(event{outcome: outcomeError, phase: phase, err: err, got: c.buf[:c.n], self: self})
 }
 
-// isTLSAlert reports an alert received from a TLS peer.
-func isTLSAlert(err error) bool {
-	var oe *net.OpError
-	return errors.As(err, &oe) && oe.Op == "remote error"
+// failWith records a failure that protocol code recognised, with the
+// bytes read so far.
+func (c *conversation) failWith(o outcome, err error, self, detail string) {
+	c.r.fail(event{outcome: o, phase: PhaseProcessing, err: err, got: c.buf[:c.n], self: self, detail: detail})
 }
 
-// converse dials t and runs fn over a conversation with it. The connection
-// and the conversation's pooled buffers are released when fn returns, so
-// no protocol prober can forget either.
-func converse(ctx context.Context, t *Target, r *Result, fn func(c *conversation)) {
-	conn := Dial(ctx, t, r)
-	if conn == nil {
-		return
-	}
-	defer conn.Close()
-	c := newConversation(ctx, conn, t, r)
-	defer c.release()
-	fn(c)
-}

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
 
-func connectTarget(network, address string) *Target {
-	return &Target{Protocol: "tcp", Network: network, Address: address, ConnectTimeout: time.Second}
+func connectTarget(network, address string) *Peer {
+	return &Peer{Protocol: protocol.TCP, Network: network, Address: address, ConnectTimeout: time.Second}
 }
 
 // requireRoot skips a test that needs root unless running in CI, where it
@@ -46,7 +48,7 @@ func TestConnectProbe(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		target *Target
+		target *Peer
 		want   Reason
 	}{
 		{"tcp healthy", connectTarget("tcp", healthy.ln.Addr().String()), ReasonNone},
@@ -58,7 +60,7 @@ func TestConnectProbe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := runProbe(t, ConnectProber{}, tt.target)
+			r := runProbe(t, tt.target)
 			checkResult(t, r, tt.want)
 		})
 	}
@@ -113,12 +115,12 @@ func TestConnectPermissions(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tg := connectTarget("unix", tt.path)
 			tg.Worker = nobody
-			r := runProbe(t, ConnectProber{}, tg)
+			r := runProbe(t, tg)
 			checkResult(t, r, tt.want)
 			// The exporter itself (root) could connect: the verdict is
 			// the worker's.
 			tg.Worker = nil
-			checkResult(t, runProbe(t, ConnectProber{}, tg), ReasonNone)
+			checkResult(t, runProbe(t, tg), ReasonNone)
 		})
 	}
 }
@@ -142,7 +144,7 @@ func TestConnectBacklogFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pending.Close()
-	r := runProbe(t, ConnectProber{}, connectTarget("unix", path))
+	r := runProbe(t, connectTarget("unix", path))
 	checkResult(t, r, ReasonBacklogFull)
 }
 
@@ -200,16 +202,16 @@ func TestRuntimeResolve(t *testing.T) {
 	b := serveTCP(t, waitClosed)
 	_, port, _ := net.SplitHostPort(b.ln.Addr().String())
 
-	resolveTarget := func(server string) *Target {
-		return &Target{Protocol: "tcp", Network: "tcp", ConnectTimeout: time.Second,
+	resolveTarget := func(server string) *Peer {
+		return &Peer{Protocol: protocol.TCP, Network: "tcp", ConnectTimeout: time.Second,
 			Resolve: &RuntimeResolve{Host: "backend.nue.test", Port: port, Resolvers: []string{server}}}
 	}
 	t.Run("nxdomain", func(t *testing.T) {
-		r := runProbe(t, ConnectProber{}, resolveTarget(dnsResponder(t, true)))
+		r := runProbe(t, resolveTarget(dnsResponder(t, true)))
 		checkResult(t, r, ReasonDNSError)
 	})
 	t.Run("answer", func(t *testing.T) {
-		r := runProbe(t, ConnectProber{}, resolveTarget(dnsResponder(t, false)))
+		r := runProbe(t, resolveTarget(dnsResponder(t, false)))
 		checkResult(t, r, ReasonNone)
 		if r.Address != net.JoinHostPort("127.0.0.1", port) {
 			t.Errorf("address = %q", r.Address)
@@ -218,23 +220,27 @@ func TestRuntimeResolve(t *testing.T) {
 	t.Run("no resolver", func(t *testing.T) {
 		tg := resolveTarget("")
 		tg.Resolve.Resolvers = nil
-		checkResult(t, runProbe(t, ConnectProber{}, tg), ReasonDNSError)
+		checkResult(t, runProbe(t, tg), ReasonDNSError)
 	})
 }
 
-func TestRunFallsBackToConnect(t *testing.T) {
+func TestUnknownProtocolConnects(t *testing.T) {
 	b := serveTCP(t, waitClosed)
-	tg := b.target("unknown-protocol")
-	r := &Result{}
-	Run(t.Context(), New(), tg, r, nil)
-	checkResult(t, r, ReasonNone)
+	tg := b.target("tcp")
+	tg.Protocol = protocol.Unknown
+	checkResult(t, runProbe(t, tg), ReasonNone)
 }
 
-func TestNewRegistersEveryProtocol(t *testing.T) {
-	p := New()
-	for _, name := range []string{"tcp", "http", "https", "fastcgi", "uwsgi", "scgi", "grpc", "grpcs", "memcached"} {
-		if p[name] == nil {
-			t.Errorf("no prober for %q", name)
+// Every protocol of the table that nginx speaks through a *_pass has an
+// exchange: a new table entry without its prober file fails here.
+func TestEveryProtocolHasAnExchange(t *testing.T) {
+	for _, label := range protocol.Labels() {
+		pt, _ := protocol.ParseLabel(label)
+		if pt.Protocol.Spec().Directive == "" {
+			continue
+		}
+		if exchanges[pt.Protocol] == nil {
+			t.Errorf("no exchange for protocol %s", pt.Protocol)
 		}
 	}
 }

@@ -10,14 +10,14 @@ import (
 // Dial opens the connection nginx would open to t, recording the resolve
 // and connect phases in r. On failure it records the reason and returns
 // nil; the caller owns the returned connection.
-func Dial(ctx context.Context, t *Target, r *Result) net.Conn {
+func Dial(ctx context.Context, t *Peer, r *Result) net.Conn {
 	network, address := t.Network, t.Address
 	if t.Resolve != nil {
 		start := time.Now()
 		addr, err := resolveRuntime(ctx, t.Resolve, t.ConnectTimeout)
 		r.Phases[PhaseResolve] = time.Since(start)
 		if err != nil {
-			r.Fail(ReasonDNSError, err)
+			r.fail(event{outcome: outcomeError, phase: PhaseResolve, err: err})
 			return nil
 		}
 		address = addr
@@ -25,7 +25,7 @@ func Dial(ctx context.Context, t *Target, r *Result) net.Conn {
 	}
 	if network == "unix" && t.Worker != nil {
 		if err := CheckWorkerAccess(address, t.Worker); err != nil {
-			r.Fail(Classify(err, PhaseConnect), err)
+			r.fail(event{outcome: outcomeError, phase: PhaseConnect, err: err})
 			return nil
 		}
 	}
@@ -34,7 +34,7 @@ func Dial(ctx context.Context, t *Target, r *Result) net.Conn {
 	conn, err := d.DialContext(ctx, network, address)
 	r.Phases[PhaseConnect] = time.Since(start)
 	if err != nil {
-		r.Fail(Classify(err, PhaseConnect), err)
+		r.fail(event{outcome: outcomeError, phase: PhaseConnect, err: err})
 		return nil
 	}
 	return conn

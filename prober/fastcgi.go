@@ -8,15 +8,6 @@ import (
 	"time"
 )
 
-// FastCGIProber talks to a `fastcgi_pass` backend. By default it sends
-// FCGI_GET_VALUES, a management record that costs the application nothing
-// and is answered by a worker (php-fpm), so a saturated pool times out
-// just as a real request would. With FastCGISettings.PingPath it sends a
-// real responder request, as nginx would, and reads the CGI header.
-type FastCGIProber struct{}
-
-var _ Prober = FastCGIProber{}
-
 var (
 	errFCGIStdoutClosed = errors.New("upstream prematurely closed FastCGI stdout")
 	errFCGIBadValues    = errors.New("upstream answered FCGI_GET_VALUES with an unexpected record")
@@ -32,24 +23,17 @@ const (
 	fcgiDrainBytes = 64 << 10
 )
 
-// Probe implements Prober.
-func (FastCGIProber) Probe(ctx context.Context, t *Target, r *Result, logger *slog.Logger) {
-	converse(ctx, t, r, func(c *conversation) {
-		if t.FastCGI.PingPath == "" {
-			fcgiGetValuesExchange(c, logger)
-			return
-		}
-		fcgiPingExchange(c, t)
-	})
-}
-
-func fcgiMismatch(c *conversation, err error) {
-	c.r.Fail(ReasonProtocolMismatch, err)
-	if p := sniff(c.buf[:c.n]); p != "" && p != speaksFastCGI {
-		c.r.Detail = "backend speaks " + p
-	} else {
-		c.r.Detail = "backend does not speak FastCGI"
+// fastcgiExchange talks to a `fastcgi_pass` backend. By default it sends
+// FCGI_GET_VALUES, a management record that costs the application nothing
+// and is answered by a worker (php-fpm), so a saturated pool times out
+// just as a real request would. With FastCGISettings.PingPath it sends a
+// real responder request, as nginx would, and reads the CGI header.
+func fastcgiExchange(c *conversation, t *Peer) {
+	if t.FastCGI.PingPath == "" {
+		fcgiGetValuesExchange(c, t.logger())
+		return
 	}
+	fcgiPingExchange(c, t)
 }
 
 func fcgiGetValuesExchange(c *conversation, logger *slog.Logger) {
@@ -65,23 +49,23 @@ func fcgiGetValuesExchange(c *conversation, logger *slog.Logger) {
 	for {
 		rec, n, err := parseFCGIRecord(c.buf[:c.n])
 		if err != nil {
-			fcgiMismatch(c, err)
+			c.failWith(outcomeForeign, err, speaksFastCGI, "")
 			return
 		}
 		if n > 0 {
 			c.headerDone()
 			if rec.RequestID != 0 {
-				c.r.Fail(ReasonInvalidResponse, errFCGIRequestID)
+				c.failWith(outcomeInvalidHeader, errFCGIRequestID, speaksFastCGI, "")
 				return
 			}
 			switch rec.Type {
 			case fcgiGetValuesResult:
 				if err := parseFCGIPairs(rec.Content, func(name, value []byte) {
-					if logger != nil && logger.Enabled(context.Background(), slog.LevelDebug) {
+					if logger.Enabled(context.Background(), slog.LevelDebug) {
 						logger.Debug("FastCGI value", "name", string(name), "value", string(value))
 					}
 				}); err != nil {
-					c.r.Fail(ReasonInvalidResponse, err)
+					c.failWith(outcomeInvalidHeader, err, speaksFastCGI, "")
 					return
 				}
 			case fcgiUnknownType:
@@ -89,8 +73,7 @@ func fcgiGetValuesExchange(c *conversation, logger *slog.Logger) {
 				// but answered in FastCGI as the specification asks: it
 				// is up and speaks the protocol.
 			default:
-				c.r.Fail(ReasonInvalidResponse, errFCGIBadValues)
-				c.r.Detail = "record type " + strconv.Itoa(int(rec.Type))
+				c.failWith(outcomeInvalidHeader, errFCGIBadValues, speaksFastCGI, "record type "+strconv.Itoa(int(rec.Type)))
 				return
 			}
 			c.r.Success = true
@@ -105,7 +88,7 @@ func fcgiGetValuesExchange(c *conversation, logger *slog.Logger) {
 
 // appendFCGIParams appends the parameters nginx's stock fastcgi_params and the
 // usual SCRIPT_FILENAME line give a request for path.
-func appendFCGIParams(b []byte, t *Target) []byte {
+func appendFCGIParams(b []byte, t *Peer) []byte {
 	path := t.FastCGI.PingPath
 	b = appendFCGIPair(b, "SCRIPT_FILENAME", path)
 	b = appendFCGIPair(b, "QUERY_STRING", "")
@@ -150,7 +133,7 @@ func appendCGIHeaderName(b []byte, name string) []byte {
 	return b
 }
 
-func fcgiPingExchange(c *conversation, t *Target) {
+func fcgiPingExchange(c *conversation, t *Peer) {
 	rb := getBuf(defaultBufferSize)
 	pb := getBuf(defaultBufferSize)
 	defer func() { putBuf(rb); putBuf(pb) }()
@@ -187,41 +170,43 @@ func fcgiPingExchange(c *conversation, t *Target) {
 		for {
 			rec, n, err := parseFCGIRecord(c.buf[pos:c.n])
 			if err != nil {
-				fcgiMismatch(c, err)
+				c.failWith(outcomeForeign, err, speaksFastCGI, "")
 				return
 			}
 			if n == 0 {
 				break
 			}
 			if err := checkResponseRecord(rec, fcgiRequestID); err != nil {
-				c.r.Fail(ReasonInvalidResponse, err)
-				c.r.Detail = "record type " + strconv.Itoa(int(rec.Type)) + ", request id " + strconv.Itoa(int(rec.RequestID))
+				c.failWith(outcomeInvalidHeader, err, speaksFastCGI,
+					"record type "+strconv.Itoa(int(rec.Type))+", request id "+strconv.Itoa(int(rec.RequestID)))
 				return
 			}
 			pos += n
 			switch rec.Type {
 			case fcgiStdout:
 				if len(rec.Content) == 0 {
-					c.r.Fail(ReasonPrematureClose, errFCGIStdoutClosed)
+					c.failWith(outcomeStreamClosed, errFCGIStdoutClosed, speaksFastCGI, "")
 					return
 				}
 				hn += copy(hdr[hn:], rec.Content)
 				switch p.parse(hdr[:hn]) {
 				case parseDone:
 					c.headerDone()
-					finishStatus(c.r, t, p.Status())
+					finishStatus(c, t, p.Status())
 					fcgiDrain(c, pos)
 					return
 				case parseInvalid:
-					c.r.Fail(ReasonInvalidResponse, errInvalidHeader)
-					c.r.Detail = p.Why
+					// The CGI header inside FastCGI stdout: its bytes are
+					// the application's, never another protocol's.
+					c.r.fail(event{outcome: outcomeInvalidHeader, phase: PhaseProcessing, err: errInvalidHeader, detail: p.Why})
 					return
 				}
 			case fcgiEndRequest:
-				c.r.Fail(ReasonPrematureClose, errFCGIStdoutClosed)
+				detail := ""
 				if ps, err := parseFCGIEndRequest(rec.Content); err == nil && ps != 0 {
-					c.r.Detail = fcgiProtocolStatus(ps)
+					detail = fcgiProtocolStatus(ps)
 				}
+				c.failWith(outcomeStreamClosed, errFCGIStdoutClosed, speaksFastCGI, detail)
 				return
 			}
 			// STDERR: nginx logs it ("FastCGI sent in stderr") and reads on.

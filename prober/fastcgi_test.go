@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
 
 // readFCGIRequest reads records until the end of the request: a
@@ -98,7 +100,7 @@ func TestFastCGIProbe(t *testing.T) {
 			if tt.buffer != 0 {
 				tg.BufferSize = tt.buffer
 			}
-			r := runProbe(t, FastCGIProber{}, tg)
+			r := runProbe(t, tg)
 			checkResult(t, r, tt.want)
 			if r.HTTPStatus != tt.status {
 				t.Errorf("status = %d, want %d", r.HTTPStatus, tt.status)
@@ -213,10 +215,10 @@ func TestFastCGIRealPHPFPM(t *testing.T) {
 	for _, where := range []struct{ network, address string }{{"unix", sock}, {"tcp", addr}} {
 		for _, ping := range []string{"", "/ping"} {
 			t.Run(where.network+ping, func(t *testing.T) {
-				tg := &Target{Protocol: "fastcgi", Network: where.network, Address: where.address,
+				tg := &Peer{Protocol: protocol.FastCGI, Network: where.network, Address: where.address,
 					ConnectTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, SendTimeout: 2 * time.Second, BufferSize: 4096}
 				tg.FastCGI.PingPath = ping
-				r := runProbe(t, FastCGIProber{}, tg)
+				r := runProbe(t, tg)
 				checkResult(t, r, ReasonNone)
 				if ping != "" && r.HTTPStatus != 200 {
 					t.Errorf("ping status = %d", r.HTTPStatus)
@@ -227,11 +229,11 @@ func TestFastCGIRealPHPFPM(t *testing.T) {
 
 	// fastcgi_pass to an HTTP server.
 	b := serveTCP(t, respondAfterRead("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n"))
-	r := runProbe(t, FastCGIProber{}, b.target("fastcgi"))
+	r := runProbe(t, b.target("fastcgi"))
 	checkResult(t, r, ReasonProtocolMismatch)
 	// And php-fpm behind proxy_pass http://: it does not answer HTTP.
-	tg := &Target{Protocol: "http", Network: "unix", Address: sock, ConnectTimeout: time.Second, ReadTimeout: time.Second, SendTimeout: time.Second, BufferSize: 4096}
-	r = runProbe(t, HTTPProber{}, tg)
+	tg := &Peer{Protocol: protocol.HTTP, Network: "unix", Address: sock, ConnectTimeout: time.Second, ReadTimeout: time.Second, SendTimeout: time.Second, BufferSize: 4096}
+	r = runProbe(t, tg)
 	if r.Success {
 		t.Errorf("HTTP probe of php-fpm succeeded")
 	}

@@ -2,6 +2,7 @@ package prober
 
 import (
 	"bytes"
+	"encoding/binary"
 	"context"
 	"errors"
 	"log/slog"
@@ -11,24 +12,6 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
-
-// GRPCProber speaks HTTP/2 with prior knowledge as `grpc_pass` does (over
-// TLS with ALPN h2 for grpcs://): the connection preface and SETTINGS,
-// then one cheap call, grpc.health.v1.Health/Check, whose response header
-// gives the HTTP/2 :status nginx would pass on. A server without the
-// health service still answers (grpc-status 12, UNIMPLEMENTED) and counts
-// as up: nginx would have proxied its calls.
-type GRPCProber struct {
-	files  *tlsFiles
-	secure bool
-}
-
-var _ Prober = (*GRPCProber)(nil)
-
-// NewGRPCProber returns a prober for grpc:// (secure false) or grpcs://.
-func NewGRPCProber(secure bool) *GRPCProber {
-	return &GRPCProber{files: newTLSFiles(), secure: secure}
-}
 
 var (
 	errGRPCRejected = errors.New("upstream rejected request")
@@ -43,17 +26,7 @@ const grpcHealthPath = "/grpc.health.v1.Health/Check"
 // feed the probe forever.
 const grpcFrameSlack = 64 << 10
 
-// Probe implements Prober.
-func (p *GRPCProber) Probe(ctx context.Context, t *Target, r *Result, logger *slog.Logger) {
-	converse(ctx, t, r, func(c *conversation) {
-		if p.secure && !p.files.handshake(c, t, []string{"h2"}) {
-			return
-		}
-		grpcExchange(c, t, p.secure, logger)
-	})
-}
-
-func grpcRequest(t *Target, secure bool) []byte {
+func grpcRequest(t *Peer, secure bool) []byte {
 	var block bytes.Buffer
 	enc := hpack.NewEncoder(&block)
 	scheme := "http"
@@ -71,16 +44,15 @@ func grpcRequest(t *Target, secure bool) []byte {
 	}
 	// HealthCheckRequest{service = 1}: a length-prefixed protobuf message.
 	svc := t.GRPC.Service
-	msg := make([]byte, 0, 5+2+len(svc))
-	body := 0
+	var field []byte
 	if svc != "" {
-		body = 2 + len(svc)
+		// Field 1, wire type 2 (length-delimited): tag, varint length.
+		field = binary.AppendUvarint([]byte{0x0a}, uint64(len(svc)))
+		field = append(field, svc...)
 	}
-	msg = append(msg, 0, byte(body>>24), byte(body>>16), byte(body>>8), byte(body))
-	if svc != "" {
-		msg = append(msg, 0x0a, byte(len(svc)))
-		msg = append(msg, svc...)
-	}
+	msg := make([]byte, 0, 5+len(field))
+	msg = binary.BigEndian.AppendUint32(append(msg, 0), uint32(len(field)))
+	msg = append(msg, field...)
 
 	var out bytes.Buffer
 	out.WriteString(http2.ClientPreface)
@@ -91,12 +63,15 @@ func grpcRequest(t *Target, secure bool) []byte {
 	return out.Bytes()
 }
 
-func grpcExchange(c *conversation, t *Target, secure bool, logger *slog.Logger) {
-	if len(t.GRPC.Service) > 127 {
-		c.r.Fail(ReasonInvalidResponse, errors.New("gRPC health service name too long"))
-		return
-	}
-	if err := c.write(grpcRequest(t, secure)); err != nil {
+// grpcExchange speaks HTTP/2 with prior knowledge as `grpc_pass` does (or
+// after the TLS handshake with ALPN h2 for grpcs://): the connection
+// preface and SETTINGS, then one cheap call, grpc.health.v1.Health/Check,
+// whose response header gives the HTTP/2 :status nginx would pass on. A
+// server without the health service still answers (grpc-status 12,
+// UNIMPLEMENTED) and counts as up: nginx would have proxied its calls.
+func grpcExchange(c *conversation, t *Peer) {
+	logger := t.logger()
+	if err := c.write(grpcRequest(t, t.TLS != nil)); err != nil {
 		c.fail(err, speaksHTTP2)
 		return
 	}
@@ -108,15 +83,13 @@ func grpcExchange(c *conversation, t *Target, secure bool, logger *slog.Logger) 
 			c.fail(err, speaksHTTP2)
 			return
 		}
-		if s := sniff(c.buf[:c.n]); s != "" && s != speaksHTTP2 {
-			c.r.Fail(ReasonProtocolMismatch, errOtherProtocol)
-			c.r.Detail = "backend speaks " + s
+		if foreign(c.buf[:c.n], speaksHTTP2) != "" {
+			c.failWith(outcomeForeign, errOtherProtocol, speaksHTTP2, "")
 			return
 		}
 	}
 	if c.buf[3] != byte(http2.FrameSettings) {
-		c.r.Fail(ReasonInvalidResponse, errGRPCFrame)
-		c.r.Detail = "first frame is not SETTINGS"
+		c.failWith(outcomeInvalidHeader, errGRPCFrame, speaksHTTP2, "first frame is not SETTINGS")
 		return
 	}
 	c.limit = len(c.buf) + grpcFrameSlack
@@ -130,7 +103,7 @@ func grpcExchange(c *conversation, t *Target, secure bool, logger *slog.Logger) 
 			var se http2.StreamError
 			switch {
 			case errors.As(err, &ce), errors.As(err, &se), errors.Is(err, http2.ErrFrameTooLarge):
-				c.r.Fail(ReasonInvalidResponse, err)
+				c.failWith(outcomeInvalidHeader, err, speaksHTTP2, "")
 			default:
 				c.fail(err, speaksHTTP2)
 			}
@@ -151,17 +124,16 @@ func grpcExchange(c *conversation, t *Target, secure bool, logger *slog.Logger) 
 				continue
 			}
 			if f.Truncated {
-				c.r.Fail(ReasonHeaderTooBig, errBufferFull)
+				c.failWith(outcomeBufferFull, errBufferFull, speaksHTTP2, "")
 				return
 			}
 			c.headerDone()
 			status, err := strconv.Atoi(f.PseudoValue("status"))
 			if err != nil {
-				c.r.Fail(ReasonInvalidResponse, errGRPCFrame)
-				c.r.Detail = "no valid :status"
+				c.failWith(outcomeInvalidHeader, errGRPCFrame, speaksHTTP2, "no valid :status")
 				return
 			}
-			if logger != nil && logger.Enabled(context.Background(), slog.LevelDebug) {
+			if logger.Enabled(context.Background(), slog.LevelDebug) {
 				grpcStatus := ""
 				for _, h := range f.RegularFields() {
 					if h.Name == "grpc-status" {
@@ -170,17 +142,15 @@ func grpcExchange(c *conversation, t *Target, secure bool, logger *slog.Logger) 
 				}
 				logger.Debug("gRPC health check answered", "status", status, "grpc_status", grpcStatus)
 			}
-			finishStatus(c.r, t, status)
+			finishStatus(c, t, status)
 			return
 		case *http2.RSTStreamFrame:
 			if f.StreamID == 1 {
-				c.r.Fail(ReasonInvalidResponse, errGRPCRejected)
-				c.r.Detail = "upstream rejected request with error " + strconv.Itoa(int(f.ErrCode))
+				c.failWith(outcomeRejected, errGRPCRejected, speaksHTTP2, "upstream rejected request with error "+strconv.Itoa(int(f.ErrCode)))
 				return
 			}
 		case *http2.GoAwayFrame:
-			c.r.Fail(ReasonInvalidResponse, errGRPCGoAway)
-			c.r.Detail = "upstream sent goaway with error " + strconv.Itoa(int(f.ErrCode))
+			c.failWith(outcomeRejected, errGRPCGoAway, speaksHTTP2, "upstream sent goaway with error "+strconv.Itoa(int(f.ErrCode)))
 			return
 		}
 	}

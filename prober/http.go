@@ -1,17 +1,9 @@
 package prober
 
 import (
-	"context"
 	"errors"
-	"log/slog"
 	"strconv"
 )
-
-// HTTPProber sends the request ngx_http_proxy_module would send for
-// `proxy_pass http://` and reads the response header as nginx does.
-type HTTPProber struct{}
-
-var _ Prober = HTTPProber{}
 
 // Failure causes recorded in Result.Err; the details are in Result.Detail.
 var (
@@ -21,18 +13,17 @@ var (
 	errUnexpectedStatus = errors.New("upstream status is not an expected one")
 )
 
-// Probe implements Prober.
-func (HTTPProber) Probe(ctx context.Context, t *Target, r *Result, _ *slog.Logger) {
-	converse(ctx, t, r, func(c *conversation) {
-		headerExchange(c, t, appendHTTPRequest, false)
-	})
+// httpExchange sends the request ngx_http_proxy_module would send for
+// proxy_pass and reads the response header as nginx does.
+func httpExchange(c *conversation, t *Peer) {
+	headerExchange(c, t, appendHTTPRequest, false)
 }
 
 // headerExchange writes the request that build appends and reads an
 // HTTP-style response header; with cgi, a header without a status line is
 // accepted as nginx's uwsgi and scgi modules accept it. It serves http,
 // https, uwsgi and scgi, which differ only in how the request is framed.
-func headerExchange(c *conversation, t *Target, build func(b []byte, t *Target) []byte, cgi bool) {
+func headerExchange(c *conversation, t *Peer, build func(b []byte, t *Peer) []byte, cgi bool) {
 	rb := getBuf(defaultBufferSize)
 	req := build((*rb)[:0], t)
 	err := c.write(req)
@@ -44,14 +35,14 @@ func headerExchange(c *conversation, t *Target, build func(b []byte, t *Target) 
 	}
 	var p respParser
 	if readHeader(c, &p, cgi, speaksHTTP) {
-		finishStatus(c.r, t, p.Status())
+		finishStatus(c, t, p.Status())
 	}
 }
 
 // appendHTTPRequest appends what nginx sends upstream: the request line with
 // proxy_http_version (1.0 by default), Host, "Connection: close" (nginx's
 // default proxy_set_header Connection close), then the probe's own headers.
-func appendHTTPRequest(b []byte, t *Target) []byte {
+func appendHTTPRequest(b []byte, t *Peer) []byte {
 	method, path := t.HTTP.Method, t.HTTP.Path
 	if method == "" {
 		method = "GET"
@@ -78,9 +69,9 @@ func appendHTTPRequest(b []byte, t *Target) []byte {
 	return append(b, "\r\n"...)
 }
 
-// hostHeader is Target.HTTP.Host, else what nginx's $proxy_host would be:
+// hostHeader is Peer.HTTP.Host, else what nginx's $proxy_host would be:
 // the address, or "localhost" for a unix socket.
-func hostHeader(t *Target) string {
+func hostHeader(t *Peer) string {
 	switch {
 	case t.HTTP.Host != "":
 		return t.HTTP.Host
@@ -105,21 +96,14 @@ func readHeader(c *conversation, p *respParser, cgiFallback bool, self string) b
 				c.headerDone()
 				return true
 			case parseInvalid:
-				c.r.Fail(ReasonInvalidResponse, errInvalidHeader)
-				c.r.Detail = p.Why
+				c.failWith(outcomeInvalidHeader, errInvalidHeader, self, p.Why)
 				return false
 			case parseNoStatus:
-				if s := sniff(c.buf[:c.n]); s != "" && s != self && s != speaksHTTP {
-					c.r.Fail(ReasonProtocolMismatch, errOtherProtocol)
-					c.r.Detail = "backend speaks " + s
-					return false
-				}
-				if cgiFallback {
+				if cgiFallback && foreign(c.buf[:c.n], self) == "" {
 					p.reset(true)
 					continue
 				}
-				c.r.Fail(ReasonInvalidResponse, errNoValidHeader)
-				c.r.Detail = "no valid HTTP/1.0 header"
+				c.failWith(outcomeInvalidHeader, errNoValidHeader, self, "no valid HTTP/1.0 header")
 				return false
 			}
 		}
@@ -131,7 +115,8 @@ func readHeader(c *conversation, p *respParser, cgiFallback bool, self string) b
 }
 
 // finishStatus records the status and judges it against ExpectStatus.
-func finishStatus(r *Result, t *Target, status int) {
+func finishStatus(c *conversation, t *Peer, status int) {
+	r := c.r
 	r.HTTPStatus = status
 	if len(t.HTTP.ExpectStatus) > 0 {
 		ok := false
@@ -144,8 +129,7 @@ func finishStatus(r *Result, t *Target, status int) {
 		if !ok {
 			// nginx would pass the status on; the operator asked for
 			// others, and the closest reason is an unusable response.
-			r.Fail(ReasonInvalidResponse, errUnexpectedStatus)
-			r.Detail = "unexpected status " + strconv.Itoa(status)
+			c.failWith(outcomeUnexpectedStatus, errUnexpectedStatus, "", "unexpected status "+strconv.Itoa(status))
 			return
 		}
 	}

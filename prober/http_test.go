@@ -68,7 +68,7 @@ func TestHTTPProbe(t *testing.T) {
 				tg.BufferSize = tt.buffer
 			}
 			tg.HTTP.ExpectStatus = tt.expect
-			r := runProbe(t, HTTPProber{}, tg)
+			r := runProbe(t, tg)
 			checkResult(t, r, tt.want)
 			if r.HTTPStatus != tt.wantStatus {
 				t.Errorf("status = %d, want %d", r.HTTPStatus, tt.wantStatus)
@@ -89,7 +89,7 @@ func TestHTTPRequestAsNginx(t *testing.T) {
 	})
 	tg := b.target("http")
 	tg.HTTP.Host = "backend.example"
-	r := runProbe(t, HTTPProber{}, tg)
+	r := runProbe(t, tg)
 	checkResult(t, r, ReasonNone)
 	want := "GET / HTTP/1.0\r\nHost: backend.example\r\nConnection: close\r\n\r\n"
 	if s := string(<-got); s != want {
@@ -97,7 +97,7 @@ func TestHTTPRequestAsNginx(t *testing.T) {
 	}
 
 	tg.HTTP = HTTPSettings{Version: "1.1", Host: "h", Method: "HEAD", Path: "/healthz", Headers: [][2]string{{"X-Probe", "1"}}}
-	r = runProbe(t, HTTPProber{}, tg)
+	r = runProbe(t, tg)
 	checkResult(t, r, ReasonNone)
 	want = "HEAD /healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\nX-Probe: 1\r\n\r\n"
 	if s := string(<-got); s != want {
@@ -110,7 +110,7 @@ func TestHTTPRequestAsNginx(t *testing.T) {
 
 func TestHTTPUnix(t *testing.T) {
 	b, _ := serveUnix(t, respond("HTTP/1.1 200 OK\r\n\r\n"))
-	r := runProbe(t, HTTPProber{}, b.target("http"))
+	r := runProbe(t, b.target("http"))
 	checkResult(t, r, ReasonNone)
 }
 
@@ -132,7 +132,7 @@ func TestHTTPTricklerEndsAtDeadline(t *testing.T) {
 	defer cancel()
 	r := &Result{}
 	start := time.Now()
-	Run(ctx, New(), tg, r, nil)
+	New().Probe(ctx, tg, r)
 	if d := time.Since(start); d > 1500*time.Millisecond {
 		t.Fatalf("probe took %v, past its deadline", d)
 	}
@@ -148,7 +148,7 @@ func TestHTTPCancel(t *testing.T) {
 	time.AfterFunc(200*time.Millisecond, cancel)
 	r := &Result{}
 	start := time.Now()
-	Run(ctx, New(), tg, r, nil)
+	New().Probe(ctx, tg, r)
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("cancelled probe took %v", d)
 	}

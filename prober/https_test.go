@@ -195,7 +195,7 @@ func TestHTTPSProbe(t *testing.T) {
 			tg := b.target("https")
 			tg.ConnectTimeout = 500 * time.Millisecond
 			tg.TLS = tt.tls
-			r := runProbe(t, NewHTTPSProber(), tg)
+			r := runProbe(t, tg)
 			checkResult(t, r, tt.want)
 			if tt.want == ReasonNone && r.HTTPStatus != 200 {
 				t.Errorf("status = %d", r.HTTPStatus)

@@ -2,19 +2,8 @@ package prober
 
 import (
 	"bytes"
-	"context"
 	"errors"
-	"log/slog"
 )
-
-// MemcachedProber sends the "get <key>" nginx's memcached_pass sends and
-// reads the first response line as ngx_http_memcached_process_header does:
-// "VALUE <key> <flags> <length>" is a hit (200), "END" a miss (404), and
-// anything else "memcached sent invalid response". A get is a read: it
-// changes nothing on the server.
-type MemcachedProber struct{}
-
-var _ Prober = MemcachedProber{}
 
 var (
 	errMemcachedResponse = errors.New("memcached sent invalid response")
@@ -22,48 +11,44 @@ var (
 	errMemcachedLength   = errors.New("memcached sent invalid length in response")
 )
 
-// Probe implements Prober.
-func (MemcachedProber) Probe(ctx context.Context, t *Target, r *Result, _ *slog.Logger) {
-	converse(ctx, t, r, func(c *conversation) {
-
-		rb := getBuf(defaultBufferSize)
-		defer putBuf(rb)
-		req := append((*rb)[:0], "get "...)
-		keyStart := len(req)
-		req = appendMemcachedKey(req, memcachedKey(t))
-		key := req[keyStart:]
-		req = append(req, "\r\n"...)
-		if err := c.write(req); err != nil {
+// memcachedExchange sends the "get <key>" nginx's memcached_pass sends and
+// reads the first response line as ngx_http_memcached_process_header
+// does: "VALUE <key> <flags> <length>" is a hit (200), "END" a miss
+// (404), and anything else "memcached sent invalid response". A get is a
+// read: it changes nothing on the server.
+func memcachedExchange(c *conversation, t *Peer) {
+	rb := getBuf(defaultBufferSize)
+	defer putBuf(rb)
+	req := append((*rb)[:0], "get "...)
+	keyStart := len(req)
+	req = appendMemcachedKey(req, memcachedKey(t))
+	key := req[keyStart:]
+	req = append(req, "\r\n"...)
+	if err := c.write(req); err != nil {
+		c.fail(err, speaksMemcached)
+		return
+	}
+	*rb = req
+	for {
+		if i := bytes.IndexByte(c.buf[:c.n], '\n'); i >= 0 {
+			c.headerDone()
+			line := c.buf[:i+1]
+			status, err := parseMemcachedLine(line, key)
+			if err != nil {
+				c.failWith(outcomeInvalidHeader, err, speaksMemcached, "")
+				return
+			}
+			finishStatus(c, t, status)
+			return
+		}
+		if err := c.fill(); err != nil {
 			c.fail(err, speaksMemcached)
 			return
 		}
-		*rb = req
-		for {
-			if i := bytes.IndexByte(c.buf[:c.n], '\n'); i >= 0 {
-				c.headerDone()
-				line := c.buf[:i+1]
-				status, err := parseMemcachedLine(line, key)
-				if err != nil {
-					if p := sniff(c.buf[:c.n]); p != "" && p != speaksMemcached {
-						c.r.Fail(ReasonProtocolMismatch, errOtherProtocol)
-						c.r.Detail = "backend speaks " + p
-						return
-					}
-					c.r.Fail(ReasonInvalidResponse, err)
-					return
-				}
-				finishStatus(c.r, t, status)
-				return
-			}
-			if err := c.fill(); err != nil {
-				c.fail(err, speaksMemcached)
-				return
-			}
-		}
-	})
+	}
 }
 
-func memcachedKey(t *Target) string {
+func memcachedKey(t *Peer) string {
 	switch {
 	case t.Memcached.Key != "":
 		return t.Memcached.Key

@@ -86,15 +86,14 @@ func TestUWSGIAndSCGIProbes(t *testing.T) {
 			t.Run(proto+"/"+tt.name, func(t *testing.T) {
 				t.Parallel()
 				var h func(net.Conn)
-				var p Prober
 				hangUp := tt.want == ReasonPrematureClose
 				if proto == "uwsgi" {
-					h, p = uwsgiAnswer(t, tt.resp, hangUp), UWSGIProber{}
+					h = uwsgiAnswer(t, tt.resp, hangUp)
 				} else {
-					h, p = scgiAnswer(t, tt.resp, hangUp), SCGIProber{}
+					h = scgiAnswer(t, tt.resp, hangUp)
 				}
 				b := serveTCP(t, h)
-				r := runProbe(t, p, b.target(proto))
+				r := runProbe(t, b.target(proto))
 				checkResult(t, r, tt.want)
 				if r.HTTPStatus != tt.status {
 					t.Errorf("status = %d, want %d", r.HTTPStatus, tt.status)
@@ -141,7 +140,7 @@ func TestMemcachedProbe(t *testing.T) {
 			b := serveTCP(t, tt.handle)
 			tg := b.target("memcached")
 			tg.Memcached.Key = "/a b"
-			r := runProbe(t, MemcachedProber{}, tg)
+			r := runProbe(t, tg)
 			checkResult(t, r, tt.want)
 			if r.HTTPStatus != tt.status {
 				t.Errorf("status = %d, want %d", r.HTTPStatus, tt.status)
@@ -179,7 +178,7 @@ func h2Backend(t testing.TB, cfg *tls.Config) *backend {
 
 func TestGRPCProbe(t *testing.T) {
 	b := h2Backend(t, nil)
-	r := runProbe(t, &GRPCProber{files: newTLSFiles()}, b.target("grpc"))
+	r := runProbe(t, b.target("grpc"))
 	checkResult(t, r, ReasonNone)
 	if r.HTTPStatus != 200 {
 		t.Errorf("status = %d", r.HTTPStatus)
@@ -190,7 +189,7 @@ func TestGRPCProbe(t *testing.T) {
 	bs := h2Backend(t, &tls.Config{Certificates: []tls.Certificate{leaf.tlsCert()}, NextProtos: []string{"h2"}})
 	tg := bs.target("grpcs")
 	tg.TLS = &TLSSettings{}
-	r = runProbe(t, NewGRPCProber(true), tg)
+	r = runProbe(t, tg)
 	checkResult(t, r, ReasonNone)
 	if !r.TLSNotAfter.Equal(leaf.cert.NotAfter) {
 		t.Errorf("TLSNotAfter = %v", r.TLSNotAfter)
@@ -218,7 +217,7 @@ func TestGRPCProbe(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			b := serveTCP(t, tt.handle)
-			r := runProbe(t, &GRPCProber{files: newTLSFiles()}, b.target("grpc"))
+			r := runProbe(t, b.target("grpc"))
 			checkResult(t, r, tt.want)
 		})
 	}

@@ -7,6 +7,8 @@ package prober
 type Reason string
 
 // The failure-reason vocabulary. ReasonNone means the probe succeeded.
+// Every other reason is chosen in exactly one function, classify (in
+// classify.go), from the outcome protocol code reports.
 const (
 	ReasonNone                  Reason = ""
 	ReasonDNSError              Reason = "dns_error"

@@ -150,11 +150,8 @@ var (
 // handshake runs the TLS handshake nginx would run over conn (already in
 // c) and swaps c.conn for the TLS connection. It records the tls phase and
 // the leaf's expiry, even when the handshake or verification fails.
-func (f *tlsFiles) handshake(c *conversation, t *Target, alpn []string) bool {
+func (f *tlsFiles) handshake(c *conversation, t *Peer, alpn []string) bool {
 	s := t.TLS
-	if s == nil {
-		s = &TLSSettings{}
-	}
 	lo, hi := tlsVersions(s.Protocols)
 	cfg := &tls.Config{
 		// nginx completes the handshake whatever the certificate
@@ -170,8 +167,7 @@ func (f *tlsFiles) handshake(c *conversation, t *Target, alpn []string) bool {
 	if s.Certificate != "" && s.CertificateKey != "" {
 		pair, err := f.pair(s.Certificate, s.CertificateKey)
 		if err != nil {
-			c.r.Fail(ReasonTLSHandshakeFailed, err)
-			c.r.Detail = errClientCertFile.Error()
+			c.r.fail(event{outcome: outcomeClientCertificate, phase: PhaseTLS, err: err, detail: errClientCertFile.Error()})
 			return false
 		}
 		// OpenSSL sends the configured certificate whatever CAs the
@@ -193,34 +189,17 @@ func (f *tlsFiles) handshake(c *conversation, t *Target, alpn []string) bool {
 		c.r.TLSNotAfter = state.PeerCertificates[0].NotAfter
 	}
 	if err != nil {
-		failHandshake(c.r, err)
+		c.r.fail(event{outcome: outcomeError, phase: PhaseTLS, err: err})
 		return false
 	}
 	if s.Verify {
 		if err := f.verify(state.PeerCertificates, s); err != nil {
-			c.r.Fail(ReasonTLSCertificateInvalid, err)
-			c.r.Detail = err.Error()
+			c.r.fail(event{outcome: outcomeCertificate, phase: PhaseTLS, err: err, detail: err.Error()})
 			return false
 		}
 	}
 	c.conn = tc
 	return true
-}
-
-func failHandshake(r *Result, err error) {
-	var rhe tls.RecordHeaderError
-	if errors.As(err, &rhe) {
-		// OpenSSL: "wrong version number"; the backend answered the
-		// ClientHello in plain text.
-		r.Fail(ReasonProtocolMismatch, err)
-		if p := sniff(rhe.RecordHeader[:]); p != "" {
-			r.Detail = "backend speaks " + p
-		} else {
-			r.Detail = "backend answered the TLS handshake in plain text"
-		}
-		return
-	}
-	r.Fail(Classify(err, PhaseTLS), err)
 }
 
 // verify checks the chain and the name as nginx does with proxy_ssl_verify:

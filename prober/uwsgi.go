@@ -1,28 +1,18 @@
 package prober
 
 import (
-	"context"
 	"encoding/binary"
-	"log/slog"
 )
 
-// UWSGIProber sends a uwsgi packet as `uwsgi_pass` does (modifier1 0, the
-// variables of nginx's stock uwsgi_params) and reads the response header:
-// a status line, or a CGI-style header when there is none
+// uwsgiExchange sends a uwsgi packet as `uwsgi_pass` does (modifier1 0,
+// the variables of nginx's stock uwsgi_params) and reads the response
+// header: a status line, or a CGI-style header when there is none
 // (ngx_http_uwsgi_process_status_line falls back to process_header).
-type UWSGIProber struct{}
-
-var _ Prober = UWSGIProber{}
-
-// Probe implements Prober.
-func (UWSGIProber) Probe(ctx context.Context, t *Target, r *Result, _ *slog.Logger) {
-	converse(ctx, t, r, func(c *conversation) {
-
-		headerExchange(c, t, appendUWSGIRequest, true)
-	})
+func uwsgiExchange(c *conversation, t *Peer) {
+	headerExchange(c, t, appendUWSGIRequest, true)
 }
 
-func appendUWSGIRequest(b []byte, t *Target) []byte {
+func appendUWSGIRequest(b []byte, t *Peer) []byte {
 	b = append(b, 0, 0, 0, 0) // modifier1, datasize (filled below), modifier2
 	b = appendCGIVars(b, t, appendUWSGIVar)
 	size := len(b) - 4
@@ -43,7 +33,7 @@ func appendUWSGIVar(b []byte, name, value string) []byte {
 // appendCGIVars appends the variables nginx's stock uwsgi_params and
 // scgi_params send for a GET of the probe path, plus the Host and probe
 // headers as HTTP_* variables (*_pass_request_headers).
-func appendCGIVars(b []byte, t *Target, add func(b []byte, name, value string) []byte) []byte {
+func appendCGIVars(b []byte, t *Peer, add func(b []byte, name, value string) []byte) []byte {
 	path := t.HTTP.Path
 	if path == "" {
 		path = "/"

@@ -29,7 +29,8 @@ type Options struct {
 	Concurrency int
 	// Timeout bounds each whole probe.
 	Timeout time.Duration
-	Probers map[string]prober.Prober
+	// Prober probes every target: prober.New(), or a fake in tests.
+	Prober prober.Prober
 	Logger  *slog.Logger
 }
 
@@ -215,7 +216,7 @@ func (s *Scheduler) probe(ctx context.Context, d *dispatch, r *prober.Result) {
 
 	r.Reset()
 	pctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	prober.Run(pctx, s.opts.Probers, d.target.Probe, r, s.logger)
+	s.opts.Prober.Probe(pctx, d.target.Probe, r)
 	cancel()
 	if ctx.Err() != nil {
 		// Shutting down: a cancelled probe says nothing about the target.
@@ -238,21 +239,25 @@ func (s *Scheduler) record(st *state, t *discovery.Target, r *prober.Result, now
 	}
 	st.mu.Unlock()
 
+	logger := t.Logger
+	if logger == nil {
+		logger = s.logger
+	}
 	switch {
 	case !r.Success && (!had || wasOK || oldReason != r.Reason):
-		attrs := []any{"upstream", t.Upstream, "server", t.Server, "address", t.Address, "protocol", t.Protocol,
-			"reason", string(r.Reason), "nginx_would_log", r.Reason.NginxMessage(), "err", r.Err}
+		attrs := []any{"reason", string(r.Reason), "nginx_would_log", r.Reason.NginxMessage(), "err", r.Err}
 		if r.Detail != "" {
 			attrs = append(attrs, "detail", r.Detail)
 		}
-		s.logger.Warn("upstream server failing", attrs...)
+		if r.Address != "" {
+			attrs = append(attrs, "dialled", r.Address)
+		}
+		logger.Warn("upstream server failing", attrs...)
 	case r.Success && had && !wasOK:
-		s.logger.Info("upstream server recovered", "upstream", t.Upstream, "server", t.Server,
-			"address", t.Address, "protocol", t.Protocol)
+		logger.Info("upstream server recovered")
 	default:
-		if s.logger.Enabled(context.Background(), slog.LevelDebug) {
-			s.logger.Debug("probe finished", "upstream", t.Upstream, "server", t.Server,
-				"address", t.Address, "success", r.Success, "reason", string(r.Reason), "duration", r.Duration)
+		if logger.Enabled(context.Background(), slog.LevelDebug) {
+			logger.Debug("probe finished", "success", r.Success, "reason", string(r.Reason), "duration", r.Duration)
 		}
 	}
 }
@@ -263,7 +268,7 @@ func reasonIndex(r prober.Reason) int {
 			return i
 		}
 	}
-	// An empty reason on failure cannot happen through prober.Run; count
+	// An empty reason on failure cannot happen through prober.Table; count
 	// it as invalid_response rather than dropping it.
 	return reasonIndex(prober.ReasonInvalidResponse)
 }
@@ -369,12 +374,9 @@ func (h *stateHeap) Pop() any {
 // ProbeOnce probes every probeable target of set once with at most
 // concurrency probes in flight and returns the statuses in set order. It
 // serves one-shot uses: the diagnose command and on-demand probes.
-func ProbeOnce(ctx context.Context, set []*discovery.Target, probers map[string]prober.Prober, concurrency int, timeout time.Duration, logger *slog.Logger, progress func(done, total int)) []Status {
+func ProbeOnce(ctx context.Context, set []*discovery.Target, p prober.Prober, concurrency int, timeout time.Duration, progress func(done, total int)) []Status {
 	if concurrency <= 0 {
 		concurrency = 1
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
 	}
 	out := make([]Status, len(set))
 	sem := make(chan struct{}, concurrency)
@@ -395,7 +397,7 @@ func ProbeOnce(ctx context.Context, set []*discovery.Target, probers map[string]
 			pctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			var r prober.Result
-			prober.Run(pctx, probers, t.Probe, &r, logger)
+			p.Probe(pctx, t.Probe, &r)
 			out[i].HasResult = true
 			out[i].Result = r
 			out[i].Finished = time.Now()

@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,7 +29,7 @@ func newCountingProber() *countingProber {
 	return &countingProber{counts: map[string]int{}, fail: map[string]prober.Reason{}, hang: map[string]bool{}}
 }
 
-func (c *countingProber) Probe(ctx context.Context, t *prober.Target, r *prober.Result, _ *slog.Logger) {
+func (c *countingProber) Probe(ctx context.Context, t *prober.Peer, r *prober.Result) {
 	c.mu.Lock()
 	c.counts[t.Address]++
 	reason, hang := c.fail[t.Address], c.hang[t.Address]
@@ -59,7 +58,7 @@ func target(upstream, addr string, down bool) *discovery.Target {
 		Params: nginxconf.ServerParams{Down: down, Weight: 1},
 	}
 	if !down {
-		t.Probe = &prober.Target{Protocol: "test", Network: "tcp", Address: addr}
+		t.Probe = &prober.Peer{Network: "tcp", Address: addr}
 	}
 	return t
 }
@@ -97,7 +96,7 @@ func TestProbesEveryTargetButDown(t *testing.T) {
 	cp := newCountingProber()
 	cp.fail["b"] = prober.ReasonConnectionRefused
 	s := New(Options{Interval: 50 * time.Millisecond, Concurrency: 2, Timeout: time.Second,
-		Probers: map[string]prober.Prober{"test": cp}})
+		Prober: cp})
 	s.Update(set(target("u", "a", false), target("u", "b", false), target("u", "c", true)))
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -129,7 +128,7 @@ func TestProbesEveryTargetButDown(t *testing.T) {
 func TestUpdateKeepsStateOfUnchangedTargets(t *testing.T) {
 	cp := newCountingProber()
 	s := New(Options{Interval: 20 * time.Millisecond, Concurrency: 2, Timeout: time.Second,
-		Probers: map[string]prober.Prober{"test": cp}})
+		Prober: cp})
 	s.Update(set(target("u", "a", false), target("u", "b", false)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -164,7 +163,7 @@ func TestHangingTargetsDoNotStarveOthers(t *testing.T) {
 		ts = append(ts, target("u", a, false))
 	}
 	s := New(Options{Interval: 100 * time.Millisecond, Concurrency: 8, Timeout: 2 * time.Second,
-		Probers: map[string]prober.Prober{"test": cp}})
+		Prober: cp})
 	s.Update(set(ts...))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -186,7 +185,7 @@ func TestProbeOnce(t *testing.T) {
 	cp.fail["b"] = prober.ReasonSocketNotFound
 	ts := []*discovery.Target{target("u", "a", false), target("u", "b", false), target("u", "c", true)}
 	var calls atomic.Int64
-	out := ProbeOnce(context.Background(), ts, map[string]prober.Prober{"test": cp}, 2, time.Second, nil,
+	out := ProbeOnce(context.Background(), ts, cp, 2, time.Second,
 		func(done, total int) { calls.Add(1) })
 	if len(out) != 3 {
 		t.Fatalf("want 3 statuses, got %d", len(out))

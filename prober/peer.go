@@ -1,7 +1,10 @@
 package prober
 
 import (
+	"log/slog"
 	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
 
 // Credentials identify nginx's worker process user: what the kernel checks
@@ -13,13 +16,12 @@ type Credentials struct {
 	Groups []uint32 // supplementary groups, as set by initgroups(3)
 }
 
-// Target is everything one probe needs: where to connect, and the settings
+// Peer is everything one probe needs: where to connect, and the settings
 // nginx applies toward that server. It is built once per configuration load
 // and must not be modified while probes run.
-type Target struct {
-	// Protocol names the prober that handles this target ("http",
-	// "fastcgi", ...), see Probers.
-	Protocol string
+type Peer struct {
+	// Protocol selects the exchange run once connected.
+	Protocol protocol.Protocol
 	// Network is "tcp" or "unix".
 	Network string
 	// Address is what is dialled: "ip:port" or a socket path. Empty when
@@ -40,7 +42,9 @@ type Target struct {
 	// user rather than as the exporter's own user.
 	Worker *Credentials
 
-	HTTP    HTTPSettings
+	HTTP HTTPSettings
+	// TLS, when set, makes the probe run nginx's TLS handshake with these
+	// settings before the protocol exchange, whatever the protocol.
 	TLS     *TLSSettings
 	FastCGI FastCGISettings
 
@@ -48,7 +52,23 @@ type Target struct {
 	Memcached MemcachedSettings
 	// GRPC selects the gRPC health check.
 	GRPC GRPCSettings
+
+	// Logger carries the target's identity (upstream, server, address,
+	// protocol), so every line a prober logs says which server it is
+	// about. nil discards.
+	Logger *slog.Logger
 }
+
+// logger returns t.Logger, or a discarding logger.
+func (t *Peer) logger() *slog.Logger {
+	if t.Logger == nil {
+		return discard
+	}
+	return t.Logger
+}
+
+// discard is read-only: a logger that drops everything.
+var discard = slog.New(slog.DiscardHandler)
 
 // RuntimeResolve describes a name nginx resolves while running.
 type RuntimeResolve struct {
