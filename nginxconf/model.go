@@ -131,7 +131,7 @@ type UpstreamServer struct {
 	// is Settings.SSL.Enabled (see Proto).
 	Protocol protocol.Protocol
 	Params   ServerParams
-	Settings   Settings
+	Settings Settings
 	// RuntimeResolve is true when nginx resolves Host at run time
 	// (`server ... resolve`, or a *_pass address built from variables
 	// whose values are static) through Resolvers.

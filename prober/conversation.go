@@ -243,4 +243,3 @@ func (c *conversation) fail(err error, self string) {
 func (c *conversation) failWith(o outcome, err error, self, detail string) {
 	c.r.fail(event{outcome: o, phase: PhaseProcessing, err: err, got: c.buf[:c.n], self: self, detail: detail})
 }
-

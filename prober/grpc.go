@@ -2,8 +2,8 @@ package prober
 
 import (
 	"bytes"
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"strconv"

@@ -31,7 +31,7 @@ type Options struct {
 	Timeout time.Duration
 	// Prober probes every target: prober.New(), or a fake in tests.
 	Prober prober.Prober
-	Logger  *slog.Logger
+	Logger *slog.Logger
 }
 
 // Status is a copy of one target's state, handed to readers.
