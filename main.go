@@ -115,20 +115,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	switch cmd {
 	case serveCmd.FullCommand():
-		if *interval <= 0 || c.probeTimeout <= 0 || c.probeConcurrency <= 0 {
-			fmt.Fprintln(stderr, "--probe.interval, --probe.timeout and --probe.concurrency must be positive")
-			return 2
-		}
-		if pf.maxRequests <= 0 {
-			fmt.Fprintln(stderr, "--probe.max-requests must be positive")
+		if err := checkServeFlags(&c, *interval, &pf); err != nil {
+			fmt.Fprintf(stderr, "%s: %s\n", exporterName, err)
 			return 2
 		}
 		return serve(logger, &c, webFlags, *metricsPath, *interval, &pf)
 	case diagCmd.FullCommand():
-		if c.probeTimeout <= 0 || c.probeConcurrency <= 0 {
-			fmt.Fprintln(stderr, "--probe.timeout and --probe.concurrency must be positive")
+		if err := checkProbeFlags(&c); err != nil {
+			fmt.Fprintf(stderr, "%s: %s\n", exporterName, err)
 			return 2
 		}
+		raiseFDLimit(logger, slog.LevelDebug)
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return diagnose.Run(ctx, diagnose.Options{
@@ -167,6 +164,7 @@ type probeFlags struct {
 func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metricsPath string, interval time.Duration, pf *probeFlags) int {
 	logger.Info("Starting "+exporterName, "version", version.Info())
 	logger.Info("Build context", "build_context", version.BuildContext())
+	raiseFDLimit(logger, slog.LevelInfo)
 	if pf.allowAny {
 		logger.Warn("/probe accepts any target (--probe.allow-any-target): anyone who can reach this exporter can make it connect anywhere it can reach; protect it with --web.config.file")
 	}

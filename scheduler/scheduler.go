@@ -2,10 +2,15 @@
 // scrapes, so that any number of Prometheus servers scraping the exporter
 // never multiplies the load on the backends.
 //
-// Due times are kept in a heap and spread over the interval by a stable
-// hash of each target's labels; a fixed pool of workers runs the probes.
-// State (last verdict, counters) is keyed by the target's labels and
-// survives configuration reloads for targets that did not change.
+// Due times are kept in heaps and spread over the interval by a stable
+// hash of each target's labels. Each probe runs in its own goroutine,
+// started when it is due and a slot is free, so memory follows the probes
+// actually in flight rather than --probe.concurrency. A target has at most
+// one probe in flight: its next run is queued only when the current one
+// ends. Slots come in two lanes (see docs/performance.md): targets that
+// answer quickly never wait behind targets that hang. State (last verdict,
+// counters) is keyed by the target's labels and survives configuration
+// reloads for targets that did not change.
 package scheduler
 
 import (
@@ -23,10 +28,36 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 )
 
+// Bounds of the options, checked by the command line before New. Nothing
+// is allocated per unit of Concurrency any more, so its bound is about
+// sockets, not memory: one source address cannot hold more connections to
+// one backend address than the ephemeral port range (28,232 ports by
+// default on Linux), and every probe in flight holds a file descriptor.
+const (
+	MaxConcurrency = 65536
+	// MaxInterval: a target probed less than once an hour tells nothing
+	// about an outage before it is over.
+	MaxInterval = time.Hour
+	// MaxTimeout: nginx's own timeouts default to 60 s; ten minutes covers
+	// any deliberate setting and stops a typo (10h) from pinning a socket.
+	MaxTimeout = 10 * time.Minute
+)
+
 // Options configure a Scheduler.
 type Options struct {
-	Interval    time.Duration
+	Interval time.Duration
+	// Concurrency bounds probes in the fast lane: probes of targets that
+	// answered quickly last time, during their first SlowAfter.
 	Concurrency int
+	// SlowConcurrency bounds the starts of probes of targets that were slow
+	// last time (took SlowAfter or longer, or timed out). Zero means
+	// Concurrency.
+	SlowConcurrency int
+	// SlowAfter is how long a probe may hold a fast slot. A probe still
+	// running then moves to the slow lane, which it may overfill: it has
+	// already started and is only waiting. Zero means a quarter of the
+	// interval, at most one second.
+	SlowAfter time.Duration
 	// Timeout bounds each whole probe.
 	Timeout time.Duration
 	// Prober probes every target: prober.New(), or a fake in tests.
@@ -45,6 +76,9 @@ type Status struct {
 	Runs      uint64
 	// Failures counts failed probes by reason, indexed like prober.Reasons.
 	Failures [len(prober.Reasons)]uint64
+	// Skipped counts scheduled runs that did not happen because the
+	// target's previous probe was still running.
+	Skipped uint64
 }
 
 type state struct {
@@ -52,11 +86,23 @@ type state struct {
 	status Status
 
 	// Fields below are guarded by Scheduler.mu.
-	target  *discovery.Target
+	target *discovery.Target
+	// due is the grid time of the next run; lagFrom is the time its lag is
+	// measured from, earlier than due when runs were skipped.
 	due     time.Time
-	offset  time.Duration
-	index   int // in the heap, -1 when not queued
+	lagFrom time.Time
+	index   int   // in its lane's heap, -1 when not queued
+	lane    *lane // the lane it is queued in or would be queued in
+	running bool
+	slow    bool
 	removed bool
+}
+
+// lane is a queue of due times with its own budget of slots.
+type lane struct {
+	q     stateHeap
+	busy  int
+	limit int
 }
 
 // Scheduler runs probes. The zero value is not usable; call New.
@@ -64,14 +110,16 @@ type Scheduler struct {
 	opts   Options
 	logger *slog.Logger
 
-	mu     sync.Mutex
-	states map[discovery.Key]*state
-	order  []*state // configuration order, for stable exposition
-	queue  stateHeap
-	wake   chan struct{}
+	mu         sync.Mutex
+	states     map[discovery.Key]*state
+	order      []*state // configuration order, for stable exposition
+	fast, slow lane
+	wake       chan struct{}
 
 	inFlight atomic.Int64
+	skipped  atomic.Uint64
 	lag      prometheus.Histogram
+	results  sync.Pool
 }
 
 // New returns a scheduler with no targets.
@@ -79,20 +127,32 @@ func New(opts Options) *Scheduler {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 1
 	}
+	if opts.SlowConcurrency <= 0 {
+		opts.SlowConcurrency = opts.Concurrency
+	}
+	if opts.SlowAfter <= 0 {
+		opts.SlowAfter = min(time.Second, opts.Interval/4)
+		if opts.SlowAfter <= 0 {
+			opts.SlowAfter = time.Second
+		}
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Scheduler{
+	s := &Scheduler{
 		opts:   opts,
 		logger: opts.Logger,
 		states: map[discovery.Key]*state{},
 		wake:   make(chan struct{}, 1),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "nginx_upstream_exporter_schedule_lag_seconds",
-			Help:    "How late probes start compared with their scheduled time. Growing lag means --probe.concurrency is too low for the targets and their timeouts.",
+			Help:    "How late probes start compared with their scheduled time. Growing lag means --probe.concurrency is too low for the targets and their timeouts; lag of about a probe's duration minus the interval means probes outlast --probe.interval and runs are skipped.",
 			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
+		results: sync.Pool{New: func() any { return new(prober.Result) }},
 	}
+	s.fast.limit, s.slow.limit = opts.Concurrency, opts.SlowConcurrency
+	return s
 }
 
 // Update replaces the target set. Targets whose labels did not change keep
@@ -105,9 +165,10 @@ func (s *Scheduler) Update(set *discovery.Set) {
 	for _, t := range set.Targets {
 		st, ok := s.states[t.Key]
 		if !ok {
-			st = &state{index: -1, offset: jitter(t.Key, s.opts.Interval)}
+			st = &state{index: -1, lane: &s.fast}
 			st.status.Target = t
-			st.due = now.Add(st.offset)
+			st.due = now.Add(jitter(t.Key, s.opts.Interval))
+			st.lagFrom = st.due
 		}
 		st.target = t
 		st.mu.Lock()
@@ -122,14 +183,24 @@ func (s *Scheduler) Update(set *discovery.Set) {
 		}
 	}
 	s.states, s.order = next, order
-	s.queue = s.queue[:0]
+	for _, l := range []*lane{&s.fast, &s.slow} {
+		for _, st := range l.q {
+			st.index = -1
+		}
+		clear(l.q)
+		l.q = l.q[:0]
+	}
 	for _, st := range order {
-		st.index = -1
-		if st.target.Probe != nil {
-			heap.Push(&s.queue, st)
+		// A running target is queued again when its probe ends.
+		if st.target.Probe != nil && !st.running {
+			heap.Push(&st.lane.q, st)
 		}
 	}
 	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *Scheduler) signal() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -139,36 +210,13 @@ func (s *Scheduler) Update(set *discovery.Set) {
 // Run dispatches probes until ctx is done, then waits for in-flight probes
 // to end.
 func (s *Scheduler) Run(ctx context.Context) {
-	work := make(chan *dispatch)
 	var wg sync.WaitGroup
-	for range s.opts.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var r prober.Result
-			for d := range work {
-				s.probe(ctx, d, &r)
-			}
-		}()
-	}
-	defer func() {
-		close(work)
-		wg.Wait()
-	}()
+	defer wg.Wait()
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		d, wait := s.next(time.Now())
-		if d != nil {
-			select {
-			case work <- d:
-				continue
-			case <-ctx.Done():
-				return
-			}
-		}
-		timer.Reset(wait)
+		timer.Reset(s.dispatch(ctx, &wg, time.Now()))
 		select {
 		case <-timer.C:
 		case <-s.wake:
@@ -178,51 +226,137 @@ func (s *Scheduler) Run(ctx context.Context) {
 	}
 }
 
-type dispatch struct {
-	st     *state
-	target *discovery.Target
-	due    time.Time
+// run is one probe of one target.
+type run struct {
+	st      *state
+	target  *discovery.Target
+	lagFrom time.Time
+	lane    *lane // guarded by Scheduler.mu: the lane whose slot it holds
+	ended   bool  // guarded by Scheduler.mu
 }
 
-// next pops the earliest target if it is due, else says how long to wait.
-func (s *Scheduler) next(now time.Time) (*dispatch, time.Duration) {
+// dispatch starts every due probe that has a free slot in its lane and
+// says how long to wait for the next due time. A lane without free slots
+// is woken by the end or demotion of one of its probes.
+func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup, now time.Time) time.Duration {
+	wait := time.Hour
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.queue) == 0 {
-		return nil, time.Hour
+	if ctx.Err() != nil {
+		return wait
 	}
-	st := s.queue[0]
-	if wait := st.due.Sub(now); wait > 0 {
-		return nil, wait
+	for _, l := range []*lane{&s.fast, &s.slow} {
+		for len(l.q) > 0 {
+			st := l.q[0]
+			if w := st.due.Sub(now); w > 0 {
+				wait = min(wait, w)
+				break
+			}
+			if l.busy >= l.limit {
+				break
+			}
+			heap.Pop(&l.q)
+			l.busy++
+			st.running = true
+			r := &run{st: st, target: st.target, lagFrom: st.lagFrom, lane: l}
+			// Keep the grid: the next run is one interval after the
+			// scheduled time, not after "now", so lag does not accumulate.
+			st.due = st.due.Add(s.opts.Interval)
+			st.lagFrom = st.due
+			s.inFlight.Add(1)
+			wg.Add(1)
+			go s.probe(ctx, wg, r)
+		}
 	}
-	d := &dispatch{st: st, target: st.target, due: st.due}
-	// Keep the grid: the next run is one interval after the scheduled
-	// time, not after "now", so lag does not accumulate. A target that fell
-	// more than an interval behind skips the runs it missed.
-	st.due = st.due.Add(s.opts.Interval)
-	if st.due.Before(now) {
-		behind := now.Sub(st.due)
-		st.due = st.due.Add((behind/s.opts.Interval + 1) * s.opts.Interval)
-	}
-	heap.Fix(&s.queue, 0)
-	return d, 0
+	return wait
 }
 
-func (s *Scheduler) probe(ctx context.Context, d *dispatch, r *prober.Result) {
-	start := time.Now()
-	s.lag.Observe(start.Sub(d.due).Seconds())
-	s.inFlight.Add(1)
+func (s *Scheduler) probe(ctx context.Context, wg *sync.WaitGroup, run *run) {
+	defer wg.Done()
 	defer s.inFlight.Add(-1)
+	start := time.Now()
+	s.lag.Observe(start.Sub(run.lagFrom).Seconds())
 
+	var demote *time.Timer
+	if run.lane == &s.fast {
+		// Waiting on a backend that does not answer must not keep a slot
+		// that a target answering in a millisecond needs.
+		demote = time.AfterFunc(s.opts.SlowAfter, func() { s.demote(run) })
+	}
+	r := s.results.Get().(*prober.Result)
 	r.Reset()
 	pctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	s.opts.Prober.Probe(pctx, d.target.Probe, r)
+	s.opts.Prober.Probe(pctx, run.target.Probe, r)
 	cancel()
-	if ctx.Err() != nil {
-		// Shutting down: a cancelled probe says nothing about the target.
+	if demote != nil {
+		demote.Stop()
+	}
+	end := time.Now()
+	// Shutting down: a cancelled probe says nothing about the target.
+	if ctx.Err() == nil {
+		s.record(run.st, run.target, r, end)
+	}
+	slow := r.Duration >= s.opts.SlowAfter || timedOut(r.Reason)
+	r.Err = nil // do not keep addresses alive in the pool
+	s.results.Put(r)
+	s.finish(run, end, slow)
+}
+
+// demote moves a probe that has run for SlowAfter from the fast lane to
+// the slow one, freeing its fast slot.
+func (s *Scheduler) demote(run *run) {
+	s.mu.Lock()
+	if run.ended || run.lane != &s.fast {
+		s.mu.Unlock()
 		return
 	}
-	s.record(d.st, d.target, r, time.Now())
+	s.fast.busy--
+	s.slow.busy++
+	run.lane = &s.slow
+	s.mu.Unlock()
+	s.signal()
+}
+
+// finish frees the probe's slot and queues the target's next run: at the
+// next grid time, or now if that passed while the probe ran. Grid times
+// that passed before the probe ended are skipped, and the late start is
+// measured from the first of them, so the lag histogram shows it.
+func (s *Scheduler) finish(run *run, end time.Time, slow bool) {
+	s.mu.Lock()
+	run.ended = true
+	run.lane.busy--
+	st := run.st
+	st.running = false
+	st.slow = slow
+	st.lane = &s.fast
+	if slow {
+		st.lane = &s.slow
+	}
+	if !st.removed && st.target.Probe != nil {
+		if st.due.Before(end) {
+			st.lagFrom = st.due
+			if missed := end.Sub(st.due) / s.opts.Interval; missed > 0 {
+				st.due = st.due.Add(missed * s.opts.Interval)
+				s.skipped.Add(uint64(missed))
+				st.mu.Lock()
+				st.status.Skipped += uint64(missed)
+				st.mu.Unlock()
+			}
+		}
+		heap.Push(&st.lane.q, st)
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// timedOut: a probe that ended on a timeout waited on the backend, however
+// short nginx's timeout for that phase is.
+func timedOut(r prober.Reason) bool {
+	switch r {
+	case prober.ReasonConnectTimeout, prober.ReasonTLSHandshakeTimeout, prober.ReasonReadTimeout:
+		return true
+	}
+	return false
 }
 
 func (s *Scheduler) record(st *state, t *discovery.Target, r *prober.Result, now time.Time) {
@@ -316,9 +450,11 @@ func (s *Scheduler) QueueLength() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	for _, st := range s.queue {
-		if !st.due.After(now) {
-			n++
+	for _, l := range []*lane{&s.fast, &s.slow} {
+		for _, st := range l.q {
+			if !st.due.After(now) {
+				n++
+			}
 		}
 	}
 	return n
@@ -326,6 +462,10 @@ func (s *Scheduler) QueueLength() int {
 
 // InFlight is the number of probes running now.
 func (s *Scheduler) InFlight() int { return int(s.inFlight.Load()) }
+
+// Skipped counts scheduled runs skipped because the target's previous
+// probe was still running, over all targets since start.
+func (s *Scheduler) Skipped() uint64 { return s.skipped.Load() }
 
 // LagHistogram is the schedule lag histogram, for registration.
 func (s *Scheduler) LagHistogram() prometheus.Histogram { return s.lag }
