@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -603,5 +604,38 @@ func filtered(rule ...string) backend {
 		}
 		s.net.iptables(s.t, args...)
 		return addr
+	}
+}
+
+// ---- uwsgi ----------------------------------------------------------------
+
+// uwsgiAnswer reads one uwsgi packet (a 4-byte header and its variables)
+// and answers 200, as a uWSGI application server does. Bytes it cannot
+// frame (a ClientHello to a plain listener, shorter than the size its
+// header seems to announce) are answered in plain text after a short wait:
+// what nginx then reports as a wrong version number.
+func uwsgiAnswer(c net.Conn) {
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	hdr := make([]byte, 4)
+	if _, err := io.ReadFull(c, hdr); err != nil {
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	io.ReadFull(c, make([]byte, binary.LittleEndian.Uint16(hdr[1:3])))
+	io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n")
+}
+
+// uwsgiServer is a uwsgi backend, over TLS with the chosen certificate
+// (uwsgi_pass suwsgi://) or in plain text when pick is nil.
+func uwsgiServer(pick func(*certSet) tls.Certificate) backend {
+	return func(s *senv) string {
+		l, err := s.net.listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if pick != nil {
+			l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{pick(testCerts(s.t))}})
+		}
+		return serveOn(s, l, uwsgiAnswer)
 	}
 }

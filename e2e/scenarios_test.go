@@ -213,6 +213,27 @@ var scenarios = []scenario{
 		conf:    `location / { proxy_pass https://{{.app}}; }`,
 	},
 	{
+		// TLS is a property of the target, whatever the protocol.
+		name:    "suwsgi_healthy",
+		servers: []server{{"app", uwsgiServer(goodCert), prober.ReasonNone}},
+		conf: `location / {
+			uwsgi_pass suwsgi://{{.app}};
+			uwsgi_ssl_verify on;
+			uwsgi_ssl_trusted_certificate {{.CA}};
+			uwsgi_ssl_name backend.test;
+		}`,
+	},
+	{
+		name:    "suwsgi_to_plain_uwsgi",
+		servers: []server{{"app", uwsgiServer(nil), prober.ReasonProtocolMismatch}},
+		conf:    `location / { uwsgi_pass suwsgi://{{.app}}; }`,
+	},
+	{
+		name:    "uwsgi_healthy",
+		servers: []server{{"app", uwsgiServer(nil), prober.ReasonNone}},
+		conf:    `location / { uwsgi_pass {{.app}}; }`,
+	},
+	{
 		name:    "tls_untrusted_ca",
 		servers: []server{{"app", tlsHTTP(untrustedCert, nil), prober.ReasonTLSCertificateInvalid}},
 		conf: `location / {
