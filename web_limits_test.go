@@ -127,12 +127,13 @@ func settle(t *testing.T, what string, baseG, baseFD, slack int) {
 // of 5,000 targets and never read must not keep anyone else from
 // scraping, and are disconnected after the write timeout.
 func TestStalledScraperHoldsNoOne(t *testing.T) {
-	const writeTimeout = 2 * time.Second
+	// Long enough for a 10 MB page under -race on a loaded machine.
+	const writeTimeout = 6 * time.Second
 	// Probed every 3 s so that every target has a verdict: a page of
 	// about 10 MB, more than loopback's socket buffers (tcp_wmem's 4 MB
 	// maximum) can absorb.
 	addr := limitedServer(t, 5000, 3*time.Second, server.Limits{
-		ReadTimeout: 5 * time.Second, WriteTimeout: writeTimeout, IdleTimeout: 5 * time.Second, MaxConnections: 32,
+		ReadTimeout: 5 * time.Second, WriteTimeout: writeTimeout, IdleTimeout: 10 * time.Second, MaxConnections: 32,
 	})
 	client := &http.Client{Timeout: 10 * time.Second}
 	scrape := func() (int, int, time.Duration) {
