@@ -87,6 +87,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	serveCmd := app.Command("serve", "Serve metrics, probing every upstream server on a schedule (the default command).").Default()
 	webFlags := kingpinflag.AddFlags(serveCmd, defaultListenAddress)
 	metricsPath := serveCmd.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+	var wl webLimits
+	serveCmd.Flag("web.max-requests", "Maximum number of scrapes of the metrics path served at once; more are answered with 503.").
+		Default("10").IntVar(&wl.maxRequests)
+	serveCmd.Flag("web.max-connections", "Maximum number of simultaneous HTTP connections per listen address; more wait to be accepted. 0 means no limit.").
+		Default("64").IntVar(&wl.http.MaxConnections)
+	serveCmd.Flag("web.read-timeout", "Maximum duration for reading a whole request, headers included.").
+		Default("10s").DurationVar(&wl.http.ReadTimeout)
+	serveCmd.Flag("web.write-timeout", "Maximum duration for writing a response, from the end of the request: a client that stops reading is disconnected after it. Keep it above scrape_timeout and --probe.timeout.").
+		Default("30s").DurationVar(&wl.http.WriteTimeout)
+	serveCmd.Flag("web.idle-timeout", "Idle keep-alive connections are closed after this long.").
+		Default("2m").DurationVar(&wl.http.IdleTimeout)
 	interval := serveCmd.Flag("probe.interval", "How often every upstream server is probed, independent of scrapes (spread over the interval with jitter).").
 		Default("15s").Duration()
 	var pf probeFlags
@@ -119,7 +130,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "%s: %s\n", exporterName, err)
 			return 2
 		}
-		return serve(logger, &c, webFlags, *metricsPath, *interval, &pf)
+		if wl.maxRequests <= 0 || wl.http.MaxConnections < 0 || wl.http.ReadTimeout <= 0 || wl.http.WriteTimeout <= 0 || wl.http.IdleTimeout <= 0 {
+			fmt.Fprintln(stderr, "--web.max-requests and the --web.*-timeout flags must be positive, --web.max-connections not negative")
+			return 2
+		}
+		return serve(logger, &c, webFlags, *metricsPath, *interval, &pf, &wl)
 	case diagCmd.FullCommand():
 		if err := checkProbeFlags(&c); err != nil {
 			fmt.Fprintf(stderr, "%s: %s\n", exporterName, err)
@@ -161,7 +176,13 @@ type probeFlags struct {
 	maxRequests int
 }
 
-func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metricsPath string, interval time.Duration, pf *probeFlags) int {
+// webLimits bound what HTTP clients can hold.
+type webLimits struct {
+	maxRequests int
+	http        server.Limits
+}
+
+func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metricsPath string, interval time.Duration, pf *probeFlags, wl *webLimits) int {
 	logger.Info("Starting "+exporterName, "version", version.Info())
 	logger.Info("Build context", "build_context", version.BuildContext())
 	raiseFDLimit(logger, slog.LevelInfo)
@@ -172,7 +193,7 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	exp, err := newExporter(ctx, logger, c, metricsPath, interval, pf)
+	exp, err := newExporter(ctx, logger, c, metricsPath, interval, pf, wl.maxRequests)
 	if err != nil {
 		logger.Error("cannot start", "err", err)
 		return 1
@@ -206,9 +227,9 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 		}
 	}()
 
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := server.NewHTTPServer(handler, wl.http, logger)
 	srvErr := make(chan error, 1)
-	go func() { srvErr <- web.ListenAndServe(srv, webFlags, logger) }()
+	go func() { srvErr <- server.ListenAndServe(srv, webFlags, wl.http.MaxConnections, logger) }()
 
 	code := 0
 	select {
@@ -240,7 +261,7 @@ type service struct {
 
 // newExporter loads the configuration and builds the exporter; it starts
 // no goroutine.
-func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metricsPath string, interval time.Duration, pf *probeFlags) (*service, error) {
+func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metricsPath string, interval time.Duration, pf *probeFlags, maxRequests int) (*service, error) {
 	probe := prober.New()
 	sched := scheduler.New(scheduler.Options{
 		Interval:    interval,
@@ -266,22 +287,13 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		versioncollector.NewCollector(exporterName),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		state,
-		sched.LagHistogram(),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "nginx_upstream_exporter_probes_in_flight",
-			Help: "Probes running now.",
-		}, func() float64 { return float64(sched.InFlight()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "nginx_upstream_exporter_probe_queue_length",
-			Help: "Probes that are due but wait for a free concurrency slot.",
-		}, func() float64 { return float64(sched.QueueLength()) }),
+		collector.NewSelfMetrics(state, sched),
 	)
 
 	handler, err := server.New(server.Options{
 		MetricsPath: metricsPath,
 		// Per-target families bypass the registry: see collector.TextWriter.
-		Metrics:  collector.Handler(reg, collector.NewTextWriter(sched), 4, logger),
+		Metrics:  collector.Handler(reg, collector.NewTextWriter(sched), maxRequests, logger),
 		Reloader: mgr,
 		Ready:    func() bool { return mgr.Last() != nil },
 		Version:  version.Info(),

@@ -305,7 +305,7 @@ http {
 			t.Errorf("server %s: want reason %q, got %q (present %v)", server, reason, r, ok)
 		}
 	}
-	if v := gauge(mfs, "nginx_upstream_probe_config_last_reload_successful"); v != 1 {
+	if v := gauge(mfs, "nginx_upstream_exporter_config_last_reload_successful"); v != 1 {
 		t.Errorf("reload successful = %v after a good start", v)
 	}
 
@@ -315,7 +315,7 @@ http {
 	}
 	e.cmd.Process.Signal(syscall.SIGHUP)
 	mfs = waitScrape(t, e, "reload failure", func(m map[string]*dto.MetricFamily) bool {
-		return gauge(m, "nginx_upstream_probe_config_last_reload_successful") == 0
+		return gauge(m, "nginx_upstream_exporter_config_last_reload_successful") == 0
 	})
 	if got := verdicts(mfs); len(got) != len(want) {
 		t.Errorf("after a failed reload want the %d last good targets, got %v", len(want), got)
@@ -339,7 +339,7 @@ http {
 		t.Fatal(err)
 	}
 	mfs = waitScrape(t, e, "recovery after repair", func(m map[string]*dto.MetricFamily) bool {
-		return gauge(m, "nginx_upstream_probe_config_last_reload_successful") == 1 && len(verdicts(m)) == len(want)-1
+		return gauge(m, "nginx_upstream_exporter_config_last_reload_successful") == 1 && len(verdicts(m)) == len(want)-1
 	})
 	if _, ok := verdicts(mfs)[dead]; ok {
 		t.Errorf("removed server %s still exported", dead)
@@ -471,6 +471,6 @@ func TestBinaryExporterConfigOverrides(t *testing.T) {
 	// A broken exporter file is a failed reload like a broken nginx.conf.
 	os.WriteFile(yml, []byte("upstreams:\n  - upstream: app\n    htp: {}\n"), 0o644)
 	waitScrape(t, e, "reload failure on a bad exporter file", func(m map[string]*dto.MetricFamily) bool {
-		return gauge(m, "nginx_upstream_probe_config_last_reload_successful") == 0
+		return gauge(m, "nginx_upstream_exporter_config_last_reload_successful") == 0
 	})
 }

@@ -94,7 +94,7 @@ func startServer(t *testing.T, conf, webConfig string, pf probeFlags, logs io.Wr
 		pf.maxRequests = 4
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	exp, err := newExporter(ctx, logger, c, "/metrics", 100*time.Millisecond, &pf)
+	exp, err := newExporter(ctx, logger, c, "/metrics", 100*time.Millisecond, &pf, 4)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -139,19 +139,19 @@ func TestConfigState(t *testing.T) {
 	s.Succeeded(time.Unix(1_700_000_000, 0), 10, 2, 1)
 	s.Failed()
 	want := `
-# HELP nginx_upstream_probe_config_last_reload_successful 1 when the last attempt to load the nginx configuration succeeded. On 0 the exporter keeps probing the last good target set.
-# TYPE nginx_upstream_probe_config_last_reload_successful gauge
-nginx_upstream_probe_config_last_reload_successful 0
-# HELP nginx_upstream_probe_config_last_reload_success_timestamp_seconds Unix time of the last successful load of the nginx configuration.
-# TYPE nginx_upstream_probe_config_last_reload_success_timestamp_seconds gauge
-nginx_upstream_probe_config_last_reload_success_timestamp_seconds 1.7e+09
-# HELP nginx_upstream_probe_config_targets Targets in the loaded nginx configuration by state: probed, down (marked down, not probed), dynamic (address built from request variables, not probeable).
-# TYPE nginx_upstream_probe_config_targets gauge
-nginx_upstream_probe_config_targets{state="down"} 2
-nginx_upstream_probe_config_targets{state="dynamic"} 1
-nginx_upstream_probe_config_targets{state="probed"} 10
+# HELP nginx_upstream_exporter_config_last_reload_successful 1 when the last attempt to load the nginx configuration succeeded. On 0 the exporter keeps probing the last good target set.
+# TYPE nginx_upstream_exporter_config_last_reload_successful gauge
+nginx_upstream_exporter_config_last_reload_successful 0
+# HELP nginx_upstream_exporter_config_last_reload_success_timestamp_seconds Unix time of the last successful load of the nginx configuration.
+# TYPE nginx_upstream_exporter_config_last_reload_success_timestamp_seconds gauge
+nginx_upstream_exporter_config_last_reload_success_timestamp_seconds 1.7e+09
+# HELP nginx_upstream_exporter_targets Targets in the loaded nginx configuration by state: probed, down (marked down, not probed), dynamic (address built from request variables, not probeable).
+# TYPE nginx_upstream_exporter_targets gauge
+nginx_upstream_exporter_targets{state="down"} 2
+nginx_upstream_exporter_targets{state="dynamic"} 1
+nginx_upstream_exporter_targets{state="probed"} 10
 `
-	if err := testutil.CollectAndCompare(&s, strings.NewReader(want)); err != nil {
+	if err := testutil.CollectAndCompare(NewSelfMetrics(&s, nil), strings.NewReader(want)); err != nil {
 		t.Error(err)
 	}
 }
@@ -220,4 +220,65 @@ func value(m *dto.Metric) float64 {
 		return m.GetCounter().GetValue()
 	}
 	return math.NaN()
+}
+
+type fakeStats struct {
+	lag prometheus.Histogram
+}
+
+func (f fakeStats) InFlight() int                      { return 3 }
+func (f fakeStats) QueueLength() int                   { return 2 }
+func (f fakeStats) LagHistogram() prometheus.Histogram { return f.lag }
+func (f fakeStats) Skipped() uint64                    { return 7 }
+
+// TestSelfMetrics holds every self-metric to its name under
+// nginx_upstream_exporter_ and to the values its sources report.
+func TestSelfMetrics(t *testing.T) {
+	var s ConfigState
+	s.Succeeded(time.Unix(1_700_000_000, 0), 4, 1, 1)
+	// The scheduler's histogram carries no name of its own.
+	lag := prometheus.NewHistogram(prometheus.HistogramOpts{Buckets: []float64{.01, 1}})
+	lag.Observe(0.005)
+	lag.Observe(0.5)
+	lag.Observe(3)
+	want := `
+# HELP nginx_upstream_exporter_config_last_reload_successful 1 when the last attempt to load the nginx configuration succeeded. On 0 the exporter keeps probing the last good target set.
+# TYPE nginx_upstream_exporter_config_last_reload_successful gauge
+nginx_upstream_exporter_config_last_reload_successful 1
+# HELP nginx_upstream_exporter_config_last_reload_success_timestamp_seconds Unix time of the last successful load of the nginx configuration.
+# TYPE nginx_upstream_exporter_config_last_reload_success_timestamp_seconds gauge
+nginx_upstream_exporter_config_last_reload_success_timestamp_seconds 1.7e+09
+# HELP nginx_upstream_exporter_targets Targets in the loaded nginx configuration by state: probed, down (marked down, not probed), dynamic (address built from request variables, not probeable).
+# TYPE nginx_upstream_exporter_targets gauge
+nginx_upstream_exporter_targets{state="down"} 1
+nginx_upstream_exporter_targets{state="dynamic"} 1
+nginx_upstream_exporter_targets{state="probed"} 4
+# HELP nginx_upstream_exporter_probes_in_flight Probes running now.
+# TYPE nginx_upstream_exporter_probes_in_flight gauge
+nginx_upstream_exporter_probes_in_flight 3
+# HELP nginx_upstream_exporter_probe_queue_length Probes that are due but wait for a free concurrency slot.
+# TYPE nginx_upstream_exporter_probe_queue_length gauge
+nginx_upstream_exporter_probe_queue_length 2
+# HELP nginx_upstream_exporter_probe_runs_skipped_total Scheduled probe runs skipped because the target's previous probe was still running: probes of one target never overlap.
+# TYPE nginx_upstream_exporter_probe_runs_skipped_total counter
+nginx_upstream_exporter_probe_runs_skipped_total 7
+# HELP nginx_upstream_exporter_schedule_lag_seconds How late probes start compared with their scheduled time. Growing lag means --probe.concurrency is too low for the targets and their timeouts; lag of about a probe's duration minus the interval means probes outlast --probe.interval and runs are skipped.
+# TYPE nginx_upstream_exporter_schedule_lag_seconds histogram
+nginx_upstream_exporter_schedule_lag_seconds_bucket{le="0.01"} 1
+nginx_upstream_exporter_schedule_lag_seconds_bucket{le="1"} 2
+nginx_upstream_exporter_schedule_lag_seconds_bucket{le="+Inf"} 3
+nginx_upstream_exporter_schedule_lag_seconds_sum 3.505
+nginx_upstream_exporter_schedule_lag_seconds_count 3
+`
+	m := NewSelfMetrics(&s, fakeStats{lag: lag})
+	if err := testutil.CollectAndCompare(m, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+	problems, err := testutil.CollectAndLint(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
 }

@@ -3,11 +3,10 @@ package collector
 import (
 	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
-// ConfigState records the outcome of configuration loads for exposition.
+// ConfigState records the outcome of configuration loads; SelfMetrics
+// exposes it.
 // It is safe for concurrent use.
 type ConfigState struct {
 	mu          sync.Mutex
@@ -38,35 +37,4 @@ func (s *ConfigState) OK() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ok
-}
-
-var (
-	reloadOKDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "probe", "config_last_reload_successful"),
-		"1 when the last attempt to load the nginx configuration succeeded. On 0 the exporter keeps probing the last good target set.", nil, nil)
-	reloadTimeDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "probe", "config_last_reload_success_timestamp_seconds"),
-		"Unix time of the last successful load of the nginx configuration.", nil, nil)
-	targetsDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "probe", "config_targets"),
-		"Targets in the loaded nginx configuration by state: probed, down (marked down, not probed), dynamic (address built from request variables, not probeable).", []string{"state"}, nil)
-)
-
-// Describe implements prometheus.Collector.
-func (s *ConfigState) Describe(ch chan<- *prometheus.Desc) {
-	ch <- reloadOKDesc
-	ch <- reloadTimeDesc
-	ch <- targetsDesc
-}
-
-// Collect implements prometheus.Collector.
-func (s *ConfigState) Collect(ch chan<- prometheus.Metric) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ch <- prometheus.MustNewConstMetric(reloadOKDesc, prometheus.GaugeValue, boolValue(s.ok))
-	ts := 0.0
-	if !s.lastSuccess.IsZero() {
-		ts = float64(s.lastSuccess.UnixNano()) / 1e9
-	}
-	ch <- prometheus.MustNewConstMetric(reloadTimeDesc, prometheus.GaugeValue, ts)
-	ch <- prometheus.MustNewConstMetric(targetsDesc, prometheus.GaugeValue, float64(s.probed), "probed")
-	ch <- prometheus.MustNewConstMetric(targetsDesc, prometheus.GaugeValue, float64(s.down), "down")
-	ch <- prometheus.MustNewConstMetric(targetsDesc, prometheus.GaugeValue, float64(s.dynamic), "dynamic")
 }

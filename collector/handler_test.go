@@ -14,7 +14,7 @@ import (
 func TestHandlerServesRegistryAndTargets(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	var state ConfigState
-	reg.MustRegister(&state)
+	reg.MustRegister(NewSelfMetrics(&state, nil))
 	h := Handler(reg, NewTextWriter(fixture()), 1, nil)
 
 	for _, gz := range []bool{false, true} {
@@ -36,7 +36,7 @@ func TestHandlerServesRegistryAndTargets(t *testing.T) {
 			body = zr
 		}
 		text, _ := io.ReadAll(body)
-		for _, want := range []string{"nginx_upstream_probe_config_last_reload_successful 0", "nginx_upstream_probe_success{", "nginx_upstream_probe_target_info{"} {
+		for _, want := range []string{"nginx_upstream_exporter_config_last_reload_successful 0", "nginx_upstream_probe_success{", "nginx_upstream_probe_target_info{"} {
 			if !strings.Contains(string(text), want) {
 				t.Errorf("gzip=%v: page lacks %q", gz, want)
 			}

@@ -144,9 +144,8 @@ func New(opts Options) *Scheduler {
 		logger: opts.Logger,
 		states: map[discovery.Key]*state{},
 		wake:   make(chan struct{}, 1),
+		// Only counts: collector.SelfMetrics names and exposes it.
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "nginx_upstream_exporter_schedule_lag_seconds",
-			Help:    "How late probes start compared with their scheduled time. Growing lag means --probe.concurrency is too low for the targets and their timeouts; lag of about a probe's duration minus the interval means probes outlast --probe.interval and runs are skipped.",
 			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
 		results: sync.Pool{New: func() any { return new(prober.Result) }},
@@ -467,7 +466,8 @@ func (s *Scheduler) InFlight() int { return int(s.inFlight.Load()) }
 // probe was still running, over all targets since start.
 func (s *Scheduler) Skipped() uint64 { return s.skipped.Load() }
 
-// LagHistogram is the schedule lag histogram, for registration.
+// LagHistogram is the schedule lag histogram; collector.SelfMetrics
+// exposes its counts.
 func (s *Scheduler) LagHistogram() prometheus.Histogram { return s.lag }
 
 // jitter spreads targets over the interval by a stable hash of their

@@ -27,7 +27,7 @@ for _ in $(seq 1 50); do
 done
 echo
 echo "Verdicts (nginx_upstream_probe_success and failure reasons) from http://$addr/metrics:"
-fetch /metrics | grep -E '^nginx_upstream_probe_(success|failure_reason|config_targets)' || true
+fetch /metrics | grep -E '^nginx_upstream_(probe_success|probe_failure_reason|exporter_targets)' || true
 echo
 echo "Exporter running on http://$addr/ (Ctrl-C to stop)."
 wait $pid

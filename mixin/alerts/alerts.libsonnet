@@ -187,7 +187,7 @@ local series = import '../lib/series.libsonnet';
             'warning',
             c.configReloadFailedFor,
             |||
-              last_over_time(nginx_upstream_probe_config_last_reload_successful{%(sel)s}[%(gap)s]) == 0
+              last_over_time(nginx_upstream_exporter_config_last_reload_successful{%(sel)s}[%(gap)s]) == 0
             |||,
             'nginx_upstream_exporter cannot load the nginx configuration.',
             'nginx_upstream_exporter on {{ $labels.instance }} failed to load the nginx configuration and keeps probing the targets of the last good one. Upstreams added or changed since then are not monitored, and nginx itself would probably refuse the same reload.',
@@ -197,7 +197,7 @@ local series = import '../lib/series.libsonnet';
             'info',
             c.dynamicTargetsFor,
             |||
-              last_over_time(nginx_upstream_probe_config_targets{%(sel)s, state="dynamic"}[%(gap)s]) > 0
+              last_over_time(nginx_upstream_exporter_targets{%(sel)s, state="dynamic"}[%(gap)s]) > 0
             |||,
             'Some nginx upstream addresses are built from request variables and cannot be probed.',
             'The nginx configuration read by {{ $labels.instance }} has {{ $value }} *_pass directive(s) whose address is built from request variables. The exporter cannot know these targets, so their failures are not monitored.',
