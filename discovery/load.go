@@ -27,7 +27,7 @@ type Loaded struct {
 // the target set: the one way serve, diagnose and /probe get targets.
 func Load(ctx context.Context, opts Options) (*Loaded, error) {
 	opts.defaults()
-	cfg, err := nginxconf.Load(opts.NginxConfig, nginxconf.LoadOptions{Prefix: opts.NginxPrefix})
+	cfg, err := nginxconf.LoadContext(ctx, opts.NginxConfig, nginxconf.LoadOptions{Prefix: opts.NginxPrefix})
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package nginxconf
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,10 +18,20 @@ func FuzzLoad(f *testing.F) {
 			f.Add(content)
 		}
 	}
-	f.Add("http { include inc/*.conf; server { location / { proxy_pass http://$x$request_uri; } } }")
-	f.Add("http { upstream u { server unix:; } }")
-	f.Add("http { server { location / { set $a \"${b\"; proxy_pass http://${a}; } } }")
-	f.Add("http { server { location / { grpc_pass grpcs://[::1; } } }")
+	f.Add("events {} http { include inc/*.conf; server { location / { proxy_pass http://$x$request_uri; } } }")
+	f.Add("events {} http { upstream u { server unix:; } }")
+	f.Add("events {} http { server { location / { set $a \"${b\"; proxy_pass http://${a}; } } }")
+	f.Add("events {} http { server { location / { grpc_pass grpcs://[::1; } } }")
+	// Refusals: no events, a duplicate, limits, files that are not files.
+	f.Add("")
+	f.Add("http {}")
+	f.Add("events {} events {}")
+	f.Add("events {} http { include fan/*.conf; }")
+	f.Add("events {} http { include fan/1.conf; include fan/1.conf; include fan/1.conf; }")
+	f.Add("events {} include deep/1.conf;")
+	f.Add("events {} include big.conf;")
+	f.Add("events {} include /dev/zero;")
+	f.Add("events {} include nginx.conf;")
 
 	f.Fuzz(func(t *testing.T, main string) {
 		fsys := memFS{
@@ -28,8 +39,20 @@ func FuzzLoad(f *testing.F) {
 			"/etc/nginx/inc/a.conf":     "upstream inc { server 127.0.0.1:1; }\nserver { location / { proxy_pass http://inc; } }",
 			"/etc/nginx/inc/b.conf":     "include inc/a.conf;",
 			"/etc/nginx/snippets/x.inc": "proxy_read_timeout 1s;",
+			// A fan-out of 5^3 inclusions, a chain 12 deep and a file
+			// over MaxFileBytes, against small limits.
+			"/etc/nginx/big.conf": strings.Repeat("# big\n", 200),
 		}
-		cfg, err := Load("/etc/nginx/nginx.conf", LoadOptions{FS: fsys, PageSize: 4096})
+		for i := range 5 {
+			fsys[fmt.Sprintf("/etc/nginx/fan/%d.conf", i)] = "include fan2/*.conf;"
+			fsys[fmt.Sprintf("/etc/nginx/fan2/%d.conf", i)] = "include fan3/*.conf;"
+			fsys[fmt.Sprintf("/etc/nginx/fan3/%d.conf", i)] = "proxy_read_timeout 1s;"
+		}
+		for i := 1; i <= 12; i++ {
+			fsys[fmt.Sprintf("/etc/nginx/deep/%d.conf", i)] = fmt.Sprintf("include deep/%d.conf;", i+1)
+		}
+		cfg, err := Load("/etc/nginx/nginx.conf", LoadOptions{FS: fsys, PageSize: 4096,
+			MaxFileBytes: 1000, MaxInclusions: 100, MaxIncludeDepth: 8, MaxDirectives: 2000, MaxFiles: 40})
 		if err != nil {
 			var pe *ParseError
 			if !errors.As(err, &pe) {

@@ -1,6 +1,7 @@
 package nginxconf
 
 import (
+	"context"
 	"fmt"
 	"os"
 
@@ -29,7 +30,7 @@ func Implicit(address string, kind protocol.Kind, pageSize int) (UpstreamServer,
 	if a.port == "" && !a.isUnix() {
 		return UpstreamServer{}, fmt.Errorf("no port in upstream %q", a.raw)
 	}
-	w := newWalker(".", pageSize)
+	w := newWalker(context.Background(), ".", pageSize)
 	set, err := w.settings(&scope{}, kind.Protocol, sch, a, wctx{})
 	if err != nil {
 		return UpstreamServer{}, err

@@ -319,7 +319,7 @@ func TestHeaderSecretsNotStored(t *testing.T) {
 		}
 	}
 	// Also when the Authorization header sits next to a dynamic pass.
-	fsys := memFS{"/n.conf": `http { server { location / {
+	fsys := memFS{"/n.conf": `events {} http { server { location / {
 		proxy_set_header Authorization "Basic dXNlcjpzM2NyM3Q=";
 		proxy_set_header Host $http_authorization;
 		proxy_pass http://$http_x_backend; }
@@ -344,13 +344,13 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{
 			name:    "unexpected brace in included file",
-			files:   memFS{"/etc/nginx/nginx.conf": "http {\n include sites-enabled/*;\n}\n", "/etc/nginx/sites-enabled/app": "server {\n location / {\n }}\n}\n"},
+			files:   memFS{"/etc/nginx/nginx.conf": "events {} http {\n include sites-enabled/*;\n}\n", "/etc/nginx/sites-enabled/app": "server {\n location / {\n }}\n}\n"},
 			want:    `nginxconf: /etc/nginx/sites-enabled/app:4: unexpected "}"`,
 			wantPos: "/etc/nginx/sites-enabled/app:4",
 		},
 		{
 			name:    "unterminated block",
-			files:   memFS{"/etc/nginx/nginx.conf": "http {\n server {\n"},
+			files:   memFS{"/etc/nginx/nginx.conf": "events {} http {\n server {\n"},
 			want:    `nginxconf: /etc/nginx/nginx.conf:3: unexpected end of file, expecting "}"`,
 			wantPos: "/etc/nginx/nginx.conf:3",
 		},
@@ -368,50 +368,50 @@ func TestLoadErrors(t *testing.T) {
 		},
 		{
 			name:    "include cycle",
-			files:   memFS{"/etc/nginx/nginx.conf": "include a.conf;\n", "/etc/nginx/a.conf": "\ninclude nginx.conf;\n"},
+			files:   memFS{"/etc/nginx/nginx.conf": "events {} include a.conf;\n", "/etc/nginx/a.conf": "\ninclude nginx.conf;\n"},
 			wantPos: "/etc/nginx/a.conf:2",
 		},
 		{
 			name:    "bad glob",
-			files:   memFS{"/etc/nginx/nginx.conf": "http {\n include [.conf;\n}\n"},
+			files:   memFS{"/etc/nginx/nginx.conf": "events {} http {\n include [.conf;\n}\n"},
 			wantPos: "/etc/nginx/nginx.conf:2",
 		},
 		{
 			name:    "fastcgi_pass without port",
-			files:   memFS{"/etc/nginx/nginx.conf": "http { server { location / {\n fastcgi_pass php-host; } } }\n"},
+			files:   memFS{"/etc/nginx/nginx.conf": "events {} http { server { location / {\n fastcgi_pass php-host; } } }\n"},
 			want:    `nginxconf: /etc/nginx/nginx.conf:2: no port in upstream "php-host"`,
 			wantPos: "/etc/nginx/nginx.conf:2",
 		},
 		{
 			name:    "upstream name with port",
-			files:   memFS{"/etc/nginx/nginx.conf": "http { upstream b { server 1.2.3.4; }\n server { location / {\n proxy_pass http://b:8080; } } }\n"},
+			files:   memFS{"/etc/nginx/nginx.conf": "events {} http { upstream b { server 1.2.3.4; }\n server { location / {\n proxy_pass http://b:8080; } } }\n"},
 			want:    `nginxconf: /etc/nginx/nginx.conf:3: upstream "b" may not have port 8080`,
 			wantPos: "/etc/nginx/nginx.conf:3",
 		},
 		{
 			name:    "proxy_pass without scheme",
-			files:   memFS{"/etc/nginx/nginx.conf": "http { server { location / {\n proxy_pass 127.0.0.1:80; } } }\n"},
+			files:   memFS{"/etc/nginx/nginx.conf": "events {} http { server { location / {\n proxy_pass 127.0.0.1:80; } } }\n"},
 			wantPos: "/etc/nginx/nginx.conf:2",
 		},
 		{
 			name:    "invalid timeout",
-			files:   memFS{"/etc/nginx/nginx.conf": "http {\n proxy_read_timeout 1M;\n}\n"},
+			files:   memFS{"/etc/nginx/nginx.conf": "events {} http {\n proxy_read_timeout 1M;\n}\n"},
 			want:    `nginxconf: /etc/nginx/nginx.conf:2: invalid value "1M" in "proxy_read_timeout" directive`,
 			wantPos: "/etc/nginx/nginx.conf:2",
 		},
 		{
 			name:    "invalid weight",
-			files:   memFS{"/etc/nginx/nginx.conf": "http { upstream u {\n server 1.2.3.4 weight=0; } }\n"},
+			files:   memFS{"/etc/nginx/nginx.conf": "events {} http { upstream u {\n server 1.2.3.4 weight=0; } }\n"},
 			wantPos: "/etc/nginx/nginx.conf:2",
 		},
 		{
 			name:    "invalid port",
-			files:   memFS{"/etc/nginx/nginx.conf": "http { upstream u {\n server 1.2.3.4:99999; } }\n"},
+			files:   memFS{"/etc/nginx/nginx.conf": "events {} http { upstream u {\n server 1.2.3.4:99999; } }\n"},
 			wantPos: "/etc/nginx/nginx.conf:2",
 		},
 		{
 			name:    "duplicate upstream",
-			files:   memFS{"/etc/nginx/nginx.conf": "http { upstream u { server 1.2.3.4; }\n upstream U { server 1.2.3.5; } }\n"},
+			files:   memFS{"/etc/nginx/nginx.conf": "events {} http { upstream u { server 1.2.3.4; }\n upstream U { server 1.2.3.5; } }\n"},
 			wantPos: "/etc/nginx/nginx.conf:2",
 		},
 	}

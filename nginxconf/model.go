@@ -13,6 +13,10 @@
 // nginx parses it twice. Only the http module is considered: upstream{}
 // blocks and *_pass directives inside stream{} or mail{} are ignored.
 // Directives crossplane does not know (third-party modules) are accepted.
+// As nginx, Load requires one events{} block in the main context, so that
+// a truncated main file fails rather than loads empty. Only regular files
+// are read, within the LoadOptions bounds (limits.go), counting what
+// nginx would parse: a file included n times counts n times.
 //
 // # Servers
 //

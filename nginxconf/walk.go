@@ -1,7 +1,9 @@
 package nginxconf
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"slices"
@@ -162,6 +164,9 @@ type targetKey struct {
 }
 
 type walker struct {
+	// ctx stops a walk of a large tree early (LoadContext).
+	ctx       context.Context
+	steps     int
 	confDir   string
 	pageSize  int
 	upstreams map[string]*upstream
@@ -170,8 +175,9 @@ type walker struct {
 	index     map[targetKey]int
 }
 
-func newWalker(confDir string, pageSize int) *walker {
+func newWalker(ctx context.Context, confDir string, pageSize int) *walker {
 	return &walker{
+		ctx:       ctx,
 		confDir:   confDir,
 		pageSize:  pageSize,
 		upstreams: map[string]*upstream{},
@@ -264,6 +270,11 @@ func levelScope(nodes []*node, parent *scope) (*scope, error) {
 
 func (w *walker) walk(nodes []*node, sc *scope, c wctx) error {
 	for _, n := range nodes {
+		if w.steps++; w.steps%256 == 0 {
+			if err := w.ctx.Err(); err != nil {
+				return fmt.Errorf("nginxconf: load stopped: %w", err)
+			}
+		}
 		if kind, ok := protocol.ByDirective(n.name); ok && !n.isBlk {
 			// *_pass is only valid in location, if in location and
 			// (proxy_pass) limit_except; nginx rejects it elsewhere.
