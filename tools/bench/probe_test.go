@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/bench/farm"
-	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/bench/floor"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/tools/bench/farm"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/tools/bench/floor"
 )
 
 // BenchmarkProbe runs the exporter's prober and the floor's exchange for
