@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
 // readFCGIRequest reads records until the end of the request: a
@@ -193,19 +195,10 @@ ping.path = /ping
 	}
 }
 
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestFastCGIRealPHPFPM(t *testing.T) {
 	dir := shortDir(t)
 	sock := filepath.Join(dir, "fpm.sock")
-	addr := freePort(t)
+	addr := testutil.FreeAddr(t)
 	startPHPFPM(t, dir, sock)
 	dir2 := shortDir(t)
 	startPHPFPM(t, dir2, addr)

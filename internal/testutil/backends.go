@@ -1,0 +1,48 @@
+package testutil
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// OKHandler answers every request 200 "ok", as any healthy app server.
+func OKHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+}
+
+// ServeHTTP serves h on l until the test ends and returns the address
+// nginx would write for it: "unix:PATH" for a unix socket.
+func ServeHTTP(tb testing.TB, l net.Listener, h http.Handler) string {
+	tb.Helper()
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(l)
+	}()
+	// Close, then wait for Serve: goleak must not see the accept loop.
+	tb.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	if l.Addr().Network() == "unix" {
+		return "unix:" + l.Addr().String()
+	}
+	return l.Addr().String()
+}
+
+// HTTPBackend serves OKHandler on 127.0.0.1 until the test ends and
+// returns its "ip:port".
+func HTTPBackend(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ServeHTTP(tb, l, OKHandler())
+}
