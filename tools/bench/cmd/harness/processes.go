@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/tools/bench/floor"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/tools/bench/procstat"
 )
@@ -24,7 +25,6 @@ import (
 type binaries struct{ exporter, floor, self string }
 
 func build(o options) binaries {
-	benchRoot, root := moduleRoots()
 	b := binaries{exporter: o.exporter, floor: filepath.Join(o.workdir, "floor")}
 	self, err := os.Executable()
 	if err != nil {
@@ -33,22 +33,32 @@ func build(o options) binaries {
 	b.self = self
 	if b.exporter == "" && o.which != "floor" {
 		b.exporter = filepath.Join(o.workdir, "nginx_upstream_exporter")
+		var flags []string
 		if o.pprofDir != "" {
-			goBuildPprof(root, o.workdir, b.exporter)
-		} else {
-			goBuild(root, b.exporter, ".")
+			flags = pprofOverlay(o.workdir)
+		}
+		// The exporter module is this checkout (go.mod replaces it with
+		// ../..), built as its tests build it.
+		if err := testutil.BuildExporter(b.exporter, flags...); err != nil {
+			fatalf("%v", err)
 		}
 	}
-	goBuild(benchRoot, b.floor, "./cmd/floor")
+	buildFloor(b.floor)
 	return b
 }
 
-func goBuild(dir, out, pkg string) {
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+// buildFloor builds cmd/floor of this module.
+func buildFloor(out string) {
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	dir := filepath.Dir(strings.TrimSpace(string(gomod)))
+	if err != nil || filepath.Base(dir) != "bench" {
+		fatalf("run the harness inside tools/bench of the repository (go env GOMOD: %q, %v)", gomod, err)
+	}
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/floor")
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
-		fatalf("go build %s: %v", pkg, err)
+		fatalf("go build ./cmd/floor: %v", err)
 	}
 }
 
@@ -68,36 +78,23 @@ func init() {
 }
 `
 
-func goBuildPprof(root, workdir, out string) {
+// pprofOverlay returns the go build flags that add pprofFile to the
+// exporter's main package without changing the tree.
+func pprofOverlay(workdir string) []string {
+	root, err := testutil.ModuleRoot()
+	if err != nil {
+		fatalf("%v", err)
+	}
 	src := filepath.Join(workdir, "bench_pprof.go")
 	overlay := filepath.Join(workdir, "overlay.json")
-	os.WriteFile(src, []byte(pprofFile), 0o644)
+	if err := os.WriteFile(src, []byte(pprofFile), 0o644); err != nil {
+		fatalf("%v", err)
+	}
 	raw, _ := json.Marshal(map[string]map[string]string{"Replace": {filepath.Join(root, "zz_bench_pprof.go"): src}})
-	os.WriteFile(overlay, raw, 0o644)
-	cmd := exec.Command("go", "build", "-overlay", overlay, "-o", out, ".")
-	cmd.Dir = root
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fatalf("go build (pprof): %v", err)
+	if err := os.WriteFile(overlay, raw, 0o644); err != nil {
+		fatalf("%v", err)
 	}
-}
-
-// moduleRoots returns the directory of the harness's own module
-// (tools/bench) and of the exporter's module, two levels up: the go.mod
-// replace directive points there too, so the exporter measured is the one
-// of this checkout.
-func moduleRoots() (bench, product string) {
-	outp, err := exec.Command("go", "env", "GOMOD").Output()
-	gomod := strings.TrimSpace(string(outp))
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		fatalf("run the harness inside tools/bench of the repository: %v", err)
-	}
-	bench = filepath.Dir(gomod)
-	product = filepath.Clean(filepath.Join(bench, "..", ".."))
-	if _, err := os.Stat(filepath.Join(product, "go.mod")); err != nil {
-		fatalf("no exporter module at %s: %v", product, err)
-	}
-	return bench, product
+	return []string{"-overlay", overlay}
 }
 
 // raiseNofile lifts RLIMIT_NOFILE for the harness and the processes it
@@ -354,10 +351,9 @@ func slug(s string) string {
 }
 
 func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testutil.PickPort(net.Listen)
 	if err != nil {
 		fatalf("%v", err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
