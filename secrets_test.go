@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
 // Values in the nginx configuration that must never leave it: header
@@ -27,7 +29,7 @@ func secretConf(t *testing.T) (conf, backend, tlsBackend string) {
 	key := writeFile(t, dir, "client.key", "-----BEGIN PRIVATE KEY-----\nK3YM4T3R14L-D0-N0T-L34K\n-----END PRIVATE KEY-----\n")
 	cert := writeFile(t, dir, "client.pem", "-----BEGIN CERTIFICATE-----\nCL13NTC3RT-C0NT3NT\n-----END CERTIFICATE-----\n")
 	pw := writeFile(t, dir, "pass.txt", "p4ssphr4se-f1le-c0ntent\n")
-	backend, tlsBackend = httpBackend(t), httpBackend(t)
+	backend, tlsBackend = testutil.HTTPBackend(t), testutil.HTTPBackend(t)
 	conf = writeConf(t, fmt.Sprintf(`
     upstream api { server %s max_fails=2; }
     upstream secure { server %s; }

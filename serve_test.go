@@ -28,6 +28,8 @@ import (
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/exporter-toolkit/web"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
 // syncBuffer collects log output written from several goroutines.
@@ -208,7 +210,7 @@ func do(t *testing.T, c *http.Client, method, url, user, pass string) (int, stri
 // TestWebConfigCoversEveryEndpoint proves that --web.config.file (TLS and
 // basic auth) wraps the whole mux, /probe and /-/reload included.
 func TestWebConfigCoversEveryEndpoint(t *testing.T) {
-	backend := httpBackend(t)
+	backend := testutil.HTTPBackend(t)
 	conf := writeConf(t, fmt.Sprintf(`upstream app { server %s; } server { location / { proxy_pass http://app; } }`, backend))
 	dir := t.TempDir()
 
@@ -256,7 +258,7 @@ func TestWebConfigCoversEveryEndpoint(t *testing.T) {
 }
 
 func TestProbeEndpointRefusesTargetsOutsideConfig(t *testing.T) {
-	backend, other := httpBackend(t), httpBackend(t)
+	backend, other := testutil.HTTPBackend(t), testutil.HTTPBackend(t)
 	conf := writeConf(t, fmt.Sprintf(`upstream app { server %s; } server { location / { proxy_pass http://app; } }`, backend))
 	c := &http.Client{Timeout: 10 * time.Second}
 
@@ -284,9 +286,9 @@ func runMain(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestDiagnoseCommand(t *testing.T) {
-	healthy := writeConf(t, fmt.Sprintf(`upstream app { server %s; server 127.0.0.1:9 down; } server { location / { proxy_pass http://app; } }`, httpBackend(t)))
+	healthy := writeConf(t, fmt.Sprintf(`upstream app { server %s; server 127.0.0.1:9 down; } server { location / { proxy_pass http://app; } }`, testutil.HTTPBackend(t)))
 	dead := deadAddr(t)
-	failing := writeConf(t, fmt.Sprintf(`upstream app { server %s; server %s; } server { location / { proxy_pass http://app; } }`, httpBackend(t), dead))
+	failing := writeConf(t, fmt.Sprintf(`upstream app { server %s; server %s; } server { location / { proxy_pass http://app; } }`, testutil.HTTPBackend(t), dead))
 
 	for _, tc := range []struct {
 		name string
