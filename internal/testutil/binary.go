@@ -36,21 +36,27 @@ func ModuleRoot() (string, error) {
 	return dir, nil
 }
 
-// BuildExporter runs `go build` of the exporter's main package into out;
-// flags are more go build flags (-overlay, -ldflags, ...).
+// GoBuild runs `go build [flags] -o out pkg` in dir, the module (or
+// package directory) pkg is resolved from.
+func GoBuild(dir, out, pkg string, flags ...string) error {
+	args := append([]string{"build"}, flags...)
+	args = append(args, "-o", out, pkg)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go %s (in %s): %w\n%s", strings.Join(args, " "), dir, err, b)
+	}
+	return nil
+}
+
+// BuildExporter builds the exporter's main package into out; flags are
+// more go build flags (-overlay, -ldflags, ...).
 func BuildExporter(out string, flags ...string) error {
 	root, err := ModuleRoot()
 	if err != nil {
 		return err
 	}
-	args := append([]string{"build"}, flags...)
-	args = append(args, "-o", out, ".")
-	cmd := exec.Command("go", args...)
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go %s (in %s): %w\n%s", strings.Join(args, " "), root, err, b)
-	}
-	return nil
+	return GoBuild(root, out, ".", flags...)
 }
 
 // ExporterBinary returns $E2E_EXPORTER, or builds the exporter into dir.
