@@ -10,8 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -41,36 +39,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-func writeFile(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// writeConf writes nginx.conf with the test's own user as worker user.
-func writeConf(t *testing.T, httpBlock string) string {
-	t.Helper()
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writeFile(t, t.TempDir(), "nginx.conf", fmt.Sprintf("user %s;\nevents {}\nhttp {\n%s\n}\n", u.Username, httpBlock))
 }
 
 func debugLogger(w io.Writer) *promslog.Config {
@@ -169,11 +137,11 @@ func do(t *testing.T, c *http.Client, method, url, user, pass string) (int, stri
 // basic auth) wraps the whole mux, /probe and /-/reload included.
 func TestWebConfigCoversEveryEndpoint(t *testing.T) {
 	backend := testutil.HTTPBackend(t)
-	conf := writeConf(t, fmt.Sprintf(`upstream app { server %s; } server { location / { proxy_pass http://app; } }`, backend))
+	conf := testutil.WriteNginxConf(t, fmt.Sprintf(`upstream app { server %s; } server { location / { proxy_pass http://app; } }`, backend))
 	dir := t.TempDir()
 
 	t.Run("basic auth", func(t *testing.T) {
-		wc := writeFile(t, dir, "web-auth.yml", fmt.Sprintf("basic_auth_users:\n  prometheus: %s\n", bcryptHash(t, "correct horse")))
+		wc := testutil.WriteFile(t, dir, "web-auth.yml", fmt.Sprintf("basic_auth_users:\n  prometheus: %s\n", bcryptHash(t, "correct horse")))
 		addr, _ := startServer(t, conf, wc, probeFlags{}, io.Discard)
 		c := &http.Client{Timeout: 10 * time.Second}
 		for _, e := range endpoints(backend) {
@@ -194,7 +162,7 @@ func TestWebConfigCoversEveryEndpoint(t *testing.T) {
 		cert := testutil.MustCert(t, "nginx_upstream_exporter test", testutil.CertOptions{Names: []string{"127.0.0.1"}})
 		certFile, keyFile := cert.MustWritePEM(t, dir, "web")
 		pool := cert.Pool()
-		wc := writeFile(t, dir, "web-tls.yml", fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  prometheus: %s\n",
+		wc := testutil.WriteFile(t, dir, "web-tls.yml", fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  prometheus: %s\n",
 			certFile, keyFile, bcryptHash(t, "correct horse")))
 		addr, _ := startServer(t, conf, wc, probeFlags{}, io.Discard)
 		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
@@ -219,7 +187,7 @@ func TestWebConfigCoversEveryEndpoint(t *testing.T) {
 
 func TestProbeEndpointRefusesTargetsOutsideConfig(t *testing.T) {
 	backend, other := testutil.HTTPBackend(t), testutil.HTTPBackend(t)
-	conf := writeConf(t, fmt.Sprintf(`upstream app { server %s; } server { location / { proxy_pass http://app; } }`, backend))
+	conf := testutil.WriteNginxConf(t, fmt.Sprintf(`upstream app { server %s; } server { location / { proxy_pass http://app; } }`, backend))
 	c := &http.Client{Timeout: 10 * time.Second}
 
 	addr, _ := startServer(t, conf, "", probeFlags{}, io.Discard)
@@ -246,9 +214,9 @@ func runMain(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestDiagnoseCommand(t *testing.T) {
-	healthy := writeConf(t, fmt.Sprintf(`upstream app { server %s; server 127.0.0.1:9 down; } server { location / { proxy_pass http://app; } }`, testutil.HTTPBackend(t)))
-	dead := deadAddr(t)
-	failing := writeConf(t, fmt.Sprintf(`upstream app { server %s; server %s; } server { location / { proxy_pass http://app; } }`, testutil.HTTPBackend(t), dead))
+	healthy := testutil.WriteNginxConf(t, fmt.Sprintf(`upstream app { server %s; server 127.0.0.1:9 down; } server { location / { proxy_pass http://app; } }`, testutil.HTTPBackend(t)))
+	dead := testutil.DeadAddr(t)
+	failing := testutil.WriteNginxConf(t, fmt.Sprintf(`upstream app { server %s; server %s; } server { location / { proxy_pass http://app; } }`, testutil.HTTPBackend(t), dead))
 
 	for _, tc := range []struct {
 		name string

@@ -37,7 +37,7 @@ func TestConnectProbe(t *testing.T) {
 
 	refused := testutil.FreeAddr(t) // closed again: nothing listens there
 
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	stale := filepath.Join(dir, "stale.sock")
 	ln, err := net.Listen("unix", stale)
 	if err != nil {
@@ -69,7 +69,7 @@ func TestConnectProbe(t *testing.T) {
 func TestConnectPermissions(t *testing.T) {
 	requireRoot(t)
 	// A socket in a directory the worker cannot search.
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	private := filepath.Join(dir, "private")
 	if err := os.Mkdir(private, 0o700); err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func TestConnectPermissions(t *testing.T) {
 }
 
 func TestConnectBacklogFull(t *testing.T) {
-	path := filepath.Join(shortDir(t), "full.sock")
+	path := filepath.Join(testutil.ShortDir(t), "full.sock")
 	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -196,11 +196,11 @@ ping.path = /ping
 }
 
 func TestFastCGIRealPHPFPM(t *testing.T) {
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	sock := filepath.Join(dir, "fpm.sock")
 	addr := testutil.FreeAddr(t)
 	startPHPFPM(t, dir, sock)
-	dir2 := shortDir(t)
+	dir2 := testutil.ShortDir(t)
 	startPHPFPM(t, dir2, addr)
 
 	for _, where := range []struct{ network, address string }{{"unix", sock}, {"tcp", addr}} {

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/fcgi"
 	"testing"
 	"time"
 )
@@ -45,4 +46,31 @@ func HTTPBackend(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	return ServeHTTP(tb, l, OKHandler())
+}
+
+// FastCGIBackend serves FastCGI on l (answering "pong", as php-fpm answers
+// a ping) until the test ends and returns the address nginx would write
+// for it: "unix:PATH" for a unix socket.
+func FastCGIBackend(tb testing.TB, l net.Listener) string {
+	tb.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fcgi.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "pong") }))
+	}()
+	tb.Cleanup(func() {
+		l.Close()
+		<-done
+	})
+	if l.Addr().Network() == "unix" {
+		return "unix:" + l.Addr().String()
+	}
+	return l.Addr().String()
+}
+
+// DeadAddr is "127.0.0.1:PORT" where nothing listens: connecting to it is
+// refused.
+func DeadAddr(tb testing.TB) string {
+	tb.Helper()
+	return FreeAddr(tb)
 }

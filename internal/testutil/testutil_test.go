@@ -119,3 +119,52 @@ func TestModuleRoot(t *testing.T) {
 		t.Errorf("module root %s has no main.go: %v", root, err)
 	}
 }
+
+func TestDeadAddrRefuses(t *testing.T) {
+	if c, err := net.DialTimeout("tcp", DeadAddr(t), time.Second); err == nil {
+		c.Close()
+		t.Error("connected to the dead address")
+	}
+}
+
+func TestFastCGIBackendAnswersOnUnixSocket(t *testing.T) {
+	path := ShortDir(t) + "/fpm.sock"
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := FastCGIBackend(t, l); got != "unix:"+path {
+		t.Errorf("address %q, want unix:%s", got, path)
+	}
+	// FCGI_GET_VALUES (type 9) asking for FCGI_MPXS_CONNS: a FastCGI
+	// server answers FCGI_GET_VALUES_RESULT (type 10).
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	body := []byte{15, 0, 'F', 'C', 'G', 'I', '_', 'M', 'P', 'X', 'S', '_', 'C', 'O', 'N', 'N', 'S'}
+	rec := append([]byte{1, 9, 0, 0, 0, byte(len(body)), 0, 0}, body...)
+	if _, err := c.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	hdr := make([]byte, 8)
+	if _, err := io.ReadFull(c, hdr); err != nil {
+		t.Fatalf("no FastCGI answer: %v", err)
+	}
+	if hdr[0] != 1 || hdr[1] != 10 {
+		t.Errorf("answer header %v, want version 1 type 10", hdr)
+	}
+}
+
+func TestWriteNginxConf(t *testing.T) {
+	path := WriteNginxConf(t, "upstream u { server 127.0.0.1:1; }")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "user ") || !strings.Contains(string(b), "http {\nupstream u { server 127.0.0.1:1; }\n}") {
+		t.Errorf("nginx.conf:\n%s", b)
+	}
+}
