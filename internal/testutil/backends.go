@@ -21,14 +21,20 @@ func OKHandler() http.Handler {
 func ServeHTTP(tb testing.TB, l net.Listener, h http.Handler) string {
 	tb.Helper()
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	return serve(tb, l, func() { srv.Serve(l) }, func() { srv.Close() })
+}
+
+// serve runs loop until the test ends, then stops it and waits for it to
+// return (goleak must not see the accept loop), and returns l's address
+// as nginx writes it.
+func serve(tb testing.TB, l net.Listener, loop, stop func()) string {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		srv.Serve(l)
+		loop()
 	}()
-	// Close, then wait for Serve: goleak must not see the accept loop.
 	tb.Cleanup(func() {
-		srv.Close()
+		stop()
 		<-done
 	})
 	if l.Addr().Network() == "unix" {
@@ -53,19 +59,8 @@ func HTTPBackend(tb testing.TB) string {
 // for it: "unix:PATH" for a unix socket.
 func FastCGIBackend(tb testing.TB, l net.Listener) string {
 	tb.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fcgi.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "pong") }))
-	}()
-	tb.Cleanup(func() {
-		l.Close()
-		<-done
-	})
-	if l.Addr().Network() == "unix" {
-		return "unix:" + l.Addr().String()
-	}
-	return l.Addr().String()
+	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "pong") })
+	return serve(tb, l, func() { fcgi.Serve(l, h) }, func() { l.Close() })
 }
 
 // DeadAddr is "127.0.0.1:PORT" where nothing listens: connecting to it is
