@@ -54,11 +54,8 @@ func buildFloor(out string) {
 	if err != nil || filepath.Base(dir) != "bench" {
 		fatalf("run the harness inside tools/bench of the repository (go env GOMOD: %q, %v)", gomod, err)
 	}
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/floor")
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fatalf("go build ./cmd/floor: %v", err)
+	if err := testutil.GoBuild(dir, out, "./cmd/floor"); err != nil {
+		fatalf("%v", err)
 	}
 }
 
