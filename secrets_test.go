@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
 // Values in the nginx configuration that must never leave it: header
@@ -24,11 +26,11 @@ var secrets = []string{
 func secretConf(t *testing.T) (conf, backend, tlsBackend string) {
 	t.Helper()
 	dir := t.TempDir()
-	key := writeFile(t, dir, "client.key", "-----BEGIN PRIVATE KEY-----\nK3YM4T3R14L-D0-N0T-L34K\n-----END PRIVATE KEY-----\n")
-	cert := writeFile(t, dir, "client.pem", "-----BEGIN CERTIFICATE-----\nCL13NTC3RT-C0NT3NT\n-----END CERTIFICATE-----\n")
-	pw := writeFile(t, dir, "pass.txt", "p4ssphr4se-f1le-c0ntent\n")
-	backend, tlsBackend = httpBackend(t), httpBackend(t)
-	conf = writeConf(t, fmt.Sprintf(`
+	key := testutil.WriteFile(t, dir, "client.key", "-----BEGIN PRIVATE KEY-----\nK3YM4T3R14L-D0-N0T-L34K\n-----END PRIVATE KEY-----\n")
+	cert := testutil.WriteFile(t, dir, "client.pem", "-----BEGIN CERTIFICATE-----\nCL13NTC3RT-C0NT3NT\n-----END CERTIFICATE-----\n")
+	pw := testutil.WriteFile(t, dir, "pass.txt", "p4ssphr4se-f1le-c0ntent\n")
+	backend, tlsBackend = testutil.HTTPBackend(t), testutil.HTTPBackend(t)
+	conf = testutil.WriteNginxConf(t, fmt.Sprintf(`
     upstream api { server %s max_fails=2; }
     upstream secure { server %s; }
     server {
@@ -139,7 +141,7 @@ func TestPasswordInURLNeverEchoed(t *testing.T) {
 		`server { location / { proxy_pass http://admin:` + password + `@127.0.0.1:8080/; } }`,
 		`upstream b { server admin:` + password + `@127.0.0.1:8080; } server { location / { proxy_pass http://b; } }`,
 	} {
-		conf := writeConf(t, block)
+		conf := testutil.WriteNginxConf(t, block)
 		for _, args := range [][]string{
 			{"diagnose", "--nginx.config", conf, "--log.level=debug"},
 			{"diagnose", "--nginx.config", conf, "--log.level=debug", "--output=json"},

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/bench/confgen"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/tools/bench/confgen"
 )
 
 func genConfig(tb testing.TB, n, files int) string {
