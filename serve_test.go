@@ -230,7 +230,7 @@ func TestDiagnoseCommand(t *testing.T) {
 		{"missing config", []string{"diagnose", "--nginx.config", filepath.Join(t.TempDir(), "nope.conf")}, 2, nil},
 		{"unknown output", []string{"diagnose", "--nginx.config", healthy, "--output=yaml"}, 2, nil},
 		{"unknown flag", []string{"diagnose", "--nginx.config", healthy, "--frobnicate"}, 2, nil},
-		{"bad timeout", []string{"diagnose", "--nginx.config", healthy, "--probe.timeout=0s"}, 2, nil},
+		{"bad timeout", []string{"diagnose", "--nginx.config", healthy, "--probe.timeout=-1s"}, 2, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := runMain(t, tc.args...)

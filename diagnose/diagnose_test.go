@@ -34,7 +34,7 @@ func runDiagnose(t *testing.T, conf string, mutate func(*Options)) runResult {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	opts := Options{
-		Load:        discovery.Options{NginxConfig: conf, ProbeTimeout: 2 * time.Second},
+		Load:        discovery.Options{NginxConfig: conf},
 		Timeout:     2 * time.Second,
 		Concurrency: 8,
 		Stdout:      &stdout,

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,8 +64,16 @@ func startBinExporter(t *testing.T, conf string, extra ...string) *binExporter {
 	t.Helper()
 	requireExporter(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	args := append([]string{"--nginx.config=" + conf, "--web.listen-address=" + addr,
-		"--probe.interval=200ms", "--probe.timeout=2s", "--log.level=debug"}, extra...)
+	// extra overrides a default of the same flag: kingpin refuses repeats.
+	var args []string
+	for _, d := range []string{"--nginx.config=" + conf, "--web.listen-address=" + addr,
+		"--probe.interval=200ms", "--probe.timeout=2s", "--log.level=debug"} {
+		name, _, _ := strings.Cut(d, "=")
+		if !slices.ContainsFunc(extra, func(e string) bool { return strings.HasPrefix(e, name+"=") }) {
+			args = append(args, d)
+		}
+	}
+	args = append(args, extra...)
 	cmd := exec.Command(exporterBinary, args...)
 	logs := &syncBuilder{}
 	pr, pw := io.Pipe()

@@ -35,7 +35,7 @@ func load(tb testing.TB, path string, s *scheduler.Scheduler) *discovery.Set {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	set := discovery.Build(context.Background(), cfg, discovery.Options{ProbeTimeout: 5 * time.Second})
+	set := discovery.Build(context.Background(), cfg, discovery.Options{})
 	s.Update(set)
 	return set
 }
