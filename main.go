@@ -199,6 +199,28 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 	}
 	sched, mgr, handler := exp.sched, exp.mgr, exp.handler
 
+	// The listener opens before the first load: /-/healthy answers and
+	// /-/ready says "not ready" while a slow load (a black-holed resolver,
+	// a huge tree) runs, and SIGTERM is honoured meanwhile.
+	srv := server.NewHTTPServer(handler, wl.http, logger)
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- server.ListenAndServe(srv, webFlags, wl.http.MaxConnections, logger) }()
+	shutdown := func() {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+	}
+	if err := exp.firstLoad(ctx); err != nil {
+		if ctx.Err() != nil {
+			logger.Info("shutting down before the first configuration load finished")
+			shutdown()
+			return 0
+		}
+		logger.Error("cannot start", "err", err)
+		shutdown()
+		return 1
+	}
+
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -226,10 +248,6 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 		}
 	}()
 
-	srv := server.NewHTTPServer(handler, wl.http, logger)
-	srvErr := make(chan error, 1)
-	go func() { srvErr <- server.ListenAndServe(srv, webFlags, wl.http.MaxConnections, logger) }()
-
 	code := 0
 	select {
 	case err := <-srvErr:
@@ -241,9 +259,7 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 		logger.Info("shutting down")
 	}
 	stop()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(shutdownCtx)
+	shutdown()
 	<-done
 	<-watchDone
 	return code
@@ -258,8 +274,8 @@ type service struct {
 	handler http.Handler
 }
 
-// newExporter loads the configuration and builds the exporter; it starts
-// no goroutine.
+// newExporter builds the exporter; it neither loads the configuration
+// (firstLoad does) nor starts a goroutine.
 func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metricsPath string, interval time.Duration, pf *probeFlags, maxRequests int) (*service, error) {
 	probe := prober.New()
 	sched := scheduler.New(scheduler.Options{
@@ -270,17 +286,12 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		Logger:      logger,
 	})
 	state := &collector.ConfigState{}
-	mgr := reload.New(reload.Options{
+	mgr := reload.New(ctx, reload.Options{
 		Discovery: c.discovery(logger),
 		Scheduler: sched,
 		State:     state,
 		Logger:    logger,
 	})
-	if err := mgr.Reload(ctx); err != nil {
-		// At start-up there is no last good configuration to fall back to.
-		return nil, fmt.Errorf("no valid nginx configuration: %w", err)
-	}
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		versioncollector.NewCollector(exporterName),
@@ -315,4 +326,13 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 	}
 	return &service{sched: sched, mgr: mgr, handler: handler}, nil
 
+}
+
+// firstLoad loads the configuration for the first time. At start-up there
+// is no last good configuration to fall back to, so a failure is fatal.
+func (s *service) firstLoad(ctx context.Context) error {
+	if err := s.mgr.Reload(ctx); err != nil {
+		return fmt.Errorf("no valid nginx configuration: %w", err)
+	}
+	return nil
 }

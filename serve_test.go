@@ -62,6 +62,10 @@ func startServer(t *testing.T, conf, webConfig string, pf probeFlags, logs io.Wr
 		cancel()
 		t.Fatal(err)
 	}
+	if err := exp.firstLoad(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		cancel()

@@ -46,6 +46,10 @@ func limitedServer(t *testing.T, n int, interval time.Duration, lim server.Limit
 		cancel()
 		t.Fatal(err)
 	}
+	if err := exp.firstLoad(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		cancel()
