@@ -45,9 +45,25 @@ type Target struct {
 	Network string
 	// Sources are the config positions using this target, for logs.
 	Sources []string
-	// Logger says which target a line is about (upstream, server,
-	// address, protocol); the prober logs through it too.
-	Logger *slog.Logger
+	// base, logOnce and log make Logger: built on first use, because a
+	// logger with its attributes costs about 300 bytes and most targets
+	// never log anything.
+	base    *slog.Logger
+	logOnce sync.Once
+	log     *slog.Logger
+}
+
+// Logger says which target a line is about (upstream, server, address,
+// protocol); the target's prober logs through it too.
+func (t *Target) Logger() *slog.Logger {
+	t.logOnce.Do(func() {
+		base := t.base
+		if base == nil {
+			base = slog.New(slog.DiscardHandler)
+		}
+		t.log = base.With("upstream", t.Upstream, "server", t.Server, "address", t.Address, "protocol", t.Protocol)
+	})
+	return t.log
 }
 
 // Set is the result of one discovery.
@@ -218,7 +234,7 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options) *Target 
 	if ct.SocketPath != "" {
 		t.Network = "unix"
 	}
-	t.Logger = opts.Logger.With("upstream", t.Upstream, "server", t.Server, "address", t.Address, "protocol", t.Protocol)
+	t.base = opts.Logger
 	if ct.Params.Down {
 		return t
 	}

@@ -53,18 +53,18 @@ type Peer struct {
 	// GRPC selects the gRPC health check.
 	GRPC GRPCSettings
 
-	// Logger carries the target's identity (upstream, server, address,
-	// protocol), so every line a prober logs says which server it is
-	// about. nil discards.
-	Logger *slog.Logger
+	// Logger returns a logger carrying the target's identity (upstream,
+	// server, address, protocol), so every line a prober logs says which
+	// server it is about; built on first use. nil discards.
+	Logger func() *slog.Logger
 }
 
-// logger returns t.Logger, or a discarding logger.
+// logger returns the peer's logger, or a discarding one.
 func (t *Peer) logger() *slog.Logger {
 	if t.Logger == nil {
 		return discard
 	}
-	return t.Logger
+	return t.Logger()
 }
 
 // discard is read-only: a logger that drops everything.

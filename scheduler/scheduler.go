@@ -389,10 +389,7 @@ func (s *Scheduler) record(st *state, t *discovery.Target, r *prober.Result, now
 	}
 	st.mu.Unlock()
 
-	logger := t.Logger
-	if logger == nil {
-		logger = s.logger
-	}
+	logger := t.Logger()
 	if r.Inconclusive != "" {
 		s.inconclusive[inconclusiveIndex(r.Inconclusive)].Add(1)
 		s.logInconclusive(logger, r, oldCause)
