@@ -428,3 +428,51 @@ func unixListener(t *testing.T) net.Listener {
 	}
 	return ln
 }
+
+// An interrupted run prints what it did probe and says how many probes
+// finished; it never claims it probed every target.
+func TestInterruptedRunIsHonest(t *testing.T) {
+	healthy := testutil.HTTPBackend(t)
+	hang, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hang.Close() // accepts (in the kernel) and never answers
+	conf := testutil.WriteNginxConf(t, fmt.Sprintf(`
+    upstream fast { server %s; }
+    upstream slow { server %s; }
+    server {
+        location / { proxy_pass http://fast; }
+        location /slow { proxy_pass http://slow; }
+    }`, healthy, hang.Addr()))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	time.AfterFunc(500*time.Millisecond, cancel)
+	var stdout, stderr bytes.Buffer
+	start := time.Now()
+	code := Run(ctx, Options{Load: discovery.Options{NginxConfig: conf}, Concurrency: 2, Output: OutputJSON,
+		Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }})
+	if code != ExitInterrupted {
+		t.Fatalf("exit %d, want %d; stderr %s", code, ExitInterrupted, stderr.String())
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("interrupted run took %v", d)
+	}
+	var rep Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("no report on interruption: %v\n%s", err, stdout.String())
+	}
+	verdicts := map[string]string{}
+	for _, tg := range rep.Targets {
+		verdicts[tg.Upstream] = tg.Verdict
+	}
+	if verdicts["fast"] != VerdictOK || verdicts["slow"] != VerdictNoResult {
+		t.Errorf("verdicts %v, want fast ok and slow no_result", verdicts)
+	}
+	if rep.Summary.NoResult != 1 || rep.Healthy {
+		t.Errorf("summary %+v healthy %v", rep.Summary, rep.Healthy)
+	}
+	if !strings.Contains(stderr.String(), "1 of 2 probes finished") {
+		t.Errorf("stderr %q does not say how many probes finished", stderr.String())
+	}
+}

@@ -591,6 +591,11 @@ func ProbeOnce(ctx context.Context, set []*discovery.Target, p prober.Prober, co
 			defer cancel()
 			var r prober.Result
 			p.Probe(pctx, t.Probe, &r)
+			if ctx.Err() != nil {
+				// Interrupted: a cancelled probe says nothing about the
+				// target, and the caller must not count it as probed.
+				return
+			}
 			out[i].HasResult = true
 			out[i].Result = r
 			out[i].Finished = time.Now()
