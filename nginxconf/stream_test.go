@@ -126,8 +126,8 @@ func TestStreamLoad(t *testing.T) {
 			nginxSays: `invalid host in upstream "http://127.0.0.1:2"`,
 		},
 		{
-			name: "credentials",
-			body: "server { listen 127.0.0.1:1;\n proxy_pass user:secret@127.0.0.1:2; }",
+			name:      "credentials",
+			body:      "server { listen 127.0.0.1:1;\n proxy_pass user:secret@127.0.0.1:2; }",
 			want:      `credentials ("user:password@") in an upstream address, which nginx does not accept in "proxy_pass" directive`,
 			line:      5,
 			nginxSays: `invalid port in upstream`,
