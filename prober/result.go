@@ -27,6 +27,11 @@ func (p Phase) String() string { return PhaseNames[p] }
 type Result struct {
 	Success bool
 	Reason  Reason
+	// Unknown: the probe ended without a verdict (a UDP server that
+	// neither answered nor drew an ICMP error). Success is false and
+	// Reason empty: it is neither healthy nor failing, and is exported as
+	// such (docs/metrics.md).
+	Unknown bool
 	// Err is the underlying error, for logs only: it may hold addresses and
 	// system messages, never request headers, so it must not become a label.
 	Err error
