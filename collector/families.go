@@ -115,13 +115,16 @@ var families = buildFamilies([]family{
 	{
 		name: "success", help: helpSuccess, typ: prometheus.GaugeValue, scope: resultTargets,
 		values: func(st *scheduler.Status, yield func(string, float64)) {
+			if st.Result.Unknown {
+				return // no verdict: neither 1 nor 0 (docs/metrics.md)
+			}
 			yield("", boolValue(st.Result.Success))
 		},
 	},
 	{
 		name: "failure_reason", help: helpReason, typ: prometheus.GaugeValue, scope: resultTargets, label: "reason",
 		values: func(st *scheduler.Status, yield func(string, float64)) {
-			if !st.Result.Success {
+			if !st.Result.Success && !st.Result.Unknown {
 				yield(string(st.Result.Reason), 1)
 			}
 		},

@@ -19,6 +19,7 @@ const (
 	VerdictDown     = "down"       // marked down in the config, not probed
 	VerdictNotRun   = "not_probed" // --list
 	VerdictNoResult = "no_result"  // a probe that did not report (cannot happen short of a bug)
+	VerdictUnknown  = "unknown"    // no verdict is possible: a UDP server neither answered nor drew an ICMP error
 )
 
 // Report is the machine-readable result of diagnose (--output=json); the
@@ -54,6 +55,9 @@ type Summary struct {
 	FailingBackup  int `json:"failing_backup"`
 	Down           int `json:"down"`
 	Dynamic        int `json:"dynamic"`
+	// Unknown counts probes that ended without a verdict (silent UDP
+	// servers): neither healthy nor failing.
+	Unknown int `json:"unknown,omitempty"`
 }
 
 // Target is one upstream server in the report.
@@ -225,6 +229,12 @@ func (rep *Report) addResults(statuses []scheduler.Status) {
 		if r.Success {
 			t.Verdict = VerdictOK
 			rep.Summary.Healthy++
+			continue
+		}
+		if r.Unknown {
+			t.Verdict = VerdictUnknown
+			t.Detail = r.Detail
+			rep.Summary.Unknown++
 			continue
 		}
 		t.Verdict = VerdictFailed

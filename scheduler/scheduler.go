@@ -361,13 +361,14 @@ func timedOut(r prober.Reason) bool {
 func (s *Scheduler) record(st *state, t *discovery.Target, r *prober.Result, now time.Time) {
 	st.mu.Lock()
 	wasOK, had := st.status.Result.Success, st.status.HasResult
+	wasFailed := had && failed(&st.status.Result)
 	oldReason := st.status.Result.Reason
 	st.status.Target = t
 	st.status.HasResult = true
 	st.status.Result = *r
 	st.status.Finished = now
 	st.status.Runs++
-	if !r.Success {
+	if failed(r) {
 		st.status.Failures[reasonIndex(r.Reason)]++
 	}
 	st.mu.Unlock()
@@ -377,7 +378,7 @@ func (s *Scheduler) record(st *state, t *discovery.Target, r *prober.Result, now
 		logger = s.logger
 	}
 	switch {
-	case !r.Success && (!had || wasOK || oldReason != r.Reason):
+	case failed(r) && (!had || wasOK || oldReason != r.Reason):
 		attrs := []any{"reason", string(r.Reason), "nginx_would_log", r.Reason.NginxMessage(), "err", r.Err}
 		if r.Detail != "" {
 			attrs = append(attrs, "detail", r.Detail)
@@ -386,14 +387,21 @@ func (s *Scheduler) record(st *state, t *discovery.Target, r *prober.Result, now
 			attrs = append(attrs, "dialled", r.Address)
 		}
 		logger.Warn("upstream server failing", attrs...)
-	case r.Success && had && !wasOK:
+	case r.Success && wasFailed:
 		logger.Info("upstream server recovered")
+	case r.Unknown && wasFailed:
+		logger.Info("upstream server no longer failing, but gives no verdict", "detail", r.Detail)
 	default:
 		if logger.Enabled(context.Background(), slog.LevelDebug) {
 			logger.Debug("probe finished", "success", r.Success, "reason", string(r.Reason), "duration", r.Duration)
 		}
 	}
 }
+
+// failed: the probe has a failure verdict. A probe without a verdict
+// (prober.Result.Unknown: a silent UDP server) is neither a success nor a
+// failure and counts as neither.
+func failed(r *prober.Result) bool { return !r.Success && !r.Unknown }
 
 func reasonIndex(r prober.Reason) int {
 	for i, v := range prober.Reasons {
@@ -542,7 +550,7 @@ func ProbeOnce(ctx context.Context, set []*discovery.Target, p prober.Prober, co
 			out[i].Result = r
 			out[i].Finished = time.Now()
 			out[i].Runs = 1
-			if !r.Success {
+			if failed(&r) {
 				out[i].Failures[reasonIndex(r.Reason)]++
 			}
 			if progress != nil {

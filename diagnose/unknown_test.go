@@ -1,0 +1,28 @@
+package diagnose
+
+import (
+	"testing"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
+)
+
+// A silent UDP server is reported as unknown: not healthy, not failing,
+// and it does not make the report unhealthy.
+func TestReportUnknownVerdict(t *testing.T) {
+	tg := &discovery.Target{Key: discovery.Key{Upstream: "dns", Server: "127.0.0.1:53", Address: "127.0.0.1:53", Protocol: "udp"},
+		Network: "udp", Probe: &prober.Peer{Network: "udp"}}
+	l := &discovery.Loaded{Nginx: &nginxconf.Config{}, Set: &discovery.Set{Targets: []*discovery.Target{tg}, Probed: 1}}
+	rep := newReport("nginx.conf", l, 0)
+	rep.addResults([]scheduler.Status{{Target: tg, HasResult: true,
+		Result: prober.Result{Unknown: true, Detail: "no answer and no ICMP error"}}})
+	got := rep.Targets[0]
+	if got.Verdict != VerdictUnknown || got.Reason != "" || got.Success || got.Detail == "" {
+		t.Errorf("target = %+v, want verdict unknown with its detail and no reason", got)
+	}
+	if !rep.Healthy || rep.Summary.Unknown != 1 || rep.Summary.Failing != 0 || rep.Summary.Healthy != 0 {
+		t.Errorf("report healthy=%v summary=%+v", rep.Healthy, rep.Summary)
+	}
+}
