@@ -104,7 +104,10 @@ type verdict struct {
 	found   bool
 	runs    float64
 	success float64
-	reasons []string // reason labels of nginx_upstream_probe_failure_reason == 1
+	// hasSuccess: nginx_upstream_probe_success is exported (it is not
+	// for a probe without a verdict).
+	hasSuccess bool
+	reasons    []string // reason labels of nginx_upstream_probe_failure_reason == 1
 }
 
 func (v verdict) reason() string {
@@ -143,6 +146,7 @@ func verdicts(all []series) map[string]verdict {
 		case "nginx_upstream_probe_success":
 			v.found = true
 			v.success = s.value
+			v.hasSuccess = true
 		case "nginx_upstream_probe_failure_reason":
 			if s.value == 1 {
 				v.reasons = append(v.reasons, s.labels["reason"])
