@@ -26,7 +26,7 @@ func Hint(r prober.Reason, label, network string) string {
 }
 
 func hintText(r prober.Reason, label, network string) string {
-	unix := network == "unix"
+	unix := network == "unix" || network == "unixgram"
 	kind, _ := protocol.ParseLabel(label)
 	b := kind.Protocol.Spec().Backend
 	if b == "" {
@@ -41,6 +41,9 @@ func hintText(r prober.Reason, label, network string) string {
 	case prober.ReasonConnectionRefused:
 		if unix {
 			return "stale socket file with no listener: " + b + " died without removing it; restart it and check its log"
+		}
+		if network == "udp" {
+			return "nothing is bound to that UDP port (ICMP port unreachable): start " + b + " or make the port in the config match the one it binds (ss -lunp)"
 		}
 		return "nothing listens there: start " + b + " or make the port in the config match the one it listens on (ss -ltnp)"
 	case prober.ReasonSocketNotFound:

@@ -1,6 +1,7 @@
 package diagnose
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
@@ -24,5 +25,19 @@ func TestReportUnknownVerdict(t *testing.T) {
 	}
 	if !rep.Healthy || rep.Summary.Unknown != 1 || rep.Summary.Failing != 0 || rep.Summary.Healthy != 0 {
 		t.Errorf("report healthy=%v summary=%+v", rep.Healthy, rep.Summary)
+	}
+}
+
+// A refused UDP server is one with no socket bound: the hint names the
+// UDP listing, and a stale unix datagram socket gets the unix advice.
+func TestStreamHints(t *testing.T) {
+	if h := Hint(prober.ReasonConnectionRefused, "udp", "udp"); !strings.Contains(h, "ss -lunp") {
+		t.Errorf("udp refused hint: %q", h)
+	}
+	if h := Hint(prober.ReasonConnectionRefused, "tcp", "tcp"); !strings.Contains(h, "ss -ltnp") {
+		t.Errorf("tcp refused hint: %q", h)
+	}
+	if h := Hint(prober.ReasonConnectionRefused, "udp", "unixgram"); !strings.Contains(h, "stale socket") {
+		t.Errorf("unixgram refused hint: %q", h)
 	}
 }
