@@ -3,6 +3,7 @@ package prober
 import (
 	"crypto/tls"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -138,5 +139,38 @@ func TestStreamTCPProbe(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			checkResult(t, runProbe(t, tt.peer), tt.want)
 		})
+	}
+}
+
+// A unix datagram socket is judged for nginx's worker user like a stream
+// socket: connect(2) needs write permission on it.
+func TestUnixgramWorkerPermissions(t *testing.T) {
+	requireRoot(t)
+	dir := shortDir(t)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ro := filepath.Join(dir, "ro.sock")
+	pc, err := net.ListenPacket("unixgram", ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	udpServer(t, pc, false)
+	if err := os.Chmod(ro, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := udpPeer("unixgram", ro)
+	p.Worker = nobody
+	r := runProbe(t, p)
+	if r.Reason != ReasonPermissionDenied || r.Unknown {
+		t.Fatalf("reason %q unknown %v (%v), want permission_denied for the worker user", r.Reason, r.Unknown, r.Err)
+	}
+	// The same socket writable by everyone: no verdict (silence), not a
+	// permission failure.
+	if err := os.Chmod(ro, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if r := runProbe(t, p); r.Reason != ReasonNone || !r.Unknown {
+		t.Fatalf("writable socket: reason %q unknown %v (%v)", r.Reason, r.Unknown, r.Err)
 	}
 }
