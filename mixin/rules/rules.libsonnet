@@ -18,9 +18,16 @@ local series = import '../lib/series.libsonnet';
           },
           {
             record: series.success,
+            // A probe without a verdict (a silent UDP server: no
+            // nginx_upstream_probe_success series, yet a last run) counts
+            // as not failing: no alert may claim a failure nothing showed.
             expr: promql.expr(|||
               sum by (%(upstreamBy)s) (
-                nginx_upstream_probe_success{%(sel)s}
+                (
+                  nginx_upstream_probe_success{%(sel)s}
+                  or on (%(targetBy)s)
+                  (nginx_upstream_probe_last_run_timestamp_seconds{%(sel)s} * 0 + 1)
+                )
                 and on (%(targetBy)s)
                 nginx_upstream_probe_target_info{%(sel)s, down="false"}
               )
@@ -36,9 +43,14 @@ local series = import '../lib/series.libsonnet';
           },
           {
             record: series.primarySuccess,
+            // Probes without a verdict count as not failing, as above.
             expr: promql.expr(|||
               sum by (%(upstreamBy)s) (
-                nginx_upstream_probe_success{%(sel)s}
+                (
+                  nginx_upstream_probe_success{%(sel)s}
+                  or on (%(targetBy)s)
+                  (nginx_upstream_probe_last_run_timestamp_seconds{%(sel)s} * 0 + 1)
+                )
                 and on (%(targetBy)s)
                 nginx_upstream_probe_target_info{%(sel)s, backup="false", down="false"}
               )
