@@ -62,6 +62,20 @@ var streamScenarios = []streamScenario{
 		conf: `proxy_pass db;`,
 	},
 	{
+		// proxy_pass through a map of literal addresses: nginx picks one
+		// per connection, the exporter probes every choice.
+		name: "stream_map_of_literal_choices",
+		servers: []server{
+			{"dead", refused(), prober.ReasonConnectionRefused},
+			{"good", tcpServer(banner), prober.ReasonNone},
+		},
+		stream: `map $remote_addr $backend {
+			127.0.0.1 {{.dead}};
+			default   {{.good}};
+		}`,
+		conf: `proxy_pass $backend;`,
+	},
+	{
 		name:    "stream_unix_missing_socket",
 		servers: []server{{"db", missingSocket(), prober.ReasonSocketNotFound}},
 		conf:    `proxy_pass {{.db}};`,

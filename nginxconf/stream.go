@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -23,6 +24,10 @@ import (
 // servers are targets twice, as "tcp" (or "tls") and "udp". `proxy_ssl
 // on` makes nginx run its TLS handshake before proxying, over TCP only
 // (ngx_stream_proxy_connect_handler checks the socket type).
+//
+// A proxy_pass built from one variable that a stream `map` defines with
+// literal values only (the usual map on $ssl_preread_server_name) yields
+// each value as a target; any other use of variables is a DynamicPass.
 //
 // Settings are inherited stream -> server: proxy_connect_timeout (60s),
 // proxy_timeout (10m, between two successive reads or writes: both the
@@ -96,25 +101,88 @@ func (w *walker) streams(roots []*node) error {
 		blocks = append(blocks, streamBlock{n, sc})
 	}
 	ups := map[string]*upstream{}
+	maps := map[string][]string{}
 	for _, b := range blocks {
 		for _, n := range b.n.block {
-			if n.name == "upstream" && n.isBlk {
+			switch {
+			case n.name == "upstream" && n.isBlk:
 				if err := w.streamUpstream(n, b.sc, ups); err != nil {
 					return err
 				}
+			case n.name == "map" && n.isBlk && len(n.args) == 2:
+				name := strings.ToLower(strings.TrimPrefix(n.args[1], "$"))
+				maps[name] = mapValues(n)
 			}
 		}
 	}
 	for _, b := range blocks {
 		for _, n := range b.n.block {
 			if n.name == "server" && n.isBlk {
-				if err := w.streamServer(n, b.sc, ups); err != nil {
+				if err := w.streamServer(n, b.sc, ups, maps); err != nil {
 					return err
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// mapValues lists the values a stream `map` can give its variable, in
+// the order written, the default last ("" when there is none, as nginx
+// gives an empty value). nil means a value is built from variables: the
+// choices are not finite.
+func mapValues(n *node) []string {
+	var vals []string
+	def := ""
+	for _, c := range n.block {
+		if c.isBlk {
+			return nil
+		}
+		switch {
+		case len(c.args) == 0 && (c.name == "hostnames" || c.name == "volatile"):
+			continue
+		case len(c.args) != 1 || strings.Contains(c.args[0], "$"):
+			return nil
+		case c.name == "default":
+			def = c.args[0]
+		default:
+			vals = append(vals, c.args[0])
+		}
+	}
+	vals = append(vals, def)
+	out := vals[:0]
+	for _, v := range vals {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// streamCandidates expands a proxy_pass argument built from one variable
+// that a `map` of literal values defines: every address it can take, in
+// the map's order. ok is false for anything else (several variables,
+// other variables, values nginx could not use), which stays dynamic.
+func streamCandidates(arg string, maps map[string][]string) (addrs []string, ok bool) {
+	i := strings.IndexByte(arg, '$')
+	name, n := varName(arg[i+1:])
+	if n == 0 || strings.Contains(arg[i+1+n:], "$") {
+		return nil, false
+	}
+	vals, known := maps[strings.ToLower(name)]
+	if !known || vals == nil {
+		return nil, false
+	}
+	for _, v := range vals {
+		a := arg[:i] + v + arg[i+1+n:]
+		if a == "" {
+			// The empty default: nginx fails such a session ("no
+			// host"), there is nothing to probe.
+			continue
+		}
+		addrs = append(addrs, a)
+	}
+	return addrs, len(addrs) > 0
 }
 
 // streamUpstream reads an upstream{} block of stream{}
@@ -162,7 +230,7 @@ func (w *walker) streamUpstream(n *node, streamScope *scope, ups map[string]*ups
 
 // streamServer handles one server{} of stream{}: its listeners decide the
 // protocols, its proxy_pass the servers.
-func (w *walker) streamServer(n *node, parent *scope, ups map[string]*upstream) error {
+func (w *walker) streamServer(n *node, parent *scope, ups map[string]*upstream, maps map[string][]string) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
@@ -207,30 +275,75 @@ func (w *walker) streamServer(n *node, parent *scope, ups map[string]*upstream) 
 		return nil
 	}
 	arg := pass.args[0]
-	if strings.Contains(arg, "$") {
-		// Built from variables (often a map on
-		// $ssl_preread_server_name): known per connection only.
+	if !strings.Contains(arg, "$") {
+		a, err := parseAddress(arg, "")
+		if errors.Is(err, errUserinfo) {
+			return pass.errorf("%v in %q directive", err, pass.name)
+		}
+		if err != nil {
+			return pass.errorf("%v in upstream %q", err, arg)
+		}
+		u := lookupStream(ups, a)
+		if u != nil && a.portWritten {
+			return pass.errorf("upstream %q may not have port %s", a.host, a.port)
+		}
+		if u == nil && !a.portWritten && !a.isUnix() {
+			return pass.errorf("no port in upstream %q", a.raw)
+		}
+		w.streamTargets(pass, sc, kinds, serverName(n.block), a, u, false)
+		return nil
+	}
+	// Built from variables, often a map on $ssl_preread_server_name:
+	// nginx picks the address per session (ngx_stream_proxy_eval). When
+	// the map's values are all literal, every choice is known and each
+	// is a target; a choice that names no upstream block is resolved
+	// at run time through `resolver`.
+	cands, ok := streamCandidates(arg, maps)
+	type choice struct {
+		a address
+		u *upstream
+	}
+	var choices []choice
+	for _, c := range cands {
+		a, err := parseAddress(c, "")
+		if err != nil {
+			ok = false
+			break
+		}
+		u := lookupStream(ups, a)
+		if u != nil && a.portWritten {
+			u = nil // at run time the port keeps it from matching the block
+		}
+		if u == nil && !a.portWritten && !a.isUnix() {
+			ok = false // nginx fails such a session: "no port"
+			break
+		}
+		choices = append(choices, choice{a, u})
+	}
+	if !ok {
 		w.dynamic(pass)
 		return nil
 	}
-	a, err := parseAddress(arg, "")
-	if errors.Is(err, errUserinfo) {
-		return pass.errorf("%v in %q directive", err, pass.name)
+	for _, c := range choices {
+		w.streamTargets(pass, sc, kinds, serverName(n.block), c.a, c.u, true)
 	}
-	if err != nil {
-		return pass.errorf("%v in upstream %q", err, arg)
+	return nil
+}
+
+// lookupStream is the stream upstream{} block a host names, nil for none
+// (or a unix socket).
+func lookupStream(ups map[string]*upstream, a address) *upstream {
+	if a.isUnix() {
+		return nil
 	}
-	var u *upstream
-	if !a.isUnix() {
-		u = ups[strings.ToLower(a.host)]
-	}
-	if u != nil && a.portWritten {
-		return pass.errorf("upstream %q may not have port %s", a.host, a.port)
-	}
-	if u == nil && !a.portWritten && !a.isUnix() {
-		return pass.errorf("no port in upstream %q", a.raw)
-	}
-	name := serverName(n.block)
+	return ups[strings.ToLower(a.host)]
+}
+
+// streamTargets adds the targets of one proxy_pass address for each
+// protocol its server listens with: the servers of upstream block u, or
+// the implicit upstream of a. runtime is set for an address chosen
+// through variables, which nginx resolves per session.
+func (w *walker) streamTargets(pass *node, sc *scope, kinds []protocol.Protocol, name string, a address, u *upstream, runtime bool) {
 	for _, p := range kinds {
 		set := w.streamSettings(sc, p, name)
 		if u != nil {
@@ -250,11 +363,11 @@ func (w *walker) streamServer(n *node, parent *scope, ups map[string]*upstream) 
 		t.Protocol = p
 		t.Params = ServerParams{Weight: defaultWeight, MaxFails: defaultMaxFails, FailTimeout: defaultFailTimeout}
 		t.Settings = set
+		t.RuntimeResolve = runtime && !a.isUnix() && net.ParseIP(t.Host) == nil
 		t.Resolvers = resolverAddrs(sc.lookup("resolver"))
 		t.Sources = []string{pass.source()}
 		w.add(t)
 	}
-	return nil
 }
 
 // streamSettings are the effective settings of a stream server's

@@ -61,10 +61,24 @@ func TestStreamSemantics(t *testing.T) {
 	eq(t, "unix udp", findTarget(t, cfg, "unix:/run/syslog.sock", "unix:/run/syslog.sock", "udp").SocketPath, "/run/syslog.sock")
 	eq(t, "proxy_ssl ignored over udp", findTarget(t, cfg, "10.0.2.1:3478", "10.0.2.1:3478", "udp").Settings.SSL.Enabled, false)
 
-	if len(cfg.Dynamic) != 1 || cfg.Dynamic[0].Address != "$by_sni" {
-		t.Errorf("Dynamic = %+v, want the proxy_pass $by_sni", cfg.Dynamic)
+	// A map of literal values: each choice is a target, once.
+	for _, u := range []string{"by_sni_a", "by_sni_b"} {
+		for _, tg := range cfg.Servers {
+			if tg.Upstream == u && (tg.Kind().Label() != "tcp" || tg.RuntimeResolve) {
+				t.Errorf("%s: %+v", u, tg)
+			}
+		}
 	}
-	eq(t, "unused upstreams", cfg.UnusedUpstreams, []string{"by_sni_a", "by_sni_b"})
+	findTarget(t, cfg, "by_sni_a", "10.0.1.1:443", "tcp")
+	findTarget(t, cfg, "by_sni_b", "10.0.1.2:443", "tcp")
+	eq(t, "literal choice", findTarget(t, cfg, "10.0.3.1:5349", "10.0.3.1:5349", "tcp").RuntimeResolve, false)
+	cdn := findTarget(t, cfg, "cdn.internal:443", "cdn.internal:443", "tcp")
+	eq(t, "a name chosen per session is resolved at run time", cdn.RuntimeResolve, true)
+	eq(t, "through stream's resolver", cdn.Resolvers, []string{"127.0.0.53"})
+	if len(cfg.Dynamic) != 1 || cfg.Dynamic[0].Address != "$passthrough" {
+		t.Errorf("Dynamic = %+v, want the proxy_pass $passthrough", cfg.Dynamic)
+	}
+	eq(t, "unused upstreams", cfg.UnusedUpstreams, []string(nil))
 }
 
 // streamConf wraps a stream{} body into a configuration nginx can test.
