@@ -239,7 +239,7 @@ func (rep *Report) addResults(statuses []scheduler.Status) {
 		}
 		t.Verdict = VerdictFailed
 		t.Reason = string(r.Reason)
-		t.NginxMessage = r.Reason.NginxMessage()
+		t.NginxMessage = r.Reason.NginxMessageOver(t.Network)
 		t.Hint = Hint(r.Reason, t.Protocol, t.Network)
 		t.Runbook = RunbookURL(r.Reason)
 		t.Detail = r.Detail

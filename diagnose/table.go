@@ -146,6 +146,9 @@ func writeTable(w io.Writer, rep *Report, p palette) {
 		for i, l := range lines[1:] {
 			fmt.Fprintln(w, l)
 			t := &rep.Targets[i]
+			if t.Verdict == VerdictUnknown && t.Detail != "" {
+				fmt.Fprintf(w, "    %s %s; see docs/metrics.md#stream-upstreams\n", p.dim("no verdict:"), t.Detail)
+			}
 			if d := details[i]; d[0] != "" {
 				fmt.Fprintf(w, "    %s %s\n", p.dim("nginx logs:"), d[0])
 				fmt.Fprintf(w, "    %s %s\n", p.dim("fix:       "), d[1])
@@ -175,15 +178,21 @@ func writeSummary(w io.Writer, rep *Report, p palette) {
 			parts = append(parts, f)
 		}
 	}
+	if s.Unknown > 0 {
+		parts = append(parts, fmt.Sprintf("%d unknown (no verdict)", s.Unknown))
+	}
 	parts = append(parts, fmt.Sprintf("%d down (not probed)", s.Down))
 	if s.Dynamic > 0 {
 		parts = append(parts, fmt.Sprintf("%d dynamic (not probeable)", s.Dynamic))
 	}
 	head := fmt.Sprintf("%d targets: %s.", s.Targets, strings.Join(parts, ", "))
 	if rep.Probed {
-		if rep.Healthy {
+		switch {
+		case rep.Healthy && s.Unknown > 0:
+			head += " " + p.green("No primary server is failing.")
+		case rep.Healthy:
 			head += " " + p.green("Every primary server is healthy.")
-		} else {
+		default:
 			head += " " + p.red(fmt.Sprintf("%d primary server(s) failing.", s.FailingPrimary))
 		}
 	}

@@ -26,6 +26,16 @@ func TestReportUnknownVerdict(t *testing.T) {
 	if !rep.Healthy || rep.Summary.Unknown != 1 || rep.Summary.Failing != 0 || rep.Summary.Healthy != 0 {
 		t.Errorf("report healthy=%v summary=%+v", rep.Healthy, rep.Summary)
 	}
+	var b strings.Builder
+	writeTable(&b, rep, palette{})
+	for _, want := range []string{" unknown", "no verdict: no answer and no ICMP error", "1 unknown (no verdict)", "No primary server is failing."} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "Every primary server is healthy") {
+		t.Errorf("a server without a verdict is not healthy:\n%s", b.String())
+	}
 }
 
 // A refused UDP server is one with no socket bound: the hint names the

@@ -174,3 +174,12 @@ func TestUnixgramWorkerPermissions(t *testing.T) {
 		t.Fatalf("writable socket: reason %q unknown %v (%v)", r.Reason, r.Unknown, r.Err)
 	}
 }
+
+func TestNginxMessageOverUDP(t *testing.T) {
+	if m := ReasonConnectionRefused.NginxMessageOver("udp"); m != `recv() failed (111: Connection refused) while proxying and reading from upstream` {
+		t.Errorf("udp: %q", m)
+	}
+	if m := ReasonConnectionRefused.NginxMessageOver("tcp"); m != ReasonConnectionRefused.NginxMessage() {
+		t.Errorf("tcp: %q", m)
+	}
+}

@@ -379,7 +379,7 @@ func (s *Scheduler) record(st *state, t *discovery.Target, r *prober.Result, now
 	}
 	switch {
 	case failed(r) && (!had || wasOK || oldReason != r.Reason):
-		attrs := []any{"reason", string(r.Reason), "nginx_would_log", r.Reason.NginxMessage(), "err", r.Err}
+		attrs := []any{"reason", string(r.Reason), "nginx_would_log", r.Reason.NginxMessageOver(t.Network), "err", r.Err}
 		if r.Detail != "" {
 			attrs = append(attrs, "detail", r.Detail)
 		}
