@@ -77,8 +77,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Default("").StringVar(&c.nginxPrefix)
 	app.Flag("config.file", "Optional exporter configuration file (YAML): per-upstream probe requests. Without it, probes use nginx-like defaults.").
 		Default("").Envar("NGINX_UPSTREAM_EXPORTER_CONFIG_FILE").StringVar(&c.configFile)
-	app.Flag("probe.timeout", "Upper bound for each probe; each phase is also bounded by nginx's own timeout for it (the smaller wins).").
-		Default("10s").DurationVar(&c.probeTimeout)
+	app.Flag("probe.timeout", "Optional cap on each probe. By default (0) a probe waits as long as nginx would in each phase (its *_connect/send/read_timeout); a probe the cap ends gives no verdict (inconclusive), never nginx's timeout reason.").
+		Default("0s").DurationVar(&c.probeTimeout)
 	app.Flag("probe.concurrency", "Maximum number of probes in flight at once.").
 		Default("512").IntVar(&c.probeConcurrency)
 	c.log = promslog.Config{}
@@ -165,7 +165,6 @@ func (c *commonFlags) discovery(logger *slog.Logger) discovery.Options {
 		NginxConfig:    c.nginxConfig,
 		NginxPrefix:    c.nginxPrefix,
 		ExporterConfig: c.configFile,
-		ProbeTimeout:   c.probeTimeout,
 		Logger:         logger,
 	}
 }

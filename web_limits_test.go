@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/server"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
 // limitedServer serves the exporter of a generated configuration with n
@@ -34,7 +36,7 @@ func limitedServer(t *testing.T, n int, interval time.Duration, lim server.Limit
 		fmt.Fprintf(&b, "    server 127.1.%d.%d:1;\n", i/250, i%250+1)
 	}
 	b.WriteString("}\nserver { listen 127.0.0.1:8080; location / { proxy_pass http://many; } }\n")
-	conf := writeConf(t, b.String())
+	conf := testutil.WriteNginxConf(t, b.String())
 
 	logger := promslog.New(debugLogger(io.Discard))
 	c := &commonFlags{nginxConfig: conf, probeTimeout: time.Second, probeConcurrency: 64}

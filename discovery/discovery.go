@@ -85,8 +85,6 @@ type Options struct {
 	Resolver Resolver // nil: net.DefaultResolver
 	// ResolveTimeout bounds each load-time lookup.
 	ResolveTimeout time.Duration
-	// ProbeTimeout caps every nginx timeout, so no probe outlives it.
-	ProbeTimeout time.Duration
 	// Worker is nginx's worker user; nil disables the permission check.
 	// Load fills it from the `user` directive.
 	Worker *prober.Credentials
@@ -224,12 +222,16 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options) *Target 
 		return t
 	}
 	p := &prober.Peer{
-		Protocol:       ct.Protocol,
-		Network:        t.Network,
-		Address:        addr,
-		ConnectTimeout: capTimeout(ct.Settings.ConnectTimeout, opts.ProbeTimeout),
-		ReadTimeout:    capTimeout(ct.Settings.ReadTimeout, opts.ProbeTimeout),
-		SendTimeout:    capTimeout(ct.Settings.SendTimeout, opts.ProbeTimeout),
+		Protocol: ct.Protocol,
+		Network:  t.Network,
+		Address:  addr,
+		// nginx's own timeouts, uncapped: a probe waits as long as nginx
+		// would in each phase. The operator's --probe.timeout bounds the
+		// whole probe in the scheduler and yields no verdict, never a
+		// timeout nginx would not have.
+		ConnectTimeout: ct.Settings.ConnectTimeout,
+		ReadTimeout:    ct.Settings.ReadTimeout,
+		SendTimeout:    ct.Settings.SendTimeout,
 		BufferSize:     ct.Settings.BufferSize,
 		HTTP: prober.HTTPSettings{
 			Version: ct.Settings.HTTPVersion,
@@ -304,16 +306,6 @@ func resolverAddrs(in []string) []string {
 		out = append(out, net.JoinHostPort(strings.Trim(r, "[]"), "53"))
 	}
 	return out
-}
-
-func capTimeout(nginx, limit time.Duration) time.Duration {
-	if nginx <= 0 {
-		nginx = 60 * time.Second // nginx's default for every *_timeout
-	}
-	if limit > 0 && limit < nginx {
-		return limit
-	}
-	return nginx
 }
 
 // String renders the key for logs.

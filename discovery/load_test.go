@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
-	"time"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
@@ -30,7 +29,7 @@ http {
 		location /x { proxy_pass http://$arg_host:80; }
 	}
 }`)
-	loaded, err := Load(context.Background(), Options{NginxConfig: conf, ProbeTimeout: 5 * time.Second})
+	loaded, err := Load(context.Background(), Options{NginxConfig: conf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +80,7 @@ func TestArbitraryMatchesConfiguration(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.label, func(t *testing.T) {
 			conf := writeConf(t, "events {}\nhttp { server { location / { "+tt.directive+" "+tt.arg+"; } } }")
-			opts := Options{NginxConfig: conf, ProbeTimeout: 3 * time.Second}
+			opts := Options{NginxConfig: conf}
 			loaded, err := Load(context.Background(), opts)
 			if err != nil {
 				t.Fatal(err)

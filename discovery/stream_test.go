@@ -37,7 +37,7 @@ stream {
 		proxy_ssl_verify on;
 	}
 }`)
-	loaded, err := Load(context.Background(), Options{NginxConfig: conf, ProbeTimeout: 10 * time.Second, Resolver: fakeResolver{}})
+	loaded, err := Load(context.Background(), Options{NginxConfig: conf, Resolver: fakeResolver{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ stream {
 		{Key{"dns", "unix:/run/dns.sock", "unix:/run/dns.sock", "tcp"}, "unix", "/run/dns.sock", 3 * time.Second, 30 * time.Second},
 		{Key{"dns", "unix:/run/dns.sock", "unix:/run/dns.sock", "udp"}, "unixgram", "/run/dns.sock", 3 * time.Second, 30 * time.Second},
 		{Key{"dns", "ns.internal:53", "ns.internal:53", "udp"}, "udp", "", 3 * time.Second, 30 * time.Second},
-		// proxy_timeout's default, 10m, capped by the probe timeout.
+		// proxy_timeout's default, 10m.
 		{Key{"127.0.0.1:16379", "127.0.0.1:16379", "127.0.0.1:16379", "tls"}, "tcp", "127.0.0.1:16379", 3 * time.Second, 10 * time.Minute},
 	}
 	if len(got) != len(tests)+1 {
@@ -75,8 +75,9 @@ stream {
 		if tg.ConnectTimeout != tt.connect || tg.ReadTimeout != tt.read || tg.SendTimeout != tt.read {
 			t.Errorf("%s: nginx's timeouts %v/%v/%v, want %v/%v", tt.key, tg.ConnectTimeout, tg.ReadTimeout, tg.SendTimeout, tt.connect, tt.read)
 		}
-		if tg.Probe.ConnectTimeout != min(tt.connect, 10*time.Second) || tg.Probe.ReadTimeout != min(tt.read, 10*time.Second) {
-			t.Errorf("%s: probe timeouts %v/%v", tt.key, tg.Probe.ConnectTimeout, tg.Probe.ReadTimeout)
+		// The probe waits as long as nginx would.
+		if tg.Probe.ConnectTimeout != tt.connect || tg.Probe.ReadTimeout != tt.read || tg.Probe.SendTimeout != tt.read {
+			t.Errorf("%s: probe timeouts %v/%v/%v", tt.key, tg.Probe.ConnectTimeout, tg.Probe.ReadTimeout, tg.Probe.SendTimeout)
 		}
 	}
 	ns := got[Key{"dns", "ns.internal:53", "ns.internal:53", "udp"}]

@@ -108,6 +108,8 @@ type verdict struct {
 	// for a probe without a verdict).
 	hasSuccess bool
 	reasons    []string // reason labels of nginx_upstream_probe_failure_reason == 1
+	// inconclusive is the cause of nginx_upstream_probe_inconclusive == 1.
+	inconclusive string
 }
 
 func (v verdict) reason() string {
@@ -124,6 +126,9 @@ func (v verdict) String() string {
 	r := v.reason()
 	if r == "" {
 		r = "none"
+	}
+	if v.inconclusive != "" {
+		return fmt.Sprintf("no verdict (cause=%s) runs=%g", v.inconclusive, v.runs)
 	}
 	return fmt.Sprintf("reason=%s success=%g runs=%g", r, v.success, v.runs)
 }
@@ -150,6 +155,10 @@ func verdicts(all []series) map[string]verdict {
 		case "nginx_upstream_probe_failure_reason":
 			if s.value == 1 {
 				v.reasons = append(v.reasons, s.labels["reason"])
+			}
+		case "nginx_upstream_probe_inconclusive":
+			if s.value == 1 {
+				v.inconclusive = s.labels["cause"]
 			}
 		}
 		out[key] = v

@@ -33,8 +33,9 @@ type streamScenario struct {
 	stream  string // text inside stream{}, before the server (upstream blocks)
 	conf    string // text inside the proxying server{}
 	// noVerdict: the servers nginx reaches without an error cannot be
-	// judged (UDP silence): the exporter must export no probe_success
-	// and no failure reason for them, yet have probed them.
+	// judged (UDP silence): the exporter must export no verdict for them
+	// (nginx_upstream_probe_inconclusive{cause="no_answer"}, no
+	// probe_success, no failure reason), yet have probed them.
 	noVerdict bool
 }
 
@@ -297,7 +298,7 @@ func runStreamScenario(t *testing.T, table mappingTable, sc streamScenario) {
 			continue
 		}
 		if sc.noVerdict && want.reason == prober.ReasonNone {
-			if v.hasSuccess || v.reason() != "" {
+			if v.hasSuccess || v.reason() != "" || v.inconclusive != "no_answer" {
 				t.Errorf("scenario %s, server %s: nginx logged no error and cannot tell either; the exporter must export no verdict, it says %s",
 					sc.name, targets[i], v)
 			}

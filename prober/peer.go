@@ -137,3 +137,22 @@ type GRPCSettings struct {
 	// asks about the server as a whole.
 	Service string
 }
+
+// MaxDuration is the longest nginx itself would keep one exchange with
+// this peer going without a timer firing: a run-time lookup, the connect
+// and the TLS handshake (each under the connect timeout, as nginx arms
+// proxy_connect_timeout for both), sending the request and waiting for
+// the response. A backend that trickles its header byte by byte can keep
+// nginx longer; the exporter stops there and says it stopped waiting
+// (InconclusiveProbeTimeout), never that nginx timed out.
+func (p *Peer) MaxDuration() time.Duration {
+	connect := orDefault(p.ConnectTimeout)
+	d := connect + orDefault(p.SendTimeout) + orDefault(p.ReadTimeout)
+	if p.Resolve != nil {
+		d += connect
+	}
+	if p.TLS != nil {
+		d += connect
+	}
+	return d + time.Second
+}

@@ -27,11 +27,6 @@ func (p Phase) String() string { return PhaseNames[p] }
 type Result struct {
 	Success bool
 	Reason  Reason
-	// Unknown: the probe ended without a verdict (a UDP server that
-	// neither answered nor drew an ICMP error). Success is false and
-	// Reason empty: it is neither healthy nor failing, and is exported as
-	// such (docs/metrics.md).
-	Unknown bool
 	// Err is the underlying error, for logs only: it may hold addresses and
 	// system messages, never request headers, so it must not become a label.
 	Err error
@@ -44,6 +39,12 @@ type Result struct {
 
 	Duration time.Duration
 	Phases   [numPhases]time.Duration
+
+	// Inconclusive is set when the probe ended without a verdict about
+	// the backend: the exporter stopped waiting before nginx would have,
+	// or the exporter itself lacked resources. Reason is then empty and
+	// Success false: neither a failure nginx would log nor a success.
+	Inconclusive Inconclusive
 
 	// HTTPStatus is the status code read from the backend, 0 when none.
 	HTTPStatus int
@@ -62,3 +63,28 @@ func (r *Result) Fail(reason Reason, err error) {
 	r.Reason = reason
 	r.Err = err
 }
+
+// Inconclusive names why a probe gave no verdict about the backend. It is
+// a closed vocabulary, like Reason, and never a failure reason: nginx
+// would not have logged anything for it.
+type Inconclusive string
+
+// The causes of a probe without a verdict.
+const (
+	// InconclusiveProbeTimeout: the exporter's own bound on the probe
+	// (--probe.timeout, or the sum of nginx's timeouts for a backend that
+	// trickles its header) ended it while nginx would still be waiting.
+	InconclusiveProbeTimeout Inconclusive = "probe_timeout"
+	// InconclusiveExporterResources: the exporter ran out of something of
+	// its own (file descriptors, local ports, socket buffers, memory)
+	// before reaching the backend.
+	InconclusiveExporterResources Inconclusive = "exporter_resources"
+	// InconclusiveNoAnswer: a UDP server neither answered the probe's
+	// datagram nor drew an ICMP error before the wait ended. It may be
+	// listening (most servers ignore an empty datagram) or datagrams or
+	// ICMP may be filtered; nginx logs no error for such a session either.
+	InconclusiveNoAnswer Inconclusive = "no_answer"
+)
+
+// InconclusiveCauses lists every cause in documentation order.
+var InconclusiveCauses = [...]Inconclusive{InconclusiveProbeTimeout, InconclusiveExporterResources, InconclusiveNoAnswer}

@@ -15,8 +15,8 @@ package prober
 //   - a datagram back: something is bound there and answers. Success.
 //   - silence: the port may be open (most servers ignore an empty
 //     datagram), or a firewall may drop datagrams or ICMP, or ICMP may be
-//     rate-limited on the way. That is no verdict: the result is marked
-//     Unknown, neither success nor a failure reason. nginx itself counts
+//     rate-limited on the way. That is no verdict (InconclusiveNoAnswer),
+//     neither success nor a failure reason. nginx itself counts
 //     an unanswered UDP session as normal ("udp timed out" at level info)
 //     unless proxy_responses says how many answers to expect.
 //
@@ -40,11 +40,11 @@ func udpExchange(c *conversation, t *Peer) {
 		c.r.Success = true
 		return
 	}
-	if isTimeout(err) {
-		c.r.Unknown = true
-		c.r.Err = err
-		c.r.Detail = "no answer and no ICMP error: the port may be open, or datagrams or ICMP are filtered"
+	if isTimeout(err) && !pastDeadline(c.ctx) {
+		c.failWith(outcomeNoAnswer, err, "", "no answer and no ICMP error: the port may be open, or datagrams or ICMP are filtered")
 		return
 	}
+	// An ICMP error (classified like connect's errno), or the
+	// exporter's own bound on the probe (no verdict either).
 	c.fail(err, "")
 }

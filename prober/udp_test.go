@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
 
@@ -43,7 +44,7 @@ func udpPeer(network, address string) *Peer {
 }
 
 // TestUDPProbe: an ICMP port unreachable is connection_refused, an answer
-// is success, silence is no verdict (Unknown), never success.
+// is success, silence is no verdict (InconclusiveNoAnswer), never success.
 func TestUDPProbe(t *testing.T) {
 	listen := func(network, addr string) net.PacketConn {
 		pc, err := net.ListenPacket(network, addr)
@@ -60,7 +61,7 @@ func TestUDPProbe(t *testing.T) {
 	closedAddr := closed.LocalAddr().String()
 	closed.Close()
 
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	silentUnix := listen("unixgram", filepath.Join(dir, "silent.sock"))
 	udpServer(t, silentUnix, false)
 	stale := filepath.Join(dir, "stale.sock")
@@ -84,8 +85,8 @@ func TestUDPProbe(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
 			r := runProbe(t, tt.peer)
-			if r.Reason != tt.want || r.Unknown != tt.unknown {
-				t.Fatalf("reason %q unknown %v (err %v), want %q unknown %v", r.Reason, r.Unknown, r.Err, tt.want, tt.unknown)
+			if got := r.Inconclusive == InconclusiveNoAnswer; r.Reason != tt.want || got != tt.unknown {
+				t.Fatalf("reason %q inconclusive %q (err %v), want %q no answer %v", r.Reason, r.Inconclusive, r.Err, tt.want, tt.unknown)
 			}
 			if wantSuccess := tt.want == ReasonNone && !tt.unknown; r.Success != wantSuccess {
 				t.Fatalf("success = %v, want %v", r.Success, wantSuccess)
@@ -97,7 +98,7 @@ func TestUDPProbe(t *testing.T) {
 					t.Errorf("silent probe took %v, want about the connect timeout (300ms)", d)
 				}
 				if r.Detail == "" {
-					t.Error("no detail on an unknown verdict")
+					t.Error("no detail on a probe without a verdict")
 				}
 			}
 		})
@@ -108,10 +109,10 @@ func TestUDPProbe(t *testing.T) {
 // nginx's handshake (proxy_ssl on), which a plain port fails.
 func TestStreamTCPProbe(t *testing.T) {
 	year := time.Now().Add(365 * 24 * time.Hour)
-	ca := newCert(t, "Test CA", nil, true, year)
-	leaf := newCert(t, "db.test", ca, false, year, "db.test")
+	ca := testutil.MustCert(t, "Test CA", testutil.CertOptions{CA: true, NotAfter: year})
+	leaf := testutil.MustCert(t, "db.test", testutil.CertOptions{Parent: ca, NotAfter: year, Names: []string{"db.test"}})
 	tlsServer := serveTCP(t, func(c net.Conn) {
-		tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{leaf.tlsCert()}})
+		tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}})
 		tc.SetDeadline(time.Now().Add(3 * time.Second))
 		if tc.Handshake() == nil {
 			waitClosed(tc)
@@ -123,7 +124,7 @@ func TestStreamTCPProbe(t *testing.T) {
 		c.Write([]byte("220 mail.test ESMTP\r\n"))
 		waitClosed(c)
 	})
-	refused := freePort(t)
+	refused := testutil.FreeAddr(t)
 
 	tests := []struct {
 		name string
@@ -146,7 +147,7 @@ func TestStreamTCPProbe(t *testing.T) {
 // socket: connect(2) needs write permission on it.
 func TestUnixgramWorkerPermissions(t *testing.T) {
 	requireRoot(t)
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -162,16 +163,16 @@ func TestUnixgramWorkerPermissions(t *testing.T) {
 	p := udpPeer("unixgram", ro)
 	p.Worker = nobody
 	r := runProbe(t, p)
-	if r.Reason != ReasonPermissionDenied || r.Unknown {
-		t.Fatalf("reason %q unknown %v (%v), want permission_denied for the worker user", r.Reason, r.Unknown, r.Err)
+	if r.Reason != ReasonPermissionDenied || r.Inconclusive != "" {
+		t.Fatalf("reason %q inconclusive %q (%v), want permission_denied for the worker user", r.Reason, r.Inconclusive, r.Err)
 	}
 	// The same socket writable by everyone: no verdict (silence), not a
 	// permission failure.
 	if err := os.Chmod(ro, 0o666); err != nil {
 		t.Fatal(err)
 	}
-	if r := runProbe(t, p); r.Reason != ReasonNone || !r.Unknown {
-		t.Fatalf("writable socket: reason %q unknown %v (%v)", r.Reason, r.Unknown, r.Err)
+	if r := runProbe(t, p); r.Reason != ReasonNone || r.Inconclusive != InconclusiveNoAnswer {
+		t.Fatalf("writable socket: reason %q inconclusive %q (%v)", r.Reason, r.Inconclusive, r.Err)
 	}
 }
 

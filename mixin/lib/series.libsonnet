@@ -3,8 +3,8 @@
 {
   // Targets nginx may send traffic to (not marked `down`), backups included.
   servers: 'upstream:nginx_upstream_probe_servers:count',
-  // How many of those passed their last probe (or gave no verdict: a silent
-  // UDP server is not counted as failing).
+  // How many of those passed their last probe or gave no verdict
+  // (nginx_upstream_probe_inconclusive: not counted as failing).
   success: 'upstream:nginx_upstream_probe_success:sum',
   // Primary targets: neither `backup` nor `down`.
   primaryServers: 'upstream:nginx_upstream_probe_primary_servers:count',

@@ -18,15 +18,15 @@ local series = import '../lib/series.libsonnet';
           },
           {
             record: series.success,
-            // A probe without a verdict (a silent UDP server: no
-            // nginx_upstream_probe_success series, yet a last run) counts
-            // as not failing: no alert may claim a failure nothing showed.
+            // A probe without a verdict (nginx_upstream_probe_inconclusive:
+            // a silent UDP server, the exporter's own limits) counts as not
+            // failing: no alert may claim a failure nothing showed.
             expr: promql.expr(|||
               sum by (%(upstreamBy)s) (
                 (
                   nginx_upstream_probe_success{%(sel)s}
                   or on (%(targetBy)s)
-                  (nginx_upstream_probe_last_run_timestamp_seconds{%(sel)s} * 0 + 1)
+                  max by (%(targetBy)s) (nginx_upstream_probe_inconclusive{%(sel)s})
                 )
                 and on (%(targetBy)s)
                 nginx_upstream_probe_target_info{%(sel)s, down="false"}
@@ -49,7 +49,7 @@ local series = import '../lib/series.libsonnet';
                 (
                   nginx_upstream_probe_success{%(sel)s}
                   or on (%(targetBy)s)
-                  (nginx_upstream_probe_last_run_timestamp_seconds{%(sel)s} * 0 + 1)
+                  max by (%(targetBy)s) (nginx_upstream_probe_inconclusive{%(sel)s})
                 )
                 and on (%(targetBy)s)
                 nginx_upstream_probe_target_info{%(sel)s, backup="false", down="false"}

@@ -10,25 +10,26 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
 
-// A silent UDP server is reported as unknown: not healthy, not failing,
-// and it does not make the report unhealthy.
+// A silent UDP server is reported without a verdict: not healthy, not
+// failing, and unlike the exporter's own limits it does not make the
+// report unhealthy (nginx logs no error for it either).
 func TestReportUnknownVerdict(t *testing.T) {
 	tg := &discovery.Target{Key: discovery.Key{Upstream: "dns", Server: "127.0.0.1:53", Address: "127.0.0.1:53", Protocol: "udp"},
 		Network: "udp", Probe: &prober.Peer{Network: "udp"}}
 	l := &discovery.Loaded{Nginx: &nginxconf.Config{}, Set: &discovery.Set{Targets: []*discovery.Target{tg}, Probed: 1}}
 	rep := newReport("nginx.conf", l, 0)
 	rep.addResults([]scheduler.Status{{Target: tg, HasResult: true,
-		Result: prober.Result{Unknown: true, Detail: "no answer and no ICMP error"}}})
+		Result: prober.Result{Inconclusive: prober.InconclusiveNoAnswer, Detail: "no answer and no ICMP error"}}})
 	got := rep.Targets[0]
-	if got.Verdict != VerdictUnknown || got.Reason != "" || got.Success || got.Detail == "" {
-		t.Errorf("target = %+v, want verdict unknown with its detail and no reason", got)
+	if got.Verdict != VerdictInconclusive || got.Reason != "no_answer" || got.Success || got.Detail == "" || !strings.Contains(got.Hint, "UDP") {
+		t.Errorf("target = %+v, want no verdict (no_answer) with its detail and hint", got)
 	}
-	if !rep.Healthy || rep.Summary.Unknown != 1 || rep.Summary.Failing != 0 || rep.Summary.Healthy != 0 {
+	if !rep.Healthy || rep.Summary.Inconclusive != 1 || rep.Summary.Failing != 0 || rep.Summary.Healthy != 0 {
 		t.Errorf("report healthy=%v summary=%+v", rep.Healthy, rep.Summary)
 	}
 	var b strings.Builder
 	writeTable(&b, rep, palette{})
-	for _, want := range []string{" unknown", "no verdict: no answer and no ICMP error", "1 unknown (no verdict)", "No primary server is failing."} {
+	for _, want := range []string{"neither answered the probe's empty datagram", "1 without a verdict", "No primary server is failing."} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
