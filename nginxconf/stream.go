@@ -23,7 +23,7 @@ import (
 // one with a plain `listen` TCP, and a server with both talks both, so its
 // servers are targets twice, as "tcp" (or "tls") and "udp". `proxy_ssl
 // on` makes nginx run its TLS handshake before proxying, over TCP only
-// (ngx_stream_proxy_connect_handler checks the socket type).
+// (ngx_stream_proxy_init_upstream checks the socket type).
 //
 // A proxy_pass built from one variable that a stream `map` defines with
 // literal values only (the usual map on $ssl_preread_server_name) yields
@@ -232,7 +232,7 @@ func (w *walker) streamUpstream(n *node, streamScope *scope, ups map[string]*ups
 // protocols, its proxy_pass the servers.
 func (w *walker) streamServer(n *node, parent *scope, ups map[string]*upstream, maps map[string][]string) error {
 	if err := w.ctx.Err(); err != nil {
-		return err
+		return fmt.Errorf("nginxconf: load stopped: %w", err)
 	}
 	sc, err := streamScope(n.block, parent)
 	if err != nil {
