@@ -98,6 +98,15 @@ var streamScenarios = []streamScenario{
 			proxy_ssl_name backend.test;`,
 	},
 	{
+		name:    "stream_tls_certificate_name_mismatch",
+		servers: []server{{"db", tlsHTTP(goodCert, nil), prober.ReasonTLSCertificateInvalid}},
+		conf: `proxy_pass {{.db}};
+			proxy_ssl on;
+			proxy_ssl_verify on;
+			proxy_ssl_trusted_certificate {{.CA}};
+			proxy_ssl_name other.test;`,
+	},
+	{
 		// A plain-text server that speaks first (SMTP, PostgreSQL's
 		// peers, Redis errors): OpenSSL reads "wrong version number".
 		name:    "stream_tls_to_a_plain_port",
