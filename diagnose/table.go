@@ -190,7 +190,7 @@ func writeSummary(w io.Writer, rep *Report, p palette) {
 	}
 	fmt.Fprintln(w, head)
 	for _, d := range rep.Dynamic {
-		fmt.Fprintf(w, "not probed: %s at %s builds its address from request variables (%s)\n", d.Directive, d.Source, d.Address)
+		fmt.Fprintf(w, "not probed: %s %s at %s: %s\n", d.Directive, d.Address, d.Source, d.Reason)
 	}
 	for _, u := range rep.UnusedUpstreams {
 		fmt.Fprintf(w, "not probed: upstream %q is not used by any *_pass with a static address\n", u)

@@ -481,10 +481,6 @@ func globFilter(pattern string, matches []string) []string {
 	return out
 }
 
-// luaLexer tokenizes *_by_lua_block bodies so that braces inside Lua code
-// do not upset the parser.
-var luaLexer = (&crossplane.Lua{}).RegisterLexer()
-
 // parseFile parses one file with crossplane. Includes are not followed
 // (SingleFile): the loader does that itself, through the FS. The content
 // is already in memory, so crossplane holds no file open. Directive
@@ -493,6 +489,7 @@ var luaLexer = (&crossplane.Lua{}).RegisterLexer()
 // included file is parsed without knowing its context. The content is
 // read through ctx, so that parsing a large file stops when ctx is done.
 func parseFile(ctx context.Context, name string, data []byte) (crossplane.Directives, error) {
+	lua, luaLexer := newLuaLexer()
 	payload, err := crossplane.Parse(name, &crossplane.ParseOptions{
 		SingleFile:                true,
 		SkipDirectiveContextCheck: true,
@@ -502,6 +499,11 @@ func parseFile(ctx context.Context, name string, data []byte) (crossplane.Direct
 		},
 		LexOptions: crossplane.LexOptions{Lexers: []crossplane.RegisterLexer{luaLexer}},
 	})
+	// An error in a Lua block ends the parse: it is the cause of
+	// whatever crossplane reports.
+	if e := lua.failure(); e != nil {
+		return nil, &ParseError{File: name, Line: e.line, Msg: e.msg}
+	}
 	if err != nil {
 		return nil, &ParseError{File: name, Msg: err.Error(), Err: err}
 	}

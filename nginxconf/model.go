@@ -216,4 +216,11 @@ type DynamicPass struct {
 	// Address is the argument with variables left in place; it may hold
 	// request data patterns but never header values.
 	Address string
+	// Reason says why the address is not known, as a sentence for logs
+	// (ReasonVariables, or an upstream balanced by Lua).
+	Reason string
 }
+
+// ReasonVariables is the Reason of a DynamicPass whose address is built
+// from variables whose values are not all known.
+const ReasonVariables = "the address is built from request variables"

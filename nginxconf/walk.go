@@ -145,6 +145,10 @@ type upstream struct {
 	servers   []UpstreamServer
 	resolvers []string
 	used      bool
+	// luaBalancer is the position of a balancer_by_lua_* directive:
+	// Lua picks the peer per request and the `server` lines are
+	// placeholders (ingress-nginx writes `server 0.0.0.1`).
+	luaBalancer string
 }
 
 // wctx is where the walk is: the kind of block, the server and location
@@ -370,6 +374,11 @@ func (w *walker) addUpstream(n *node, httpScope *scope) error {
 	}
 	u.resolvers = resolverAddrs(res)
 	for _, c := range n.block {
+		if c.name == "balancer_by_lua_block" || c.name == "balancer_by_lua_file" {
+			u.luaBalancer = c.source()
+		}
+	}
+	for _, c := range n.block {
 		if c.name != "server" || c.isBlk {
 			continue
 		}
@@ -506,6 +515,12 @@ func (w *walker) pass(n *node, kind protocol.Protocol, sc *scope, c wctx) error 
 		return n.errorf("no port in upstream %q", a.raw)
 	}
 
+	if u != nil && u.luaBalancer != "" {
+		u.used = true
+		w.dynamicBecause(n, fmt.Sprintf("upstream %q is balanced by Lua (balancer at %s): its servers are placeholders",
+			u.name, u.luaBalancer))
+		return nil
+	}
 	set, err := w.settings(sc, kind, sch, a, c)
 	if err != nil {
 		return err
@@ -536,8 +551,11 @@ func (w *walker) pass(n *node, kind protocol.Protocol, sc *scope, c wctx) error 
 	return nil
 }
 
-func (w *walker) dynamic(n *node) {
-	w.cfg.Dynamic = append(w.cfg.Dynamic, DynamicPass{Directive: n.name, Source: n.source(), Address: redactUserinfo(n.args[0])})
+func (w *walker) dynamic(n *node) { w.dynamicBecause(n, ReasonVariables) }
+
+func (w *walker) dynamicBecause(n *node, reason string) {
+	w.cfg.Dynamic = append(w.cfg.Dynamic, DynamicPass{Directive: n.name, Source: n.source(),
+		Address: redactUserinfo(n.args[0]), Reason: reason})
 }
 
 // add records a target, merging it into an earlier one with the same
