@@ -205,6 +205,7 @@ func LoadContext(ctx context.Context, path string, opts LoadOptions) (*Config, e
 		return nil, err
 	}
 	w := newWalker(ctx, l.confDir, pageSize)
+	w.fs = fsys
 	cfg, err := w.run(root.nodes)
 	if err != nil {
 		return nil, err
