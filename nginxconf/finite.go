@@ -1,7 +1,6 @@
 package nginxconf
 
 import (
-	"regexp"
 	"slices"
 	"strings"
 )
@@ -12,7 +11,7 @@ import (
 // values are all literal. A *_pass built from such variables has a finite
 // set of candidate addresses, each of which is a target. Anything else
 // (a request variable, a value built from one, a map with a regex capture,
-// a variable a Lua block may assign) is unknown and the *_pass stays
+// any variable where a Lua rewrite or access handler runs) is unknown and the *_pass stays
 // dynamic. docs/configuration-model.md states the rule and its limits.
 
 // maxCandidates bounds the addresses one *_pass may expand to; a larger
@@ -155,9 +154,17 @@ func (f *flow) get(st varState, name string) valueSet {
 	return f.initial(name)
 }
 
-// luaVarAssign finds `ngx.var.NAME =` and `ngx.var["NAME"] =` in Lua code:
-// a variable a Lua handler may assign is unknown.
-var luaVarAssign = regexp.MustCompile(`ngx\.var(?:\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\])\s*=[^=]`)
+// luaAssigns reports the Lua handlers that run before the content phase
+// and so may assign the variables a *_pass reads (lua-nginx-module's
+// rewrite and access phases).
+func luaAssigns(directive string) bool {
+	for _, p := range []string{"rewrite_by_lua", "access_by_lua", "server_rewrite_by_lua"} {
+		if strings.HasPrefix(directive, p) {
+			return true
+		}
+	}
+	return false
+}
 
 // outcome is how a sequence of rewrite directives ends on one path.
 type outcome int
@@ -350,8 +357,9 @@ func (f *flow) candidates(arg string, c wctx) ([]string, bool) {
 	if out == ended {
 		return nil, false
 	}
-	// Lua handlers run after the rewrite directives and may assign
-	// any variable they name; code in a file may assign any.
+	// Lua rewrite and access handlers run after the rewrite directives
+	// and may assign any variable, from inline code or from the modules
+	// it calls: with one in force, no variable is known.
 	blocks := [][]*node{f.http}
 	if c.serverNode != nil {
 		blocks = append(blocks, c.serverNode.block)
@@ -364,16 +372,8 @@ func (f *flow) candidates(arg string, c wctx) ([]string, bool) {
 	}
 	for _, b := range blocks {
 		for _, n := range b {
-			if !strings.Contains(n.name, "_by_lua") {
-				continue
-			}
-			if strings.HasSuffix(n.name, "_by_lua_file") {
+			if luaAssigns(n.name) {
 				return f.expand(arg, varState{}, true, true)
-			}
-			for _, a := range n.args {
-				for _, m := range luaVarAssign.FindAllStringSubmatch(a, -1) {
-					st[strings.ToLower(m[1]+m[2])] = unknownValue
-				}
 			}
 		}
 	}

@@ -25,9 +25,17 @@ type nginxVerdict struct {
 
 var emergLine = regexp.MustCompile(`\[emerg\] [0-9#]+: (.*?)(?: in (\S+):([0-9]+))?\n`)
 
-// nginxTest runs the real nginx -t on main, with dir as prefix. It skips
-// the test when nginx is not installed, except in CI.
+// nginxTest runs the real nginx -t on main, with dir as prefix and a pid
+// file in a temporary directory. It skips the test when nginx is not
+// installed, except in CI.
 func nginxTest(t *testing.T, dir, main string) nginxVerdict {
+	t.Helper()
+	return nginxTestArgs(t, dir, main, "-g", "pid "+filepath.Join(t.TempDir(), "nginx.pid")+";")
+}
+
+// nginxTestArgs is nginxTest with other arguments; nginx -t writes no pid
+// file, so a configuration with its own `pid` needs none.
+func nginxTestArgs(t *testing.T, dir, main string, args ...string) nginxVerdict {
 	t.Helper()
 	if _, err := os.Stat(nginxBinary); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -35,8 +43,7 @@ func nginxTest(t *testing.T, dir, main string) nginxVerdict {
 		}
 		t.Skipf("%s not installed (apt-get install nginx-light): %v", nginxBinary, err)
 	}
-	cmd := exec.Command(nginxBinary, "-t", "-q", "-e", "stderr", "-p", dir, "-c", main,
-		"-g", "pid "+filepath.Join(t.TempDir(), "nginx.pid")+";")
+	cmd := exec.Command(nginxBinary, append([]string{"-t", "-q", "-e", "stderr", "-p", dir, "-c", main}, args...)...)
 	out, err := cmd.CombinedOutput()
 	v := nginxVerdict{ok: err == nil, out: string(out)}
 	if m := emergLine.FindSubmatch(out); m != nil {

@@ -521,6 +521,7 @@ func (w *walker) pass(n *node, kind protocol.Protocol, sc *scope, c wctx) error 
 		return nil
 	}
 	var rs []resolved
+	var noResolver []string
 	for _, cand := range cands {
 		r, err := w.resolve(n, kind, cand, true)
 		if errors.Is(err, errNoAddress) {
@@ -531,10 +532,24 @@ func (w *walker) pass(n *node, kind protocol.Protocol, sc *scope, c wctx) error 
 			w.dynamic(n)
 			return nil
 		}
+		if r.u == nil && !r.a.isUnix() && net.ParseIP(r.a.bareHost()) == nil && sc.lookup("resolver") == nil {
+			// nginx resolves such a name per request through
+			// `resolver` only: without one it fails the request
+			// ("no resolver defined to resolve"), no server is
+			// involved.
+			noResolver = append(noResolver, r.a.host)
+			continue
+		}
 		rs = append(rs, r)
 	}
+	if len(noResolver) > 0 {
+		w.dynamicBecause(n, fmt.Sprintf("no resolver is defined to resolve %s, which the address may name: nginx fails such requests",
+			strings.Join(noResolver, ", ")))
+	}
 	if len(rs) == 0 {
-		w.dynamic(n)
+		if len(noResolver) == 0 {
+			w.dynamic(n)
+		}
 		return nil
 	}
 	for _, r := range rs {
