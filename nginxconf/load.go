@@ -489,7 +489,18 @@ func globFilter(pattern string, matches []string) []string {
 // (headers-more, lua, njs, ...) must not fail the load, and because an
 // included file is parsed without knowing its context. The content is
 // read through ctx, so that parsing a large file stops when ctx is done.
-func parseFile(ctx context.Context, name string, data []byte) (crossplane.Directives, error) {
+func parseFile(ctx context.Context, name string, data []byte) (dirs crossplane.Directives, err error) {
+	// crossplane panics on some malformed input (`if () {}` slices out
+	// of range in prepareIfArgs): a broken file must fail its load, not
+	// stop the exporter. Cancelling the reader then ends crossplane's
+	// lexer goroutines, which nobody reads from any more.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			dirs, err = nil, &ParseError{File: name, Msg: fmt.Sprintf("the configuration parser failed: %v", r)}
+		}
+	}()
 	lua, luaLexer := newLuaLexer()
 	payload, err := crossplane.Parse(name, &crossplane.ParseOptions{
 		SingleFile:                true,

@@ -2,6 +2,7 @@ package nginxconf
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -129,5 +130,24 @@ func TestLuaErrorDoesNotLeak(t *testing.T) {
 	main := "/etc/nginx/nginx.conf"
 	if _, err := Load(main, LoadOptions{PageSize: 4096, FS: memFS{main: b.String()}}); err == nil {
 		t.Fatal("Load succeeded")
+	}
+}
+
+// TestParserPanicIsAnError: input that makes the parser library panic
+// (`if ()`, found by FuzzLoad) fails the load instead of stopping the
+// process, and the library's lexer goroutines end even when much of the
+// file is left unread (goleak in TestMain).
+func TestParserPanicIsAnError(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("events {}\nhttp { server { if () { return 403; } }\n")
+	for range 5000 {
+		b.WriteString("server { location / { proxy_pass http://127.0.0.1:1; } }\n")
+	}
+	b.WriteString("}\n")
+	main := "/etc/nginx/nginx.conf"
+	_, err := Load(main, LoadOptions{PageSize: 4096, FS: memFS{main: b.String()}})
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.File != main {
+		t.Fatalf("Load error = %v, want a *ParseError in %s", err, main)
 	}
 }

@@ -187,7 +187,7 @@ func TestNginxParity(t *testing.T) {
 			want: `"proxy_read_timeout" directive invalid value`, line: 4},
 
 		{name: "finite choices",
-			http: "server { location / { set $b 127.0.0.1:1; if ($request_method = POST) { set $b 127.0.0.1:2; }\nproxy_pass http://$b; } }",
+			http:    "server { location / { set $b 127.0.0.1:1; if ($request_method = POST) { set $b 127.0.0.1:2; }\nproxy_pass http://$b; } }",
 			targets: []string{"http 127.0.0.1:1", "http 127.0.0.1:2"}},
 	}
 	ssl := filepath.Join("testdata", "ssl")
