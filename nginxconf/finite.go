@@ -62,14 +62,24 @@ type flow struct {
 	// defined are the variables of map and split_clients blocks whose
 	// values are all literal; every other variable starts unknown.
 	defined map[string]valueSet
-	// http are the directives of http{}, for the Lua handlers
-	// locations inherit.
-	http []*node
+	// httpLua is true when http{} holds a Lua rewrite or access
+	// handler, which every location inherits.
+	httpLua bool
+	// servers caches what a server{} level yields, computed once per
+	// server block rather than once per *_pass in it.
+	servers map[*node]serverFlow
+}
+
+// serverFlow is the state after a server block's rewrite directives.
+type serverFlow struct {
+	st  varState
+	out outcome
+	lua bool
 }
 
 // newFlow reads the literal map and split_clients blocks of http{}.
 func newFlow(httpNodes []*node) *flow {
-	f := &flow{defined: map[string]valueSet{}, http: httpNodes}
+	f := &flow{defined: map[string]valueSet{}, httpLua: hasLua(httpNodes), servers: map[*node]serverFlow{}}
 	for _, n := range httpNodes {
 		if !n.isBlk {
 			continue
@@ -152,6 +162,16 @@ func (f *flow) get(st varState, name string) valueSet {
 		return v
 	}
 	return f.initial(name)
+}
+
+// hasLua reports whether a level holds a Lua rewrite or access handler.
+func hasLua(nodes []*node) bool {
+	for _, n := range nodes {
+		if luaAssigns(n.name) {
+			return true
+		}
+	}
+	return false
 }
 
 // luaAssigns reports the Lua handlers that run before the content phase
@@ -346,36 +366,34 @@ func dedupe(s []string) []string {
 // that may assign variables. Variables that stay unknown are left as
 // written. ok is false when no value can be reached or there are too many.
 func (f *flow) candidates(arg string, c wctx) ([]string, bool) {
-	st := varState{}
-	out := goesOn
+	// Lua rewrite and access handlers run after the rewrite directives
+	// and may assign any variable, from inline code or from the modules
+	// it calls: with one in force, no variable is known.
+	lua := f.httpLua
+	st, out := varState{}, goesOn
 	if c.serverNode != nil {
-		st, out = f.run(c.serverNode.block, st, nil)
+		sf, ok := f.servers[c.serverNode]
+		if !ok {
+			sf.st, sf.out = f.run(c.serverNode.block, varState{}, nil)
+			sf.lua = hasLua(c.serverNode.block)
+			f.servers[c.serverNode] = sf
+		}
+		st, out, lua = sf.st.clone(), sf.out, lua || sf.lua
+	}
+	if c.loc != nil {
+		lua = lua || hasLua(c.loc.block)
+		for _, n := range c.ifs {
+			lua = lua || hasLua(n.block)
+		}
+	}
+	if lua {
+		return f.expand(arg, varState{}, true, true)
 	}
 	if out == goesOn && c.loc != nil {
 		st, out = f.run(c.loc.block, st, c.ifs)
 	}
 	if out == ended {
 		return nil, false
-	}
-	// Lua rewrite and access handlers run after the rewrite directives
-	// and may assign any variable, from inline code or from the modules
-	// it calls: with one in force, no variable is known.
-	blocks := [][]*node{f.http}
-	if c.serverNode != nil {
-		blocks = append(blocks, c.serverNode.block)
-	}
-	if c.loc != nil {
-		blocks = append(blocks, c.loc.block)
-		for _, n := range c.ifs {
-			blocks = append(blocks, n.block)
-		}
-	}
-	for _, b := range blocks {
-		for _, n := range b {
-			if luaAssigns(n.name) {
-				return f.expand(arg, varState{}, true, true)
-			}
-		}
 	}
 	return f.expand(arg, st, true, false)
 }

@@ -89,10 +89,8 @@ type implicitUpstream struct {
 // creating it as ngx_http_upstream_add does.
 func (w *walker) implicitFor(a address, n *node) *implicitUpstream {
 	port, _ := strconv.Atoi(a.port) // 0 when empty; validated before
-	for _, u := range w.implicit {
-		if !strings.EqualFold(u.addr.host, a.host) {
-			continue
-		}
+	host := strings.ToLower(a.host)
+	for _, u := range w.implicitByHost[host] {
 		if u.port != 0 && port != 0 && u.port != port {
 			continue
 		}
@@ -100,6 +98,10 @@ func (w *walker) implicitFor(a address, n *node) *implicitUpstream {
 	}
 	u := &implicitUpstream{addr: a, port: port, at: n}
 	w.implicit = append(w.implicit, u)
+	if w.implicitByHost == nil {
+		w.implicitByHost = map[string][]*implicitUpstream{}
+	}
+	w.implicitByHost[host] = append(w.implicitByHost[host], u)
 	return u
 }
 

@@ -190,6 +190,8 @@ type walker struct {
 	// implicit are the upstreams nginx creates for static *_pass
 	// addresses, in creation order (parity.go).
 	implicit []*implicitUpstream
+	// implicitByHost indexes implicit by lower-case host, in order.
+	implicitByHost map[string][]*implicitUpstream
 	// sslChecks are the TLS locations whose files nginx loads.
 	sslChecks []sslCheck
 	// flow finds the values of variables (finite.go).
