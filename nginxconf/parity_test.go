@@ -3,6 +3,7 @@ package nginxconf
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -254,5 +255,39 @@ func TestNginxParity(t *testing.T) {
 				t.Errorf("nginx says %s, Load line %d", v.pos, tt.line)
 			}
 		})
+	}
+}
+
+// deniedFS is a memFS in which some files cannot be read for lack of
+// permission, as for an exporter running unprivileged.
+type deniedFS struct {
+	memFS
+	denied map[string]bool
+}
+
+func (d deniedFS) ReadFile(name string) ([]byte, error) {
+	if d.denied[name] {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+	}
+	return d.memFS.ReadFile(name)
+}
+
+// TestUnreadableCertificateIsNotRefused: nginx's master reads TLS files
+// as root; a file the exporter may not read is unknown, not missing, and
+// never fails the load. A missing one does.
+func TestUnreadableCertificateIsNotRefused(t *testing.T) {
+	main := "/etc/nginx/nginx.conf"
+	conf := "events {}\nhttp { server { location / {\nproxy_ssl_verify on;\nproxy_ssl_trusted_certificate /etc/ssl/private/ca.pem;\n" +
+		"proxy_ssl_certificate /etc/ssl/private/client.pem;\nproxy_ssl_certificate_key /etc/ssl/private/client.key;\nproxy_pass https://127.0.0.1:1; } } }\n"
+	denied := map[string]bool{"/etc/ssl/private/ca.pem": true, "/etc/ssl/private/client.pem": true, "/etc/ssl/private/client.key": true}
+	cfg, err := Load(main, LoadOptions{PageSize: 4096, FS: deniedFS{memFS{main: conf}, denied}})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if len(cfg.Servers) != 1 || !cfg.Servers[0].Settings.SSL.Verify {
+		t.Errorf("servers = %+v", cfg.Servers)
+	}
+	if _, err := Load(main, LoadOptions{PageSize: 4096, FS: memFS{main: conf}}); err == nil {
+		t.Error("Load accepts missing certificate files")
 	}
 }
