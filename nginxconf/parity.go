@@ -107,7 +107,7 @@ func (w *walker) implicitFor(a address, n *node) *implicitUpstream {
 
 // checkPorts is ngx_http_upstream_init_main_conf's check: an implicit
 // upstream without a port is refused at the *_pass that created it, once
-// the whole http{} block is parsed.
+// the whole http{} block is parsed and its locations merged.
 func (w *walker) checkPorts() error {
 	for _, u := range w.implicit {
 		if u.port == 0 {

@@ -250,9 +250,10 @@ func (w *walker) run(root []*node) (*Config, error) {
 			return nil, err
 		}
 	}
-	// nginx's checks after parsing http{}: upstreams first
+	// nginx's checks after parsing http{}: the upstreams first
 	// (ngx_http_upstream_init_main_conf), then the locations' TLS files
-	// (merge_loc_conf).
+	// (merge_loc_conf of the proxy, uwsgi and grpc modules, later in
+	// nginx's module list). TestNginxParity pins the order.
 	if err := w.checkPorts(); err != nil {
 		return nil, err
 	}
