@@ -70,6 +70,26 @@ func checkBackup(block []*node) error {
 	return nil
 }
 
+// levelScope is levelScope with the checks nginx makes while it parses a
+// level: *_ssl_password_file is read by the directive itself
+// (ngx_ssl_read_password_file), wherever it is written.
+func (w *walker) levelScope(nodes []*node, parent *scope) (*scope, error) {
+	sc, err := levelScope(nodes, parent)
+	if err != nil || w.fs == nil {
+		return sc, err
+	}
+	for _, n := range nodes {
+		if n.isBlk || !strings.HasSuffix(n.name, "_ssl_password_file") || len(n.args) != 1 || runtimeFile(n.args[0]) {
+			continue
+		}
+		name := w.confPath(n.args[0])
+		if _, err := w.fs.ReadFile(name); errors.Is(err, fs.ErrNotExist) {
+			return nil, n.errorf("open() %q failed (2: No such file or directory)", name)
+		}
+	}
+	return sc, nil
+}
+
 // implicitUpstream is an upstream nginx creates for a *_pass with a
 // static address that names no upstream{} block (ngx_http_upstream_add).
 // nginx shares it with every later *_pass of the same host whose port is
@@ -185,6 +205,12 @@ func (w *walker) checkSSL(c sslCheck) error {
 	}
 	if ok, err := w.hasPEM(w.confPath(trusted), isTrusted); err == nil && !ok {
 		return trustedNode.errorf("SSL_CTX_load_verify_locations(%q) failed", w.confPath(trusted))
+	}
+	// ngx_ssl_crl loads certificates and CRLs alike.
+	if crl, crlNode := val("_ssl_crl"); crl != "" && !runtimeFile(crl) {
+		if ok, err := w.hasPEM(w.confPath(crl), isTrusted); err == nil && !ok {
+			return crlNode.errorf("X509_LOOKUP_load_file(%q) failed", w.confPath(crl))
+		}
 	}
 	return nil
 }

@@ -52,6 +52,7 @@ var settingDirectives = func() map[string]valueKind {
 		m[p+"_ssl_name"] = kindString
 		m[p+"_ssl_ciphers"] = kindString
 		m[p+"_ssl_protocols"] = kindList
+		m[p+"_ssl_crl"] = kindPath
 	}
 	return m
 }()
@@ -226,7 +227,7 @@ func (w *walker) run(root []*node) (*Config, error) {
 				w.cfg.Group = n.args[1]
 			}
 		case n.name == "http" && n.isBlk:
-			sc, err := levelScope(n.block, nil)
+			sc, err := w.levelScope(n.block, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -348,7 +349,7 @@ func (w *walker) walk(nodes []*node, sc *scope, c wctx) error {
 		default:
 			continue
 		}
-		child, err := levelScope(n.block, sc)
+		child, err := w.levelScope(n.block, sc)
 		if err != nil {
 			return err
 		}
