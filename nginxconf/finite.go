@@ -179,8 +179,12 @@ func hasLua(nodes []*node) bool {
 // rewrite and access phases).
 func luaAssigns(directive string) bool {
 	for _, p := range []string{"rewrite_by_lua", "access_by_lua", "server_rewrite_by_lua"} {
-		if strings.HasPrefix(directive, p) {
-			return true
+		// rewrite_by_lua_no_postpone and the like are flags.
+		switch strings.TrimPrefix(directive, p) {
+		case "", "_block", "_file":
+			if strings.HasPrefix(directive, p) {
+				return true
+			}
 		}
 	}
 	return false

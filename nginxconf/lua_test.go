@@ -151,3 +151,18 @@ func TestParserPanicIsAnError(t *testing.T) {
 		t.Fatalf("Load error = %v, want a *ParseError in %s", err, main)
 	}
 }
+
+// TestLuaAssigns: the Lua handlers of the rewrite and access phases may
+// assign variables; their flags and other phases do not.
+func TestLuaAssigns(t *testing.T) {
+	for name, want := range map[string]bool{
+		"rewrite_by_lua_block": true, "rewrite_by_lua_file": true, "rewrite_by_lua": true,
+		"access_by_lua_block": true, "server_rewrite_by_lua_block": true,
+		"rewrite_by_lua_no_postpone": false, "access_by_lua_no_postpone": false,
+		"content_by_lua_block": false, "log_by_lua_block": false, "set_by_lua_block": false,
+	} {
+		if got := luaAssigns(name); got != want {
+			t.Errorf("luaAssigns(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
