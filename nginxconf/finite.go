@@ -11,8 +11,9 @@ import (
 // values are all literal. A *_pass built from such variables has a finite
 // set of candidate addresses, each of which is a target. Anything else
 // (a request variable, a value built from one, a map with a regex capture,
-// any variable where a Lua rewrite or access handler runs) is unknown and the *_pass stays
-// dynamic. docs/configuration-model.md states the rule and its limits.
+// any variable where a Lua rewrite or access handler runs) is unknown and
+// the *_pass stays dynamic. docs/configuration-model.md states the rule
+// and its limits.
 
 // maxCandidates bounds the addresses one *_pass may expand to; a larger
 // product of choices stays dynamic.
@@ -115,10 +116,11 @@ func varArg(a string) (string, bool) {
 }
 
 // mapValues is the set of values of a map or split_clients block: every
-// value must be a literal; a map without `default` also yields "".
+// value must be a literal. A map without `default`, or a split_clients
+// without `*`, also yields "" (the value of what no entry matches).
 func mapValues(n *node) valueSet {
 	vs := valueSet{}
-	hasDefault := n.name == "split_clients" // "*" or the remainder is empty
+	hasDefault := false
 	for _, e := range n.block {
 		if e.isBlk {
 			return unknownValue
@@ -132,7 +134,7 @@ func mapValues(n *node) valueSet {
 		case len(e.args) != 1:
 			return unknownValue
 		}
-		if e.name == "default" {
+		if n.name == "map" && e.name == "default" || n.name == "split_clients" && e.name == "*" {
 			hasDefault = true
 		}
 		v := e.args[0]

@@ -356,6 +356,12 @@ func (l *loader) convert(file string, dirs crossplane.Directives, inMap bool, de
 			if err != nil {
 				return nil, err
 			}
+			if inMap {
+				// The data is not parsed; the include stays, so that
+				// a reader of the block knows it has not seen it all
+				// (finite.go).
+				out = append(out, n)
+			}
 			out = append(out, inc...)
 			continue
 		}
