@@ -33,6 +33,10 @@ type Options struct {
 	Scheduler Applier
 	State     *collector.ConfigState
 	Logger    *slog.Logger
+	// OnLoad, when set, is told the outcome of every load attempt (the
+	// loaded configuration, or why it failed), e.g. to compare the tree
+	// on disk with the one the running nginx loaded.
+	OnLoad func(loaded *discovery.Loaded, err error)
 	// Debounce groups bursts of file events (editors write several).
 	Debounce time.Duration
 }
@@ -66,6 +70,9 @@ func (m *Manager) Reload(ctx context.Context) error {
 	defer m.mu.Unlock()
 	start := time.Now()
 	loaded, err := discovery.Load(ctx, m.opts.Discovery)
+	if m.opts.OnLoad != nil {
+		m.opts.OnLoad(loaded, err)
+	}
 	if err != nil {
 		m.opts.State.Failed()
 		m.opts.Logger.Error("failed to load configuration; still probing the last good targets", "file", m.opts.Discovery.NginxConfig, "err", err)
