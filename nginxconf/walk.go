@@ -202,6 +202,8 @@ func (w *walker) run(root []*node) (*Config, error) {
 			if len(n.args) == 2 {
 				w.cfg.Group = n.args[1]
 			}
+		case n.name == "pid" && !n.isBlk && len(n.args) == 1:
+			w.cfg.PIDFile = n.args[0]
 		case n.name == "http" && n.isBlk:
 			sc, err := levelScope(n.block, nil)
 			if err != nil {
