@@ -29,6 +29,8 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/collector"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/diagnose"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/loadstate"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxproc"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/probehandler"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/reload"
@@ -60,6 +62,7 @@ type commonFlags struct {
 	nginxPrefix      string
 	probeTimeout     time.Duration
 	probeConcurrency int
+	nginxPIDFile     string
 	log              promslog.Config
 }
 
@@ -75,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Default("/etc/nginx/nginx.conf").Envar("NGINX_UPSTREAM_EXPORTER_NGINX_CONFIG").StringVar(&c.nginxConfig)
 	app.Flag("nginx.prefix", "nginx's configuration prefix (nginx -p) for relative include paths. Default: the directory of --nginx.config.").
 		Default("").StringVar(&c.nginxPrefix)
+	app.Flag("nginx.pid-file", "nginx's pid file, to find the running nginx through /proc. Default: the `pid` directive of --nginx.config, else /run/nginx.pid.").
+		Default("").Envar("NGINX_UPSTREAM_EXPORTER_NGINX_PID_FILE").StringVar(&c.nginxPIDFile)
 	app.Flag("config.file", "Optional exporter configuration file (YAML): per-upstream probe requests. Without it, probes use nginx-like defaults.").
 		Default("").Envar("NGINX_UPSTREAM_EXPORTER_CONFIG_FILE").StringVar(&c.configFile)
 	app.Flag("probe.timeout", "Upper bound for each probe; each phase is also bounded by nginx's own timeout for it (the smaller wins).").
@@ -200,6 +205,12 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 	}
 	sched, mgr, handler := exp.sched, exp.mgr, exp.handler
 
+	trackerDone := make(chan struct{})
+	go func() {
+		defer close(trackerDone)
+		exp.tracker.Run(ctx, interval)
+	}()
+
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -247,6 +258,7 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 	_ = srv.Shutdown(shutdownCtx)
 	<-done
 	<-watchDone
+	<-trackerDone
 	return code
 }
 
@@ -256,6 +268,7 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 type service struct {
 	sched   *scheduler.Scheduler
 	mgr     *reload.Manager
+	tracker *loadstate.Tracker
 	handler http.Handler
 }
 
@@ -271,10 +284,23 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		Logger:      logger,
 	})
 	state := &collector.ConfigState{}
-	mgr := reload.New(reload.Options{
-		Discovery: c.discovery(logger),
+	var mgr *reload.Manager
+	tracker := loadstate.New(loadstate.Options{
+		Finder:   &nginxFinder{flag: c.nginxPIDFile, prefix: c.nginxPrefix, config: c.nginxConfig, last: func() *discovery.Loaded { return mgr.Last() }},
+		Evidence: []loadstate.Evidence{&loadstate.SockDiag{}},
+		// The probes follow the addresses nginx dials: a new generation
+		// of nginx, or evidence of its peers, reloads the targets.
+		AddressesChanged: func(ctx context.Context) { _ = mgr.Reload(ctx) },
+		Started:          time.Now(),
+		Logger:           logger,
+	})
+	disc := c.discovery(logger)
+	disc.Nginx = tracker
+	mgr = reload.New(reload.Options{
+		Discovery: disc,
 		Scheduler: sched,
 		State:     state,
+		OnLoad:    tracker.Observe,
 		Logger:    logger,
 	})
 	if err := mgr.Reload(ctx); err != nil {
@@ -288,6 +314,7 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collector.NewSelfMetrics(state, sched),
+		loadstate.NewCollector(tracker),
 	)
 
 	handler, err := server.New(server.Options{
@@ -314,6 +341,24 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 	if err != nil {
 		return nil, fmt.Errorf("building HTTP handler: %w", err)
 	}
-	return &service{sched: sched, mgr: mgr, handler: handler}, nil
+	return &service{sched: sched, mgr: mgr, tracker: tracker, handler: handler}, nil
 
+}
+
+// nginxFinder finds the running nginx through the pid file that the flag,
+// or else the last loaded configuration's `pid` directive, names.
+type nginxFinder struct {
+	flag, prefix, config string
+	last                 func() *discovery.Loaded
+	f                    nginxproc.Finder
+}
+
+func (n *nginxFinder) Find() (*nginxproc.Snapshot, error) {
+	directive := ""
+	if l := n.last(); l != nil {
+		directive = l.Nginx.PIDFile
+	}
+	n.f.PIDFile = nginxproc.PIDFilePath(n.flag, directive, n.prefix)
+	n.f.ConfigFile = n.config
+	return n.f.Find()
 }

@@ -330,3 +330,22 @@ func nspid(status []byte) int {
 	}
 	return 0
 }
+
+// DefaultPIDFile is where Debian's nginx writes its pid without a `pid`
+// directive (--pid-path of its build).
+const DefaultPIDFile = "/run/nginx.pid"
+
+// PIDFilePath is the pid file nginx writes: flag when set, else the `pid`
+// directive (relative to nginx's -p prefix, as ngx_conf_full_name does
+// for it), else DefaultPIDFile.
+func PIDFilePath(flag, directive, prefix string) string {
+	switch {
+	case flag != "":
+		return flag
+	case directive == "":
+		return DefaultPIDFile
+	case filepath.IsAbs(directive) || prefix == "":
+		return directive
+	}
+	return filepath.Join(prefix, directive)
+}
