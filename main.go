@@ -30,6 +30,7 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/diagnose"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/loadstate"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxproc"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/probehandler"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
@@ -156,6 +157,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			Output:      *diagOutput,
 			List:        *diagList,
 			Color:       diagnose.ColorMode(*diagColor),
+			Running:     c.tracker(logger, nil),
 			Stdout:      stdout,
 			Stderr:      stderr,
 			Logger:      logger,
@@ -285,15 +287,9 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 	})
 	state := &collector.ConfigState{}
 	var mgr *reload.Manager
-	tracker := loadstate.New(loadstate.Options{
-		Finder:   &nginxFinder{flag: c.nginxPIDFile, prefix: c.nginxPrefix, config: c.nginxConfig, last: func() *discovery.Loaded { return mgr.Last() }},
-		Evidence: []loadstate.Evidence{&loadstate.SockDiag{}},
-		// The probes follow the addresses nginx dials: a new generation
-		// of nginx, or evidence of its peers, reloads the targets.
-		AddressesChanged: func(ctx context.Context) { _ = mgr.Reload(ctx) },
-		Started:          time.Now(),
-		Logger:           logger,
-	})
+	// The probes follow the addresses nginx dials: a new generation of
+	// nginx, or evidence of its peers, reloads the targets.
+	tracker := c.tracker(logger, func(ctx context.Context) { _ = mgr.Reload(ctx) })
 	disc := c.discovery(logger)
 	disc.Nginx = tracker
 	mgr = reload.New(reload.Options{
@@ -345,18 +341,33 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 
 }
 
+// tracker follows the running nginx found through the pid file of the
+// flags or of the configuration.
+func (c *commonFlags) tracker(logger *slog.Logger, addressesChanged func(context.Context)) *loadstate.Tracker {
+	f := &nginxFinder{flag: c.nginxPIDFile, prefix: c.nginxPrefix, config: c.nginxConfig}
+	t := loadstate.New(loadstate.Options{
+		Finder:           f,
+		Evidence:         []loadstate.Evidence{&loadstate.SockDiag{}},
+		AddressesChanged: addressesChanged,
+		Started:          time.Now(),
+		Logger:           logger,
+	})
+	f.disk = t.Disk
+	return t
+}
+
 // nginxFinder finds the running nginx through the pid file that the flag,
-// or else the last loaded configuration's `pid` directive, names.
+// or else the loaded configuration's `pid` directive, names.
 type nginxFinder struct {
 	flag, prefix, config string
-	last                 func() *discovery.Loaded
+	disk                 func() *nginxconf.Config
 	f                    nginxproc.Finder
 }
 
 func (n *nginxFinder) Find() (*nginxproc.Snapshot, error) {
 	directive := ""
-	if l := n.last(); l != nil {
-		directive = l.Nginx.PIDFile
+	if cfg := n.disk(); cfg != nil {
+		directive = cfg.PIDFile
 	}
 	n.f.PIDFile = nginxproc.PIDFilePath(n.flag, directive, n.prefix)
 	n.f.ConfigFile = n.config

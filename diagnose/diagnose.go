@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/loadstate"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
@@ -65,6 +66,10 @@ type Options struct {
 	// List prints the discovered targets without probing.
 	List  bool
 	Color ColorMode
+	// Running, when set, checks the running nginx: reload pending,
+	// would-fail reasons, stale addresses; probes then target the
+	// addresses nginx dials where its workers show them.
+	Running *loadstate.Tracker
 
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
@@ -136,7 +141,12 @@ func Run(ctx context.Context, opts Options) int {
 		return ExitUsage
 	}
 
+	var running *Nginx
+	if opts.Running != nil {
+		loaded, running = checkRunning(ctx, &opts, loaded)
+	}
 	rep := newReport(opts.Load.NginxConfig, loaded, opts.Timeout)
+	rep.Nginx = running
 	rep.Notes = privilegeNotes(loaded.Set.Targets, opts.Geteuid())
 	if !opts.List {
 		statuses, interrupted := probe(ctx, loaded.Set.Targets, &opts)
@@ -145,6 +155,9 @@ func Run(ctx context.Context, opts Options) int {
 			return ExitInterrupted
 		}
 		rep.addResults(statuses)
+		if rep.Nginx.problems() {
+			rep.Healthy = false
+		}
 	}
 
 	switch opts.Output {
@@ -159,6 +172,7 @@ func Run(ctx context.Context, opts Options) int {
 			writeList(opts.Stdout, rep, p)
 		} else {
 			writeTable(opts.Stdout, rep, p)
+			writeNginx(opts.Stdout, rep.Nginx, p)
 		}
 	}
 	if opts.List || rep.Healthy {

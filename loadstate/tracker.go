@@ -157,6 +157,14 @@ func (t *Tracker) Observe(loaded *discovery.Loaded, err error) {
 	}
 }
 
+// Disk returns the configuration on disk as last observed, nil before
+// the first successful load.
+func (t *Tracker) Disk() *nginxconf.Config {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.disk
+}
+
 // NginxAddresses implements discovery.NginxAddresses: the addresses the
 // running nginx dials for host, when known.
 func (t *Tracker) NginxAddresses(host string) ([]string, bool) {
