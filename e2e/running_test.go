@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -371,5 +373,153 @@ func TestStaleAddressStartedAfterMove(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Error("no answer from nginx")
+	}
+}
+
+// diagnoseIn runs `diagnose` in the scenario's namespace and returns its
+// output; the exit status is not an error here.
+func diagnoseIn(t *testing.T, env *netEnv, conf string) string {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", env.name, exporterBinary, "diagnose", "--nginx.config="+conf, "--color=never", "--probe.timeout=2s")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("diagnose: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// tlsLocation makes nginx read a CA bundle at load time (only with
+// proxy_ssl_verify on does nginx load proxy_ssl_trusted_certificate).
+const tlsLocation = `location /tls {
+    proxy_pass https://app;
+    proxy_ssl_verify on;
+    proxy_ssl_trusted_certificate ca.pem;
+}
+`
+
+func writeCA(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(testCerts(t).trustedCAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestReloadPending: an edited include and a replaced CA bundle are
+// pending until nginx reloads.
+func TestReloadPending(t *testing.T) {
+	requireRunningPrereqs(t)
+	env := newNetns(t)
+	app := newMovingApp(t, env, "127.0.0.2")
+	dir, conf, listen := runningScene(t, env, app, "", tlsLocation)
+	ca := writeCA(t, dir)
+	x := startExporter(t, env, dir, conf)
+	ngx, ok := startNginx(t, env, dir, conf, listen)
+	if !ok {
+		t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
+	}
+	x.waitMetrics(t, "nothing pending after nginx's start", func(all []series) bool {
+		return is(all, 1, "nginx_upstream_nginx_up") && is(all, 0, "nginx_upstream_config_reload_pending")
+	})
+
+	include := filepath.Join(dir, "app.conf")
+	edited := fmt.Sprintf("upstream app {\n    server app.test:%d;\n    server 127.0.0.4:%d;\n    keepalive 4;\n}\n", app.port, app.port)
+	if err := os.WriteFile(include, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	x.waitMetrics(t, "reload pending after editing the include", func(all []series) bool {
+		return is(all, 1, "nginx_upstream_config_reload_pending")
+	})
+	out := diagnoseIn(t, env, conf)
+	for _, want := range []string{include + " (modified)", "nginx -s reload"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("diagnose does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, ca) {
+		t.Errorf("diagnose names the unchanged CA bundle:\n%s", out)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	reloadNginx(t, ngx)
+	x.waitMetrics(t, "nothing pending after the reload", func(all []series) bool {
+		return is(all, 1, "nginx_upstream_nginx_reloads_total") && is(all, 0, "nginx_upstream_config_reload_pending")
+	})
+
+	// A renewed CA bundle: new bytes at the same path.
+	other, err := os.ReadFile(testCerts(t).trustedCAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ca, append(other, other...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	x.waitMetrics(t, "reload pending after replacing the CA bundle", func(all []series) bool {
+		return is(all, 1, "nginx_upstream_config_reload_pending")
+	})
+	if out := diagnoseIn(t, env, conf); !strings.Contains(out, ca+" (modified)") {
+		t.Errorf("diagnose does not name the CA bundle:\n%s", out)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	reloadNginx(t, ngx)
+	x.waitMetrics(t, "nothing pending after the second reload", func(all []series) bool {
+		return is(all, 2, "nginx_upstream_nginx_reloads_total") && is(all, 0, "nginx_upstream_config_reload_pending")
+	})
+}
+
+// TestReloadWouldFail: the exporter predicts that nginx would refuse to
+// start, and a restart of that nginx proves it.
+func TestReloadWouldFail(t *testing.T) {
+	requireRunningPrereqs(t)
+	for _, tc := range []struct {
+		name, reason, nginxSays string
+		breakIt                 func(t *testing.T, app *movingApp, dir string)
+	}{
+		{"name gone", "host_not_found", "host not found in upstream", func(t *testing.T, app *movingApp, _ string) {
+			app.dns.Set("app.test") // NXDOMAIN from now on
+		}},
+		{"CA bundle missing", "file_missing", "SSL_CTX_load_verify_locations", func(t *testing.T, _ *movingApp, dir string) {
+			if err := os.Remove(filepath.Join(dir, "ca.pem")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newNetns(t)
+			app := newMovingApp(t, env, "127.0.0.2")
+			dir, conf, listen := runningScene(t, env, app, "", tlsLocation)
+			writeCA(t, dir)
+			ngx, ok := startNginx(t, env, dir, conf, listen)
+			if !ok {
+				t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
+			}
+			x := startExporter(t, env, dir, conf)
+			x.waitMetrics(t, "a healthy nginx that would reload fine", func(all []series) bool {
+				return is(all, 1, "nginx_upstream_nginx_up") && is(all, 0, "nginx_upstream_config_reload_would_fail", "reason", tc.reason)
+			})
+			tc.breakIt(t, app, dir)
+			x.waitMetrics(t, tc.reason+" 1", func(all []series) bool {
+				return is(all, 1, "nginx_upstream_config_reload_would_fail", "reason", tc.reason)
+			})
+			if code := ngx.get(t); code != 200 {
+				t.Errorf("nginx still serves: got %d", code)
+			}
+			if out := diagnoseIn(t, env, conf); !strings.Contains(out, "the next reload or restart of nginx would fail") || !strings.Contains(out, tc.nginxSays) {
+				t.Errorf("diagnose does not explain it:\n%s", out)
+			}
+			ngx.proc.stop()
+			again, ok := startNginx(t, env, dir, conf, listen)
+			if ok {
+				t.Fatalf("the prediction is wrong: nginx restarted fine")
+			}
+			if out := again.proc.output(); !strings.Contains(out, tc.nginxSays) {
+				t.Errorf("nginx refused to start, but not with %q:\n%s", tc.nginxSays, out)
+			}
+		})
 	}
 }

@@ -290,7 +290,7 @@ func (t *Tracker) newGeneration(cfg *nginxconf.Config, current map[string]resolu
 	for path, kind := range loadFiles(cfg) {
 		st := statFile(path, true)
 		b := baseFile{kind: kind, at: st, now: st}
-		if !t.seenLoad && st.exists && st.modTime.After(load) {
+		if !t.seenLoad && st.exists && st.modTime.After(load.Add(mtimeSlack)) {
 			b.changedBefore = true
 		}
 		t.baseline[path] = b
@@ -303,6 +303,11 @@ func (t *Tracker) newGeneration(cfg *nginxconf.Config, current map[string]resolu
 		}
 	}
 }
+
+// mtimeSlack absorbs the clock tick to which process start times are
+// truncated: a file written just before nginx read it must not look
+// newer than nginx's load.
+const mtimeSlack = 100 * time.Millisecond
 
 // compareFiles re-reads the baseline's files: one stat each, a hash only
 // when the metadata changed.

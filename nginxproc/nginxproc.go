@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Titles nginx gives its processes (ngx_setproctitle).
@@ -174,11 +176,21 @@ func (f *Finder) readPIDFile() (int, error) {
 	return pid, nil
 }
 
-// loadBootTime reads btime once: process start times in /proc/PID/stat
-// are clock ticks since boot.
+// loadBootTime finds the boot time once: process start times in
+// /proc/PID/stat are clock ticks since boot. /proc/stat's btime is
+// rounded to the second, which would date a process up to a second off;
+// the real /proc's boot time is taken from CLOCK_BOOTTIME instead, the
+// clock those ticks count (Linux 4.17 and later).
 func (f *Finder) loadBootTime() error {
 	if !f.bootTime.IsZero() {
 		return nil
+	}
+	if f.Proc == "" || f.Proc == "/proc" {
+		var ts unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err == nil {
+			f.bootTime = time.Now().Add(-time.Duration(ts.Nano()))
+			return nil
+		}
 	}
 	b, err := os.ReadFile(f.proc("stat"))
 	if err != nil {
