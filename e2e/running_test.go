@@ -523,3 +523,59 @@ func TestReloadWouldFail(t *testing.T) {
 		})
 	}
 }
+
+// TestRunningNginxNotVisible: an exporter in another PID namespace with
+// its own /proc (a container next to nginx), and one running as nobody,
+// started after nginx. Neither can know which addresses nginx resolved:
+// after the backend moves they must not claim a stale address, must not
+// crash, and keep probing what they resolved at their own load, as
+// before.
+func TestRunningNginxNotVisible(t *testing.T) {
+	requireRunningPrereqs(t)
+	for _, tc := range []struct {
+		name    string
+		wrap    []string
+		up      float64
+		logSays string
+	}{
+		{"another PID namespace", []string{"unshare", "--mount", "--pid", "--fork", "--mount-proc"}, 0, "cannot see nginx's processes"},
+		// Not nobody: nginx's workers run as nobody, and the same user
+		// may read their sockets.
+		{"unprivileged", []string{"setpriv", "--reuid=daemon", "--regid=daemon", "--clear-groups", "--inh-caps=-all"}, 1, "no evidence of nginx's peers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newNetns(t)
+			app := newMovingApp(t, env, "127.0.0.2")
+			dir, conf, listen := runningScene(t, env, app, "", "")
+			ngx, ok := startNginx(t, env, dir, conf, listen)
+			if !ok {
+				t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
+			}
+			if code := ngx.get(t); code != 200 {
+				t.Fatalf("nginx answered %d", code)
+			}
+			time.Sleep(1100 * time.Millisecond)
+			xl := fmt.Sprintf("127.0.0.1:%d", env.freePort(t))
+			args := append(append([]string(nil), tc.wrap[1:]...), exporterBinary, "--nginx.config="+conf, "--web.listen-address="+xl, "--probe.interval=1s", "--log.level=debug")
+			x := &exporter{proc: env.start(t, filepath.Join(dir, "exporter.log"), tc.wrap[0], args...), listen: xl, net: env}
+			noStale := func(all []series) bool {
+				_, stale := sample(all, "nginx_upstream_dns_stale")
+				return !stale && is(all, tc.up, "nginx_upstream_nginx_up") &&
+					is(all, 1, "nginx_upstream_dns_nginx_addresses_source", "upstream", "app", "source", "unknown")
+			}
+			x.waitMetrics(t, "no stale verdict, addresses unknown", func(all []series) bool {
+				return noStale(all) && is(all, 1, "nginx_upstream_probe_success", "address", app.addr("127.0.0.2"))
+			})
+			app.moveTo("127.0.0.3")
+			if code := ngx.get(t); code != 502 {
+				t.Fatalf("after the move nginx answered %d, want 502", code)
+			}
+			x.waitMetrics(t, "still no stale verdict after the move", func(all []series) bool {
+				return noStale(all) && is(all, 1, "nginx_upstream_probe_failure_reason", "address", app.addr("127.0.0.2"), "reason", "connection_refused")
+			})
+			if out := x.proc.output(); !strings.Contains(out, tc.logSays) {
+				t.Errorf("the exporter's log does not say %q:\n%s", tc.logSays, out)
+			}
+		})
+	}
+}
