@@ -64,6 +64,8 @@ type commonFlags struct {
 	probeTimeout     time.Duration
 	probeConcurrency int
 	nginxPIDFile     string
+	nginxTest        bool
+	nginxBinary      string
 	log              promslog.Config
 }
 
@@ -81,6 +83,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Default("").StringVar(&c.nginxPrefix)
 	app.Flag("nginx.pid-file", "nginx's pid file, to find the running nginx through /proc. Default: the `pid` directive of --nginx.config, else /run/nginx.pid.").
 		Default("").Envar("NGINX_UPSTREAM_EXPORTER_NGINX_PID_FILE").StringVar(&c.nginxPIDFile)
+	app.Flag("nginx.test-config", "Also run nginx's own test (nginx -t -q) whenever the configuration tree changes, and export its refusals as nginx_upstream_config_reload_would_fail. Off by default: it runs nginx's configuration code with the exporter's privileges and opens the log files the configuration names.").
+		Default("false").BoolVar(&c.nginxTest)
+	app.Flag("nginx.binary", "nginx's executable, for --nginx.test-config.").
+		Default("nginx").StringVar(&c.nginxBinary)
 	app.Flag("config.file", "Optional exporter configuration file (YAML): per-upstream probe requests. Without it, probes use nginx-like defaults.").
 		Default("").Envar("NGINX_UPSTREAM_EXPORTER_CONFIG_FILE").StringVar(&c.configFile)
 	app.Flag("probe.timeout", "Upper bound for each probe; each phase is also bounded by nginx's own timeout for it (the smaller wins).").
@@ -345,8 +351,13 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 // flags or of the configuration.
 func (c *commonFlags) tracker(logger *slog.Logger, addressesChanged func(context.Context)) *loadstate.Tracker {
 	f := &nginxFinder{flag: c.nginxPIDFile, prefix: c.nginxPrefix, config: c.nginxConfig}
+	var test loadstate.ConfigTester
+	if c.nginxTest {
+		test = &loadstate.NginxTest{Binary: c.nginxBinary, Config: c.nginxConfig, Prefix: c.nginxPrefix}
+	}
 	t := loadstate.New(loadstate.Options{
 		Finder:           f,
+		ConfigTest:       test,
 		Evidence:         []loadstate.Evidence{&loadstate.SockDiag{}},
 		AddressesChanged: addressesChanged,
 		Started:          time.Now(),

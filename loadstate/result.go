@@ -170,7 +170,8 @@ func changes(loaded, disk *nginxconf.Config) []string {
 // ngx_ssl_certificate's "cannot load certificate", ngx_conf_parse's
 // "open() ... failed").
 func (t *Tracker) wouldFail(cfg *nginxconf.Config) []Failure {
-	var out []Failure
+	// nginx -t, when it ran, is nginx's own word.
+	out := slices.Clone(t.testFailures)
 	var pe *nginxconf.ParseError
 	if err := t.diskErr; err != nil && errors.As(err, &pe) {
 		switch {

@@ -64,6 +64,10 @@ type Options struct {
 	// Evidence lists the peers nginx's workers dial (their sockets, the
 	// peers in nginx's error log); nil means none.
 	Evidence []Evidence
+	// ConfigTest, when set, runs nginx's own test of the configuration
+	// (nginx -t) after each change of the tree on disk; its refusals
+	// join the would-fail reasons.
+	ConfigTest ConfigTester
 	// AddressesChanged is called (without any Tracker lock held) when the
 	// addresses nginx dials changed, so that the targets follow them.
 	AddressesChanged func(ctx context.Context)
@@ -71,6 +75,12 @@ type Options struct {
 	// than that loaded while the exporter was not watching.
 	Started time.Time
 	Logger  *slog.Logger
+}
+
+// ConfigTester tests the configuration as nginx would load it;
+// *NginxTest satisfies it.
+type ConfigTester interface {
+	Run(ctx context.Context) ([]Failure, error)
 }
 
 // Tracker follows the running nginx. It is safe for concurrent use.
@@ -82,6 +92,10 @@ type Tracker struct {
 	// diskErr why the last load failed (nil when it succeeded).
 	disk    *nginxconf.Config
 	diskErr error
+	// diskVersion counts loads; tested is the version nginx -t last ran
+	// on, testFailures what it refused.
+	diskVersion, tested uint64
+	testFailures        []Failure
 
 	// What is known of the running nginx.
 	up       bool
@@ -152,6 +166,7 @@ func (t *Tracker) Observe(loaded *discovery.Loaded, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.diskErr = err
+	t.diskVersion++
 	if err == nil && loaded != nil {
 		t.disk = loaded.Nginx
 	}
@@ -197,7 +212,17 @@ func (t *Tracker) Tick(ctx context.Context) {
 
 	t.mu.Lock()
 	cfg := t.disk
+	version, tested := t.diskVersion, t.tested
 	t.mu.Unlock()
+	if t.opts.ConfigTest != nil && version != tested {
+		f, err := t.opts.ConfigTest.Run(ctx)
+		if err != nil {
+			t.opts.Logger.Warn("cannot test nginx's configuration with nginx -t", "err", err)
+		}
+		t.mu.Lock()
+		t.tested, t.testFailures = version, f
+		t.mu.Unlock()
+	}
 	var hosts []string
 	if cfg != nil {
 		hosts = staticHosts(cfg)

@@ -400,3 +400,34 @@ func TestNoAccess(t *testing.T) {
 		t.Errorf("up:\n%s", got)
 	}
 }
+
+type fakeTest struct {
+	runs int
+	f    []Failure
+}
+
+func (f *fakeTest) Run(context.Context) ([]Failure, error) {
+	f.runs++
+	return f.f, nil
+}
+
+// TestConfigTest: nginx -t runs once per change of the tree, and its
+// refusals are would-fail reasons.
+func TestConfigTest(t *testing.T) {
+	s := newScene(t, time.Now())
+	ft := &fakeTest{f: []Failure{{Reason: ReasonParseError, Message: `unknown directive "proxy_pas" in /etc/nginx/nginx.conf:3`}}}
+	s.tracker.opts.ConfigTest = ft
+	r := s.tick()
+	s.tick()
+	if ft.runs != 1 {
+		t.Errorf("nginx -t ran %d times for one version of the tree", ft.runs)
+	}
+	if len(r.WouldFail) != 1 || r.WouldFail[0].Reason != ReasonParseError {
+		t.Errorf("would fail: %+v", r.WouldFail)
+	}
+	ft.f = nil
+	s.observe()
+	if r := s.tick(); ft.runs != 2 || len(r.WouldFail) != 0 {
+		t.Errorf("after a change: runs %d, would fail %+v", ft.runs, r.WouldFail)
+	}
+}
