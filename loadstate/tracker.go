@@ -105,6 +105,9 @@ type Tracker struct {
 	genKey   genKey
 	reloads  uint64
 	seenLoad bool // the exporter saw the current generation start
+	// prevLook is when the previous tick looked for nginx (the
+	// exporter's start before the first).
+	prevLook time.Time
 
 	// At the current generation: the configuration (when the exporter
 	// saw the load), the files nginx read, and the addresses it resolved.
@@ -208,6 +211,7 @@ func (t *Tracker) Run(ctx context.Context, interval time.Duration) {
 
 // Tick looks at nginx and the disk once.
 func (t *Tracker) Tick(ctx context.Context) {
+	looked := time.Now()
 	snap, findErr := t.opts.Finder.Find()
 
 	t.mu.Lock()
@@ -246,7 +250,7 @@ func (t *Tracker) Tick(ctx context.Context) {
 	}
 
 	t.mu.Lock()
-	changed := t.update(snap, findErr, cfg, current, peers)
+	changed := t.update(snap, findErr, cfg, current, peers, looked)
 	t.mu.Unlock()
 	if changed && t.opts.AddressesChanged != nil {
 		t.opts.AddressesChanged(ctx)
@@ -255,7 +259,11 @@ func (t *Tracker) Tick(ctx context.Context) {
 
 // update applies one tick's observations; it reports whether nginx's
 // addresses changed. t.mu is held.
-func (t *Tracker) update(snap *nginxproc.Snapshot, findErr error, cfg *nginxconf.Config, current map[string]resolution, peers []Peer) bool {
+func (t *Tracker) update(snap *nginxproc.Snapshot, findErr error, cfg *nginxconf.Config, current map[string]resolution, peers []Peer, looked time.Time) bool {
+	if t.prevLook.IsZero() {
+		t.prevLook = t.opts.Started
+	}
+	defer func() { t.prevLook = looked }()
 	t.current = current
 	t.findErr = findErr
 	before := t.nginxAddrs
@@ -277,15 +285,18 @@ func (t *Tracker) update(snap *nginxproc.Snapshot, findErr error, cfg *nginxconf
 		t.snap = snap
 		key := genKey{master: snap.Master.PID, start: snap.LastLoad()}
 		if key != t.genKey {
-			first := t.genKey == (genKey{})
-			if !first {
+			if t.genKey != (genKey{}) {
 				t.reloads++
 			}
 			t.genKey = key
-			// Start times are kept to the clock tick (10ms) and the
-			// exporter's own start may lag its process's: a second of
-			// slack.
-			t.seenLoad = !first || !key.start.Before(t.opts.Started.Add(-time.Second))
+			// The exporter saw the load when it happened since the
+			// previous look (or since the exporter started): then the
+			// names resolve now as they did for nginx, within one
+			// interval. A generation that started while nginx was
+			// invisible (hidepid, another namespace) or before the
+			// exporter started was not seen. A second of slack for the
+			// clock tick of start times.
+			t.seenLoad = !key.start.Before(t.prevLook.Add(-time.Second))
 			t.newGeneration(cfg, current)
 			t.opts.Logger.Info("nginx loaded its configuration", "pid", snap.Master.PID, "at", key.start, "witnessed", t.seenLoad)
 		}

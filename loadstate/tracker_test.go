@@ -431,3 +431,28 @@ func TestConfigTest(t *testing.T) {
 		t.Errorf("after a change: runs %d, would fail %+v", ft.runs, r.WouldFail)
 	}
 }
+
+// TestLoadWhileInvisible: nginx reloaded while the exporter could not
+// see it; when it sees nginx again it must not claim to have seen that
+// load (its lookups now are not nginx's then).
+func TestLoadWhileInvisible(t *testing.T) {
+	start := time.Now().Add(-time.Hour)
+	s := newScene(t, start)
+	s.nginx.load(start.Add(time.Minute))
+	if r := s.tick(); !r.Witnessed {
+		t.Fatalf("a load after the exporter's start and before its first look is seen: %+v", r)
+	}
+	s.nginx.mu.Lock()
+	s.nginx.err = nginxproc.ErrNoAccess
+	s.nginx.mu.Unlock()
+	s.tick()
+	// Reloaded 3s ago: before that invisible look.
+	s.nginx.load(time.Now().Add(-3 * time.Second))
+	r := s.tick()
+	if r.Witnessed || r.Reloads != 1 {
+		t.Errorf("a load before the previous look, while nginx was invisible: %+v", r)
+	}
+	if sa := server(r, "app.test:3000"); sa.Known {
+		t.Errorf("addresses claimed for an unseen load: %+v", sa)
+	}
+}
