@@ -294,9 +294,9 @@ func (t *Tracker) update(snap *nginxproc.Snapshot, findErr error, cfg *nginxconf
 			// names resolve now as they did for nginx, within one
 			// interval. A generation that started while nginx was
 			// invisible (hidepid, another namespace) or before the
-			// exporter started was not seen. A second of slack for the
-			// clock tick of start times.
-			t.seenLoad = !key.start.Before(t.prevLook.Add(-time.Second))
+			// exporter started was not seen. Start times are truncated
+			// to the clock tick (10ms): startSlack covers it.
+			t.seenLoad = !key.start.Before(t.prevLook.Add(-startSlack))
 			t.newGeneration(cfg, current)
 			t.opts.Logger.Info("nginx loaded its configuration", "pid", snap.Master.PID, "at", key.start, "witnessed", t.seenLoad)
 		}
@@ -339,6 +339,10 @@ func (t *Tracker) newGeneration(cfg *nginxconf.Config, current map[string]resolu
 		}
 	}
 }
+
+// startSlack absorbs the truncation of process start times to the clock
+// tick when comparing them with the exporter's own clock.
+const startSlack = 50 * time.Millisecond
 
 // mtimeSlack absorbs the clock tick to which process start times are
 // truncated: a file written just before nginx read it must not look
