@@ -300,7 +300,7 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 	disc.Nginx = tracker
 	mgr = reload.New(reload.Options{
 		Discovery: disc,
-		Scheduler: sched,
+		Scheduler: &loadstate.Follower{Tracker: tracker, Next: sched},
 		State:     state,
 		OnLoad:    tracker.Observe,
 		Logger:    logger,

@@ -437,8 +437,10 @@ func TestReloadPending(t *testing.T) {
 	if err := os.WriteFile(include, []byte(edited), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	x.waitMetrics(t, "reload pending after editing the include", func(all []series) bool {
-		return is(all, 1, "nginx_upstream_config_reload_pending")
+	added := app.addr("127.0.0.4")
+	x.waitMetrics(t, "reload pending after editing the include, probes following what nginx loaded", func(all []series) bool {
+		_, probed := sample(all, "nginx_upstream_probe_success", "address", added)
+		return is(all, 1, "nginx_upstream_config_reload_pending") && is(all, 1, "nginx_upstream_config_probed_source", "source", "loaded") && !probed
 	})
 	out := diagnoseIn(t, env, conf)
 	for _, want := range []string{include + " (modified)", "nginx -s reload"} {
@@ -451,8 +453,10 @@ func TestReloadPending(t *testing.T) {
 	}
 	time.Sleep(1100 * time.Millisecond)
 	reloadNginx(t, ngx)
-	x.waitMetrics(t, "nothing pending after the reload", func(all []series) bool {
-		return is(all, 1, "nginx_upstream_nginx_reloads_total") && is(all, 0, "nginx_upstream_config_reload_pending")
+	x.waitMetrics(t, "nothing pending after the reload, the added server probed", func(all []series) bool {
+		return is(all, 1, "nginx_upstream_nginx_reloads_total") && is(all, 0, "nginx_upstream_config_reload_pending") &&
+			is(all, 1, "nginx_upstream_config_probed_source", "source", "disk") &&
+			is(all, 1, "nginx_upstream_probe_failure_reason", "address", added, "reason", "connection_refused")
 	})
 
 	// A renewed CA bundle: new bytes at the same path.

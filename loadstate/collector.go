@@ -23,6 +23,8 @@ var (
 		"1 when nginx would refuse its configuration on the next reload or restart, by reason: host_not_found (a static upstream hostname does not resolve now), file_missing (a file nginx reads at load is missing), parse_error (nginx would reject the syntax).", []string{"reason"}, nil)
 	staleDesc = prometheus.NewDesc("nginx_upstream_dns_stale",
 		"1 when nginx dials an address for this static upstream hostname that the name no longer resolves to (nginx resolved it at its last load); 0 when they agree. Absent when the exporter does not know which addresses nginx resolved (see nginx_upstream_dns_nginx_addresses_source).", []string{"upstream", "server"}, nil)
+	probedDesc = prometheus.NewDesc("nginx_upstream_config_probed_source",
+		"Always 1: which configuration the probes follow: loaded (a reload of nginx is pending and the exporter saw nginx load: the configuration nginx runs) or disk (no reload pending, or the exporter did not see nginx load and knows only the disk).", []string{"source"}, nil)
 	sourceDesc = prometheus.NewDesc("nginx_upstream_dns_nginx_addresses_source",
 		"Always 1: how the exporter knows the addresses nginx dials for a static upstream hostname: load (it resolved the name when nginx loaded), evidence (nginx's workers were seen connecting to them), unknown (neither: no stale verdict).", []string{"upstream", "server", "source"}, nil)
 )
@@ -37,7 +39,7 @@ func NewCollector(t *Tracker) *Collector { return &Collector{t: t} }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{upDesc, lastReloadDesc, reloadsDesc, workersDesc, pendingDesc, wouldFailDesc, staleDesc, sourceDesc} {
+	for _, d := range []*prometheus.Desc{upDesc, lastReloadDesc, reloadsDesc, workersDesc, pendingDesc, wouldFailDesc, staleDesc, sourceDesc, probedDesc} {
 		ch <- d
 	}
 }
@@ -57,6 +59,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if r.Up {
 		gauge(workersDesc, float64(r.Current), "current")
 		gauge(workersDesc, float64(r.Old), "old")
+	}
+	if r.Probing != "" {
+		gauge(probedDesc, 1, r.Probing)
 	}
 	fails := map[string]bool{}
 	for _, f := range r.WouldFail {

@@ -42,6 +42,9 @@ type Result struct {
 	PendingChanges []string
 	WouldFail      []Failure
 	Servers        []ServerAddresses
+	// Probing says which configuration the probes follow (ProbingDisk,
+	// ProbingLoaded); empty before the first set was applied.
+	Probing string
 }
 
 // PendingFile is a file changed since nginx loaded it.
@@ -77,12 +80,14 @@ type ServerAddresses struct {
 func (t *Tracker) Result() Result {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.result
+	r := t.result
+	r.Probing = t.probing
+	return r
 }
 
 // derive computes the Result. t.mu is held.
 func (t *Tracker) derive(cfg *nginxconf.Config) Result {
-	r := Result{Up: t.up, FindErr: t.findErr, Reloads: t.reloads}
+	r := Result{Up: t.up, FindErr: t.findErr, Reloads: t.reloads, Probing: t.probing}
 	if t.genKey != (genKey{}) {
 		r.Known = true
 		r.LastLoad = t.genKey.start

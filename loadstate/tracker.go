@@ -69,7 +69,8 @@ type Options struct {
 	// join the would-fail reasons.
 	ConfigTest ConfigTester
 	// AddressesChanged is called (without any Tracker lock held) when the
-	// addresses nginx dials changed, so that the targets follow them.
+	// addresses nginx dials changed, or nginx loaded its configuration,
+	// so that the targets follow what nginx runs.
 	AddressesChanged func(ctx context.Context)
 	// Started is when the exporter started: a generation of nginx older
 	// than that loaded while the exporter was not watching.
@@ -112,6 +113,10 @@ type Tracker struct {
 	// At the current generation: the configuration (when the exporter
 	// saw the load), the files nginx read, and the addresses it resolved.
 	loadedCfg  *nginxconf.Config
+	// loadedSet is the target set of the configuration nginx loaded
+	// (Choose); probing says which set the probes follow.
+	loadedSet *discovery.Set
+	probing   string
 	baseline   map[string]baseFile
 	nginxAddrs map[string]addrKnowledge
 
@@ -264,6 +269,7 @@ func (t *Tracker) update(snap *nginxproc.Snapshot, findErr error, cfg *nginxconf
 		t.prevLook = t.opts.Started
 	}
 	defer func() { t.prevLook = looked }()
+	reapply := false
 	t.current = current
 	t.findErr = findErr
 	before := t.nginxAddrs
@@ -298,6 +304,9 @@ func (t *Tracker) update(snap *nginxproc.Snapshot, findErr error, cfg *nginxconf
 			// to the clock tick (10ms): startSlack covers it.
 			t.seenLoad = !key.start.Before(t.prevLook.Add(-startSlack))
 			t.newGeneration(cfg, current)
+			// The targets are rebuilt at every seen load: the set
+			// applied next is the one nginx runs (see Choose).
+			reapply = t.seenLoad
 			t.opts.Logger.Info("nginx loaded its configuration", "pid", snap.Master.PID, "at", key.start, "witnessed", t.seenLoad)
 		}
 	}
@@ -306,7 +315,7 @@ func (t *Tracker) update(snap *nginxproc.Snapshot, findErr error, cfg *nginxconf
 		t.compareFiles()
 	}
 	t.result = t.derive(cfg)
-	return !sameAddrs(before, t.nginxAddrs)
+	return reapply || !sameAddrs(before, t.nginxAddrs)
 }
 
 // newGeneration takes the baseline of a generation: the files and, when
@@ -315,7 +324,7 @@ func (t *Tracker) update(snap *nginxproc.Snapshot, findErr error, cfg *nginxconf
 func (t *Tracker) newGeneration(cfg *nginxconf.Config, current map[string]resolution) {
 	t.baseline = map[string]baseFile{}
 	t.nginxAddrs = map[string]addrKnowledge{}
-	t.loadedCfg = nil
+	t.loadedCfg, t.loadedSet = nil, nil
 	if t.seenLoad {
 		t.loadedCfg = cfg
 	}

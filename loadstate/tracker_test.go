@@ -456,3 +456,61 @@ func TestLoadWhileInvisible(t *testing.T) {
 		t.Errorf("addresses claimed for an unseen load: %+v", sa)
 	}
 }
+
+type lastSet struct{ set *discovery.Set }
+
+func (l *lastSet) Update(s *discovery.Set) { l.set = s }
+
+// TestFollowLoaded: while a reload is pending, the probes follow the
+// configuration nginx loaded; after nginx's reload, the disk's.
+func TestFollowLoaded(t *testing.T) {
+	start := time.Now()
+	s := newScene(t, start)
+	sched := &lastSet{}
+	f := &Follower{Tracker: s.tracker, Next: sched}
+	apply := func() *discovery.Set {
+		cfg, err := nginxconf.Load(s.conf, nginxconf.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := discovery.Build(context.Background(), cfg, discovery.Options{Resolver: s.dns, Nginx: s.tracker})
+		s.tracker.Observe(&discovery.Loaded{Nginx: cfg, Set: set}, nil)
+		f.Update(set)
+		return set
+	}
+	s.nginx.load(start.Add(time.Second))
+	s.tick()
+	loaded := apply() // the reload AddressesChanged triggers
+	if sched.set != loaded || s.tracker.Result().Probing != ProbingDisk {
+		t.Fatal("no reload pending: the disk's set is nginx's")
+	}
+
+	s.write(s.include, "upstream app { server app.test:3000; server 127.0.0.4:3000; }\n")
+	disk := apply()
+	if sched.set != loaded || len(disk.Targets) == len(loaded.Targets) {
+		t.Errorf("reload pending: the scheduler got %d targets, want nginx's %d", len(sched.set.Targets), len(loaded.Targets))
+	}
+	if got := s.metrics("nginx_upstream_config_probed_source"); !strings.Contains(got, `source="loaded"`) {
+		t.Errorf("metric:\n%s", got)
+	}
+
+	s.nginx.load(start.Add(2 * time.Second))
+	s.tick()
+	after := apply()
+	if sched.set != after || s.tracker.Result().Probing != ProbingDisk {
+		t.Error("after nginx's reload the disk's set must be probed")
+	}
+
+	// An exporter that did not see the load probes the disk.
+	s2 := newScene(t, start)
+	s2.nginx.load(start.Add(-time.Minute))
+	s2.tick()
+	f2 := &Follower{Tracker: s2.tracker, Next: sched}
+	s2.write(s2.include, "upstream app { server 127.0.0.5:3000; }\n")
+	cfg, _ := nginxconf.Load(s2.conf, nginxconf.LoadOptions{})
+	set := discovery.Build(context.Background(), cfg, discovery.Options{Resolver: s2.dns})
+	f2.Update(set)
+	if sched.set != set || s2.tracker.Result().Probing != ProbingDisk {
+		t.Error("unseen load: the disk's set")
+	}
+}
