@@ -112,11 +112,11 @@ type Tracker struct {
 
 	// At the current generation: the configuration (when the exporter
 	// saw the load), the files nginx read, and the addresses it resolved.
-	loadedCfg  *nginxconf.Config
+	loadedCfg *nginxconf.Config
 	// loadedSet is the target set of the configuration nginx loaded
 	// (Choose); probing says which set the probes follow.
-	loadedSet *discovery.Set
-	probing   string
+	loadedSet  *discovery.Set
+	probing    string
 	baseline   map[string]baseFile
 	nginxAddrs map[string]addrKnowledge
 
