@@ -314,7 +314,15 @@ func (t *Tracker) update(snap *nginxproc.Snapshot, findErr error, cfg *nginxconf
 		t.addEvidence(cfg, peers)
 		t.compareFiles()
 	}
+	wasPending := len(t.result.Pending) > 0
 	t.result = t.derive(cfg)
+	if r := t.result; len(r.Pending) > 0 && !wasPending {
+		files := make([]string, 0, len(r.Pending))
+		for _, p := range r.Pending {
+			files = append(files, p.Path+" ("+p.Change+")")
+		}
+		t.opts.Logger.Info("nginx has not loaded changes on disk: a reload is pending", "files", files, "changes", r.PendingChanges)
+	}
 	return reapply || !sameAddrs(before, t.nginxAddrs)
 }
 
