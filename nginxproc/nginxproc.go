@@ -128,15 +128,16 @@ func (f *Finder) Find() (*Snapshot, error) {
 		master, ok = f.masterByNSPID(procs, pid)
 	}
 	if !ok {
-		if _, err := os.Stat(f.proc(strconv.Itoa(pid))); err == nil && visible <= 1 {
-			// The process exists but nothing of it could be read:
-			// hidepid=1 shows the directories but hides their content.
-			return nil, fmt.Errorf("%w: /proc/%d is not readable", ErrNoAccess, pid)
+		if _, err := os.ReadFile(f.proc(strconv.Itoa(pid), "stat")); errors.Is(err, fs.ErrPermission) {
+			// hidepid=1 (noaccess) shows the directories but hides
+			// their content.
+			return nil, fmt.Errorf("%w: /proc/%d is not readable (/proc mounted with hidepid)", ErrNoAccess, pid)
 		}
-		if visible <= 1 {
-			// hidepid=2 (or another PID namespace): only our own
-			// processes are visible, so absence proves nothing.
-			return nil, fmt.Errorf("%w: only the exporter's own processes are visible in %s", ErrNoAccess, f.proc())
+		if visible <= 1 || f.hidePID() {
+			// hidepid=2 (invisible), or another PID namespace: only the
+			// exporter's own processes are visible, so absence proves
+			// nothing.
+			return nil, fmt.Errorf("%w: only the exporter's own processes are visible in %s (another PID namespace, or hidepid)", ErrNoAccess, f.proc())
 		}
 		return nil, fmt.Errorf("%w: pid %d from %s", ErrNotRunning, pid, f.PIDFile)
 	}
@@ -207,6 +208,31 @@ func (f *Finder) loadBootTime() error {
 		}
 	}
 	return errors.New("no btime in /proc/stat")
+}
+
+// hidePID reports whether the proc filesystem is mounted with hidepid
+// (other users' processes hidden), from /proc/self/mountinfo.
+func (f *Finder) hidePID() bool {
+	b, err := os.ReadFile(f.proc("self", "mountinfo"))
+	if err != nil {
+		return false
+	}
+	root := f.Proc
+	if root == "" {
+		root = "/proc"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 5 || fields[4] != root {
+			continue
+		}
+		for _, opt := range strings.Split(fields[len(fields)-1], ",") {
+			if strings.HasPrefix(opt, "hidepid=") && opt != "hidepid=0" && opt != "hidepid=off" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // proc is what Find needs of one process.

@@ -180,3 +180,23 @@ func BenchmarkFind(b *testing.B) {
 		}
 	}
 }
+
+// TestFindHidePIDMount: a /proc mounted with hidepid=invisible hides
+// nginx even among other visible processes (the exporter's group may
+// see some): cannot see, not "not running".
+func TestFindHidePIDMount(t *testing.T) {
+	p := newFakeProc(t)
+	p.add(5, 1, 10, "nginx_upstream_exporter")
+	p.add(6, 5, 10, "sh")
+	if err := os.MkdirAll(filepath.Join(p.root, "self"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mi := "22 1 0:21 / " + p.root + " rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw,hidepid=invisible\n"
+	if err := os.WriteFile(filepath.Join(p.root, "self", "mountinfo"), []byte(mi), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := (&Finder{Proc: p.root, PIDFile: p.pidFile("100")}).Find()
+	if !errors.Is(err, ErrNoAccess) {
+		t.Errorf("err = %v, want ErrNoAccess", err)
+	}
+}
