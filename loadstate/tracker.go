@@ -23,6 +23,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -390,6 +391,7 @@ func (t *Tracker) addEvidence(cfg *nginxconf.Config, peers []Peer) {
 	}
 	byPort := map[string][]string{} // port -> static hosts
 	literal := map[string]bool{}    // ip:port of IP literal servers
+	shared := map[string]bool{}     // ports of names nginx resolves at run time
 	for i := range cfg.Servers {
 		s := &cfg.Servers[i]
 		switch {
@@ -397,17 +399,30 @@ func (t *Tracker) addEvidence(cfg *nginxconf.Config, peers []Peer) {
 			if !slices.Contains(byPort[s.Port], s.Host) {
 				byPort[s.Port] = append(byPort[s.Port], s.Host)
 			}
+		case s.RuntimeResolve:
+			shared[s.Port] = true
 		case s.SocketPath == "" && s.Host != "":
 			literal[net.JoinHostPort(trimBrackets(s.Host), s.Port)] = true
 		}
+	}
+	for _, d := range cfg.Dynamic {
+		// An address built from variables may reach any peer: its
+		// port, when written, is shared; when it is a variable too,
+		// no connection can be attributed.
+		m := dynamicPort.FindStringSubmatch(d.Address)
+		if m == nil {
+			return
+		}
+		shared[m[1]] = true
 	}
 	if t.nginxAddrs == nil {
 		t.nginxAddrs = map[string]addrKnowledge{}
 	}
 	for _, p := range peers {
 		ap := p.Addr.String()
-		hosts := byPort[strconv.Itoa(int(p.Addr.Port()))]
-		if len(hosts) != 1 || literal[ap] {
+		port := strconv.Itoa(int(p.Addr.Port()))
+		hosts := byPort[port]
+		if len(hosts) != 1 || literal[ap] || shared[port] {
 			continue
 		}
 		host := hosts[0]
@@ -424,6 +439,10 @@ func (t *Tracker) addEvidence(cfg *nginxconf.Config, peers []Peer) {
 		t.nginxAddrs[host] = k
 	}
 }
+
+// dynamicPort finds the literal port of a *_pass address built from
+// variables ("http://$backend:8080/..."), when there is one.
+var dynamicPort = regexp.MustCompile(`^(?:[a-z]+://)?[^/:]*:([0-9]+)(?:[/?]|$)`)
 
 func trimBrackets(h string) string {
 	if len(h) > 1 && h[0] == '[' && h[len(h)-1] == ']' {

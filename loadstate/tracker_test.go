@@ -514,3 +514,37 @@ func TestFollowLoaded(t *testing.T) {
 		t.Error("unseen load: the disk's set")
 	}
 }
+
+// TestEvidenceAmbiguous: a connection on a port that a run-time resolved
+// name or a variable address also uses is not attributed.
+func TestEvidenceAmbiguous(t *testing.T) {
+	for _, tc := range []struct{ name, extra string }{
+		{"resolve", "upstream dyn { zone dyn 64k; server svc.test:3000 resolve; }\n"},
+		{"variable with this port", ""},
+		{"variable port", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := &mutablePeers{}
+			s := newScene(t, time.Now(), ev)
+			body := "upstream app { server app.test:3000; }\n" + tc.extra
+			s.write(s.include, body)
+			conf, err := os.ReadFile(s.conf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			loc := map[string]string{
+				"resolve":                 "location /dyn { proxy_pass http://dyn; }",
+				"variable with this port": "location /v { resolver 127.0.0.1; proxy_pass http://$arg_h:3000; }",
+				"variable port":           "location /v { resolver 127.0.0.1; proxy_pass http://$arg_h:$arg_p; }",
+			}[tc.name]
+			s.write(s.conf, strings.Replace(string(conf), "location /lit", loc+"\n        location /lit", 1))
+			s.observe()
+			s.nginx.load(time.Now().Add(-time.Minute))
+			s.dns.set("app.test", "127.0.0.3")
+			ev.set(Peer{Addr: netip.MustParseAddrPort("127.0.0.2:3000")})
+			if sa := server(s.tick(), "app.test:3000"); sa.Known || sa.Source != SourceUnknown {
+				t.Errorf("ambiguous peer attributed: %+v", sa)
+			}
+		})
+	}
+}
