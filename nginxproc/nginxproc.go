@@ -149,7 +149,11 @@ func (f *Finder) Find() (*Snapshot, error) {
 		switch {
 		case strings.HasPrefix(p.title, shuttingDownTitle):
 			s.Old = append(s.Old, Process{PID: p.pid, Start: p.start})
-		case strings.HasPrefix(p.title, workerTitle):
+		case strings.HasPrefix(p.title, workerTitle), p.isMaster():
+			// A worker keeps the master's title from fork until
+			// ngx_worker_process_init renames it, which on a loaded
+			// machine can take a while: it already belongs to the
+			// new generation.
 			s.Current = append(s.Current, Process{PID: p.pid, Start: p.start})
 		}
 	}

@@ -68,6 +68,7 @@ func TestFindGenerations(t *testing.T) {
 	p.add(110, 100, 900, "nginx: worker process")
 	p.add(111, 100, 901, "nginx: worker process")
 	p.add(112, 100, 900, "nginx: cache manager process")
+	p.add(113, 100, 902, "nginx: master process /usr/sbin/nginx -c /etc/nginx/nginx.conf") // forked, not yet renamed
 	p.add(200, 1, 50, "nginx: worker process") // not a child of the master
 	f := &Finder{Proc: p.root, PIDFile: p.pidFile("100\n")}
 	s, err := f.Find()
@@ -77,7 +78,7 @@ func TestFindGenerations(t *testing.T) {
 	if s.Master.PID != 100 || !s.Master.Start.Equal(time.Unix(1005, 0)) {
 		t.Errorf("master = %+v", s.Master)
 	}
-	if len(s.Current) != 2 || len(s.Old) != 1 || s.Old[0].PID != 101 {
+	if len(s.Current) != 3 || len(s.Old) != 1 || s.Old[0].PID != 101 {
 		t.Errorf("current %+v old %+v", s.Current, s.Old)
 	}
 	if got, want := s.LastLoad(), time.Unix(1009, 0); !got.Equal(want) {
