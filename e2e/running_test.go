@@ -365,6 +365,12 @@ func TestStaleAddressStartedAfterMove(t *testing.T) {
 			is(all, 1, "nginx_upstream_dns_nginx_addresses_source", "upstream", "app", "source", "evidence") &&
 			is(all, 1, "nginx_upstream_probe_failure_reason", "address", old, "reason", "connect_timeout")
 	})
+	// diagnose, a single look, learns it from the same sockets while
+	// clients keep trying.
+	want := fmt.Sprintf("nginx still dials 127.0.0.2 for app.test:%d; DNS now answers 127.0.0.3; reload nginx", app.port)
+	if out := diagnoseIn(t, env, conf); !strings.Contains(out, want) {
+		t.Errorf("diagnose does not say %q:\n%s", want, out)
+	}
 	cancel()
 	select {
 	case code := <-codes:
