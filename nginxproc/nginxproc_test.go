@@ -201,3 +201,16 @@ func TestFindHidePIDMount(t *testing.T) {
 		t.Errorf("err = %v, want ErrNoAccess", err)
 	}
 }
+
+func TestPIDFilePath(t *testing.T) {
+	for _, tc := range []struct{ flag, directive, prefix, want string }{
+		{"/run/custom.pid", "/run/nginx.pid", "", "/run/custom.pid"},
+		{"", "/var/run/nginx.pid", "/etc/nginx", "/var/run/nginx.pid"},
+		{"", "logs/nginx.pid", "/usr/share/nginx", "/usr/share/nginx/logs/nginx.pid"},
+		{"", "", "/etc/nginx", DefaultPIDFile},
+	} {
+		if got := PIDFilePath(tc.flag, tc.directive, tc.prefix); got != tc.want {
+			t.Errorf("PIDFilePath(%q, %q, %q) = %q, want %q", tc.flag, tc.directive, tc.prefix, got, tc.want)
+		}
+	}
+}
