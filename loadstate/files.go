@@ -71,12 +71,13 @@ const (
 	KindCertificate        FileKind = "certificate"
 	KindCertificateKey     FileKind = "certificate_key"
 	KindTrustedCertificate FileKind = "trusted_certificate"
+	KindCRL                FileKind = "crl"
 )
 
 // loadFiles lists the files nginx reads when it loads cfg: the tree, and
-// the client certificates, keys and CA bundles of its upstreams (read by
-// ngx_ssl_certificate and ngx_ssl_trusted_certificate at load time: a
-// missing one makes the load fail). Paths with variables are read per
+// the client certificates, keys, CA bundles and CRLs of its upstreams
+// (read by ngx_ssl_certificate, ngx_ssl_trusted_certificate and
+// ngx_ssl_crl at load time: a missing one makes the load fail). Paths with variables are read per
 // request, not at load, and "data:" values are not files.
 func loadFiles(cfg *nginxconf.Config) map[string]FileKind {
 	out := make(map[string]FileKind, len(cfg.Files))
@@ -98,7 +99,12 @@ func loadFiles(cfg *nginxconf.Config) map[string]FileKind {
 		}
 		add(ssl.Certificate, KindCertificate)
 		add(ssl.CertificateKey, KindCertificateKey)
-		add(ssl.TrustedCertificate, KindTrustedCertificate)
+		if ssl.Verify {
+			// ngx_http_proxy_set_ssl loads the CA bundle and the CRL
+			// only for *_ssl_verify on.
+			add(ssl.TrustedCertificate, KindTrustedCertificate)
+			add(ssl.CRL, KindCRL)
+		}
 	}
 	return out
 }

@@ -233,6 +233,8 @@ func missingMessage(kind FileKind, path string) string {
 		return fmt.Sprintf("cannot load certificate %q: BIO_new_file() failed (SSL: error:80000002:system library::No such file or directory)", path)
 	case KindCertificateKey:
 		return fmt.Sprintf("cannot load certificate key %q: BIO_new_file() failed (SSL: error:80000002:system library::No such file or directory)", path)
+	case KindCRL:
+		return fmt.Sprintf("X509_LOOKUP_load_file(\"%s\") failed (SSL: error:80000002:system library::No such file or directory)", path)
 	case KindTrustedCertificate:
 		return fmt.Sprintf("SSL_CTX_load_verify_locations(\"%s\") failed (SSL: error:80000002:system library::No such file or directory)", path)
 	}

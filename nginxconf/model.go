@@ -212,6 +212,9 @@ type SSLSettings struct {
 	Ciphers        string
 	Certificate    string
 	CertificateKey string
+	// CRL is *_ssl_crl: nginx loads it, as the trusted certificates,
+	// only when verification is on.
+	CRL string `json:",omitempty"`
 }
 
 // DynamicPass is a *_pass whose address is only known per request.

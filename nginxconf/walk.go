@@ -640,6 +640,7 @@ func (w *walker) sslSettings(sc *scope, p, serverName string) SSLSettings {
 	s.TrustedCertificate = w.confPath(str("_ssl_trusted_certificate"))
 	s.Certificate = w.confPath(str("_ssl_certificate"))
 	s.CertificateKey = w.confPath(str("_ssl_certificate_key"))
+	s.CRL = w.confPath(str("_ssl_crl"))
 	if v := str("_ssl_name"); v != "" {
 		// "$proxy_host" (the default) stays empty; $host-like names
 		// become the server name; anything else request-dependent is
