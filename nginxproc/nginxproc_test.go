@@ -69,7 +69,7 @@ func TestFindGenerations(t *testing.T) {
 	p.add(111, 100, 901, "nginx: worker process")
 	p.add(112, 100, 900, "nginx: cache manager process")
 	p.add(113, 100, 902, "nginx: master process /usr/sbin/nginx -c /etc/nginx/nginx.conf") // forked, not yet renamed
-	p.add(200, 1, 50, "nginx: worker process") // not a child of the master
+	p.add(200, 1, 50, "nginx: worker process")                                             // not a child of the master
 	f := &Finder{Proc: p.root, PIDFile: p.pidFile("100\n")}
 	s, err := f.Find()
 	if err != nil {
