@@ -105,6 +105,7 @@ type Tracker struct {
 	warned   bool
 	snap     *nginxproc.Snapshot
 	genKey   genKey
+	genPIDs  map[int]bool // the current generation's workers, as last seen
 	reloads  uint64
 	seenLoad bool // the exporter saw the current generation start
 	// prevLook is when the previous tick looked for nginx (the
@@ -130,6 +131,48 @@ type Tracker struct {
 type genKey struct {
 	master int
 	start  time.Time
+}
+
+// newGenerationSeen reports whether snap shows a generation other than
+// the current one: another master, or current workers none of which
+// belonged to it. A worker that crashed is replaced by one new worker
+// while its siblings stay, which is not a reload. At a reload nginx first
+// starts a whole new set of workers beside the old ones, then renames the
+// old ones "shutting down" (or they exit): newcomers that outnumber the
+// workers they would replace are that new set, not respawns. (With one
+// worker process, a respawn cannot be told from a reload.) t.mu is held.
+func (t *Tracker) newGenerationSeen(snap *nginxproc.Snapshot) bool {
+	pids := func() map[int]bool {
+		m := make(map[int]bool, len(snap.Current))
+		for _, w := range snap.Current {
+			m[w.PID] = true
+		}
+		return m
+	}
+	if t.genKey == (genKey{}) || snap.Master.PID != t.genKey.master {
+		t.genPIDs = pids()
+		return true
+	}
+	if len(snap.Current) == 0 {
+		return false
+	}
+	kept := map[int]bool{}
+	for _, w := range snap.Current {
+		if t.genPIDs[w.PID] {
+			kept[w.PID] = true
+		}
+	}
+	if len(kept) == 0 {
+		t.genPIDs = pids()
+		return true
+	}
+	if len(snap.Current) <= len(t.genPIDs) {
+		// Replacements of vanished workers: respawns.
+		t.genPIDs = pids()
+	} else {
+		t.genPIDs = kept
+	}
+	return false
 }
 
 type baseFile struct {
@@ -291,7 +334,7 @@ func (t *Tracker) update(snap *nginxproc.Snapshot, findErr error, cfg *nginxconf
 		t.up, t.warned = true, false
 		t.snap = snap
 		key := genKey{master: snap.Master.PID, start: snap.LastLoad()}
-		if key != t.genKey {
+		if t.newGenerationSeen(snap) {
 			if t.genKey != (genKey{}) {
 				t.reloads++
 			}

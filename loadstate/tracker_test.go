@@ -24,9 +24,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fakeNginx is the running nginx as the test sets it.
 type fakeNginx struct {
-	mu   sync.Mutex
-	snap *nginxproc.Snapshot
-	err  error
+	mu     sync.Mutex
+	snap   *nginxproc.Snapshot
+	err    error
+	worker int
 }
 
 func (f *fakeNginx) Find() (*nginxproc.Snapshot, error) {
@@ -40,7 +41,10 @@ func (f *fakeNginx) load(at time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.err = nil
-	f.snap = &nginxproc.Snapshot{Master: nginxproc.Process{PID: 100, Start: at}, Current: []nginxproc.Process{{PID: 101, Start: at}}}
+	// Every generation has workers of its own.
+	f.worker += 2
+	f.snap = &nginxproc.Snapshot{Master: nginxproc.Process{PID: 100, Start: at},
+		Current: []nginxproc.Process{{PID: 100 + f.worker, Start: at}, {PID: 101 + f.worker, Start: at}}}
 }
 
 // fakeDNS answers from a table; a missing name is NXDOMAIN.
@@ -546,5 +550,53 @@ func TestEvidenceAmbiguous(t *testing.T) {
 				t.Errorf("ambiguous peer attributed: %+v", sa)
 			}
 		})
+	}
+}
+
+// TestWorkerRespawn: a crashed worker respawned by the master is not a
+// reload; replacing every worker is.
+func TestWorkerRespawn(t *testing.T) {
+	start := time.Now()
+	s := newScene(t, start)
+	s.nginx.load(start.Add(time.Second))
+	first := s.tick().LastLoad
+	s.nginx.mu.Lock()
+	s.nginx.snap.Current[0] = nginxproc.Process{PID: 999, Start: start.Add(time.Minute)}
+	s.nginx.mu.Unlock()
+	if r := s.tick(); r.Reloads != 0 || !r.LastLoad.Equal(first) {
+		t.Errorf("respawn counted as a reload: %d, last load %v", r.Reloads, r.LastLoad)
+	}
+	s.nginx.mu.Lock()
+	s.nginx.snap.Current[1] = nginxproc.Process{PID: 998, Start: start.Add(2 * time.Minute)}
+	s.nginx.mu.Unlock()
+	if r := s.tick(); r.Reloads != 0 {
+		t.Errorf("second respawn counted as a reload: %d", r.Reloads)
+	}
+	s.nginx.load(start.Add(3 * time.Minute))
+	if r := s.tick(); r.Reloads != 1 {
+		t.Errorf("a reload not counted: %d", r.Reloads)
+	}
+}
+
+// TestReloadTransition: at a reload the new workers run beside the old
+// ones for a moment; the generation changes when the old ones leave.
+func TestReloadTransition(t *testing.T) {
+	start := time.Now()
+	s := newScene(t, start)
+	s.nginx.load(start.Add(time.Second))
+	s.tick()
+	s.nginx.mu.Lock()
+	old := append([]nginxproc.Process(nil), s.nginx.snap.Current...)
+	fresh := []nginxproc.Process{{PID: 500, Start: start.Add(time.Minute)}, {PID: 501, Start: start.Add(time.Minute)}}
+	s.nginx.snap.Current = append(append([]nginxproc.Process(nil), old...), fresh...)
+	s.nginx.mu.Unlock()
+	if r := s.tick(); r.Reloads != 0 {
+		t.Errorf("counted before the old workers left: %d", r.Reloads)
+	}
+	s.nginx.mu.Lock()
+	s.nginx.snap.Current, s.nginx.snap.Old = fresh, old[:1]
+	s.nginx.mu.Unlock()
+	if r := s.tick(); r.Reloads != 1 || !r.LastLoad.Equal(start.Add(time.Minute)) || r.Old != 1 {
+		t.Errorf("after the old workers left: reloads %d, last load %v, old %d", r.Reloads, r.LastLoad, r.Old)
 	}
 }
