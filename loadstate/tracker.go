@@ -106,6 +106,8 @@ type Tracker struct {
 	snap     *nginxproc.Snapshot
 	genKey   genKey
 	genPIDs  map[int]bool // the current generation's workers, as last seen
+	// transition: the last look saw a reload half done.
+	transition bool
 	reloads  uint64
 	seenLoad bool // the exporter saw the current generation start
 	// prevLook is when the previous tick looked for nginx (the
@@ -142,6 +144,7 @@ type genKey struct {
 // workers they would replace are that new set, not respawns. (With one
 // worker process, a respawn cannot be told from a reload.) t.mu is held.
 func (t *Tracker) newGenerationSeen(snap *nginxproc.Snapshot) bool {
+	t.transition = false
 	pids := func() map[int]bool {
 		m := make(map[int]bool, len(snap.Current))
 		for _, w := range snap.Current {
@@ -171,6 +174,7 @@ func (t *Tracker) newGenerationSeen(snap *nginxproc.Snapshot) bool {
 		t.genPIDs = pids()
 	} else {
 		t.genPIDs = kept
+		t.transition = true
 	}
 	return false
 }
@@ -312,7 +316,13 @@ func (t *Tracker) update(snap *nginxproc.Snapshot, findErr error, cfg *nginxconf
 	if t.prevLook.IsZero() {
 		t.prevLook = t.opts.Started
 	}
-	defer func() { t.prevLook = looked }()
+	defer func() {
+		// A look in the middle of a reload (new workers beside the old)
+		// does not count as before it: the load began earlier.
+		if !t.transition {
+			t.prevLook = looked
+		}
+	}()
 	reapply := false
 	t.current = current
 	t.findErr = findErr

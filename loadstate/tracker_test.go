@@ -587,16 +587,18 @@ func TestReloadTransition(t *testing.T) {
 	s.tick()
 	s.nginx.mu.Lock()
 	old := append([]nginxproc.Process(nil), s.nginx.snap.Current...)
-	fresh := []nginxproc.Process{{PID: 500, Start: start.Add(time.Minute)}, {PID: 501, Start: start.Add(time.Minute)}}
+	reload := time.Now() // after the first look, before the transitional one
+	fresh := []nginxproc.Process{{PID: 500, Start: reload}, {PID: 501, Start: reload}}
 	s.nginx.snap.Current = append(append([]nginxproc.Process(nil), old...), fresh...)
 	s.nginx.mu.Unlock()
+	time.Sleep(100 * time.Millisecond) // the transitional look is clearly after the reload
 	if r := s.tick(); r.Reloads != 0 {
 		t.Errorf("counted before the old workers left: %d", r.Reloads)
 	}
 	s.nginx.mu.Lock()
 	s.nginx.snap.Current, s.nginx.snap.Old = fresh, old[:1]
 	s.nginx.mu.Unlock()
-	if r := s.tick(); r.Reloads != 1 || !r.LastLoad.Equal(start.Add(time.Minute)) || r.Old != 1 {
+	if r := s.tick(); r.Reloads != 1 || !r.LastLoad.Equal(reload) || r.Old != 1 || !r.Witnessed {
 		t.Errorf("after the old workers left: reloads %d, last load %v, old %d", r.Reloads, r.LastLoad, r.Old)
 	}
 }
