@@ -100,16 +100,16 @@ type Tracker struct {
 	testFailures        []Failure
 
 	// What is known of the running nginx.
-	up       bool
-	findErr  error
-	warned   bool
-	snap     *nginxproc.Snapshot
-	genKey   genKey
-	genPIDs  map[int]bool // the current generation's workers, as last seen
+	up      bool
+	findErr error
+	warned  bool
+	snap    *nginxproc.Snapshot
+	genKey  genKey
+	genPIDs map[int]bool // the current generation's workers, as last seen
 	// transition: the last look saw a reload half done.
 	transition bool
-	reloads  uint64
-	seenLoad bool // the exporter saw the current generation start
+	reloads    uint64
+	seenLoad   bool // the exporter saw the current generation start
 	// prevLook is when the previous tick looked for nginx (the
 	// exporter's start before the first).
 	prevLook time.Time
