@@ -45,6 +45,9 @@ type Report struct {
 	Dynamic []Dynamic `json:"dynamic,omitempty"`
 	// UnusedUpstreams are upstream{} blocks no static *_pass uses.
 	UnusedUpstreams []string `json:"unused_upstreams,omitempty"`
+	// Nginx is the running nginx compared with the disk and DNS; absent
+	// when not checked.
+	Nginx *Nginx `json:"nginx,omitempty"`
 }
 
 // Summary counts targets by outcome.

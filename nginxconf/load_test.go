@@ -456,3 +456,20 @@ func TestMissingMainFileOnDisk(t *testing.T) {
 		t.Fatalf("err = %v, want ErrNotFound", err)
 	}
 }
+
+// TestPIDFile: the pid directive is kept as written, for finding the
+// running nginx.
+func TestPIDFile(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte("pid /run/test-nginx.pid;\nevents {}\nhttp {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(conf, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PIDFile != "/run/test-nginx.pid" {
+		t.Errorf("PIDFile = %q", cfg.PIDFile)
+	}
+}

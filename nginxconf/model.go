@@ -118,6 +118,11 @@ type Config struct {
 	// user's name (ngx_core_module); empty User means the directive was absent.
 	User  string
 	Group string
+	// PIDFile is the `pid` directive's argument as written (nginx
+	// resolves a relative one against its -p prefix, not the conf
+	// prefix); empty when absent (nginx then uses its compiled-in path,
+	// /run/nginx.pid on Debian).
+	PIDFile string `json:",omitempty"`
 	// Servers holds one entry per (upstream, server, protocol), deduplicated
 	// across locations, in configuration order.
 	Servers []UpstreamServer
@@ -225,6 +230,9 @@ type SSLSettings struct {
 	Ciphers        string
 	Certificate    string
 	CertificateKey string
+	// CRL is *_ssl_crl: nginx loads it, as the trusted certificates,
+	// only when verification is on.
+	CRL string `json:",omitempty"`
 }
 
 // DynamicPass is a *_pass whose address is only known per request.

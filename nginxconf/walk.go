@@ -227,6 +227,8 @@ func (w *walker) run(root []*node) (*Config, error) {
 			if len(n.args) == 2 {
 				w.cfg.Group = n.args[1]
 			}
+		case n.name == "pid" && !n.isBlk && len(n.args) == 1:
+			w.cfg.PIDFile = n.args[0]
 		case n.name == "http" && n.isBlk:
 			sc, err := w.levelScope(n.block, nil)
 			if err != nil {
@@ -788,6 +790,7 @@ func (w *walker) sslSettings(sc *scope, p, serverName string) SSLSettings {
 	s.TrustedCertificate = w.confPath(str("_ssl_trusted_certificate"))
 	s.Certificate = w.confPath(str("_ssl_certificate"))
 	s.CertificateKey = w.confPath(str("_ssl_certificate_key"))
+	s.CRL = w.confPath(str("_ssl_crl"))
 	if v := str("_ssl_name"); v != "" {
 		// "$proxy_host" (the default) stays empty; $host-like names
 		// become the server name; anything else request-dependent is
