@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/collector"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/diagnose"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/errorlog"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/probehandler"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/reload"
@@ -61,6 +63,20 @@ type commonFlags struct {
 	probeTimeout     time.Duration
 	probeConcurrency int
 	log              promslog.Config
+	errorLog         errorLogFlags
+}
+
+// errorLogFlags say which of nginx's error logs to read.
+type errorLogFlags struct {
+	enabled      bool
+	paths        []string
+	fromConfig   bool
+	syslogSocket string
+	pollInterval time.Duration
+}
+
+func (f *errorLogFlags) find() errorlog.FindOptions {
+	return errorlog.FindOptions{Paths: f.paths, FromConfig: f.fromConfig, SyslogSocket: f.syslogSocket}
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -81,6 +97,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Default("10s").DurationVar(&c.probeTimeout)
 	app.Flag("probe.concurrency", "Maximum number of probes in flight at once.").
 		Default("512").IntVar(&c.probeConcurrency)
+	app.Flag("nginx.error-log.enabled", "Read nginx's error log and count the upstream errors it records for real requests (--no-nginx.error-log.enabled turns it off).").
+		Default("true").BoolVar(&c.errorLog.enabled)
+	app.Flag("nginx.error-log", "An error log file to read besides the error_log files of the configuration (repeatable).").
+		PlaceHolder("PATH").StringsVar(&c.errorLog.paths)
+	app.Flag("nginx.error-log.from-config", "Read the error_log files of nginx's configuration; with --no-nginx.error-log.from-config only the --nginx.error-log paths are read.").
+		Default("true").BoolVar(&c.errorLog.fromConfig)
+	app.Flag("nginx.error-log.syslog-socket", "Receive the error log nginx sends with `error_log syslog:server=unix:PATH` on a unix datagram socket created at PATH (for containers whose log is /dev/stderr).").
+		Default("").StringVar(&c.errorLog.syslogSocket)
 	c.log = promslog.Config{}
 	promslogflag.AddFlags(app, &c.log)
 
@@ -100,6 +124,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Default("2m").DurationVar(&wl.http.IdleTimeout)
 	interval := serveCmd.Flag("probe.interval", "How often every upstream server is probed, independent of scrapes (spread over the interval with jitter).").
 		Default("15s").Duration()
+	serveCmd.Flag("nginx.error-log.poll-interval", "How often the error logs are checked when inotify reports nothing (a fallback: inotify wakes the reader on every write).").
+		Default("5s").DurationVar(&c.errorLog.pollInterval)
 	var pf probeFlags
 	serveCmd.Flag("probe.allow-any-target", "Let /probe probe any host:port or unix: socket, not only servers of the nginx configuration. "+
 		"Anyone who can reach the exporter can then make it open connections anywhere it can reach (server-side request forgery, as CVE-2020-16248 in blackbox_exporter); "+
@@ -205,6 +231,17 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 		defer close(done)
 		sched.Run(ctx)
 	}()
+	var logsWG sync.WaitGroup
+	if exp.logs != nil {
+		logsWG.Go(func() { _ = exp.logs.Run(ctx) })
+	}
+	if exp.syslog != nil {
+		logsWG.Go(func() {
+			if err := exp.syslog.Serve(ctx, exp.logs); err != nil {
+				logger.Error("syslog receiver stopped", "err", err)
+			}
+		})
+	}
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
@@ -247,6 +284,7 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 	_ = srv.Shutdown(shutdownCtx)
 	<-done
 	<-watchDone
+	logsWG.Wait()
 	return code
 }
 
@@ -257,6 +295,19 @@ type service struct {
 	sched   *scheduler.Scheduler
 	mgr     *reload.Manager
 	handler http.Handler
+	// logs is nil when the error log is not read; syslog is nil without
+	// a receiver.
+	logs   *errorlog.Reader
+	syslog *errorlog.Syslog
+}
+
+// appliers hand each loaded target set to every consumer.
+type appliers []reload.Applier
+
+func (a appliers) Update(set *discovery.Set) {
+	for _, x := range a {
+		x.Update(set)
+	}
 }
 
 // newExporter loads the configuration and builds the exporter; it starts
@@ -271,14 +322,36 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		Logger:      logger,
 	})
 	state := &collector.ConfigState{}
+	var (
+		apply  = appliers{sched}
+		logs   *errorlog.Reader
+		syslog *errorlog.Syslog
+	)
+	if c.errorLog.enabled {
+		logs = errorlog.New(errorlog.Options{
+			Find:         c.errorLog.find(),
+			PollInterval: c.errorLog.pollInterval,
+			Logger:       logger.With("signal", "error_log"),
+		})
+		apply = append(apply, logs)
+		if c.errorLog.syslogSocket != "" {
+			var err error
+			if syslog, err = errorlog.ListenSyslog(c.errorLog.syslogSocket); err != nil {
+				return nil, err
+			}
+		}
+	}
 	mgr := reload.New(reload.Options{
 		Discovery: c.discovery(logger),
-		Scheduler: sched,
+		Scheduler: apply,
 		State:     state,
 		Logger:    logger,
 	})
 	if err := mgr.Reload(ctx); err != nil {
 		// At start-up there is no last good configuration to fall back to.
+		if syslog != nil {
+			syslog.Close()
+		}
 		return nil, fmt.Errorf("no valid nginx configuration: %w", err)
 	}
 
@@ -289,6 +362,9 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collector.NewSelfMetrics(state, sched),
 	)
+	if logs != nil {
+		reg.MustRegister(collector.NewLogs(logs))
+	}
 
 	handler, err := server.New(server.Options{
 		MetricsPath: metricsPath,
@@ -314,6 +390,6 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 	if err != nil {
 		return nil, fmt.Errorf("building HTTP handler: %w", err)
 	}
-	return &service{sched: sched, mgr: mgr, handler: handler}, nil
+	return &service{sched: sched, mgr: mgr, handler: handler, logs: logs, syslog: syslog}, nil
 
 }

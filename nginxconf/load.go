@@ -205,6 +205,10 @@ func LoadContext(ctx context.Context, path string, opts LoadOptions) (*Config, e
 		return nil, err
 	}
 	w := newWalker(ctx, l.confDir, pageSize)
+	w.prefix = opts.Prefix
+	if w.prefix == "" {
+		w.prefix = l.confDir
+	}
 	cfg, err := w.run(root.nodes)
 	if err != nil {
 		return nil, err

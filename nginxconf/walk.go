@@ -168,6 +168,7 @@ type walker struct {
 	ctx       context.Context
 	steps     int
 	confDir   string
+	prefix    string
 	pageSize  int
 	upstreams map[string]*upstream
 	order     []*upstream
@@ -202,6 +203,8 @@ func (w *walker) run(root []*node) (*Config, error) {
 			if len(n.args) == 2 {
 				w.cfg.Group = n.args[1]
 			}
+		case n.name == "error_log" && !n.isBlk:
+			w.errorLog(n, "main")
 		case n.name == "http" && n.isBlk:
 			sc, err := levelScope(n.block, nil)
 			if err != nil {
@@ -283,6 +286,10 @@ func (w *walker) walk(nodes []*node, sc *scope, c wctx) error {
 					return err
 				}
 			}
+			continue
+		}
+		if n.name == "error_log" && !n.isBlk && c.kind != "if" && c.kind != "limit_except" {
+			w.errorLog(n, c.kind)
 			continue
 		}
 		if !n.isBlk {
