@@ -1,0 +1,265 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startExporterWith runs the exporter binary with extra flags.
+func startExporterWith(t *testing.T, env *netEnv, dir, conf string, extra ...string) *exporter {
+	t.Helper()
+	listen := fmt.Sprintf("127.0.0.1:%d", env.freePort(t))
+	args := append([]string{
+		"--nginx.config=" + conf,
+		"--web.listen-address=" + listen,
+		"--probe.interval=1s",
+		"--log.level=debug",
+	}, extra...)
+	p := env.start(t, filepath.Join(dir, "exporter.log"), exporterBinary, args...)
+	return &exporter{proc: p, listen: listen, net: env}
+}
+
+// logCount is the exporter's nginx_upstream_log_errors_total for one
+// server and reason, and whether the series exists.
+func (x *exporter) logCount(t *testing.T, server, reason string) (float64, bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	all, err := x.scrape(ctx)
+	if err != nil {
+		return 0, false
+	}
+	for _, s := range all {
+		if s.name == "nginx_upstream_log_errors_total" && s.labels["server"] == server && s.labels["reason"] == reason {
+			return s.value, true
+		}
+	}
+	return 0, false
+}
+
+// metric sums the samples of name whose labels include want.
+func (x *exporter) metric(t *testing.T, name string, want map[string]string) float64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	all, err := x.scrape(ctx)
+	if err != nil {
+		t.Fatalf("scraping the exporter: %v\n%s", err, x.proc.output())
+	}
+	sum := 0.0
+next:
+	for _, s := range all {
+		if s.name != name {
+			continue
+		}
+		for k, v := range want {
+			if s.labels[k] != v {
+				continue next
+			}
+		}
+		sum += s.value
+	}
+	return sum
+}
+
+// waitLogCount waits until the exporter counts exactly want errors, then
+// checks the count stays there (nothing doubled late).
+func (x *exporter) waitLogCount(t *testing.T, server, reason string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var got float64
+	for time.Now().Before(deadline) {
+		got, _ = x.logCount(t, server, reason)
+		if got >= want {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got != want {
+		t.Fatalf("nginx_upstream_log_errors_total{server=%q,reason=%q} = %g, want exactly %g\nexporter log:\n%s", server, reason, got, want, tail(x.proc.output(), 30))
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got, _ = x.logCount(t, server, reason); got != want {
+		t.Fatalf("nginx_upstream_log_errors_total{server=%q,reason=%q} went on to %g, want exactly %g", server, reason, got, want)
+	}
+}
+
+// masterPID is nginx's master process as seen from here: as root the
+// suite runs nginx under `unshare --pid`, whose only child it is, and its
+// pid file holds the pid inside that namespace.
+func (n *nginx) masterPID(t *testing.T) int {
+	t.Helper()
+	pid := n.proc.cmd.Process.Pid
+	if os.Geteuid() != 0 {
+		return pid
+	}
+	for range 50 {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			child, err := strconv.Atoi(f[0])
+			if err == nil {
+				return child
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("cannot find nginx's master process")
+	return 0
+}
+
+// reopen is `nginx -s reopen`: USR1 to the master, which reopens its
+// logs and has its workers do the same; it waits for the file.
+func (n *nginx) reopen(t *testing.T, path string) {
+	t.Helper()
+	if err := syscall.Kill(n.masterPID(t), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx did not reopen %s", path)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The workers reopen when the master's signal reaches them.
+	time.Sleep(200 * time.Millisecond)
+}
+
+func (n *nginx) requests(t *testing.T, count, status int) {
+	t.Helper()
+	for range count {
+		if got := n.get(t); got != status {
+			t.Fatalf("nginx answered %d, want %d", got, status)
+		}
+	}
+}
+
+// TestErrorLogExactCounts: N requests through real nginx to a dead
+// server give exactly +N in nginx_upstream_log_errors_total, across every
+// way a log is rotated, and through the syslog receiver.
+func TestErrorLogExactCounts(t *testing.T) {
+	requireNginx(t)
+	requireExporter(t)
+	copyFile := func(t *testing.T, from, to string) {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	modes := []struct {
+		name   string
+		syslog bool
+		// rotate runs between two batches; it may send requests itself
+		// and returns how many.
+		rotate func(t *testing.T, n *nginx, log string) int
+	}{
+		{name: "rename and reopen", rotate: func(t *testing.T, n *nginx, log string) int {
+			if err := os.Rename(log, log+".1"); err != nil {
+				t.Fatal(err)
+			}
+			n.requests(t, 3, 502) // still written to the renamed file
+			n.reopen(t, log)
+			return 3
+		}},
+		{name: "copytruncate", rotate: func(t *testing.T, n *nginx, log string) int {
+			copyFile(t, log, log+".1")
+			if err := os.Truncate(log, 0); err != nil {
+				t.Fatal(err)
+			}
+			return 0
+		}},
+		{name: "delete and re-create", rotate: func(t *testing.T, n *nginx, log string) int {
+			if err := os.Remove(log); err != nil {
+				t.Fatal(err)
+			}
+			n.requests(t, 2, 502) // written to the deleted file
+			n.reopen(t, log)
+			return 2
+		}},
+		{name: "syslog receiver", syslog: true, rotate: func(t *testing.T, n *nginx, log string) int { return 0 }},
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			env := &netEnv{}
+			dir, err := os.MkdirTemp(baseDir, "errorlog-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			s := &senv{t: t, net: env, dir: dir}
+			app := refused()(s)
+			data := map[string]string{"Dir": dir, "app": app, "Listen": fmt.Sprintf("127.0.0.1:%d", env.freePort(t))}
+			httpText := ""
+			var extra []string
+			log := filepath.Join(dir, "error.log")
+			if m.syslog {
+				sock := filepath.Join(dir, "log.sock")
+				httpText = "error_log syslog:server=unix:" + sock + ",nohostname error;"
+				extra = append(extra, "--nginx.error-log.syslog-socket="+sock)
+			}
+			conf := writeNginxConf(t, dir, data, httpText, `location / { proxy_pass http://{{.app}}; }`)
+			ngx, ok := startNginx(t, env, dir, conf, data["Listen"])
+			if !ok {
+				t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
+			}
+			// History: lines written before the exporter starts are
+			// never counted.
+			ngx.requests(t, 4, 502)
+			x := startExporterWith(t, env, dir, conf, extra...)
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				if x.proc.exited() {
+					t.Fatalf("exporter exited:\n%s", x.proc.output())
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_, err := x.scrape(ctx)
+				cancel()
+				if err == nil && (m.syslog || x.metric(t, "nginx_upstream_exporter_log_files", map[string]string{"state": "tailing"}) == 1) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the exporter never tailed %s:\n%s", log, x.proc.output())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if got, ok := x.logCount(t, app, "connection_refused"); ok {
+				t.Fatalf("history counted: %g errors before any request after the start", got)
+			}
+			ngx.requests(t, 5, 502)
+			x.waitLogCount(t, app, "connection_refused", 5)
+			sent := 5 + m.rotate(t, ngx, log)
+			ngx.requests(t, 6, 502)
+			x.waitLogCount(t, app, "connection_refused", float64(sent+6))
+			if !m.syslog {
+				// nginx's own count of the lines, for the record.
+				var lines int
+				for _, f := range []string{log, log + ".1"} {
+					b, _ := os.ReadFile(f)
+					lines += strings.Count(string(b), "(111: Connection refused) while connecting to upstream")
+				}
+				t.Logf("nginx wrote %d refused lines in all (4 before the exporter started), the exporter counted %d", lines, sent+6)
+			}
+			if got := x.metric(t, "nginx_upstream_exporter_log_lines_total", map[string]string{"result": "unattributed"}); got != 0 {
+				t.Errorf("%g unattributed lines, want 0", got)
+			}
+		})
+	}
+}
+
+
