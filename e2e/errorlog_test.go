@@ -263,3 +263,84 @@ func TestErrorLogExactCounts(t *testing.T) {
 }
 
 
+
+// waitTailing waits until the exporter follows nginx's error log.
+func (x *exporter) waitTailing(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if x.proc.exited() {
+			t.Fatalf("the exporter exited (%v):\n%s", x.proc.err, x.proc.output())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := x.scrape(ctx)
+		cancel()
+		if err == nil && x.metric(t, "nginx_upstream_exporter_log_files", map[string]string{"state": "tailing"}) >= 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the exporter does not tail nginx's error log:\n%s", x.proc.output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// loggedReasons are the reasons of nginx_upstream_log_errors_total for one
+// target, with their counts.
+func loggedReasons(all []series, tg target) map[string]float64 {
+	out := map[string]float64{}
+	for _, s := range all {
+		if s.name == "nginx_upstream_log_errors_total" && s.labels["server"] == tg.server && s.labels["address"] == tg.address && s.value > 0 {
+			out[s.labels["reason"]] += s.value
+		}
+	}
+	return out
+}
+
+// checkLogged holds the exporter's reading of nginx's error log to the
+// same table as its probes: for every server nginx logged an error about,
+// the logged reason is the one nginx's line stands for (docs/metrics.md),
+// which is also what the probe said; a server nginx reached has none. A
+// peer nginx resolved per request is no target's: its error is
+// unattributed, with that reason.
+func checkLogged(t *testing.T, sc scenario, x *exporter, targets []target, saw []observed) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		all, err := x.scrape(ctx)
+		cancel()
+		var problems []string
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
+		for i, tg := range targets {
+			want := string(saw[i].reason)
+			got := loggedReasons(all, tg)
+			switch {
+			case want == "" && len(got) > 0:
+				problems = append(problems, fmt.Sprintf("server %s: nginx served it without error, the exporter read errors %v in nginx's log", tg, got))
+			case want != "" && tg.runtime:
+				n := 0.0
+				for _, s := range all {
+					if s.name == "nginx_upstream_log_unattributed_errors_total" && s.labels["reason"] == want {
+						n += s.value
+					}
+				}
+				if n == 0 {
+					problems = append(problems, fmt.Sprintf("server %s (resolved per request): no unattributed %s error read from nginx's log", tg, want))
+				}
+			case want != "" && (len(got) != 1 || got[want] == 0):
+				problems = append(problems, fmt.Sprintf("server %s: nginx logged %q (reason %s), the exporter read %v from that log", tg, message(saw[i].line), want, got))
+			}
+		}
+		if len(problems) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("scenario %s: the error-log reading disagrees with nginx:\n  %s", sc.name, strings.Join(problems, "\n  "))
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

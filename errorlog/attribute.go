@@ -30,11 +30,14 @@ type Index struct {
 	// that upstream, the trace of an address nginx resolved once and
 	// the configuration no longer yields.
 	named map[string]map[string]string
+	// resolved maps the host name of targets nginx resolves per request
+	// to the target (or ambiguous), for "<host> could not be resolved".
+	resolved map[string]int
 }
 
 // NewIndex indexes the targets of set; nil gives an empty index.
 func NewIndex(set *discovery.Set) *Index {
-	x := &Index{peers: map[string]map[string]int{}, upstreams: map[string]bool{}, named: map[string]map[string]string{}}
+	x := &Index{peers: map[string]map[string]int{}, upstreams: map[string]bool{}, named: map[string]map[string]string{}, resolved: map[string]int{}}
 	if set == nil {
 		return x
 	}
@@ -52,6 +55,14 @@ func NewIndex(set *discovery.Set) *Index {
 				continue
 			}
 			m[p] = i
+		}
+		if t.Probe != nil && t.Probe.Resolve != nil && !t.Probe.Resolve.System {
+			h := t.Probe.Resolve.Host
+			if j, ok := x.resolved[h]; ok && j != i {
+				x.resolved[h] = ambiguous
+			} else {
+				x.resolved[h] = i
+			}
 		}
 		if host, port, ok := namedServer(t); ok && host != "" {
 			n := x.named[t.Protocol]
@@ -145,7 +156,7 @@ func (x *Index) Attribute(protocol string, peer []byte) Attribution {
 				break
 			}
 		}
-		return Attribution{Peer: string(cut(peer[len("unix:"):], ":\"")) + ""}
+		return Attribution{Peer: "unix:" + string(cut(peer[len("unix:"):], ":\""))}
 	}
 	p := cut(peer, "/\"")
 	if j, ok := m[string(p)]; ok {
@@ -169,6 +180,15 @@ func (x *Index) result(j int, peer []byte) Attribution {
 		return Attribution{Peer: string(peer)}
 	}
 	return Attribution{Target: x.targets[j]}
+}
+
+// AttributeHost finds the one target whose name nginx resolves per
+// request and failed to resolve.
+func (x *Index) AttributeHost(host []byte) Attribution {
+	if j, ok := x.resolved[string(host)]; ok && j != ambiguous {
+		return Attribution{Target: x.targets[j]}
+	}
+	return Attribution{}
 }
 
 // Upstream reports whether name is an upstream of the set; for "no live

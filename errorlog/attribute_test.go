@@ -2,6 +2,7 @@ package errorlog
 
 import (
 	"fmt"
+	"net"
 	"testing"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
@@ -26,7 +27,16 @@ func testIndex(t testing.TB) *Index {
 		// A server given by name, resolved at load time.
 		target("dns", "backend.test:8080", "10.0.1.1:8080", "http", "tcp"),
 		target("v6", "[::1]:8080", "[::1]:8080", "http", "tcp"),
+		runtime("rt", "rt.test:9090"),
 	}})
+}
+
+// runtime is a target whose name nginx resolves per request.
+func runtime(upstream, server string) *discovery.Target {
+	t := target(upstream, server, server, "http", "tcp")
+	host, port, _ := net.SplitHostPort(server)
+	t.Probe = &prober.Peer{Network: "tcp", Resolve: &prober.RuntimeResolve{Host: host, Port: port}}
+	return t
 }
 
 func TestAttribute(t *testing.T) {
@@ -58,6 +68,12 @@ func TestAttribute(t *testing.T) {
 		if got != tc.upstream || a.Upstream != tc.known {
 			t.Errorf("Attribute(%s, %s) = target %q, known upstream %q; want %q, %q", tc.protocol, tc.peer, got, a.Upstream, tc.upstream, tc.known)
 		}
+	}
+	if a := x.AttributeHost([]byte("rt.test")); a.Target == nil || a.Target.Upstream != "rt" {
+		t.Errorf("AttributeHost(rt.test) = %+v", a)
+	}
+	if a := x.AttributeHost([]byte("other.test")); a.Target != nil {
+		t.Errorf("AttributeHost(other.test) = %+v", a.Target.Key)
 	}
 	if u, ok := x.Upstream([]byte("app/x")); !ok || u != "app" {
 		t.Errorf("Upstream(app/x) = %q, %v", u, ok)

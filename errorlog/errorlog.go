@@ -221,6 +221,9 @@ func (r *Reader) count(x *Index, e *Entry, now time.Time) {
 	}
 	ri := reasonIndex[e.Reason]
 	a := x.Attribute(e.Protocol, e.Peer)
+	if a.Target == nil && len(e.Peer) == 0 && len(e.Host) > 0 {
+		a = x.AttributeHost(e.Host)
+	}
 	if a.Target == nil {
 		c.lines[LineUnattributed]++
 		c.unattributed[ri]++

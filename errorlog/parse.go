@@ -103,6 +103,9 @@ type Entry struct {
 	Peer []byte
 	// Message is the text between the header and " while …".
 	Message []byte
+	// Host is the name of "<host> could not be resolved": the runtime
+	// resolver failed, and no peer exists to name.
+	Host []byte
 }
 
 // Timestamp parses Time in loc; the zero time when it is malformed.
@@ -187,6 +190,11 @@ func Parse(line []byte, e *Entry) {
 		}
 	}
 	e.Reason, e.Kind = classifyMessage(e.Message, e.Stage, e.Level)
+	if i := bytes.Index(e.Message, []byte(" could not be resolved (")); i > 0 && e.Kind == KindUpstreamError {
+		// ngx_http_upstream_resolve_handler: "%V could not be resolved
+		// (%i: %s)" with the host of the *_pass.
+		e.Host = e.Message[:i]
+	}
 	if e.Kind != KindUpstreamError && e.Kind != KindNoLiveUpstreams {
 		return
 	}
