@@ -139,6 +139,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Short('o').Default(diagnose.OutputTable).Enum(diagnose.OutputTable, diagnose.OutputJSON)
 	diagList := diagCmd.Flag("list", "Print the discovered targets with their parameters and effective timeouts without probing anything.").
 		Default("false").Bool()
+	diagLogBytes := diagCmd.Flag("nginx.error-log.recent-bytes", "How much of the end of each error log diagnose reads to show what nginx logged lately.").
+		Default("1MiB").Bytes()
 	diagColor := diagCmd.Flag("color", "Colour the table: auto (when stdout is a terminal and NO_COLOR is unset), always or never.").
 		Default(string(diagnose.ColorAuto)).Enum(string(diagnose.ColorAuto), string(diagnose.ColorAlways), string(diagnose.ColorNever))
 
@@ -169,7 +171,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		raiseFDLimit(logger, slog.LevelDebug)
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
+		var errorLog *diagnose.ErrorLogOptions
+		if c.errorLog.enabled {
+			errorLog = &diagnose.ErrorLogOptions{Find: c.errorLog.find(), Bytes: int64(*diagLogBytes)}
+		}
 		return diagnose.Run(ctx, diagnose.Options{
+			ErrorLog:    errorLog,
 			Load:        c.discovery(logger),
 			Prober:      prober.New(),
 			Timeout:     c.probeTimeout,

@@ -65,6 +65,9 @@ type Options struct {
 	// List prints the discovered targets without probing.
 	List  bool
 	Color ColorMode
+	// ErrorLog reads the recent part of nginx's error logs beside the
+	// probes; nil does not.
+	ErrorLog *ErrorLogOptions
 
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
@@ -145,6 +148,9 @@ func Run(ctx context.Context, opts Options) int {
 			return ExitInterrupted
 		}
 		rep.addResults(statuses)
+		if opts.ErrorLog != nil {
+			rep.addLogged(loaded, opts.ErrorLog, opts.Logger)
+		}
 	}
 
 	switch opts.Output {

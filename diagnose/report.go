@@ -42,6 +42,8 @@ type Report struct {
 	Dynamic []Dynamic `json:"dynamic,omitempty"`
 	// UnusedUpstreams are upstream{} blocks no static *_pass uses.
 	UnusedUpstreams []string `json:"unused_upstreams,omitempty"`
+	// ErrorLog is what nginx logged lately, nil when not read.
+	ErrorLog *ErrorLogReport `json:"error_log,omitempty"`
 }
 
 // Summary counts targets by outcome.
@@ -86,6 +88,9 @@ type Target struct {
 	PhasesSeconds   map[string]float64 `json:"phases_seconds,omitempty"`
 	HTTPStatus      int                `json:"http_status,omitempty"`
 	TLSNotAfter     *time.Time         `json:"tls_not_after,omitempty"`
+
+	// Logged is what nginx's error log says about the server lately.
+	Logged *Logged `json:"logged,omitempty"`
 
 	Params   Params   `json:"params"`
 	Settings Settings `json:"settings"`

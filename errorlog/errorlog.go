@@ -171,21 +171,35 @@ func (r *Reader) flush(st *lineState) {
 
 // line counts one physical line; the caller holds r.c.mu.
 func (r *Reader) line(st *lineState, x *Index, line []byte, now time.Time) {
-	line = bytes.TrimSuffix(line, []byte{'\r'})
-	if st.cont > 0 {
-		st.cont -= len(line) + 1
-		if endsEntry(line) {
-			st.cont = 0
-		}
+	if st.continues(line) {
 		r.c.lines[LineOther]++
 		return
 	}
 	var e Entry
-	Parse(line, &e)
+	st.parse(line, &e)
+	r.count(x, &e, now)
+}
+
+// continues reports whether line continues the current multi-line entry.
+func (st *lineState) continues(line []byte) bool {
+	if st.cont <= 0 {
+		return false
+	}
+	st.cont -= len(line) + 1
+	if endsEntry(line) {
+		st.cont = 0
+	}
+	return true
+}
+
+// parse parses the first line of an entry and notes whether continuation
+// lines may follow.
+func (st *lineState) parse(line []byte, e *Entry) {
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	Parse(line, e)
 	if e.Kind == KindOther && e.Stage == StageNone && bytes.HasPrefix(e.Message, []byte(`FastCGI sent in stderr: "`)) {
 		st.cont = MaxLine - len(line) - 1
 	}
-	r.count(x, &e, now)
 }
 
 // endsEntry reports whether a continuation line carries the end of a
