@@ -27,12 +27,12 @@ func testIndex(t testing.TB) *Index {
 		// A server given by name, resolved at load time.
 		target("dns", "backend.test:8080", "10.0.1.1:8080", "http", "tcp"),
 		target("v6", "[::1]:8080", "[::1]:8080", "http", "tcp"),
-		runtime("rt", "rt.test:9090"),
+		runtimeTarget("rt", "rt.test:9090"),
 	}})
 }
 
-// runtime is a target whose name nginx resolves per request.
-func runtime(upstream, server string) *discovery.Target {
+// runtimeTarget is a target whose name nginx resolves per request.
+func runtimeTarget(upstream, server string) *discovery.Target {
 	t := target(upstream, server, server, "http", "tcp")
 	host, port, _ := net.SplitHostPort(server)
 	t.Probe = &prober.Peer{Network: "tcp", Resolve: &prober.RuntimeResolve{Host: host, Port: port}}

@@ -7,7 +7,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -348,4 +350,71 @@ func TestSyslogReceiver(t *testing.T) {
 	syscall.Sendto(c, []byte("garbage"), 0, addr)
 	expect(t, r, 3)
 	waitFor(t, "garbage unparsed", func() bool { return r.Snapshot().Lines[LineUnparsed] == 1 })
+}
+
+// TestTailFastGrowth: a log written as fast as the disk takes it (well
+// over 100 MB/s) is read with bounded memory and counted exactly.
+func TestTailFastGrowth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 48 MB")
+	}
+	path := filepath.Join(t.TempDir(), "error.log")
+	w := newWriter(t, path)
+	r := started(t, Options{}, path)
+	line := []byte(errLine("10.0.0.5:8080"))
+	other := []byte(errLine("10.0.9.9:1"))
+	var chunk []byte
+	perChunk := 0
+	for len(chunk) < 1<<20 {
+		chunk = append(chunk, line...)
+		chunk = append(chunk, other...)
+		perChunk++
+	}
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	stop := make(chan struct{})
+	var peak atomic.Uint64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peak.Load() {
+				peak.Store(m.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	})
+	start := time.Now()
+	const chunks = 48
+	for range chunks {
+		if _, err := w.f.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	elapsed := time.Since(start)
+	want := uint64(chunks * perChunk)
+	deadline := time.Now().Add(60 * time.Second)
+	for matched(r) < want && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if got := matched(r); got != want {
+		t.Fatalf("counted %d, want %d", got, want)
+	}
+	s := r.Snapshot()
+	if s.Lines[LineUnattributed] != want {
+		t.Errorf("unattributed %d, want %d", s.Lines[LineUnattributed], want)
+	}
+	grown := int64(peak.Load()) - int64(before.HeapInuse)
+	t.Logf("wrote %d MB in %s (%.0f MB/s); heap in use grew by at most %d KB", chunks*len(chunk)>>20, elapsed, float64(chunks*len(chunk))/elapsed.Seconds()/1e6, grown>>10)
+	if grown > 16<<20 {
+		t.Errorf("heap grew by %d MB while reading", grown>>20)
+	}
 }
