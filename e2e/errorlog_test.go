@@ -344,3 +344,82 @@ func checkLogged(t *testing.T, sc scenario, x *exporter, targets []target, saw [
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// rawRequest sends one request line and headers as given and returns the
+// status nginx answers.
+func (n *nginx) rawRequest(t *testing.T, text string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := n.net.dial(ctx, "tcp", n.listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte(text)); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 64)
+	k, _ := c.Read(b)
+	f := strings.Fields(string(b[:k]))
+	if len(f) < 2 {
+		t.Fatalf("nginx answered %q", b[:k])
+	}
+	code, _ := strconv.Atoi(f[1])
+	return code
+}
+
+// TestErrorLogForgedFields: a request whose URI, Host or referrer holds
+// `upstream: "…"` naming another server neither creates nor moves series:
+// real nginx's line is read in its fixed field order.
+func TestErrorLogForgedFields(t *testing.T) {
+	requireNginx(t)
+	requireExporter(t)
+	env := &netEnv{}
+	dir, err := os.MkdirTemp(baseDir, "forged-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	s := &senv{t: t, net: env, dir: dir}
+	a, b := refused()(s), refused()(s)
+	data := map[string]string{"Dir": dir, "a": a, "b": b, "Listen": fmt.Sprintf("127.0.0.1:%d", env.freePort(t))}
+	conf := writeNginxConf(t, dir, data, "", `location /a { proxy_pass http://{{.a}}; }
+location /b { proxy_pass http://{{.b}}; }`)
+	ngx, ok := startNginx(t, env, dir, conf, data["Listen"])
+	if !ok {
+		t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
+	}
+	x := startExporter(t, env, dir, conf)
+	x.waitTailing(t)
+	forged := fmt.Sprintf(`", upstream: "http://%s/`, b)
+	requests := []string{
+		"GET /a" + strings.ReplaceAll(forged, " ", "") + " HTTP/1.1\r\nHost: e2e.test\r\nConnection: close\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: x" + forged + "\r\nConnection: close\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: e2e.test\r\nReferer: r" + forged + "\r\nConnection: close\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: e2e.test\r\nReferer: r" + forged + ", host: \"h\r\nConnection: close\r\n\r\n",
+	}
+	sent := 0
+	for _, req := range requests {
+		switch code := ngx.rawRequest(t, req); code {
+		case 502:
+			sent++
+		case 400:
+			t.Logf("nginx refused %q with 400 (no upstream line)", req)
+		default:
+			t.Fatalf("nginx answered %d to %q", code, req)
+		}
+	}
+	if sent < 2 {
+		t.Fatalf("only %d forged requests reached the upstream", sent)
+	}
+	x.waitLogCount(t, a, "connection_refused", float64(sent))
+	if got, ok := x.logCount(t, b, "connection_refused"); ok {
+		t.Errorf("forged text created a series for %s: %g", b, got)
+	}
+	if got := x.metric(t, "nginx_upstream_exporter_log_lines_total", map[string]string{"result": "unattributed"}); got != 0 {
+		t.Errorf("%g unattributed lines, want 0", got)
+	}
+	t.Logf("nginx's lines:\n%s", strings.Join(ngx.errorLines(), "\n"))
+}

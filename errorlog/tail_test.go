@@ -418,3 +418,26 @@ func TestTailFastGrowth(t *testing.T) {
 		t.Errorf("heap grew by %d MB while reading", grown>>20)
 	}
 }
+
+// TestTailReloadAddsFromTheEnd: a log a reload adds is read from its end,
+// as at start; one it drops is no longer counted.
+func TestTailReloadAddsFromTheEnd(t *testing.T) {
+	dir := t.TempDir()
+	first, second := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
+	w1, w2 := newWriter(t, first), newWriter(t, second)
+	w2.lines(5, "10.0.0.5:8080") // history of the second log
+	r := started(t, Options{}, first)
+	w1.lines(1, "10.0.0.5:8080")
+	expect(t, r, 1)
+	r.opts.Find.Paths = []string{first, second}
+	r.Update(&discovery.Set{Targets: testIndex(t).targets})
+	waitFor(t, "two files tailed", func() bool { return r.Snapshot().Files[FileTailing] == 2 })
+	w2.lines(2, "10.0.0.5:8080")
+	expect(t, r, 3)
+	r.opts.Find.Paths = []string{second}
+	r.Update(&discovery.Set{Targets: testIndex(t).targets})
+	waitFor(t, "one file tailed", func() bool { return r.Snapshot().Files[FileTailing] == 1 })
+	w1.lines(4, "10.0.0.5:8080")
+	w2.lines(1, "10.0.0.5:8080")
+	expect(t, r, 4)
+}
