@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/dnstest"
 )
 
 // startExporterWith runs the exporter binary with extra flags.
@@ -422,4 +426,71 @@ location /b { proxy_pass http://{{.b}}; }`)
 		t.Errorf("%g unattributed lines, want 0", got)
 	}
 	t.Logf("nginx's lines:\n%s", strings.Join(ngx.errorLines(), "\n"))
+}
+
+// TestErrorLogStaleDNSPeer: nginx resolved an upstream's name at start;
+// the name now points elsewhere, and so the exporter's target does. The
+// errors nginx logs for the old address belong to no target, but to a
+// known upstream: counted as such (nginx_upstream_log_unknown_peer_errors_total)
+// and logged, never as an error of the new address.
+func TestErrorLogStaleDNSPeer(t *testing.T) {
+	requireNginx(t)
+	requireExporter(t)
+	for _, need := range []prereq{needRoot, needNetns} {
+		if err := checkPrereqs()[need]; err != nil {
+			skipOrFail(t, "%v", err)
+		}
+	}
+	env := newNetns(t)
+	dir, err := os.MkdirTemp(baseDir, "stale-dns-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	s := &senv{t: t, net: env, dir: dir, dns: map[string][]netip.Addr{}}
+	old := refusedAt("127.0.0.3", true)(s)
+	current := refusedAt("127.0.0.4", true)(s)
+	_, port, _ := net.SplitHostPort(old)
+	serveDNS := func(addr string) *dnstest.Server {
+		pc, err := env.listenPacket("udp", "127.0.0.1:53")
+		if err != nil {
+			t.Fatalf("DNS responder: %v", err)
+		}
+		return dnstest.NewServer(pc, map[string][]netip.Addr{"stale.test": {netip.MustParseAddr(addr)}})
+	}
+	dns := serveDNS("127.0.0.3")
+	data := map[string]string{"Dir": dir, "Port": port, "Listen": fmt.Sprintf("127.0.0.1:%d", env.freePort(t))}
+	conf := writeNginxConf(t, dir, data, `upstream app {
+		server stale.test:{{.Port}};
+	}`, `location / { proxy_pass http://app; }`)
+	ngx, ok := startNginx(t, env, dir, conf, data["Listen"])
+	if !ok {
+		t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
+	}
+	// The name moves; nginx keeps the address it resolved at start.
+	dns.Close()
+	dns = serveDNS("127.0.0.4")
+	t.Cleanup(func() { dns.Close() })
+
+	x := startExporter(t, env, dir, conf)
+	x.waitTailing(t)
+	const n = 3
+	ngx.requests(t, n, 502)
+	want := map[string]string{"upstream": "app", "protocol": "http", "reason": "connection_refused"}
+	deadline := time.Now().Add(10 * time.Second)
+	for x.metric(t, "nginx_upstream_log_unknown_peer_errors_total", want) < n && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := x.metric(t, "nginx_upstream_log_unknown_peer_errors_total", want); got != n {
+		t.Fatalf("unknown peer errors = %g, want %d; nginx's lines:\n%s\nexporter:\n%s", got, n, strings.Join(ngx.errorLines(), "\n"), tail(x.proc.output(), 20))
+	}
+	if got := x.metric(t, "nginx_upstream_log_unattributed_errors_total", map[string]string{"reason": "connection_refused"}); got != n {
+		t.Errorf("unattributed = %g, want %d", got, n)
+	}
+	if got, ok := x.logCount(t, "stale.test:"+port, "connection_refused"); ok {
+		t.Errorf("the current address %s was charged with the old one's errors: %g", current, got)
+	}
+	if !strings.Contains(x.proc.output(), "peer="+old) {
+		t.Errorf("the exporter did not log the stale peer %s:\n%s", old, tail(x.proc.output(), 20))
+	}
 }
