@@ -266,8 +266,6 @@ func TestErrorLogExactCounts(t *testing.T) {
 	}
 }
 
-
-
 // waitTailing waits until the exporter follows nginx's error log.
 func (x *exporter) waitTailing(t *testing.T) {
 	t.Helper()
