@@ -12,4 +12,10 @@
 //     loaded configuration, labels only ever taken from that set;
 //   - export.go: the counters the collector exposes;
 //   - recent.go: the recent part of each log, for diagnose.
+//
+// Other signals read the evidence through Reader: Snapshot (the counters)
+// and UnknownPeers, the peers nginx logged errors for that no target of
+// the loaded configuration yields although their upstream is known — the
+// trace of an address nginx still uses after the configuration stopped
+// yielding it (a stale DNS answer).
 package errorlog

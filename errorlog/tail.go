@@ -17,6 +17,9 @@ import (
 // readChunk is the read buffer: memory per Reader, whatever the rate.
 const readChunk = 64 << 10
 
+// maxDraining bounds the rotated-away files kept open per log.
+const maxDraining = 4
+
 // sigLen is how many bytes before the read offset are remembered to
 // notice a file truncated and refilled past the offset between two looks
 // (copytruncate under load).
@@ -77,6 +80,33 @@ func (r *Reader) Run(ctx context.Context) error {
 		}
 	}()
 
+	// watchDirs keeps one inotify watch on each directory holding a log.
+	// A directory that was removed (and its watch with it) is watched
+	// again once it is back, at the next poll.
+	watchDirs := func() {
+		if w == nil {
+			return
+		}
+		dirs := map[string]bool{}
+		for p := range files {
+			dirs[filepath.Dir(p)] = true
+		}
+		for d := range dirs {
+			if !watched[d] {
+				if err := w.Add(d); err != nil {
+					r.opts.Logger.Debug("cannot watch error log directory; polling it", "dir", d, "err", err)
+					continue
+				}
+				watched[d] = true
+			}
+		}
+		for d := range watched {
+			if !dirs[d] {
+				_ = w.Remove(d)
+				delete(watched, d)
+			}
+		}
+	}
 	sync := func() {
 		want := map[string]bool{}
 		for _, p := range r.Paths() {
@@ -93,26 +123,12 @@ func (r *Reader) Run(ctx context.Context) error {
 				delete(files, p)
 			}
 		}
-		dirs := map[string]bool{}
-		for p := range files {
-			dirs[filepath.Dir(p)] = true
-		}
-		if w != nil {
-			for d := range dirs {
-				if !watched[d] {
-					if err := w.Add(d); err != nil {
-						r.opts.Logger.Debug("cannot watch error log directory; polling it", "dir", d, "err", err)
-						continue
-					}
-					watched[d] = true
-				}
-			}
-			for d := range watched {
-				if !dirs[d] {
-					_ = w.Remove(d)
-					delete(watched, d)
-				}
-			}
+		watchDirs()
+		r.publish(files)
+	}
+	checkAll := func() {
+		for _, t := range files {
+			r.check(t, buf)
 		}
 		r.publish(files)
 	}
@@ -132,6 +148,10 @@ func (r *Reader) Run(ctx context.Context) error {
 				continue
 			}
 			name := filepath.Clean(ev.Name)
+			if watched[name] && (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)) {
+				// The directory itself went away, and its watch.
+				delete(watched, name)
+			}
 			dir := filepath.Dir(name)
 			for p, t := range files {
 				switch {
@@ -147,12 +167,12 @@ func (r *Reader) Run(ctx context.Context) error {
 				errs = nil
 				continue
 			}
-			r.opts.Logger.Warn("error log watcher error; the poll still checks every file", "err", err)
+			r.opts.Logger.Warn("error log watcher error; checking every file now, and at every poll", "err", err)
+			// A lost event (queue overflow) may hide a rotation.
+			checkAll()
 		case <-tick.C:
-			for _, t := range files {
-				r.check(t, buf)
-			}
-			r.publish(files)
+			watchDirs()
+			checkAll()
 		}
 	}
 }
@@ -270,6 +290,12 @@ func (r *Reader) open(t *tailFile) bool {
 func (t *tailFile) rotateAway(r *Reader) {
 	if t.f == nil {
 		return
+	}
+	if len(t.draining) >= maxDraining {
+		// Rotated again and again within DrainIdle: the oldest file is
+		// the least likely to be written still.
+		t.draining[0].f.Close()
+		t.draining = append(t.draining[:0], t.draining[1:]...)
 	}
 	t.draining = append(t.draining, &drainFile{f: t.f, off: t.off, st: t.st, lastData: r.opts.Now()})
 	t.f = nil

@@ -441,3 +441,29 @@ func TestTailReloadAddsFromTheEnd(t *testing.T) {
 	w2.lines(1, "10.0.0.5:8080")
 	expect(t, r, 4)
 }
+
+// TestTailDirectoryRecreated: the log's directory removed and created
+// again (a volume remounted) is watched again.
+func TestTailDirectoryRecreated(t *testing.T) {
+	sub := filepath.Join(t.TempDir(), "nginx")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(sub, "error.log")
+	w := newWriter(t, path)
+	r := started(t, Options{PollInterval: 50 * time.Millisecond, DrainIdle: 100 * time.Millisecond}, path)
+	w.lines(1, "10.0.0.5:8080")
+	expect(t, r, 1)
+	w.f.Close()
+	if err := os.RemoveAll(sub); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the log to be missing", func() bool { return r.Snapshot().Files[FileMissing] == 1 })
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w.f = nil
+	w.reopen()
+	w.lines(2, "10.0.0.5:8080")
+	expect(t, r, 3)
+}
