@@ -3,22 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
-	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,6 +19,9 @@ import (
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/exporter-toolkit/web"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/server"
 )
 
 // syncBuffer collects log output written from several goroutines.
@@ -48,67 +42,63 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-func writeFile(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// writeConf writes nginx.conf with the test's own user as worker user.
-func writeConf(t *testing.T, httpBlock string) string {
-	t.Helper()
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writeFile(t, t.TempDir(), "nginx.conf", fmt.Sprintf("user %s;\nevents {}\nhttp {\n%s\n}\n", u.Username, httpBlock))
-}
-
 func debugLogger(w io.Writer) *promslog.Config {
 	lvl := promslog.NewLevel()
 	_ = lvl.Set("debug")
 	return &promslog.Config{Level: lvl, Writer: w}
 }
 
-// startServer builds the exporter exactly as `serve` does and serves it
-// through exporter-toolkit's web.Serve on a random loopback port.
-func startServer(t *testing.T, conf, webConfig string, pf probeFlags, logs io.Writer) (addr string, exp *service) {
+// serveOptions tune serveExporter; zero values take the defaults noted.
+type serveOptions struct {
+	webConfig    string
+	pf           probeFlags
+	logs         io.Writer     // nil: discarded
+	interval     time.Duration // 100ms
+	probeTimeout time.Duration // 2s
+	concurrency  int           // 8
+	limits       server.Limits // none
+}
+
+// serveExporter builds the exporter exactly as `serve` does, loads the
+// configuration and serves it through server.Serve (exporter-toolkit's
+// web.Serve) on a random loopback port until the test ends.
+func serveExporter(t *testing.T, conf string, o serveOptions) (addr string, exp *service) {
 	t.Helper()
-	logger := promslog.New(debugLogger(logs))
-	c := &commonFlags{nginxConfig: conf, probeTimeout: 2 * time.Second, probeConcurrency: 8}
-	if pf.maxRequests == 0 {
-		pf.maxRequests = 4
+	if o.logs == nil {
+		o.logs = io.Discard
 	}
+	if o.interval == 0 {
+		o.interval = 100 * time.Millisecond
+	}
+	if o.probeTimeout == 0 {
+		o.probeTimeout = 2 * time.Second
+	}
+	if o.concurrency == 0 {
+		o.concurrency = 8
+	}
+	if o.pf.maxRequests == 0 {
+		o.pf.maxRequests = 4
+	}
+	logger := promslog.New(debugLogger(o.logs))
+	c := &commonFlags{nginxConfig: conf, probeTimeout: o.probeTimeout, probeConcurrency: o.concurrency}
 	ctx, cancel := context.WithCancel(context.Background())
-	exp, err := newExporter(ctx, logger, c, "/metrics", 100*time.Millisecond, &pf, 4)
+	exp, err := newExporter(ctx, logger, c, "/metrics", o.interval, &o.pf, 4)
+	if err == nil {
+		err = exp.firstLoad(ctx)
+	}
+	var ln net.Listener
+	if err == nil {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: exp.handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := server.NewHTTPServer(exp.handler, o.limits, logger)
 	systemd := false
-	flags := &web.FlagConfig{WebListenAddresses: &[]string{}, WebSystemdSocket: &systemd, WebConfigFile: &webConfig}
+	flags := &web.FlagConfig{WebListenAddresses: &[]string{}, WebSystemdSocket: &systemd, WebConfigFile: &o.webConfig}
 	served := make(chan error, 1)
-	go func() { served <- web.Serve(ln, srv, flags, logger) }()
+	go func() { served <- server.Serve(ln, srv, flags, o.limits.MaxConnections, logger) }()
 	schedDone := make(chan struct{})
 	go func() {
 		defer close(schedDone)
@@ -120,46 +110,17 @@ func startServer(t *testing.T, conf, webConfig string, pf probeFlags, logs io.Wr
 		defer scancel()
 		_ = srv.Shutdown(sctx)
 		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("web.Serve: %v", err)
+			t.Errorf("serve: %v", err)
 		}
 		<-schedDone
 	})
 	return ln.Addr().String(), exp
 }
 
-// selfSigned writes a certificate and key for 127.0.0.1 into dir.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+// startServer serves the exporter of conf with the usual test settings.
+func startServer(t *testing.T, conf, webConfig string, pf probeFlags, logs io.Writer) (addr string, exp *service) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "nginx_upstream_exporter test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile = writeFile(t, dir, "cert.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	keyFile = writeFile(t, dir, "key.pem", string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})))
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
+	return serveExporter(t, conf, serveOptions{webConfig: webConfig, pf: pf, logs: logs})
 }
 
 func bcryptHash(t *testing.T, password string) string {
@@ -208,12 +169,12 @@ func do(t *testing.T, c *http.Client, method, url, user, pass string) (int, stri
 // TestWebConfigCoversEveryEndpoint proves that --web.config.file (TLS and
 // basic auth) wraps the whole mux, /probe and /-/reload included.
 func TestWebConfigCoversEveryEndpoint(t *testing.T) {
-	backend := httpBackend(t)
-	conf := writeConf(t, fmt.Sprintf(`upstream app { server %s; } server { location / { proxy_pass http://app; } }`, backend))
+	backend := testutil.HTTPBackend(t)
+	conf := testutil.WriteNginxConf(t, fmt.Sprintf(`upstream app { server %s; } server { location / { proxy_pass http://app; } }`, backend))
 	dir := t.TempDir()
 
 	t.Run("basic auth", func(t *testing.T) {
-		wc := writeFile(t, dir, "web-auth.yml", fmt.Sprintf("basic_auth_users:\n  prometheus: %s\n", bcryptHash(t, "correct horse")))
+		wc := testutil.WriteFile(t, dir, "web-auth.yml", fmt.Sprintf("basic_auth_users:\n  prometheus: %s\n", bcryptHash(t, "correct horse")))
 		addr, _ := startServer(t, conf, wc, probeFlags{}, io.Discard)
 		c := &http.Client{Timeout: 10 * time.Second}
 		for _, e := range endpoints(backend) {
@@ -231,8 +192,10 @@ func TestWebConfigCoversEveryEndpoint(t *testing.T) {
 	})
 
 	t.Run("TLS and basic auth", func(t *testing.T) {
-		certFile, keyFile, pool := selfSigned(t, dir)
-		wc := writeFile(t, dir, "web-tls.yml", fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  prometheus: %s\n",
+		cert := testutil.MustCert(t, "nginx_upstream_exporter test", testutil.CertOptions{Names: []string{"127.0.0.1"}})
+		certFile, keyFile := cert.MustWritePEM(t, dir, "web")
+		pool := cert.Pool()
+		wc := testutil.WriteFile(t, dir, "web-tls.yml", fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  prometheus: %s\n",
 			certFile, keyFile, bcryptHash(t, "correct horse")))
 		addr, _ := startServer(t, conf, wc, probeFlags{}, io.Discard)
 		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
@@ -256,8 +219,8 @@ func TestWebConfigCoversEveryEndpoint(t *testing.T) {
 }
 
 func TestProbeEndpointRefusesTargetsOutsideConfig(t *testing.T) {
-	backend, other := httpBackend(t), httpBackend(t)
-	conf := writeConf(t, fmt.Sprintf(`upstream app { server %s; } server { location / { proxy_pass http://app; } }`, backend))
+	backend, other := testutil.HTTPBackend(t), testutil.HTTPBackend(t)
+	conf := testutil.WriteNginxConf(t, fmt.Sprintf(`upstream app { server %s; } server { location / { proxy_pass http://app; } }`, backend))
 	c := &http.Client{Timeout: 10 * time.Second}
 
 	addr, _ := startServer(t, conf, "", probeFlags{}, io.Discard)
@@ -284,9 +247,9 @@ func runMain(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestDiagnoseCommand(t *testing.T) {
-	healthy := writeConf(t, fmt.Sprintf(`upstream app { server %s; server 127.0.0.1:9 down; } server { location / { proxy_pass http://app; } }`, httpBackend(t)))
-	dead := deadAddr(t)
-	failing := writeConf(t, fmt.Sprintf(`upstream app { server %s; server %s; } server { location / { proxy_pass http://app; } }`, httpBackend(t), dead))
+	healthy := testutil.WriteNginxConf(t, fmt.Sprintf(`upstream app { server %s; server 127.0.0.1:9 down; } server { location / { proxy_pass http://app; } }`, testutil.HTTPBackend(t)))
+	dead := testutil.DeadAddr(t)
+	failing := testutil.WriteNginxConf(t, fmt.Sprintf(`upstream app { server %s; server %s; } server { location / { proxy_pass http://app; } }`, testutil.HTTPBackend(t), dead))
 
 	for _, tc := range []struct {
 		name string
@@ -300,7 +263,7 @@ func TestDiagnoseCommand(t *testing.T) {
 		{"missing config", []string{"diagnose", "--nginx.config", filepath.Join(t.TempDir(), "nope.conf")}, 2, nil},
 		{"unknown output", []string{"diagnose", "--nginx.config", healthy, "--output=yaml"}, 2, nil},
 		{"unknown flag", []string{"diagnose", "--nginx.config", healthy, "--frobnicate"}, 2, nil},
-		{"bad timeout", []string{"diagnose", "--nginx.config", healthy, "--probe.timeout=0s"}, 2, nil},
+		{"bad timeout", []string{"diagnose", "--nginx.config", healthy, "--probe.timeout=-1s"}, 2, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := runMain(t, tc.args...)

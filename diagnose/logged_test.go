@@ -10,15 +10,16 @@ import (
 	"time"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/errorlog"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
 // TestLogged: what nginx logged lately is shown beside the probe, and a
 // server nginx failed real requests to is named although its probe
 // passes now.
 func TestLogged(t *testing.T) {
-	good, dead := httpBackend(t), deadAddr(t)
+	good, dead := testutil.HTTPBackend(t), testutil.DeadAddr(t)
 	log := filepath.Join(t.TempDir(), "error.log")
-	conf := writeConf(t, fmt.Sprintf(`
+	conf := testutil.WriteNginxConf(t, fmt.Sprintf(`
     error_log %s;
     upstream app {
         server %s;

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/dnstest"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil/dnstest"
 )
 
 // startExporterWith runs the exporter binary with extra flags.

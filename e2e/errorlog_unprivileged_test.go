@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
 // TestErrorLogUnprivileged follows Debian's layout: error.log is 0640
@@ -20,6 +22,7 @@ import (
 // the fix, never as a quiet log. In group adm it is read.
 func TestErrorLogUnprivileged(t *testing.T) {
 	requireRoot(t)
+	requireExporter(t)
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
 		t.Skip("no user nobody")
@@ -41,7 +44,7 @@ func TestErrorLogUnprivileged(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(pub, "nginx_upstream_exporter")
-	copyFile(t, exporterBin, bin, 0o755)
+	copyFile(t, exporterBinary, bin, 0o755)
 	log := filepath.Join(pub, "error.log")
 	if err := os.WriteFile(log, []byte("2026/11/27 08:14:20 [notice] 1#1: start worker processes\n"), 0o640); err != nil {
 		t.Fatal(err)
@@ -66,7 +69,7 @@ func TestErrorLogUnprivileged(t *testing.T) {
 		{"in group adm", []uint32{uint32(admGID)}, "tailing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			addr := testutil.FreeAddr(t)
 			cmd := exec.Command(bin, "--nginx.config="+conf, "--web.listen-address="+addr, "--log.level=info")
 			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: append([]uint32{}, tc.groups...)}}
 			var out syncBuilder

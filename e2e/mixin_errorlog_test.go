@@ -1,4 +1,4 @@
-package mixin
+package e2e
 
 import (
 	"context"
@@ -12,42 +12,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-)
 
-// startGroup runs a process in a process group of its own and ends the
-// whole group when the test ends: nginx's workers outlive a killed master.
-func startGroup(t *testing.T, name string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	logf, err := os.Create(filepath.Join(t.TempDir(), filepath.Base(name)+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("--- %s output ---\n%s", name, b)
-		}
-	})
-}
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
+)
 
 // TestAlertChainErrorLog proves the error-log alert end to end: real nginx
 // fails requests to one slow endpoint of a backend whose probe passes; the
@@ -58,21 +27,21 @@ func TestAlertChainErrorLog(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
-	prometheus := lookPath(t, "prometheus")
+	requireNginx(t)
+	requireExporter(t)
+	prometheus, err := exec.LookPath("prometheus")
+	if err != nil {
+		skipOrFail(t, "prometheus not installed (Debian package prometheus): %v", err)
+	}
 	alertmanager, err := exec.LookPath("prometheus-alertmanager")
 	if err != nil {
-		missing(t, "prometheus-alertmanager not found in PATH (Debian package prometheus-alertmanager)")
+		skipOrFail(t, "prometheus-alertmanager not installed (Debian package prometheus-alertmanager): %v", err)
 	}
-	nginxBin, err := exec.LookPath("nginx")
+	jsonnet := jsonnetBinary(t)
+	dir, err := os.MkdirTemp(baseDir, "alert-chain-")
 	if err != nil {
-		if _, err2 := os.Stat("/usr/sbin/nginx"); err2 != nil {
-			missing(t, "nginx not found (Debian package nginx-light)")
-		}
-		nginxBin = "/usr/sbin/nginx"
+		t.Fatal(err)
 	}
-	jsonnet := jsonnetBin(t)
-	exporter := exporterBinary(t)
-	dir := t.TempDir()
 
 	// The backend: "/" (what the probe asks) answers at once, "/slow"
 	// after nginx's read timeout.
@@ -93,7 +62,7 @@ func TestAlertChainErrorLog(t *testing.T) {
 	t.Cleanup(func() { backend.Close() })
 	backendAddr := bl.Addr().String()
 
-	nginxAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	nginxAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	nginxConf := filepath.Join(dir, "nginx.conf")
 	conf := fmt.Sprintf(`pid %[1]s/nginx.pid;
 error_log %[1]s/error.log;
@@ -120,7 +89,7 @@ http {
 	if err := os.WriteFile(nginxConf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	startGroup(t, nginxBin, "-p", dir, "-c", nginxConf, "-e", "stderr", "-g", "daemon off;")
+	startLogged(t, dir, nginxBinary, "-p", dir, "-c", nginxConf, "-e", "stderr", "-g", "daemon off;")
 	poll(t, 15*time.Second, "nginx to listen", func() (bool, string) {
 		c, err := net.DialTimeout("tcp", nginxAddr, time.Second)
 		if err == nil {
@@ -129,8 +98,8 @@ http {
 		return err == nil, fmt.Sprint(err)
 	})
 
-	exporterAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	start(t, exporter, "--nginx.config="+nginxConf, "--web.listen-address="+exporterAddr, "--probe.interval=1s", "--log.level=debug")
+	exporterAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	startLogged(t, dir, exporterBinary, "--nginx.config="+nginxConf, "--web.listen-address="+exporterAddr, "--probe.interval=1s", "--log.level=debug")
 	poll(t, 30*time.Second, "the exporter to tail nginx's error log", func() (bool, string) {
 		_, body, err := httpGet("http://" + exporterAddr + "/metrics")
 		return err == nil && strings.Contains(string(body), `nginx_upstream_exporter_log_files{state="tailing"} 1`), fmt.Sprint(err)
@@ -152,7 +121,7 @@ http {
 	go hook.Serve(hl)
 	t.Cleanup(func() { hook.Close() })
 
-	amAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	amAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	amConf := filepath.Join(dir, "alertmanager.yml")
 	if err := os.WriteFile(amConf, []byte(fmt.Sprintf(`route:
   receiver: hook
@@ -167,7 +136,7 @@ receivers:
 `, hl.Addr())), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	startGroup(t, alertmanager, "--config.file="+amConf, "--storage.path="+filepath.Join(dir, "am"),
+	startLogged(t, dir, alertmanager, "--config.file="+amConf, "--storage.path="+filepath.Join(dir, "am"),
 		"--web.listen-address="+amAddr, "--cluster.listen-address=")
 	poll(t, 60*time.Second, "alertmanager to be ready", func() (bool, string) {
 		code, _, err := httpGet("http://" + amAddr + "/-/ready")
@@ -176,7 +145,12 @@ receivers:
 
 	overrides := `{scrapeGapWindow: '5s', rateWindow: '20s', intermittentFor: '2s', loggedErrorsFor: '2s'}`
 	for _, f := range []string{"alerts", "rules"} {
-		out := run(t, jsonnet, "-S", "--tla-code", "config="+overrides, f+".jsonnet")
+		cmd := exec.Command(jsonnet, "-S", "--tla-code", "config="+overrides, f+".jsonnet")
+		cmd.Dir = filepath.Join(moduleRoot(t), "mixin")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("jsonnet %s.jsonnet: %v", f, err)
+		}
 		if err := os.WriteFile(filepath.Join(dir, f+".yaml"), out, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -200,8 +174,8 @@ scrape_configs:
 `, amAddr, filepath.Join(dir, "rules.yaml"), filepath.Join(dir, "alerts.yaml"), exporterAddr)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	promAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	start(t, prometheus, "--config.file="+promConf, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"), "--web.listen-address="+promAddr)
+	promAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	startLogged(t, dir, prometheus, "--config.file="+promConf, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"), "--web.listen-address="+promAddr)
 	poll(t, 60*time.Second, "prometheus to be ready", func() (bool, string) {
 		code, _, err := httpGet("http://" + promAddr + "/-/ready")
 		return err == nil && code == http.StatusOK, fmt.Sprint(code, err)
