@@ -16,20 +16,6 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil/dnstest"
 )
 
-// startExporterWith runs the exporter binary with extra flags.
-func startExporterWith(t *testing.T, env *netEnv, dir, conf string, extra ...string) *exporter {
-	t.Helper()
-	listen := fmt.Sprintf("127.0.0.1:%d", env.freePort(t))
-	args := append([]string{
-		"--nginx.config=" + conf,
-		"--web.listen-address=" + listen,
-		"--probe.interval=1s",
-		"--log.level=debug",
-	}, extra...)
-	p := env.start(t, filepath.Join(dir, "exporter.log"), exporterBinary, args...)
-	return &exporter{proc: p, listen: listen, net: env}
-}
-
 // logCount is the exporter's nginx_upstream_log_errors_total for one
 // server and reason, and whether the series exists.
 func (x *exporter) logCount(t *testing.T, server, reason string) (float64, bool) {
@@ -225,7 +211,7 @@ func TestErrorLogExactCounts(t *testing.T) {
 			// History: lines written before the exporter starts are
 			// never counted.
 			ngx.requests(t, 4, 502)
-			x := startExporterWith(t, env, dir, conf, extra...)
+			x := startExporter(t, env, dir, conf, extra...)
 			deadline := time.Now().Add(15 * time.Second)
 			for {
 				if x.proc.exited() {
