@@ -11,8 +11,8 @@ import (
 // the probes see. Its per-target series are sparse (a target has them
 // once nginx logged an error for it), so they are const metrics of a
 // registry collector rather than rows of the families table, which
-// renders every target. The self-metrics of the reader are declared here
-// with them, under the same nginx_upstream_exporter_ prefix as self.go's.
+// renders every target. The reader's self-metrics are declared in self.go
+// with the others.
 var (
 	logErrorsDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "log", "errors_total"),
 		"Upstream errors nginx logged in its error log for this server, by reason, that failed the request before the response header (nginx answered 502 or 504 unless another server took over).",
@@ -32,12 +32,6 @@ var (
 	logUnknownPeerDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "log", "unknown_peer_errors_total"),
 		"Upstream errors nginx logged for a peer that no server of the configuration yields although its upstream is known (by port and protocol of servers given by name): nginx uses an address the configuration no longer resolves to. Also counted in nginx_upstream_log_unattributed_errors_total.",
 		[]string{"upstream", "protocol", "reason"}, nil)
-	logLinesDesc = prometheus.NewDesc(prometheus.BuildFQName(selfNamespace, "log", "lines_total"),
-		"Error-log lines read, by result: matched (an upstream error of one target), unattributed (an upstream error of no single target), other (not an upstream error, continuation lines), unparsed (not an nginx line, longer than nginx writes, or an upstream error with no known reason).",
-		[]string{"result"}, nil)
-	logFilesDesc = prometheus.NewDesc(prometheus.BuildFQName(selfNamespace, "log", "files"),
-		"Error-log files the exporter follows, by state: tailing, missing (not there yet), unreadable (permissions, not a regular file); missing and unreadable files are retried.",
-		[]string{"state"}, nil)
 )
 
 // LogSource yields the error-log counters; *errorlog.Reader satisfies it.
