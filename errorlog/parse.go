@@ -411,8 +411,16 @@ func upstreamField(f []byte) (string, []byte) {
 			return s, v[len(s)+3:]
 		}
 	}
+	if len(v) > 0 && (v[0] >= '0' && v[0] <= '9' || v[0] == '[' || hasPrefix(v, "unix:")) {
+		// The stream module prints the bare peer
+		// (ngx_stream_proxy_log_error): a stream{} target, protocol tcp.
+		return streamProtocol, v
+	}
 	return "", nil
 }
+
+// streamProtocol is the `protocol` label of stream{} proxying.
+const streamProtocol = "tcp"
 
 // skipRequest skips the request line and its closing quote. Since 1.21.1
 // nginx refuses spaces and control characters in the request line, so it

@@ -43,10 +43,11 @@ var golden = []struct {
 	},
 	{
 		// musl (Alpine images) words errno 11 "Operation would block"
-		// (musl src/errno/__strerror.h); the number is the same.
+		// (musl src/errno/__strerror.h); the number is the same. EAGAIN is
+		// among the errnos ngx_event_connect_peer logs at error, not crit.
 		name: "musl EAGAIN on a unix socket",
-		line: `2026/11/27 08:14:20 [crit] 1#1: *3 connect() to unix:/run/php/fpm.sock failed (11: Operation would block) while connecting to upstream, client: 10.1.0.1, server: _, request: "POST /index.php HTTP/1.1", upstream: "fastcgi://unix:/run/php/fpm.sock:", host: "a"`,
-		kind: KindUpstreamError, reason: prober.ReasonBacklogFull, stage: StageConnect, level: LevelCrit, protocol: "fastcgi", peer: "unix:/run/php/fpm.sock:",
+		line: `2026/11/27 08:14:20 [error] 1#1: *3 connect() to unix:/run/php/fpm.sock failed (11: Operation would block) while connecting to upstream, client: 10.1.0.1, server: _, request: "POST /index.php HTTP/1.1", upstream: "fastcgi://unix:/run/php/fpm.sock:", host: "a"`,
+		kind: KindUpstreamError, reason: prober.ReasonBacklogFull, stage: StageConnect, level: LevelError, protocol: "fastcgi", peer: "unix:/run/php/fpm.sock:",
 	},
 	{
 		// glibc wording of the same errno.
@@ -55,16 +56,21 @@ var golden = []struct {
 		kind: KindUpstreamError, reason: prober.ReasonBacklogFull, stage: StageConnect, level: LevelError, protocol: "fastcgi", peer: "unix:/run/php/fpm.sock:",
 	},
 	{
+		// ngx_event_connect_peer: ENOENT is not in its list of errors logged
+		// at error level, hence crit; AF_UNIX peers get ":" before the URI
+		// (ngx_http_log_error_handler).
 		name: "musl ENOENT wording",
 		line: `2026/11/27 08:14:20 [crit] 1#1: *3 connect() to unix:/run/app.sock failed (2: No such file or directory) while connecting to upstream, client: 10.1.0.1, server: _, request: "GET / HTTP/1.1", upstream: "http://unix:/run/app.sock:/", host: "a"`,
 		kind: KindUpstreamError, reason: prober.ReasonSocketNotFound, stage: StageConnect, level: LevelCrit, protocol: "http", peer: "unix:/run/app.sock:/",
 	},
 	{
+		// ngx_event_connect_peer: EACCES, at crit.
 		name: "permission denied",
 		line: `2026/11/27 08:14:20 [crit] 1#1: *3 connect() to unix:/run/app.sock failed (13: Permission denied) while connecting to upstream, client: 10.1.0.1, server: _, request: "GET / HTTP/1.1", upstream: "http://unix:/run/app.sock:/", host: "a"`,
 		kind: KindUpstreamError, reason: prober.ReasonPermissionDenied, stage: StageConnect, level: LevelCrit, protocol: "http", peer: "unix:/run/app.sock:/",
 	},
 	{
+		// ngx_http_upstream_test_connect, via ngx_connection_error.
 		name: "no route to host",
 		line: `2026/11/27 08:14:20 [error] 6#6: *2 connect() failed (113: No route to host) while connecting to upstream` + fields,
 		kind: KindUpstreamError, reason: prober.ReasonNoRouteToHost, stage: StageConnect, level: LevelError, protocol: "http", peer: "10.0.0.5:8080/x",
@@ -76,6 +82,7 @@ var golden = []struct {
 		kind: KindUpstreamError, reason: prober.ReasonNoRouteToHost, stage: StageConnect, level: LevelError, protocol: "http", peer: "10.0.0.5:8080/x",
 	},
 	{
+		// ngx_event_connect_peer / ngx_http_upstream_test_connect.
 		name: "network unreachable",
 		line: `2026/11/27 08:14:20 [error] 6#6: *2 connect() failed (101: Network is unreachable) while connecting to upstream` + fields,
 		kind: KindUpstreamError, reason: prober.ReasonNetworkUnreachable, stage: StageConnect, level: LevelError, protocol: "http", peer: "10.0.0.5:8080/x",
@@ -94,11 +101,14 @@ var golden = []struct {
 		kind: KindUpstreamError, reason: prober.ReasonReadTimeout, stage: StageHeader, level: LevelError, protocol: "http", peer: "10.0.0.5:8080/x",
 	},
 	{
+		// ngx_http_upstream_send_request_handler: the write timer fires,
+		// ngx_http_upstream_next(NGX_HTTP_UPSTREAM_FT_TIMEOUT).
 		name: "send timeout reads as read_timeout",
 		line: `2026/11/27 08:14:20 [error] 6#6: *2 upstream timed out (110: Connection timed out) while sending request to upstream` + fields,
 		kind: KindUpstreamError, reason: prober.ReasonReadTimeout, stage: StageSend, level: LevelError, protocol: "http", peer: "10.0.0.5:8080/x",
 	},
 	{
+		// ngx_http_upstream_ssl_handshake_handler under the connect timer.
 		name: "TLS handshake timeout",
 		line: `2026/11/27 08:14:20 [error] 6#6: *2 upstream timed out (110: Connection timed out) while SSL handshaking to upstream, client: 127.0.0.1, server: s, request: "GET / HTTP/1.1", upstream: "https://10.0.0.5:8443/", host: "h"`,
 		kind: KindUpstreamError, reason: prober.ReasonTLSHandshakeTimeout, stage: StageTLSHandshake, level: LevelError, protocol: "https", peer: "10.0.0.5:8443/",
@@ -135,6 +145,7 @@ var golden = []struct {
 		kind: KindUpstreamError, reason: prober.ReasonTLSCertificateInvalid, stage: StageTLSHandshake, level: LevelError, protocol: "https", peer: "10.0.0.5:8443/",
 	},
 	{
+		// ngx_http_upstream_process_header: recv() returned 0.
 		name: "premature close",
 		line: `2026/11/27 08:14:20 [error] 6#6: *2 upstream prematurely closed connection while reading response header from upstream` + fields,
 		kind: KindUpstreamError, reason: prober.ReasonPrematureClose, stage: StageHeader, level: LevelError, protocol: "http", peer: "10.0.0.5:8080/x",
@@ -147,21 +158,26 @@ var golden = []struct {
 		kind: KindUpstreamError, reason: prober.ReasonPrematureClose, stage: StageBody, level: LevelError, protocol: "http", peer: "10.0.0.5:8080/x",
 	},
 	{
+		// ngx_http_fastcgi_input_filter_init / process_header
+		// (src/http/modules/ngx_http_fastcgi_module.c).
 		name: "FastCGI stdout closed",
 		line: `2026/11/27 08:14:20 [error] 6#6: *2 upstream prematurely closed FastCGI stdout while reading response header from upstream, client: 127.0.0.1, server: s, request: "GET /i.php HTTP/1.1", upstream: "fastcgi://127.0.0.1:9000", host: "h"`,
 		kind: KindUpstreamError, reason: prober.ReasonPrematureClose, stage: StageHeader, level: LevelError, protocol: "fastcgi", peer: "127.0.0.1:9000",
 	},
 	{
+		// ngx_unix_recv (src/os/unix/ngx_recv.c) via ngx_connection_error.
 		name: "reset while reading",
 		line: `2026/11/27 08:14:20 [error] 6#6: *2 recv() failed (104: Connection reset by peer) while reading response header from upstream` + fields,
 		kind: KindUpstreamError, reason: prober.ReasonConnectionReset, stage: StageHeader, level: LevelError, protocol: "http", peer: "10.0.0.5:8080/x",
 	},
 	{
+		// ngx_writev (src/os/unix/ngx_writev_chain.c) via ngx_connection_error.
 		name: "broken pipe while sending",
 		line: `2026/11/27 08:14:20 [error] 6#6: *2 writev() failed (32: Broken pipe) while sending request to upstream` + fields,
 		kind: KindUpstreamError, reason: prober.ReasonConnectionReset, stage: StageSend, level: LevelError, protocol: "http", peer: "10.0.0.5:8080/x",
 	},
 	{
+		// ngx_http_upstream_process_header: the buffer is full.
 		name: "too big header",
 		line: `2026/11/27 08:14:20 [error] 6#6: *2 upstream sent too big header while reading response header from upstream` + fields,
 		kind: KindUpstreamError, reason: prober.ReasonHeaderTooBig, stage: StageHeader, level: LevelError, protocol: "http", peer: "10.0.0.5:8080/x",
@@ -185,6 +201,8 @@ var golden = []struct {
 		kind: KindUpstreamError, reason: prober.ReasonInvalidResponse, stage: StageHeader, level: LevelError, protocol: "http", peer: "10.0.0.5:8080/x",
 	},
 	{
+		// ngx_http_fastcgi_process_record: "upstream sent unsupported
+		// FastCGI protocol version: %d".
 		name: "FastCGI to an HTTP server",
 		line: `2026/11/27 08:14:20 [error] 6#6: *2 upstream sent unsupported FastCGI protocol version: 72 while reading response header from upstream, client: 127.0.0.1, server: s, request: "GET / HTTP/1.1", upstream: "fastcgi://127.0.0.1:9000", host: "h"`,
 		kind: KindUpstreamError, reason: prober.ReasonProtocolMismatch, stage: StageHeader, level: LevelError, protocol: "fastcgi", peer: "127.0.0.1:9000",
@@ -221,29 +239,42 @@ var golden = []struct {
 		kind: KindUpstreamError, reason: prober.ReasonConnectionRefused, stage: StageConnect, level: LevelError,
 	},
 	{
+		// ngx_http_fastcgi_process_header: "FastCGI sent in stderr: \"%*s\"".
 		name: "FastCGI stderr is the application's",
 		line: `2026/11/27 08:14:20 [error] 6#6: *2 FastCGI sent in stderr: "Primary script unknown" while reading response header from upstream, client: 127.0.0.1, server: s, request: "GET / HTTP/1.1", upstream: "fastcgi://127.0.0.1:9000", host: "h"`,
 		kind: KindOther, stage: StageHeader, level: LevelError,
 	},
 	{
+		// ngx_signal_handler (src/os/unix/ngx_process.c), no connection.
 		name: "reload notice",
 		line: `2026/11/27 08:14:20 [notice] 1#1: signal 1 (SIGHUP) received from 20, reconfiguring`,
 		kind: KindOther, level: LevelNotice,
 	},
 	{
+		// ngx_http_upstream_check_broken_connection and the body filters,
+		// at info: the client, not the upstream.
 		name: "client closed",
 		line: `2026/11/27 08:14:20 [info] 6#6: *2 client prematurely closed connection while reading upstream` + fields,
 		kind: KindOther, stage: StageBody, level: LevelInfo,
 	},
 	{
+		// A message this version does not know: counted unparsed, not guessed.
 		name: "unknown upstream error at level error",
 		line: `2026/11/27 08:14:20 [error] 6#6: *2 something new happened while reading response header from upstream` + fields,
 		kind: KindUnparsed, stage: StageHeader, level: LevelError,
 	},
 	{
+		// Not an entry at all: no "YYYY/MM/DD HH:MM:SS [" header (ngx_log_error_core).
 		name: "garbage",
 		line: "\x00\xff\xfe garbage [error] while connecting to upstream, upstream: \"http://10.0.0.5:8080/\"",
 		kind: KindUnparsed,
+	},
+	{
+		// ngx_stream_proxy_log_error (src/stream/ngx_stream_proxy_module.c):
+		// no request, the bare peer, byte counts.
+		name: "stream module",
+		line: `2026/11/27 08:14:20 [error] 6#6: *3 connect() failed (111: Connection refused) while connecting to upstream, client: 127.0.0.1, server: 0.0.0.0:5432, upstream: "10.0.0.5:5432", bytes from/to client:0/0, bytes from/to upstream:0/0`,
+		kind: KindUpstreamError, reason: prober.ReasonConnectionRefused, stage: StageConnect, level: LevelError, protocol: "tcp", peer: "10.0.0.5:5432",
 	},
 	{
 		// nginx before 1.21.1 accepted spaces in the URI: the one
