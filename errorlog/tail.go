@@ -28,6 +28,9 @@ const sigLen = 64
 // tailFile is one log file followed by name.
 type tailFile struct {
 	path string
+	// real is path with symlinks resolved, when it differs: writes to
+	// the target are reported in the target's directory.
+	real string
 	// fromEnd: the next open starts at the end (the file existed when
 	// the Reader started or the path was added): history is never
 	// replayed. A file that appears later is new and read from 0.
@@ -88,8 +91,11 @@ func (r *Reader) Run(ctx context.Context) error {
 			return
 		}
 		dirs := map[string]bool{}
-		for p := range files {
+		for p, t := range files {
 			dirs[filepath.Dir(p)] = true
+			if t.real != "" {
+				dirs[filepath.Dir(t.real)] = true
+			}
 		}
 		for d := range dirs {
 			if !watched[d] {
@@ -155,9 +161,9 @@ func (r *Reader) Run(ctx context.Context) error {
 			dir := filepath.Dir(name)
 			for p, t := range files {
 				switch {
-				case p == name:
+				case p == name, t.real == name:
 					r.check(t, buf)
-				case filepath.Dir(p) == dir && len(t.draining) > 0:
+				case (filepath.Dir(p) == dir || filepath.Dir(t.real) == dir) && len(t.draining) > 0:
 					r.drain(t, buf, false)
 				}
 			}
@@ -220,6 +226,11 @@ func (r *Reader) check(t *tailFile, buf []byte) {
 		t.rotateAway(r)
 		r.setState(t, FileUnreadable, "error log is not a regular file (a FIFO, device or socket): not read; for /dev/stderr use the syslog receiver", nil)
 		return
+	}
+	if real, err := filepath.EvalSymlinks(t.path); err == nil && real != t.path {
+		t.real = real
+	} else {
+		t.real = ""
 	}
 	dev, ino := fileID(fi)
 	if t.f != nil && (dev != t.dev || ino != t.ino) {

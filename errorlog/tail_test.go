@@ -467,3 +467,24 @@ func TestTailDirectoryRecreated(t *testing.T) {
 	w.lines(2, "10.0.0.5:8080")
 	expect(t, r, 3)
 }
+
+// TestTailSymlinkedLog: a log path that is a link to a file elsewhere is
+// followed by inotify in the target's directory too.
+func TestTailSymlinkedLog(t *testing.T) {
+	base := t.TempDir()
+	data, logs := filepath.Join(base, "data"), filepath.Join(base, "logs")
+	for _, d := range []string{data, logs} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	real := filepath.Join(data, "error.log")
+	w := newWriter(t, real)
+	link := filepath.Join(logs, "error.log")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	r := started(t, Options{}, link)
+	w.lines(2, "10.0.0.5:8080")
+	expect(t, r, 2)
+}
