@@ -250,13 +250,19 @@ func (rep *Report) addResults(statuses []scheduler.Status) {
 			if r.Err != nil {
 				t.Error = r.Err.Error()
 			}
+			t.Detail = r.Detail
 			rep.Summary.Inconclusive++
-			rep.Healthy = false
+			if r.Inconclusive != prober.InconclusiveNoAnswer {
+				rep.Healthy = false
+			}
+			// A silent UDP server is the usual state of a healthy
+			// one: nginx logs no error for it either, so it leaves
+			// the report healthy.
 			continue
 		}
 		t.Verdict = VerdictFailed
 		t.Reason = string(r.Reason)
-		t.NginxMessage = r.Reason.NginxMessage()
+		t.NginxMessage = r.Reason.NginxMessageOver(t.Network)
 		t.Hint = Hint(r.Reason, t.Protocol, t.Network)
 		t.Runbook = RunbookURL(r.Reason)
 		t.Detail = r.Detail
