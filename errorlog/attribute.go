@@ -85,7 +85,7 @@ func (x *Index) Len() int { return len(x.targets) }
 
 // peerNames are the texts nginx prints for the target's peer.
 func peerNames(t *discovery.Target) []string {
-	if t.Network == "unix" {
+	if t.Network == "unix" || t.Network == "unixgram" || strings.HasPrefix(t.Address, "unix:") {
 		return []string{t.Address}
 	}
 	addr := t.Address
@@ -111,7 +111,7 @@ func peerNames(t *discovery.Target) []string {
 // namedServer splits a server written with a host name into host and
 // port; ok is false for addresses and unix sockets.
 func namedServer(t *discovery.Target) (host, port string, ok bool) {
-	if t.Network == "unix" {
+	if t.Network == "unix" || t.Network == "unixgram" || strings.HasPrefix(t.Address, "unix:") {
 		return "", "", false
 	}
 	h, p, err := net.SplitHostPort(t.Server)
@@ -133,11 +133,31 @@ type Attribution struct {
 	Upstream string
 	// Peer is the peer text, for logs only.
 	Peer string
+	// Protocol is the protocol label the peer was looked up with (a
+	// stream line over TCP is tcp or tls).
+	Protocol string
 }
 
 // Attribute finds the target of an entry's peer. Peer is the upstream
 // field after the scheme.
 func (x *Index) Attribute(protocol string, peer []byte) Attribution {
+	if protocol != streamProtocol {
+		return x.attribute(protocol, peer)
+	}
+	// A stream line does not say whether proxy_ssl wraps the connection:
+	// the peer belongs to the tcp or the tls target that has it, and to
+	// neither when both do.
+	a, b := x.attribute("tcp", peer), x.attribute("tls", peer)
+	switch {
+	case a.Target != nil && b.Target != nil:
+		return Attribution{Peer: string(cut(peer, "\"")), Protocol: protocol}
+	case b.Target != nil, a.Target == nil && a.Upstream == "" && b.Upstream != "":
+		return b
+	}
+	return a
+}
+
+func (x *Index) attribute(protocol string, peer []byte) Attribution {
 	if protocol == "" || len(peer) == 0 {
 		return Attribution{}
 	}
@@ -150,36 +170,36 @@ func (x *Index) Attribute(protocol string, peer []byte) Attribution {
 				continue
 			}
 			if j, ok := m[string(peer[:i])]; ok {
-				return x.result(j, peer[:i])
+				return x.result(j, peer[:i], protocol)
 			}
 			if peer[i] == '"' {
 				break
 			}
 		}
-		return Attribution{Peer: "unix:" + string(cut(peer[len("unix:"):], ":\""))}
+		return Attribution{Peer: "unix:" + string(cut(peer[len("unix:"):], ":\"")), Protocol: protocol}
 	}
 	p := cut(peer, "/\"")
 	if j, ok := m[string(p)]; ok {
-		return x.result(j, p)
+		return x.result(j, p, protocol)
 	}
 	if ap, err := netip.ParseAddrPort(string(p)); err == nil {
 		if j, ok := m[ap.String()]; ok {
-			return x.result(j, p)
+			return x.result(j, p, protocol)
 		}
-		a := Attribution{Peer: string(p)}
+		a := Attribution{Peer: string(p), Protocol: protocol}
 		if u := x.named[protocol][itoa(ap.Port())]; u != "" {
 			a.Upstream = u
 		}
 		return a
 	}
-	return Attribution{Peer: string(p)}
+	return Attribution{Peer: string(p), Protocol: protocol}
 }
 
-func (x *Index) result(j int, peer []byte) Attribution {
+func (x *Index) result(j int, peer []byte, protocol string) Attribution {
 	if j == ambiguous {
-		return Attribution{Peer: string(peer)}
+		return Attribution{Peer: string(peer), Protocol: protocol}
 	}
-	return Attribution{Target: x.targets[j]}
+	return Attribution{Target: x.targets[j], Protocol: protocol}
 }
 
 // AttributeHost finds the one target whose name nginx resolves per

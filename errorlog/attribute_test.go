@@ -28,6 +28,12 @@ func testIndex(t testing.TB) *Index {
 		target("dns", "backend.test:8080", "10.0.1.1:8080", "http", "tcp"),
 		target("v6", "[::1]:8080", "[::1]:8080", "http", "tcp"),
 		runtimeTarget("rt", "rt.test:9090"),
+		target("db", "10.0.2.1:5432", "10.0.2.1:5432", "tcp", "tcp"),
+		target("dbtls", "10.0.2.2:5432", "10.0.2.2:5432", "tls", "tcp"),
+		target("both", "10.0.2.3:5432", "10.0.2.3:5432", "tcp", "tcp"),
+		target("both", "10.0.2.3:5432", "10.0.2.3:5432", "tls", "tcp"),
+		target("dns", "10.0.2.4:53", "10.0.2.4:53", "udp", "udp"),
+		target("sock", "unix:/run/dgram.sock", "unix:/run/dgram.sock", "udp", "unixgram"),
 	}})
 }
 
@@ -58,6 +64,14 @@ func TestAttribute(t *testing.T) {
 		{"http", "[::1]:8080/", "v6", ""},
 		{"http", "[0:0::1]:8080/", "v6", ""},
 		{"", "10.0.0.5:8080/x", "", ""},
+		// A stream line over TCP does not say whether TLS wraps it.
+		{"tcp", "10.0.2.1:5432\", bytes", "db", ""},
+		{"tcp", "10.0.2.2:5432\", bytes", "dbtls", ""},
+		{"tcp", "10.0.2.3:5432\", bytes", "", ""},
+		{"tls", "10.0.2.3:5432\", bytes", "both", ""},
+		{"udp", "10.0.2.4:53\", bytes", "dns", ""},
+		{"udp", "unix:/run/dgram.sock\", bytes", "sock", ""},
+		{"tcp", "10.0.2.4:53\", bytes", "", ""},
 	}
 	for _, tc := range cases {
 		a := x.Attribute(tc.protocol, []byte(tc.peer))

@@ -206,8 +206,8 @@ func (st *lineState) parse(line []byte, e *Entry) {
 // FastCGI stderr entry: the closing quote of the application's text, then
 // " while ACTION, client: " (ngx_http_fastcgi_process_header).
 func endsEntry(line []byte) bool {
-	for s := StageConnect; s <= StageBody; s++ {
-		if i := indexAction(line, stageActions[s]); i > 0 && line[i-1] == '"' {
+	for _, a := range actions {
+		if i, _, _ := indexAction(line, a.text); i > 0 && line[i-1] == '"' {
 			return true
 		}
 	}
@@ -242,7 +242,7 @@ func (r *Reader) count(x *Index, e *Entry, now time.Time) {
 		c.lines[LineUnattributed]++
 		c.unattributed[ri]++
 		if a.Upstream != "" {
-			r.unknownPeer(a, e.Protocol, e.Reason, ri, now)
+			r.unknownPeer(a, a.Protocol, e.Reason, ri, now)
 		}
 		return
 	}

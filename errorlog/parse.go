@@ -179,14 +179,14 @@ func Parse(line []byte, e *Entry) {
 	// message before it may hold backend text, the fields after it
 	// client text; the action is nginx's own.
 	var fields []byte
-	best := -1
-	for s := StageConnect; s <= StageBody; s++ {
-		i := indexAction(msg, stageActions[s])
+	best, udp := -1, false
+	for _, a := range actions {
+		i, n, isUDP := indexAction(msg, a.text)
 		if i >= 0 && (best < 0 || i < best) {
-			best = i
-			e.Stage = s
+			best, udp = i, isUDP
+			e.Stage = a.stage
 			e.Message = msg[:i]
-			fields = msg[i+len(" while ")+len(stageActions[s])+len(", client: "):]
+			fields = msg[i+n:]
 		}
 	}
 	e.Reason, e.Kind = classifyMessage(e.Message, e.Stage, e.Level)
@@ -200,21 +200,56 @@ func Parse(line []byte, e *Entry) {
 	}
 	if fields != nil {
 		e.Protocol, e.Peer = upstreamField(fields)
+		if e.Protocol == streamProtocol {
+			// A stream line names no scheme: the client field says
+			// UDP, the TLS stage says TLS; otherwise tcp or tls.
+			switch {
+			case udp:
+				e.Protocol = "udp"
+			case e.Stage == StageTLSHandshake:
+				e.Protocol = "tls"
+			}
+		}
 	}
 }
 
-// indexAction finds " while ACTION, client: " in msg.
-func indexAction(msg []byte, action string) int {
+// actions are the texts nginx sets as log->action around an upstream, with
+// the stage each stands for. The http module's come from
+// ngx_http_upstream.c; the stream module (ngx_stream_proxy_module.c) uses
+// the first two as well, and its own while it relays a session.
+var actions = []struct {
+	text  string
+	stage Stage
+}{
+	{stageActions[StageConnect], StageConnect},
+	{stageActions[StageTLSHandshake], StageTLSHandshake},
+	{stageActions[StageSend], StageSend},
+	{stageActions[StageHeader], StageHeader},
+	{stageActions[StageBody], StageBody},
+	{"proxying and sending to upstream", StageSend},
+	{"proxying and reading from upstream", StageHeader},
+}
+
+// indexAction finds " while ACTION, client: " (", udp client: " for a
+// stream UDP session) in msg. It returns the position, the length up to
+// the client's address, and whether the client is a UDP one.
+func indexAction(msg []byte, action string) (int, int, bool) {
 	off := 0
 	for {
 		i := bytes.Index(msg[off:], []byte(" while "))
 		if i < 0 {
-			return -1
+			return -1, 0, false
 		}
 		i += off
 		r := msg[i+len(" while "):]
-		if bytes.HasPrefix(r, []byte(action)) && bytes.HasPrefix(r[len(action):], []byte(", client: ")) {
-			return i
+		if bytes.HasPrefix(r, []byte(action)) {
+			n := len(" while ") + len(action)
+			switch rest := r[len(action):]; {
+			case bytes.HasPrefix(rest, []byte(", client: ")):
+				return i, n + len(", client: "), false
+			case bytes.HasPrefix(rest, []byte(", udp client: ")):
+				return i, n + len(", udp client: "), true
+			}
 		}
 		off = i + 1
 	}
@@ -413,13 +448,15 @@ func upstreamField(f []byte) (string, []byte) {
 	}
 	if len(v) > 0 && (v[0] >= '0' && v[0] <= '9' || v[0] == '[' || hasPrefix(v, "unix:")) {
 		// The stream module prints the bare peer
-		// (ngx_stream_proxy_log_error): a stream{} target, protocol tcp.
+		// (ngx_stream_proxy_log_error): a stream{} target.
 		return streamProtocol, v
 	}
 	return "", nil
 }
 
-// streamProtocol is the `protocol` label of stream{} proxying.
+// streamProtocol is the `protocol` of a stream{} line over TCP: the
+// `tcp` label, or `tls` when proxy_ssl wraps the connection, which
+// attribution tells by the target.
 const streamProtocol = "tcp"
 
 // skipRequest skips the request line and its closing quote. Since 1.21.1

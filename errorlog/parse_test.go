@@ -277,6 +277,19 @@ var golden = []struct {
 		kind: KindUpstreamError, reason: prober.ReasonConnectionRefused, stage: StageConnect, level: LevelError, protocol: "tcp", peer: "10.0.0.5:5432",
 	},
 	{
+		// ngx_stream_log_error: "udp client" for a UDP session; the
+		// proxy's own action while it relays.
+		name: "stream module, UDP",
+		line: `2026/11/27 08:14:20 [error] 7#7: *7 recv() failed (111: Connection refused) while proxying and reading from upstream, udp client: 127.0.0.1, server: 127.0.0.1:5353, upstream: "127.0.0.1:53", bytes from/to client:4/0, bytes from/to upstream:0/4`,
+		kind: KindUpstreamError, reason: prober.ReasonConnectionRefused, stage: StageHeader, level: LevelError, protocol: "udp", peer: "127.0.0.1:53",
+	},
+	{
+		// ngx_stream_proxy_ssl_handshake: the stage says TLS.
+		name: "stream module, TLS",
+		line: `2026/11/27 08:14:20 [error] 7#7: *9 SSL_do_handshake() failed (SSL: error:0A00010B:SSL routines::wrong version number) while SSL handshaking to upstream, client: 127.0.0.1, server: 127.0.0.1:6443, upstream: "127.0.0.1:6000", bytes from/to client:0/0, bytes from/to upstream:0/0`,
+		kind: KindUpstreamError, reason: prober.ReasonProtocolMismatch, stage: StageTLSHandshake, level: LevelError, protocol: "tls", peer: "127.0.0.1:6000",
+	},
+	{
 		// nginx before 1.21.1 accepted spaces in the URI: the one
 		// possible end of the request line is taken.
 		name: "space in the URI, nginx before 1.21.1",
