@@ -17,7 +17,8 @@ type ErrorLog struct {
 	// Level is the second argument ("error" when absent, nginx's
 	// default).
 	Level string
-	// Context is where the directive is: main, http, server or location.
+	// Context is where the directive is: main, http, server, location,
+	// stream or "stream server".
 	Context string
 	// Source is the directive's "file:line".
 	Source string
@@ -28,7 +29,8 @@ type ErrorLog struct {
 const defaultErrorLogLevel = "error"
 
 // errorLog records an error_log directive found in context. nginx accepts
-// it in main, http, server and location (and stream, mail, not read here).
+// it in main, http, server, location, stream and its servers (and mail,
+// not read here).
 func (w *walker) errorLog(n *node, context string) {
 	if len(n.args) < 1 {
 		return
