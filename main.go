@@ -238,10 +238,16 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 	srv := server.NewHTTPServer(handler, wl.http, logger)
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- server.ListenAndServe(srv, webFlags, wl.http.MaxConnections, logger) }()
+	// shutdown stops the server and waits for its goroutine, so that
+	// nothing logs after serve returns.
 	shutdown := func() {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutdownCtx)
+		if srvErr != nil {
+			<-srvErr
+			srvErr = nil
+		}
 	}
 	if err := exp.firstLoad(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -295,6 +301,7 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 	code := 0
 	select {
 	case err := <-srvErr:
+		srvErr = nil // consumed: shutdown must not wait for it again
 		if !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("HTTP server failed", "err", err)
 			code = 1

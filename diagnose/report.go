@@ -140,6 +140,7 @@ type Dynamic struct {
 	Directive string `json:"directive"`
 	Source    string `json:"source"`
 	Address   string `json:"address"`
+	Reason    string `json:"reason"`
 }
 
 func newReport(config string, l *discovery.Loaded, timeout time.Duration) *Report {
@@ -154,7 +155,7 @@ func newReport(config string, l *discovery.Loaded, timeout time.Duration) *Repor
 		rep.Targets = append(rep.Targets, newTarget(t))
 	}
 	for _, d := range l.Nginx.Dynamic {
-		rep.Dynamic = append(rep.Dynamic, Dynamic{Directive: d.Directive, Source: d.Source, Address: d.Address})
+		rep.Dynamic = append(rep.Dynamic, Dynamic{Directive: d.Directive, Source: d.Source, Address: d.Address, Reason: d.Reason})
 	}
 	rep.Summary = Summary{Targets: len(l.Set.Targets), Probed: l.Set.Probed, Down: l.Set.Down, Dynamic: l.Set.Dynamic}
 	return rep
