@@ -48,6 +48,8 @@ type Report struct {
 	// Nginx is the running nginx compared with the disk and DNS; absent
 	// when not checked.
 	Nginx *Nginx `json:"nginx,omitempty"`
+	// ErrorLog is what nginx logged lately, nil when not read.
+	ErrorLog *ErrorLogReport `json:"error_log,omitempty"`
 }
 
 // Summary counts targets by outcome.
@@ -96,6 +98,9 @@ type Target struct {
 	PhasesSeconds   map[string]float64 `json:"phases_seconds,omitempty"`
 	HTTPStatus      int                `json:"http_status,omitempty"`
 	TLSNotAfter     *time.Time         `json:"tls_not_after,omitempty"`
+
+	// Logged is what nginx's error log says about the server lately.
+	Logged *Logged `json:"logged,omitempty"`
 
 	Params   Params   `json:"params"`
 	Settings Settings `json:"settings"`
