@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/capacity"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/collector"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/diagnose"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
@@ -154,6 +155,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			Stdout:      stdout,
 			Stderr:      stderr,
 			Logger:      logger,
+			Capacity: func(ctx context.Context, targets []*discovery.Target) map[discovery.Key]capacity.Summary {
+				return capacity.Check(ctx, targets, min(2*time.Second, c.probeTimeout))
+			},
 		})
 	}
 	return 2
@@ -199,6 +203,12 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 		return 1
 	}
 	sched, mgr, handler := exp.sched, exp.mgr, exp.handler
+
+	capDone := make(chan struct{})
+	go func() {
+		defer close(capDone)
+		exp.capacity.Run(ctx)
+	}()
 
 	done := make(chan struct{})
 	go func() {
@@ -247,6 +257,7 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 	_ = srv.Shutdown(shutdownCtx)
 	<-done
 	<-watchDone
+	<-capDone
 	return code
 }
 
@@ -257,6 +268,9 @@ type service struct {
 	sched   *scheduler.Scheduler
 	mgr     *reload.Manager
 	handler http.Handler
+	// capacity reads listen queues, owners and php-fpm pools of the
+	// local targets on its own schedule (Run), apart from the probes.
+	capacity *capacity.Monitor
 }
 
 // newExporter loads the configuration and builds the exporter; it starts
@@ -282,8 +296,14 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		return nil, fmt.Errorf("no valid nginx configuration: %w", err)
 	}
 
+	capMon := capacity.New(capacity.Options{
+		Targets:  sched.Targets,
+		Interval: interval,
+		Logger:   logger,
+	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
+		capacity.NewCollector(capMon),
 		versioncollector.NewCollector(exporterName),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -314,6 +334,6 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 	if err != nil {
 		return nil, fmt.Errorf("building HTTP handler: %w", err)
 	}
-	return &service{sched: sched, mgr: mgr, handler: handler}, nil
+	return &service{sched: sched, mgr: mgr, handler: handler, capacity: capMon}, nil
 
 }

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/capacity"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 
@@ -65,6 +66,10 @@ type Options struct {
 	// List prints the discovered targets without probing.
 	List  bool
 	Color ColorMode
+	// Capacity, when set, reads the capacity of the targets that listen
+	// on this host (capacity.Check) while the probes run, so that a
+	// failing or slow server is shown as full or down.
+	Capacity func(ctx context.Context, targets []*discovery.Target) map[discovery.Key]capacity.Summary
 
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
@@ -139,12 +144,24 @@ func Run(ctx context.Context, opts Options) int {
 	rep := newReport(opts.Load.NginxConfig, loaded, opts.Timeout)
 	rep.Notes = privilegeNotes(loaded.Set.Targets, opts.Geteuid())
 	if !opts.List {
+		var capDone chan map[discovery.Key]capacity.Summary
+		if opts.Capacity != nil {
+			// Read while the probes run: the queue a failing probe met
+			// is the one read, not the one after the load has gone.
+			capDone = make(chan map[discovery.Key]capacity.Summary, 1)
+			go func() { capDone <- opts.Capacity(ctx, loaded.Set.Targets) }()
+		}
 		statuses, interrupted := probe(ctx, loaded.Set.Targets, &opts)
+		var caps map[discovery.Key]capacity.Summary
+		if capDone != nil {
+			caps = <-capDone
+		}
 		if interrupted {
 			fmt.Fprintln(opts.Stderr, "diagnose: interrupted before every probe finished")
 			return ExitInterrupted
 		}
 		rep.addResults(statuses)
+		rep.addCapacity(loaded.Set.Targets, caps)
 	}
 
 	switch opts.Output {
