@@ -15,10 +15,10 @@ import (
 
 // Verdicts of Summary.Verdict.
 const (
-	VerdictFull         = "full, not down"
-	VerdictDown         = "down: nothing listens"
-	VerdictListening    = "listening, not full"
-	VerdictUnknown      = "unknown: cannot read the socket"
+	VerdictFull      = "full, not down"
+	VerdictDown      = "down: nothing listens"
+	VerdictListening = "listening, not full"
+	VerdictUnknown   = "unknown: cannot read the socket"
 )
 
 // Summary is a target's capacity state for reports (diagnose's JSON).
