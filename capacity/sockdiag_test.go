@@ -25,6 +25,10 @@ func TestMain(m *testing.M) {
 		oomChild()
 		return
 	}
+	if os.Getenv(unprivEnv) != "" {
+		unprivChild()
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 
