@@ -224,8 +224,9 @@ func (m *Monitor) Refresh(ctx context.Context) {
 	start := m.opts.Now()
 
 	// Find: targets with a socket path or a literal IP address.
-	var cands []candidate
-	for _, t := range m.opts.Targets() {
+	targets := m.opts.Targets()
+	cands := make([]candidate, 0, len(targets))
+	for _, t := range targets {
 		if t.Probe == nil || t.Probe.Address == "" {
 			continue
 		}
@@ -295,6 +296,11 @@ func (m *Monitor) Refresh(ctx context.Context) {
 
 	// Attribute: owners, restarts, OOM kills, php-fpm pools.
 	seenMasters := map[fpmKey]bool{}
+	type oomRead struct {
+		n   uint64
+		err error
+	}
+	ooms := map[string]oomRead{}
 	var reads statusReads
 	now := m.opts.Now()
 	for i := range cands {
@@ -316,8 +322,17 @@ func (m *Monitor) Refresh(ctx context.Context) {
 		if st.Owner != nil && st.Owner.Cgroup.file != "" {
 			tr.cgroup = st.Owner.Cgroup
 		}
-		if n, err := tr.cgroup.oomKills(); err == nil {
-			st.OOMKills, st.OOMKnown = n, true
+		if tr.cgroup.file != "" {
+			// Many targets share one backend, hence one cgroup: read
+			// each counter file once per refresh.
+			r, ok := ooms[tr.cgroup.file]
+			if !ok {
+				r.n, r.err = tr.cgroup.oomKills()
+				ooms[tr.cgroup.file] = r
+			}
+			if r.err == nil {
+				st.OOMKills, st.OOMKnown = r.n, true
+			}
 		}
 		st.Restarts, st.LastRestart = tr.restarts, tr.lastRestart
 		if st.Owner != nil {
