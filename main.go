@@ -303,7 +303,6 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		capacity.NewCollector(capMon),
 		versioncollector.NewCollector(exporterName),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -313,7 +312,8 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 	handler, err := server.New(server.Options{
 		MetricsPath: metricsPath,
 		// Per-target families bypass the registry: see collector.TextWriter.
-		Metrics:  collector.Handler(reg, collector.NewTextWriter(sched), maxRequests, logger),
+		// So do the capacity families: capacity.TextWriter.
+		Metrics:  collector.Handler(reg, collector.NewTextWriter(sched), maxRequests, logger, capacity.NewTextWriter(capMon)),
 		Reloader: mgr,
 		Ready:    func() bool { return mgr.Last() != nil },
 		Version:  version.Info(),

@@ -3,6 +3,7 @@ package capacity
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -90,8 +91,26 @@ func BenchmarkRefresh10kColdScan(b *testing.B) {
 	}
 }
 
+// BenchmarkTextWriter10k is one scrape of the capacity families of
+// 10,000 local targets, as /metrics renders them.
+func BenchmarkTextWriter10k(b *testing.B) {
+	targets := benchTargets(b, 10000)
+	m := New(Options{Targets: func() []*discovery.Target { return targets }, Interval: 15 * time.Second})
+	m.Refresh(context.Background())
+	tw := NewTextWriter(m)
+	var n int64
+	for b.Loop() {
+		w, err := tw.WriteTo(io.Discard)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = w
+	}
+	b.ReportMetric(float64(n), "bytes/page")
+}
+
 // BenchmarkCollect10k is one scrape of the capacity families of 10,000
-// local targets through the registry.
+// local targets through the registry (the reference rendering).
 func BenchmarkCollect10k(b *testing.B) {
 	targets := benchTargets(b, 10000)
 	m := New(Options{Targets: func() []*discovery.Target { return targets }, Interval: 15 * time.Second})
