@@ -127,7 +127,12 @@ func (f *phpFPM) stop() {
 func (f *phpFPM) slowRequests(t *testing.T, n, ms int) (wait func()) {
 	t.Helper()
 	var wg sync.WaitGroup
-	for range n {
+	for i := range n {
+		if i == 1 {
+			// Let the worker take the first: connections that arrive
+			// together can fill the queue before it does.
+			time.Sleep(300 * time.Millisecond)
+		}
 		wg.Go(func() {
 			c, err := net.DialTimeout("unix", f.sock, time.Second)
 			if err != nil {
@@ -175,6 +180,24 @@ func waitQueue(t *testing.T, m *Monitor, k discovery.Key, n uint32) State {
 	}
 }
 
+// waitIdle refreshes until the pool's queue is empty: the start-up check
+// leaves a connection there until a worker takes it.
+func waitIdle(t *testing.T, m *Monitor, k discovery.Key) State {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m.Refresh(context.Background())
+		st, _ := m.Lookup(k)
+		if st.Listen == Listening && st.Listener.Queue == 0 && (st.Pool == nil || st.Pool.StatusPath == "" || st.Status != nil) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pool never idle: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestPHPFPMBacklogFull saturates a real php-fpm pool (pm static, one
 // worker, listen.backlog 1) with slow requests: the queue is full, the
 // probe fails as nginx would log it (backlog_full: EAGAIN on a unix
@@ -185,8 +208,7 @@ func TestPHPFPMBacklogFull(t *testing.T) {
 	tg := fpmTarget(t, f.sock)
 	m := newMonitor(tg)
 
-	m.Refresh(context.Background())
-	st, _ := m.Lookup(tg.Key)
+	st := waitIdle(t, m, tg.Key)
 	if st.Listen != Listening || st.Listener.Limit != 1 || st.Listener.Queue != 0 {
 		t.Fatalf("idle pool: %+v", st)
 	}
@@ -203,12 +225,10 @@ func TestPHPFPMBacklogFull(t *testing.T) {
 		t.Errorf("owner is not the master: %q", st.Owner.Cmdline)
 	}
 
-	wait := f.slowRequests(t, 6, 1500)
-	st = waitQueue(t, m, tg.Key, 1)
-	// Let the rest of the load arrive.
-	time.Sleep(200 * time.Millisecond)
-	m.Refresh(context.Background())
-	st, _ = m.Lookup(tg.Key)
+	// One request in the worker and two in the queue (a unix socket
+	// queues backlog+1 connections): the socket is full for 3 s.
+	wait := f.slowRequests(t, 3, 3000)
+	st = waitQueue(t, m, tg.Key, 2)
 	if st.Listener.Queue < st.Listener.Limit {
 		t.Errorf("queue %d/%d: not full", st.Listener.Queue, st.Listener.Limit)
 	}
@@ -262,8 +282,7 @@ func TestPHPFPMRestart(t *testing.T) {
 	f := startFPM(t, shortTempDir(t), 8)
 	tg := fpmTarget(t, f.sock)
 	m := newMonitor(tg)
-	m.Refresh(context.Background())
-	before, _ := m.Lookup(tg.Key)
+	before := waitIdle(t, m, tg.Key)
 	if before.Owner == nil || before.Restarts != 0 {
 		t.Fatalf("before: %+v", before)
 	}
@@ -300,8 +319,7 @@ func TestPHPFPMStatusOnPoolSocket(t *testing.T) {
 	f := startFPMStatus(t, shortTempDir(t), 16, false)
 	tg := fpmTarget(t, f.sock)
 	m := newMonitor(tg)
-	m.Refresh(context.Background())
-	st, _ := m.Lookup(tg.Key)
+	st := waitIdle(t, m, tg.Key)
 	if st.Status == nil || st.Saturated {
 		t.Fatalf("idle pool: status %+v cause %q saturated %v (%s)", st.Status, st.StatusCause, st.Saturated, st.SaturationWhy)
 	}
