@@ -176,7 +176,9 @@ location / {
 	all := waitFor("saturated while nginx fails", func(all []series) bool {
 		sat, _ := value(all, "nginx_upstream_backend_saturated")
 		active, _ := value(all, "nginx_upstream_phpfpm_processes", "state", "active")
-		return sat == 1 && active == 1
+		q, _ := value(all, "nginx_upstream_backend_listen_queue_length")
+		limit, _ := value(all, "nginx_upstream_backend_listen_queue_limit")
+		return sat == 1 && active == 1 && limit > 0 && q >= limit
 	})
 	q, _ := value(all, "nginx_upstream_backend_listen_queue_length")
 	limit, _ := value(all, "nginx_upstream_backend_listen_queue_limit")
