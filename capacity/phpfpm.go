@@ -53,7 +53,20 @@ func isPHPFPM(cmdline string) (config string, ok bool) {
 	if m := fpmMasterTitle.FindStringSubmatch(strings.TrimSpace(cmdline)); m != nil {
 		return m[1], true
 	}
-	return "", strings.HasPrefix(cmdline, "php-fpm")
+	args := strings.Fields(cmdline)
+	if len(args) == 0 || !strings.HasPrefix(filepath.Base(args[0]), "php-fpm") {
+		return "", false
+	}
+	// A master that has not set its title yet: its -y argument.
+	for i, a := range args[1:] {
+		switch {
+		case (a == "-y" || a == "--fpm-config") && i+2 < len(args):
+			return args[i+2], true
+		case strings.HasPrefix(a, "--fpm-config="):
+			return strings.TrimPrefix(a, "--fpm-config="), true
+		}
+	}
+	return "", true
 }
 
 // Bounds of a php-fpm configuration read.

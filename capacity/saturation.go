@@ -146,7 +146,7 @@ func (r *statusReads) run(ctx context.Context, timeout time.Duration, logger *sl
 			s, err := readFPMStatus(ctx, k.listen, k.path, deadline)
 			cause := ""
 			if err != nil {
-				cause = statusCause(err, self, first)
+				cause = statusCause(err, self)
 				logger.Debug("cannot read php-fpm status", "listen", k.listen, "path", k.path, "cause", cause, "err", err)
 			}
 			for _, st := range states {
@@ -158,7 +158,7 @@ func (r *statusReads) run(ctx context.Context, timeout time.Duration, logger *sl
 }
 
 // statusCause names why a status read failed.
-func statusCause(err error, self bool, st *State) string {
+func statusCause(err error, self bool) string {
 	var errno syscall.Errno
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
