@@ -13,13 +13,23 @@ import (
 )
 
 // TestCapacityFullNotDown drives a real php-fpm pool (pm static, one
-// worker, listen.backlog 1) behind real nginx into saturation with slow
-// requests. While nginx answers 502 (EAGAIN on the full unix socket), the
-// exporter's /metrics and `diagnose` say the server is full, not down,
-// with the kernel's queue and the pool read from pm.status_listen; when
-// the load ends the server is no longer saturated; a restart of php-fpm
-// is counted on the server.
+// worker) behind real nginx into saturation with slow requests, on a unix
+// socket with listen.backlog 1 (nginx answers 502: EAGAIN) and on TCP with
+// a normal backlog (nginx answers 504: its read timeout). Before and while
+// nginx fails, the exporter's /metrics and `diagnose` say the server is
+// full, not down, with the kernel's queue and the pool read from
+// pm.status_listen; when the load ends the server is no longer saturated;
+// a restart of php-fpm is counted on the server.
 func TestCapacityFullNotDown(t *testing.T) {
+	t.Run("unix backlog full, 502", func(t *testing.T) {
+		capacityScenario(t, false, 1, "20s", 502, "Resource temporarily unavailable")
+	})
+	t.Run("tcp busy pool, 504", func(t *testing.T) {
+		capacityScenario(t, true, 511, "1s", 504, "upstream timed out")
+	})
+}
+
+func capacityScenario(t *testing.T, tcp bool, backlog int, readTimeout string, wantStatus int, wantLog string) {
 	requireNginx(t)
 	requireExporter(t)
 	if err := checkPrereqs()[needPHPFPM]; err != nil {
@@ -41,6 +51,11 @@ func TestCapacityFullNotDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "fpm.sock")
+	server := "unix:" + sock
+	if tcp {
+		sock = fmt.Sprintf("127.0.0.1:%d", env.freePort(t))
+		server = sock
+	}
 	status := filepath.Join(dir, "status.sock")
 	user := ""
 	if os.Geteuid() == 0 {
@@ -55,12 +70,12 @@ daemonize = no
 [app]
 %[2]slisten = %[3]s
 listen.mode = 0666
-listen.backlog = 1
+listen.backlog = %[5]d
 pm = static
 pm.max_children = 1
 pm.status_path = /status
 pm.status_listen = %[4]s
-`, dir, user, sock, status)), 0o644); err != nil {
+`, dir, user, sock, status, backlog)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	startFPM := func() *process {
@@ -86,14 +101,14 @@ pm.status_listen = %[4]s
 	fpm := startFPM()
 
 	listen := fmt.Sprintf("127.0.0.1:%d", env.freePort(t))
-	conf := writeNginxConf(t, dir, map[string]string{"Dir": dir, "Listen": listen}, "", `
+	conf := writeNginxConf(t, dir, map[string]string{"Dir": dir, "Listen": listen, "Server": server, "ReadTimeout": readTimeout}, "", `
 location / {
-    fastcgi_pass unix:{{.Dir}}/fpm.sock;
+    fastcgi_pass {{.Server}};
     fastcgi_param SCRIPT_FILENAME {{.Dir}}/www/slow.php;
     fastcgi_param SCRIPT_NAME /slow.php;
     fastcgi_param REQUEST_METHOD $request_method;
     fastcgi_param QUERY_STRING ms=3000;
-    fastcgi_read_timeout 20s;
+    fastcgi_read_timeout {{.ReadTimeout}};
 }
 `)
 	ngx, ok := startNginx(t, env, dir, conf, listen)
@@ -101,7 +116,7 @@ location / {
 		t.Fatalf("nginx refused the configuration:\n%s", ngx.proc.output())
 	}
 	x := startExporter(t, env, dir, conf)
-	labels := map[string]string{"server": "unix:" + sock, "protocol": "fastcgi"}
+	labels := map[string]string{"server": server, "protocol": "fastcgi"}
 	value := func(all []series, name string, extra ...string) (float64, bool) {
 	next:
 		for _, s := range all {
@@ -178,11 +193,12 @@ location / {
 		active, _ := value(all, "nginx_upstream_phpfpm_processes", "state", "active")
 		q, _ := value(all, "nginx_upstream_backend_listen_queue_length")
 		limit, _ := value(all, "nginx_upstream_backend_listen_queue_limit")
-		return sat == 1 && active == 1 && limit > 0 && q >= limit
+		full := q >= limit || (tcp && q >= 1)
+		return sat == 1 && active == 1 && limit > 0 && full
 	})
 	q, _ := value(all, "nginx_upstream_backend_listen_queue_length")
 	limit, _ := value(all, "nginx_upstream_backend_listen_queue_limit")
-	if limit != 1 || q < limit {
+	if limit != float64(backlog) || (!tcp && q < limit) || q < 1 {
 		t.Errorf("saturated pool: queue %g/%g", q, limit)
 	}
 	if v, ok := value(all, "nginx_upstream_backend_listener_state", "state", "listening"); !ok || v != 1 {
@@ -197,15 +213,15 @@ location / {
 	}
 
 	wg.Wait()
-	got502 := false
+	got := false
 	for _, c := range statuses {
-		got502 = got502 || c == 502
+		got = got || c == wantStatus
 	}
-	if !got502 {
-		t.Errorf("nginx statuses %v: no 502 from the full backlog", statuses)
+	if !got {
+		t.Errorf("nginx statuses %v: no %d", statuses, wantStatus)
 	}
-	if lines := strings.Join(ngx.errorLines(), "\n"); !strings.Contains(lines, "Resource temporarily unavailable") {
-		t.Errorf("nginx did not log EAGAIN:\n%s", lines)
+	if lines := strings.Join(ngx.errorLines(), "\n"); !strings.Contains(lines, wantLog) {
+		t.Errorf("nginx did not log %q:\n%s", wantLog, lines)
 	}
 
 	// After the load: no longer saturated.
@@ -214,6 +230,9 @@ location / {
 		return ok && sat == 0
 	})
 
+	if tcp {
+		return
+	}
 	// Restart: stop and start php-fpm; one restart on this server.
 	before, _ := value(all, "nginx_upstream_backend_process_start_time_seconds")
 	fpm.stop()
