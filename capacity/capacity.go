@@ -244,9 +244,22 @@ func (m *Monitor) Refresh(ctx context.Context) {
 	}
 
 	// Read: the kernel's listeners, in one dump.
-	lis, err := DumpListeners()
+	var (
+		lis *Listeners
+		err error
+	)
+	if len(cands) > 0 {
+		lis, err = DumpListeners()
+	}
 	if err != nil {
-		m.logger.Warn("cannot read listen queues through sock_diag; every listen state is unknown", "err", err)
+		// Once per outage, not once per interval.
+		level := slog.LevelDebug
+		m.mu.RLock()
+		if m.lastErr == nil {
+			level = slog.LevelWarn
+		}
+		m.mu.RUnlock()
+		m.logger.Log(ctx, level, "cannot read listen queues through sock_diag; every listen state is unknown", "err", err)
 	}
 	local := localAddrs()
 	next := make(map[discovery.Key]*State, len(cands))
