@@ -9,7 +9,7 @@ LDFLAGS   := -X $(PKG).Version=$(VERSION) -X $(PKG).Revision=$(REVISION) -X $(PK
 GOTEST    ?= $(GO) test
 EXAMPLE_ADDR ?= 127.0.0.1:10650
 
-.PHONY: all build run-example test test-deps fmt-check vet unit mixin mixin-check bench bench-smoke bench-harness
+.PHONY: all build run-example test test-deps fmt-check vet unit mixin mixin-check bench bench-smoke bench-harness bench-tools bench-harness-smoke bench-scale
 
 all: build
 
@@ -21,7 +21,7 @@ build:
 run-example: build
 	./scripts/run-example.sh ./$(BIN) $(EXAMPLE_ADDR)
 
-test: test-deps fmt-check vet mixin-check unit bench-smoke
+test: test-deps fmt-check vet mixin-check unit bench-tools bench-harness-smoke bench-smoke
 
 test-deps:
 	./scripts/install-test-deps.sh
@@ -41,15 +41,34 @@ mixin:
 mixin-check:
 	@if [ -f mixin/Makefile ]; then $(MAKE) -C mixin check; fi
 
-# Go benchmarks run once each in CI so they cannot rot.
+# The bench harness is its own Go module (tools/bench), outside the
+# exporter's import tree; ./... above does not reach it.
+BENCH := tools/bench
+
+# Go benchmarks of both modules run once each in CI so they cannot rot.
 bench-smoke:
 	$(GOTEST) -run '^$$' -bench . -benchtime=1x -count=1 ./...
+	cd $(BENCH) && $(GOTEST) -run '^$$' -bench . -benchtime=1x -count=1 ./...
 
 # Go benchmarks of the hot paths; compare two runs with benchstat.
 bench:
-	$(GOTEST) -run '^$$' -bench . -benchmem -count=6 ./... | tee bench.txt
+	{ $(GOTEST) -run '^$$' -bench . -benchmem -count=6 ./... && \
+	  cd $(BENCH) && $(GOTEST) -run '^$$' -bench . -benchmem -count=6 ./... ; } | tee bench.txt
+
+# The harness module's vet and unit tests; -short leaves out the
+# 10,000-upstream reload case, which bench-scale runs without -race.
+bench-tools:
+	cd $(BENCH) && $(GO) vet ./... && $(GOTEST) -race -count=1 -short ./...
+
+bench-scale:
+	cd $(BENCH) && $(GOTEST) -run 'TestReload10k' -count=1 -v .
+
+# A few seconds of the harness on 40 targets: it builds, runs all three
+# processes and reports.
+bench-harness-smoke:
+	cd $(BENCH) && $(GO) run ./cmd/harness -targets 40 -mix tcp,http,https,fastcgi -interval 1s -warmup 1s -duration 3s -scrapes 1
 
 # The scale harness of docs/performance.md: exporter and floor side by side
 # on loopback target farms (about 35 minutes).
 bench-harness:
-	$(GO) run ./bench/cmd/harness -suite standard -runs 3 -duration 60s -out bench-results.md
+	cd $(BENCH) && $(GO) run ./cmd/harness -suite standard -runs 3 -duration 60s -out $(CURDIR)/bench-results.md

@@ -33,10 +33,11 @@ func checkCount(flag string, n, bound int) error {
 
 // checkProbeFlags validates the flags shared by every command. An
 // unbounded --probe.concurrency once took all the machine's memory; the
-// bounds are explained in docs/configuration.md.
+// bounds are explained in docs/configuration.md. --probe.timeout is an
+// optional cap: 0 (the default) means probes wait as long as nginx would.
 func checkProbeFlags(c *commonFlags) error {
-	if err := checkDuration("probe.timeout", c.probeTimeout, scheduler.MaxTimeout); err != nil {
-		return err
+	if c.probeTimeout < 0 || c.probeTimeout > scheduler.MaxTimeout {
+		return fmt.Errorf("--probe.timeout=%s: must be between 0 (no cap) and %s", c.probeTimeout, scheduler.MaxTimeout)
 	}
 	return checkCount("probe.concurrency", c.probeConcurrency, scheduler.MaxConcurrency)
 }

@@ -24,7 +24,7 @@ func TestProbeFlagBounds(t *testing.T) {
 		{"concurrency zero", []string{"--probe.concurrency=0", conf}, []string{"--probe.concurrency=0", "between 1 and 65536"}},
 		{"interval", []string{"--probe.interval=48h", conf}, []string{"--probe.interval=48h0m0s", "at most 1h0m0s"}},
 		{"interval zero", []string{"--probe.interval=0s", conf}, []string{"--probe.interval", "positive"}},
-		{"timeout", []string{"--probe.timeout=10h", conf}, []string{"--probe.timeout=10h0m0s", "at most 10m0s"}},
+		{"timeout", []string{"--probe.timeout=10h", conf}, []string{"--probe.timeout=10h0m0s", "between 0 (no cap) and 10m0s"}},
 		{"timeout diagnose", []string{"diagnose", "--probe.timeout=11m", conf}, []string{"--probe.timeout", "10m0s"}},
 		{"max requests", []string{"--probe.max-requests=100000", conf}, []string{"--probe.max-requests=100000", "1024"}},
 	} {

@@ -78,8 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Default("").StringVar(&c.nginxPrefix)
 	app.Flag("config.file", "Optional exporter configuration file (YAML): per-upstream probe requests. Without it, probes use nginx-like defaults.").
 		Default("").Envar("NGINX_UPSTREAM_EXPORTER_CONFIG_FILE").StringVar(&c.configFile)
-	app.Flag("probe.timeout", "Upper bound for each probe; each phase is also bounded by nginx's own timeout for it (the smaller wins).").
-		Default("10s").DurationVar(&c.probeTimeout)
+	app.Flag("probe.timeout", "Optional cap on each probe. By default (0) a probe waits as long as nginx would in each phase (its *_connect/send/read_timeout); a probe the cap ends gives no verdict (inconclusive), never nginx's timeout reason.").
+		Default("0s").DurationVar(&c.probeTimeout)
 	app.Flag("probe.concurrency", "Maximum number of probes in flight at once.").
 		Default("512").IntVar(&c.probeConcurrency)
 	c.log = promslog.Config{}
@@ -156,7 +156,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			Stderr:      stderr,
 			Logger:      logger,
 			Capacity: func(ctx context.Context, targets []*discovery.Target) map[discovery.Key]capacity.Summary {
-				return capacity.Check(ctx, targets, min(2*time.Second, c.probeTimeout))
+				statusTimeout := 2 * time.Second
+				if c.probeTimeout > 0 {
+					statusTimeout = min(statusTimeout, c.probeTimeout)
+				}
+				return capacity.Check(ctx, targets, statusTimeout)
 			},
 		})
 	}
@@ -169,7 +173,6 @@ func (c *commonFlags) discovery(logger *slog.Logger) discovery.Options {
 		NginxConfig:    c.nginxConfig,
 		NginxPrefix:    c.nginxPrefix,
 		ExporterConfig: c.configFile,
-		ProbeTimeout:   c.probeTimeout,
 		Logger:         logger,
 	}
 }
@@ -204,6 +207,28 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 	}
 	sched, mgr, handler := exp.sched, exp.mgr, exp.handler
 
+	// The listener opens before the first load: /-/healthy answers and
+	// /-/ready says "not ready" while a slow load (a black-holed resolver,
+	// a huge tree) runs, and SIGTERM is honoured meanwhile.
+	srv := server.NewHTTPServer(handler, wl.http, logger)
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- server.ListenAndServe(srv, webFlags, wl.http.MaxConnections, logger) }()
+	shutdown := func() {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+	}
+	if err := exp.firstLoad(ctx); err != nil {
+		if ctx.Err() != nil {
+			logger.Info("shutting down before the first configuration load finished")
+			shutdown()
+			return 0
+		}
+		logger.Error("cannot start", "err", err)
+		shutdown()
+		return 1
+	}
+
 	capDone := make(chan struct{})
 	go func() {
 		defer close(capDone)
@@ -237,10 +262,6 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 		}
 	}()
 
-	srv := server.NewHTTPServer(handler, wl.http, logger)
-	srvErr := make(chan error, 1)
-	go func() { srvErr <- server.ListenAndServe(srv, webFlags, wl.http.MaxConnections, logger) }()
-
 	code := 0
 	select {
 	case err := <-srvErr:
@@ -252,9 +273,7 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 		logger.Info("shutting down")
 	}
 	stop()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(shutdownCtx)
+	shutdown()
 	<-done
 	<-watchDone
 	<-capDone
@@ -273,8 +292,8 @@ type service struct {
 	capacity *capacity.Monitor
 }
 
-// newExporter loads the configuration and builds the exporter; it starts
-// no goroutine.
+// newExporter builds the exporter; it neither loads the configuration
+// (firstLoad does) nor starts a goroutine.
 func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metricsPath string, interval time.Duration, pf *probeFlags, maxRequests int) (*service, error) {
 	probe := prober.New()
 	sched := scheduler.New(scheduler.Options{
@@ -285,17 +304,12 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		Logger:      logger,
 	})
 	state := &collector.ConfigState{}
-	mgr := reload.New(reload.Options{
+	mgr := reload.New(ctx, reload.Options{
 		Discovery: c.discovery(logger),
 		Scheduler: sched,
 		State:     state,
 		Logger:    logger,
 	})
-	if err := mgr.Reload(ctx); err != nil {
-		// At start-up there is no last good configuration to fall back to.
-		return nil, fmt.Errorf("no valid nginx configuration: %w", err)
-	}
-
 	capMon := capacity.New(capacity.Options{
 		Targets:  sched.Targets,
 		Interval: interval,
@@ -336,4 +350,13 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 	}
 	return &service{sched: sched, mgr: mgr, handler: handler, capacity: capMon}, nil
 
+}
+
+// firstLoad loads the configuration for the first time. At start-up there
+// is no last good configuration to fall back to, so a failure is fatal.
+func (s *service) firstLoad(ctx context.Context) error {
+	if err := s.mgr.Reload(ctx); err != nil {
+		return fmt.Errorf("no valid nginx configuration: %w", err)
+	}
+	return nil
 }

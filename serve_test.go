@@ -3,22 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
-	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,6 +19,8 @@ import (
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/exporter-toolkit/web"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
 // syncBuffer collects log output written from several goroutines.
@@ -48,36 +41,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-func writeFile(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// writeConf writes nginx.conf with the test's own user as worker user.
-func writeConf(t *testing.T, httpBlock string) string {
-	t.Helper()
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writeFile(t, t.TempDir(), "nginx.conf", fmt.Sprintf("user %s;\nevents {}\nhttp {\n%s\n}\n", u.Username, httpBlock))
-}
-
 func debugLogger(w io.Writer) *promslog.Config {
 	lvl := promslog.NewLevel()
 	_ = lvl.Set("debug")
@@ -96,6 +59,10 @@ func startServer(t *testing.T, conf, webConfig string, pf probeFlags, logs io.Wr
 	ctx, cancel := context.WithCancel(context.Background())
 	exp, err := newExporter(ctx, logger, c, "/metrics", 100*time.Millisecond, &pf, 4)
 	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := exp.firstLoad(ctx); err != nil {
 		cancel()
 		t.Fatal(err)
 	}
@@ -125,41 +92,6 @@ func startServer(t *testing.T, conf, webConfig string, pf probeFlags, logs io.Wr
 		<-schedDone
 	})
 	return ln.Addr().String(), exp
-}
-
-// selfSigned writes a certificate and key for 127.0.0.1 into dir.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "nginx_upstream_exporter test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile = writeFile(t, dir, "cert.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	keyFile = writeFile(t, dir, "key.pem", string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})))
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
 }
 
 func bcryptHash(t *testing.T, password string) string {
@@ -208,12 +140,12 @@ func do(t *testing.T, c *http.Client, method, url, user, pass string) (int, stri
 // TestWebConfigCoversEveryEndpoint proves that --web.config.file (TLS and
 // basic auth) wraps the whole mux, /probe and /-/reload included.
 func TestWebConfigCoversEveryEndpoint(t *testing.T) {
-	backend := httpBackend(t)
-	conf := writeConf(t, fmt.Sprintf(`upstream app { server %s; } server { location / { proxy_pass http://app; } }`, backend))
+	backend := testutil.HTTPBackend(t)
+	conf := testutil.WriteNginxConf(t, fmt.Sprintf(`upstream app { server %s; } server { location / { proxy_pass http://app; } }`, backend))
 	dir := t.TempDir()
 
 	t.Run("basic auth", func(t *testing.T) {
-		wc := writeFile(t, dir, "web-auth.yml", fmt.Sprintf("basic_auth_users:\n  prometheus: %s\n", bcryptHash(t, "correct horse")))
+		wc := testutil.WriteFile(t, dir, "web-auth.yml", fmt.Sprintf("basic_auth_users:\n  prometheus: %s\n", bcryptHash(t, "correct horse")))
 		addr, _ := startServer(t, conf, wc, probeFlags{}, io.Discard)
 		c := &http.Client{Timeout: 10 * time.Second}
 		for _, e := range endpoints(backend) {
@@ -231,8 +163,10 @@ func TestWebConfigCoversEveryEndpoint(t *testing.T) {
 	})
 
 	t.Run("TLS and basic auth", func(t *testing.T) {
-		certFile, keyFile, pool := selfSigned(t, dir)
-		wc := writeFile(t, dir, "web-tls.yml", fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  prometheus: %s\n",
+		cert := testutil.MustCert(t, "nginx_upstream_exporter test", testutil.CertOptions{Names: []string{"127.0.0.1"}})
+		certFile, keyFile := cert.MustWritePEM(t, dir, "web")
+		pool := cert.Pool()
+		wc := testutil.WriteFile(t, dir, "web-tls.yml", fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  prometheus: %s\n",
 			certFile, keyFile, bcryptHash(t, "correct horse")))
 		addr, _ := startServer(t, conf, wc, probeFlags{}, io.Discard)
 		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
@@ -256,8 +190,8 @@ func TestWebConfigCoversEveryEndpoint(t *testing.T) {
 }
 
 func TestProbeEndpointRefusesTargetsOutsideConfig(t *testing.T) {
-	backend, other := httpBackend(t), httpBackend(t)
-	conf := writeConf(t, fmt.Sprintf(`upstream app { server %s; } server { location / { proxy_pass http://app; } }`, backend))
+	backend, other := testutil.HTTPBackend(t), testutil.HTTPBackend(t)
+	conf := testutil.WriteNginxConf(t, fmt.Sprintf(`upstream app { server %s; } server { location / { proxy_pass http://app; } }`, backend))
 	c := &http.Client{Timeout: 10 * time.Second}
 
 	addr, _ := startServer(t, conf, "", probeFlags{}, io.Discard)
@@ -284,9 +218,9 @@ func runMain(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestDiagnoseCommand(t *testing.T) {
-	healthy := writeConf(t, fmt.Sprintf(`upstream app { server %s; server 127.0.0.1:9 down; } server { location / { proxy_pass http://app; } }`, httpBackend(t)))
-	dead := deadAddr(t)
-	failing := writeConf(t, fmt.Sprintf(`upstream app { server %s; server %s; } server { location / { proxy_pass http://app; } }`, httpBackend(t), dead))
+	healthy := testutil.WriteNginxConf(t, fmt.Sprintf(`upstream app { server %s; server 127.0.0.1:9 down; } server { location / { proxy_pass http://app; } }`, testutil.HTTPBackend(t)))
+	dead := testutil.DeadAddr(t)
+	failing := testutil.WriteNginxConf(t, fmt.Sprintf(`upstream app { server %s; server %s; } server { location / { proxy_pass http://app; } }`, testutil.HTTPBackend(t), dead))
 
 	for _, tc := range []struct {
 		name string
@@ -300,7 +234,7 @@ func TestDiagnoseCommand(t *testing.T) {
 		{"missing config", []string{"diagnose", "--nginx.config", filepath.Join(t.TempDir(), "nope.conf")}, 2, nil},
 		{"unknown output", []string{"diagnose", "--nginx.config", healthy, "--output=yaml"}, 2, nil},
 		{"unknown flag", []string{"diagnose", "--nginx.config", healthy, "--frobnicate"}, 2, nil},
-		{"bad timeout", []string{"diagnose", "--nginx.config", healthy, "--probe.timeout=0s"}, 2, nil},
+		{"bad timeout", []string{"diagnose", "--nginx.config", healthy, "--probe.timeout=-1s"}, 2, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := runMain(t, tc.args...)

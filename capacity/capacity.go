@@ -354,7 +354,7 @@ func (m *Monitor) Refresh(ctx context.Context) {
 				seenMasters[k] = true
 				pools, err := m.fpm.pools(st.Owner, config, now)
 				if err != nil {
-					c.t.Logger.Debug("cannot read php-fpm configuration", "config", config, "err", err)
+					c.t.Logger().Debug("cannot read php-fpm configuration", "config", config, "err", err)
 				}
 				for j := range pools {
 					network, addr := "tcp", c.tcp.String()

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
 
@@ -90,7 +91,7 @@ func memoryCgroup(t *testing.T, limit int64) (dir, procs string) {
 // the OOM killer kill it, and reads one OOM kill for its target.
 func TestOOMKill(t *testing.T) {
 	dir, procs := memoryCgroup(t, 48<<20)
-	sock := filepath.Join(shortTempDir(t), "oom.sock")
+	sock := filepath.Join(testutil.ShortDir(t), "oom.sock")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), oomChildEnv+"="+sock)
 	stdin, _ := cmd.StdinPipe()

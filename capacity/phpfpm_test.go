@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
@@ -204,7 +205,7 @@ func waitIdle(t *testing.T, m *Monitor, k discovery.Key) State {
 // socket), the pool is saturated, the status page on pm.status_listen
 // still answers, and saturation ends with the load.
 func TestPHPFPMBacklogFull(t *testing.T) {
-	f := startFPM(t, shortTempDir(t), 1)
+	f := startFPM(t, testutil.ShortDir(t), 1)
 	tg := fpmTarget(t, f.sock)
 	m := newMonitor(tg)
 
@@ -257,7 +258,7 @@ func TestPHPFPMBacklogFull(t *testing.T) {
 // upstream that accepts and never answers), and the pool is still
 // saturated, not down.
 func TestPHPFPMReadTimeout(t *testing.T) {
-	f := startFPM(t, shortTempDir(t), 511)
+	f := startFPM(t, testutil.ShortDir(t), 511)
 	tg := fpmTarget(t, f.sock)
 	m := newMonitor(tg)
 	wait := f.slowRequests(t, 2, 2000)
@@ -279,7 +280,7 @@ func TestPHPFPMReadTimeout(t *testing.T) {
 // TestPHPFPMRestart stops and starts php-fpm: one restart, a new start
 // time, a new socket inode at the same path.
 func TestPHPFPMRestart(t *testing.T) {
-	f := startFPM(t, shortTempDir(t), 8)
+	f := startFPM(t, testutil.ShortDir(t), 8)
 	tg := fpmTarget(t, f.sock)
 	m := newMonitor(tg)
 	before := waitIdle(t, m, tg.Key)
@@ -316,7 +317,7 @@ func TestPHPFPMRestart(t *testing.T) {
 // serving it is not counted as busy); full, it cannot answer and the
 // exporter says why, while the kernel's queue still tells the truth.
 func TestPHPFPMStatusOnPoolSocket(t *testing.T) {
-	f := startFPMStatus(t, shortTempDir(t), 16, false)
+	f := startFPMStatus(t, testutil.ShortDir(t), 16, false)
 	tg := fpmTarget(t, f.sock)
 	m := newMonitor(tg)
 	st := waitIdle(t, m, tg.Key)

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
 
@@ -174,7 +175,7 @@ func TestTCPNeverAccepting(t *testing.T) {
 // backlog, and the queue ss -xl prints.
 func TestUnixNeverAccepting(t *testing.T) {
 	const backlog = 2
-	path := filepath.Join(shortTempDir(t), "s.sock")
+	path := filepath.Join(testutil.ShortDir(t), "s.sock")
 	_, addr := listenBacklog(t, "unix", path, backlog)
 	tg := target(t, "unix", addr, protocol.FastCGI)
 	m := newMonitor(tg)
@@ -263,16 +264,4 @@ func TestWildcardListener(t *testing.T) {
 	if _, ok := lis.TCP(netip.MustParseAddrPort(fmt.Sprintf("192.0.2.1:%d", port)), func(netip.Addr) bool { return false }); ok {
 		t.Error("a non-local address matched a wildcard listener")
 	}
-}
-
-// shortTempDir is a temporary directory short enough for socket paths
-// (108 bytes).
-func shortTempDir(t *testing.T) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "cap")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
 }

@@ -230,6 +230,12 @@ func (f fakeStats) InFlight() int                      { return 3 }
 func (f fakeStats) QueueLength() int                   { return 2 }
 func (f fakeStats) LagHistogram() prometheus.Histogram { return f.lag }
 func (f fakeStats) Skipped() uint64                    { return 7 }
+func (f fakeStats) Inconclusive(c prober.Inconclusive) uint64 {
+	if c == prober.InconclusiveProbeTimeout {
+		return 2
+	}
+	return 0
+}
 
 // TestSelfMetrics holds every self-metric to its name under
 // nginx_upstream_exporter_ and to the values its sources report.
@@ -259,6 +265,10 @@ nginx_upstream_exporter_probes_in_flight 3
 # HELP nginx_upstream_exporter_probe_queue_length Probes that are due but wait for a free concurrency slot.
 # TYPE nginx_upstream_exporter_probe_queue_length gauge
 nginx_upstream_exporter_probe_queue_length 2
+# HELP nginx_upstream_exporter_probes_inconclusive_total Probes that gave no verdict about the server, by cause: probe_timeout (--probe.timeout ended them before nginx's timeout) or exporter_resources (the exporter's own file descriptors, ports or memory ran out; never blamed on the server).
+# TYPE nginx_upstream_exporter_probes_inconclusive_total counter
+nginx_upstream_exporter_probes_inconclusive_total{cause="exporter_resources"} 0
+nginx_upstream_exporter_probes_inconclusive_total{cause="probe_timeout"} 2
 # HELP nginx_upstream_exporter_probe_runs_skipped_total Scheduled probe runs skipped because the target's previous probe was still running: probes of one target never overlap.
 # TYPE nginx_upstream_exporter_probe_runs_skipped_total counter
 nginx_upstream_exporter_probe_runs_skipped_total 7
@@ -280,5 +290,46 @@ nginx_upstream_exporter_schedule_lag_seconds_count 3
 	}
 	for _, p := range problems {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// A probe without a verdict leaves success, failure_reason, duration and
+// phases absent and says why: unknown is neither 0 nor healthy, and never
+// a reason nginx would not log.
+func TestInconclusiveHasNoVerdict(t *testing.T) {
+	tg := &discovery.Target{
+		Key:   discovery.Key{Upstream: "app", Server: "127.0.0.1:3000", Address: "127.0.0.1:3000", Protocol: "http"},
+		Probe: &prober.Peer{Network: "tcp", Address: "127.0.0.1:3000"},
+	}
+	st := scheduler.Status{Target: tg, HasResult: true, Runs: 3, Finished: time.Unix(1_700_000_000, 0)}
+	st.Result.Inconclusive = prober.InconclusiveProbeTimeout
+	st.Result.Duration = time.Second
+	want := `
+# HELP nginx_upstream_probe_inconclusive ` + helpInconclusive + `
+# TYPE nginx_upstream_probe_inconclusive gauge
+nginx_upstream_probe_inconclusive{address="127.0.0.1:3000",cause="probe_timeout",protocol="http",server="127.0.0.1:3000",upstream="app"} 1
+# HELP nginx_upstream_probe_runs_total ` + helpRuns + `
+# TYPE nginx_upstream_probe_runs_total counter
+nginx_upstream_probe_runs_total{address="127.0.0.1:3000",protocol="http",server="127.0.0.1:3000",upstream="app"} 3
+`
+	c := New(fakeSource{st})
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
+		"nginx_upstream_probe_inconclusive", "nginx_upstream_probe_runs_total", "nginx_upstream_probe_success",
+		"nginx_upstream_probe_failure_reason", "nginx_upstream_probe_duration_seconds", "nginx_upstream_probe_phase_duration_seconds",
+		"nginx_upstream_probe_failures_total"); err != nil {
+		t.Error(err)
+	}
+	// The fast renderer agrees.
+	var b strings.Builder
+	if _, err := NewTextWriter(fakeSource{st}).WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, absent := range []string{"nginx_upstream_probe_success{", "nginx_upstream_probe_failure_reason{", "nginx_upstream_probe_duration_seconds{"} {
+		if strings.Contains(b.String(), absent) {
+			t.Errorf("text page has %s for an inconclusive probe", absent)
+		}
+	}
+	if !strings.Contains(b.String(), `nginx_upstream_probe_inconclusive{upstream="app",server="127.0.0.1:3000",address="127.0.0.1:3000",protocol="http",cause="probe_timeout"} 1`) {
+		t.Errorf("text page lacks the inconclusive series:\n%s", b.String())
 	}
 }

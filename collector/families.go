@@ -23,6 +23,10 @@ const (
 	probedTargets
 	// resultTargets: probed targets whose first probe has finished.
 	resultTargets
+	// verdictTargets: probed targets whose last probe gave a verdict
+	// about the backend. A probe without one (prober.Inconclusive) leaves
+	// the verdict series absent: unknown is not 0 and not healthy.
+	verdictTargets
 )
 
 func (s scope) has(st *scheduler.Status) bool {
@@ -31,6 +35,8 @@ func (s scope) has(st *scheduler.Status) bool {
 		return st.Target.Probe != nil
 	case resultTargets:
 		return st.Target.Probe != nil && st.HasResult
+	case verdictTargets:
+		return st.Target.Probe != nil && st.HasResult && st.Result.Inconclusive == ""
 	}
 	return true
 }
@@ -74,6 +80,8 @@ const (
 	helpStatus   = "HTTP status code of the last response read from this target."
 	helpExpiry   = "Expiry (notAfter) of the target's TLS leaf certificate as Unix time, whether or not nginx verifies it."
 	helpInfo     = "Upstream server parameters from the nginx configuration; always 1. Lists servers marked down, which are not probed."
+	// helpInconclusive: the verdict series are absent meanwhile.
+	helpInconclusive = "1 while the last probe gave no verdict about this server, labelled with the cause: probe_timeout (the exporter's --probe.timeout ended it before nginx's own timeout would have) or exporter_resources (the exporter ran out of file descriptors, ports or memory). success, failure_reason, duration and phases are absent meanwhile."
 )
 
 // families is the per-target contract, in the order TextWriter writes it.
@@ -113,13 +121,13 @@ var families = buildFamilies([]family{
 		},
 	},
 	{
-		name: "success", help: helpSuccess, typ: prometheus.GaugeValue, scope: resultTargets,
+		name: "success", help: helpSuccess, typ: prometheus.GaugeValue, scope: verdictTargets,
 		values: func(st *scheduler.Status, yield func(string, float64)) {
 			yield("", boolValue(st.Result.Success))
 		},
 	},
 	{
-		name: "failure_reason", help: helpReason, typ: prometheus.GaugeValue, scope: resultTargets, label: "reason",
+		name: "failure_reason", help: helpReason, typ: prometheus.GaugeValue, scope: verdictTargets, label: "reason",
 		values: func(st *scheduler.Status, yield func(string, float64)) {
 			if !st.Result.Success {
 				yield(string(st.Result.Reason), 1)
@@ -127,13 +135,13 @@ var families = buildFamilies([]family{
 		},
 	},
 	{
-		name: "duration_seconds", help: helpDuration, typ: prometheus.GaugeValue, scope: resultTargets,
+		name: "duration_seconds", help: helpDuration, typ: prometheus.GaugeValue, scope: verdictTargets,
 		values: func(st *scheduler.Status, yield func(string, float64)) {
 			yield("", st.Result.Duration.Seconds())
 		},
 	},
 	{
-		name: "phase_duration_seconds", help: helpPhase, typ: prometheus.GaugeValue, scope: resultTargets, label: "phase",
+		name: "phase_duration_seconds", help: helpPhase, typ: prometheus.GaugeValue, scope: verdictTargets, label: "phase",
 		values: func(st *scheduler.Status, yield func(string, float64)) {
 			for i, d := range st.Result.Phases {
 				yield(prober.PhaseNames[i], d.Seconds())
@@ -147,10 +155,18 @@ var families = buildFamilies([]family{
 		},
 	},
 	{
-		name: "http_status_code", help: helpStatus, typ: prometheus.GaugeValue, scope: resultTargets,
+		name: "http_status_code", help: helpStatus, typ: prometheus.GaugeValue, scope: verdictTargets,
 		values: func(st *scheduler.Status, yield func(string, float64)) {
 			if st.Result.HTTPStatus > 0 {
 				yield("", float64(st.Result.HTTPStatus))
+			}
+		},
+	},
+	{
+		name: "inconclusive", help: helpInconclusive, typ: prometheus.GaugeValue, scope: resultTargets, label: "cause",
+		values: func(st *scheduler.Status, yield func(string, float64)) {
+			if st.Result.Inconclusive != "" {
+				yield(string(st.Result.Inconclusive), 1)
 			}
 		},
 	},

@@ -3,6 +3,8 @@ package collector
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 )
 
 // selfNamespace prefixes every metric about the exporter itself, as
@@ -21,6 +23,8 @@ var (
 		"Targets in the loaded nginx configuration by state: probed, down (marked down, not probed), dynamic (address built from request variables, not probeable).", []string{"state"}, nil)
 	lagDesc = prometheus.NewDesc(prometheus.BuildFQName(selfNamespace, "", "schedule_lag_seconds"),
 		"How late probes start compared with their scheduled time. Growing lag means --probe.concurrency is too low for the targets and their timeouts; lag of about a probe's duration minus the interval means probes outlast --probe.interval and runs are skipped.", nil, nil)
+	inconclusiveDesc = prometheus.NewDesc(prometheus.BuildFQName(selfNamespace, "", "probes_inconclusive_total"),
+		"Probes that gave no verdict about the server, by cause: probe_timeout (--probe.timeout ended them before nginx's timeout) or exporter_resources (the exporter's own file descriptors, ports or memory ran out; never blamed on the server).", []string{"cause"}, nil)
 	skippedDesc = prometheus.NewDesc(prometheus.BuildFQName(selfNamespace, "", "probe_runs_skipped_total"),
 		"Scheduled probe runs skipped because the target's previous probe was still running: probes of one target never overlap.", nil, nil)
 	inFlightDesc = prometheus.NewDesc(prometheus.BuildFQName(selfNamespace, "", "probes_in_flight"),
@@ -36,6 +40,8 @@ type SchedulerStats interface {
 	QueueLength() int
 	// Skipped counts runs skipped because a probe outlasted the interval.
 	Skipped() uint64
+	// Inconclusive counts probes without a verdict for cause.
+	Inconclusive(cause prober.Inconclusive) uint64
 	// LagHistogram holds the schedule lag observations; its own name is
 	// not exposed, SelfMetrics exposes its counts under lagDesc.
 	LagHistogram() prometheus.Histogram
@@ -68,6 +74,7 @@ func (m *SelfMetrics) Describe(ch chan<- *prometheus.Desc) {
 		ch <- inFlightDesc
 		ch <- queueDesc
 		ch <- skippedDesc
+		ch <- inconclusiveDesc
 	}
 }
 
@@ -82,6 +89,9 @@ func (m *SelfMetrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(m.sched.InFlight()))
 	ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(m.sched.QueueLength()))
 	ch <- prometheus.MustNewConstMetric(skippedDesc, prometheus.CounterValue, float64(m.sched.Skipped()))
+	for _, c := range prober.InconclusiveCauses {
+		ch <- prometheus.MustNewConstMetric(inconclusiveDesc, prometheus.CounterValue, float64(m.sched.Inconclusive(c)), string(c))
+	}
 	var h dto.Metric
 	if err := m.sched.LagHistogram().Write(&h); err != nil {
 		ch <- prometheus.NewInvalidMetric(lagDesc, err)

@@ -13,13 +13,14 @@ import (
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/capacity"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
 // fullSocket is a unix socket with a backlog of 1 that never accepts,
 // filled until connects fail with EAGAIN.
 func fullSocket(t *testing.T) string {
 	t.Helper()
-	path := filepath.Join(shortDir(t), "full.sock")
+	path := filepath.Join(testutil.ShortDir(t), "full.sock")
 	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -43,9 +44,9 @@ func fullSocket(t *testing.T) string {
 // saying whether it is full or down; a healthy fast one gets none.
 func TestCapacityLine(t *testing.T) {
 	full := fullSocket(t)
-	dead := deadAddr(t)
-	healthy := httpBackend(t)
-	conf := writeConf(t, fmt.Sprintf(`
+	dead := testutil.DeadAddr(t)
+	healthy := testutil.HTTPBackend(t)
+	conf := testutil.WriteNginxConf(t, fmt.Sprintf(`
     upstream php { server unix:%s; }
     upstream app { server %s; }
     upstream ok { server %s; }

@@ -123,8 +123,8 @@ func Run(ctx context.Context, opts Options) int {
 		fmt.Fprintf(opts.Stderr, "diagnose: unknown --output %q (want %s or %s)\n", opts.Output, OutputTable, OutputJSON)
 		return ExitUsage
 	}
-	if opts.Timeout <= 0 {
-		fmt.Fprintln(opts.Stderr, "diagnose: --probe.timeout must be positive")
+	if opts.Timeout < 0 {
+		fmt.Fprintln(opts.Stderr, "diagnose: --probe.timeout must not be negative (0: wait as long as nginx would)")
 		return ExitUsage
 	}
 
@@ -156,14 +156,29 @@ func Run(ctx context.Context, opts Options) int {
 		if capDone != nil {
 			caps = <-capDone
 		}
-		if interrupted {
-			fmt.Fprintln(opts.Stderr, "diagnose: interrupted before every probe finished")
-			return ExitInterrupted
-		}
 		rep.addResults(statuses)
 		rep.addCapacity(loaded.Set.Targets, caps)
+		if interrupted {
+			// An honest partial report: what was probed has its verdict,
+			// the rest says no_result.
+			writeReport(&opts, rep)
+			fmt.Fprintf(opts.Stderr, "diagnose: interrupted: %d of %d probes finished; the others have no verdict\n",
+				rep.Summary.Probed-rep.Summary.NoResult, rep.Summary.Probed)
+			return ExitInterrupted
+		}
 	}
+	if code := writeReport(&opts, rep); code != 0 {
+		return code
+	}
+	if opts.List || rep.Healthy {
+		return ExitHealthy
+	}
+	return ExitFailing
+}
 
+// writeReport prints the report in the chosen format; a write error is a
+// usage-level failure.
+func writeReport(opts *Options, rep *Report) int {
 	switch opts.Output {
 	case OutputJSON:
 		if err := writeJSON(opts.Stdout, rep); err != nil {
@@ -178,10 +193,7 @@ func Run(ctx context.Context, opts Options) int {
 			writeTable(opts.Stdout, rep, p)
 		}
 	}
-	if opts.List || rep.Healthy {
-		return ExitHealthy
-	}
-	return ExitFailing
+	return 0
 }
 
 // probe runs every probe once, with progress on stderr for large
@@ -221,7 +233,13 @@ func probe(ctx context.Context, targets []*discovery.Target, opts *Options) ([]s
 		if tty {
 			fmt.Fprint(opts.Stderr, "\r\x1b[K")
 		}
-		fmt.Fprintf(opts.Stderr, "probed %d targets in %s\n", probed, time.Since(start).Round(time.Millisecond))
+		finished := 0
+		for i := range statuses {
+			if statuses[i].HasResult {
+				finished++
+			}
+		}
+		fmt.Fprintf(opts.Stderr, "probed %d of %d targets in %s\n", finished, probed, time.Since(start).Round(time.Millisecond))
 	}
 	return statuses, ctx.Err() != nil
 }

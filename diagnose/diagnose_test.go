@@ -7,10 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"net/http/fcgi"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -20,84 +17,12 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// httpBackend serves HTTP on a random loopback port, so the verdict holds
-// whether the connect-only or a full HTTP probe runs.
-func httpBackend(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ok")
-	}), ReadHeaderTimeout: time.Second}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
-}
-
-// deadAddr is a loopback port nothing listens on.
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-// shortDir is a temporary directory with a short path: unix socket paths
-// must stay under 108 bytes, and t.TempDir's can be long.
-func shortDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "nue")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
-// fcgiSocket serves FastCGI on a unix socket and returns its path.
-func fcgiSocket(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(shortDir(t), "fpm.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fcgi.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "pong") }))
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return path
-}
-
-// writeConf writes an nginx.conf whose worker user is the test's own, so
-// unix socket permissions are judged for a user that can reach them.
-func writeConf(t *testing.T, httpBlock string) string {
-	t.Helper()
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "nginx.conf")
-	conf := fmt.Sprintf("user %s;\nevents {}\nhttp {\n%s\n}\n", u.Username, httpBlock)
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 type runResult struct {
@@ -109,7 +34,7 @@ func runDiagnose(t *testing.T, conf string, mutate func(*Options)) runResult {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	opts := Options{
-		Load:        discovery.Options{NginxConfig: conf, ProbeTimeout: 2 * time.Second},
+		Load:        discovery.Options{NginxConfig: conf},
 		Timeout:     2 * time.Second,
 		Concurrency: 8,
 		Stdout:      &stdout,
@@ -129,7 +54,7 @@ func runDiagnose(t *testing.T, conf string, mutate func(*Options)) runResult {
 // server and a healthy FastCGI socket: healthy as far as nginx's clients
 // are concerned.
 func mixed(t *testing.T, primary string) string {
-	return writeConf(t, fmt.Sprintf(`
+	return testutil.WriteNginxConf(t, fmt.Sprintf(`
     upstream app {
         server %s max_fails=3 fail_timeout=30s;
         server %s backup;
@@ -139,14 +64,14 @@ func mixed(t *testing.T, primary string) string {
         listen 127.0.0.1:8080;
         proxy_connect_timeout 2s;
         location / { proxy_pass http://app; }
-        location ~ \.php$ { fastcgi_pass unix:%s; }
+        location ~ \.php$ { fastcgi_pass %s; }
         location /dyn/ { proxy_pass http://$http_x_backend; }
-    }`, primary, deadAddr(t), fcgiSocket(t)))
+    }`, primary, testutil.DeadAddr(t), testutil.FastCGIBackend(t, unixListener(t))))
 }
 
 func TestExitStatus(t *testing.T) {
 	t.Run("healthy primaries, dead backup", func(t *testing.T) {
-		res := runDiagnose(t, mixed(t, httpBackend(t)), nil)
+		res := runDiagnose(t, mixed(t, testutil.HTTPBackend(t)), nil)
 		if res.code != ExitHealthy {
 			t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", res.code, ExitHealthy, res.stdout, res.stderr)
 		}
@@ -157,7 +82,7 @@ func TestExitStatus(t *testing.T) {
 		}
 	})
 	t.Run("dead primary", func(t *testing.T) {
-		dead := deadAddr(t)
+		dead := testutil.DeadAddr(t)
 		res := runDiagnose(t, mixed(t, dead), nil)
 		if res.code != ExitFailing {
 			t.Fatalf("exit %d, want %d\n%s", res.code, ExitFailing, res.stdout)
@@ -195,19 +120,19 @@ func TestExitStatus(t *testing.T) {
 		}
 	})
 	t.Run("broken config", func(t *testing.T) {
-		res := runDiagnose(t, writeConf(t, "server { location / { proxy_pass http://127.0.0.1:1; }"), nil)
+		res := runDiagnose(t, testutil.WriteNginxConf(t, "server { location / { proxy_pass http://127.0.0.1:1; }"), nil)
 		if res.code != ExitUsage {
 			t.Fatalf("exit %d, want %d\n%s", res.code, ExitUsage, res.stderr)
 		}
 	})
 	t.Run("bad output", func(t *testing.T) {
-		res := runDiagnose(t, mixed(t, httpBackend(t)), func(o *Options) { o.Output = "yaml" })
+		res := runDiagnose(t, mixed(t, testutil.HTTPBackend(t)), func(o *Options) { o.Output = "yaml" })
 		if res.code != ExitUsage {
 			t.Fatalf("exit %d, want %d", res.code, ExitUsage)
 		}
 	})
 	t.Run("interrupted", func(t *testing.T) {
-		conf := mixed(t, httpBackend(t))
+		conf := mixed(t, testutil.HTTPBackend(t))
 		var stdout, stderr bytes.Buffer
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -219,7 +144,7 @@ func TestExitStatus(t *testing.T) {
 }
 
 func TestJSONReport(t *testing.T) {
-	dead := deadAddr(t)
+	dead := testutil.DeadAddr(t)
 	conf := mixed(t, dead)
 	res := runDiagnose(t, conf, func(o *Options) { o.Output = OutputJSON })
 	if res.code != ExitFailing {
@@ -289,8 +214,8 @@ func TestJSONConfigError(t *testing.T) {
 }
 
 func TestSocketNotFoundHint(t *testing.T) {
-	missing := filepath.Join(shortDir(t), "php-fpm.sock")
-	conf := writeConf(t, fmt.Sprintf(`server { location / { fastcgi_pass unix:%s; } }`, missing))
+	missing := filepath.Join(testutil.ShortDir(t), "php-fpm.sock")
+	conf := testutil.WriteNginxConf(t, fmt.Sprintf(`server { location / { fastcgi_pass unix:%s; } }`, missing))
 	res := runDiagnose(t, conf, nil)
 	if res.code != ExitFailing {
 		t.Fatalf("exit %d\n%s", res.code, res.stdout)
@@ -303,7 +228,7 @@ func TestSocketNotFoundHint(t *testing.T) {
 }
 
 func TestColour(t *testing.T) {
-	conf := mixed(t, deadAddr(t))
+	conf := mixed(t, testutil.DeadAddr(t))
 	tty := func(io.Writer) bool { return true }
 	for _, tc := range []struct {
 		name  string
@@ -372,7 +297,7 @@ func countingListener(t *testing.T) (string, *atomic.Int64) {
 
 func TestList(t *testing.T) {
 	addr, accepted := countingListener(t)
-	conf := writeConf(t, fmt.Sprintf(`
+	conf := testutil.WriteNginxConf(t, fmt.Sprintf(`
     upstream app { server %s weight=5 max_conns=10; server 127.0.0.1:9 down; }
     server {
         proxy_connect_timeout 3s;
@@ -415,7 +340,7 @@ func TestProgress(t *testing.T) {
 	for i := 1; i <= ProgressThreshold+1; i++ {
 		fmt.Fprintf(&servers, "server 127.0.0.%d:%s;\n", i, port)
 	}
-	conf := writeConf(t, fmt.Sprintf(`upstream many { %s } server { location / { proxy_pass http://many; } }`, servers.String()))
+	conf := testutil.WriteNginxConf(t, fmt.Sprintf(`upstream many { %s } server { location / { proxy_pass http://many; } }`, servers.String()))
 	res := runDiagnose(t, conf, nil)
 	if !strings.Contains(res.stderr, "probing ") || !strings.Contains(res.stderr, "probed ") {
 		t.Errorf("no progress lines on stderr:\n%s", res.stderr)
@@ -491,5 +416,63 @@ func TestRunbookHasEveryAnchor(t *testing.T) {
 		if !strings.Contains(string(b), "\n### "+string(r)+"\n") {
 			t.Errorf("docs/runbook.md has no section %q for %s", "### "+string(r), RunbookURL(r))
 		}
+	}
+}
+
+// unixListener listens on a unix socket in a short directory.
+func unixListener(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("unix", filepath.Join(testutil.ShortDir(t), "fpm.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// An interrupted run prints what it did probe and says how many probes
+// finished; it never claims it probed every target.
+func TestInterruptedRunIsHonest(t *testing.T) {
+	healthy := testutil.HTTPBackend(t)
+	hang, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hang.Close() // accepts (in the kernel) and never answers
+	conf := testutil.WriteNginxConf(t, fmt.Sprintf(`
+    upstream fast { server %s; }
+    upstream slow { server %s; }
+    server {
+        location / { proxy_pass http://fast; }
+        location /slow { proxy_pass http://slow; }
+    }`, healthy, hang.Addr()))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	time.AfterFunc(500*time.Millisecond, cancel)
+	var stdout, stderr bytes.Buffer
+	start := time.Now()
+	code := Run(ctx, Options{Load: discovery.Options{NginxConfig: conf}, Concurrency: 2, Output: OutputJSON,
+		Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }})
+	if code != ExitInterrupted {
+		t.Fatalf("exit %d, want %d; stderr %s", code, ExitInterrupted, stderr.String())
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("interrupted run took %v", d)
+	}
+	var rep Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("no report on interruption: %v\n%s", err, stdout.String())
+	}
+	verdicts := map[string]string{}
+	for _, tg := range rep.Targets {
+		verdicts[tg.Upstream] = tg.Verdict
+	}
+	if verdicts["fast"] != VerdictOK || verdicts["slow"] != VerdictNoResult {
+		t.Errorf("verdicts %v, want fast ok and slow no_result", verdicts)
+	}
+	if rep.Summary.NoResult != 1 || rep.Healthy {
+		t.Errorf("summary %+v healthy %v", rep.Summary, rep.Healthy)
+	}
+	if !strings.Contains(stderr.String(), "1 of 2 probes finished") {
+		t.Errorf("stderr %q does not say how many probes finished", stderr.String())
 	}
 }

@@ -1,6 +1,8 @@
 package diagnose
 
 import (
+	"fmt"
+
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
@@ -23,6 +25,19 @@ func Hint(r prober.Reason, label, network string) string {
 		return ""
 	}
 	return h + "; see " + RunbookURL(r)
+}
+
+// inconclusiveHint explains a probe without a verdict: nothing is known
+// about the backend, and what to change to learn it.
+func inconclusiveHint(c prober.Inconclusive, capSeconds float64, t *Target) string {
+	if c == prober.InconclusiveExporterResources {
+		return "the exporter ran out of its own file descriptors, local ports or memory before reaching the server: raise its open files limit (LimitNOFILE=) or lower --probe.concurrency; nothing is known about the server"
+	}
+	nginx := t.Settings.ConnectTimeoutSeconds + t.Settings.SendTimeoutSeconds + t.Settings.ReadTimeoutSeconds
+	if capSeconds > 0 {
+		return fmt.Sprintf("the exporter stopped waiting after --probe.timeout=%gs while nginx would wait up to %gs (connect+send+read); rerun without --probe.timeout for nginx's verdict", capSeconds, nginx)
+	}
+	return "the server kept the probe busy longer than nginx's timeouts add up to (a header trickled byte by byte); nginx may still be waiting on it"
 }
 
 func hintText(r prober.Reason, label, network string) string {

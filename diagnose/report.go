@@ -19,7 +19,10 @@ const (
 	VerdictFailed   = "failed"
 	VerdictDown     = "down"       // marked down in the config, not probed
 	VerdictNotRun   = "not_probed" // --list
-	VerdictNoResult = "no_result"  // a probe that did not report (cannot happen short of a bug)
+	VerdictNoResult = "no_result"  // the run was interrupted before this probe finished
+	// VerdictInconclusive: the probe ended without a verdict about the
+	// backend (the exporter's --probe.timeout, or its own resources).
+	VerdictInconclusive = "inconclusive"
 )
 
 // Report is the machine-readable result of diagnose (--output=json); the
@@ -53,8 +56,12 @@ type Summary struct {
 	Failing        int `json:"failing"`
 	FailingPrimary int `json:"failing_primary"`
 	FailingBackup  int `json:"failing_backup"`
-	Down           int `json:"down"`
-	Dynamic        int `json:"dynamic"`
+	// Inconclusive counts probes that gave no verdict; NoResult those an
+	// interruption stopped before they finished.
+	Inconclusive int `json:"inconclusive"`
+	NoResult     int `json:"no_result"`
+	Down         int `json:"down"`
+	Dynamic      int `json:"dynamic"`
 }
 
 // Target is one upstream server in the report.
@@ -210,6 +217,8 @@ func (rep *Report) addResults(statuses []scheduler.Status) {
 		}
 		if !st.HasResult {
 			t.Verdict = VerdictNoResult
+			rep.Summary.NoResult++
+			rep.Healthy = false
 			continue
 		}
 		r := &st.Result
@@ -230,6 +239,19 @@ func (rep *Report) addResults(statuses []scheduler.Status) {
 		if r.Success {
 			t.Verdict = VerdictOK
 			rep.Summary.Healthy++
+			continue
+		}
+		if r.Inconclusive != "" {
+			// Unknown is not healthy: the exit status stays 1, and the
+			// report says why there is no verdict.
+			t.Verdict = VerdictInconclusive
+			t.Reason = string(r.Inconclusive)
+			t.Hint = inconclusiveHint(r.Inconclusive, rep.ProbeTimeoutSeconds, t)
+			if r.Err != nil {
+				t.Error = r.Err.Error()
+			}
+			rep.Summary.Inconclusive++
+			rep.Healthy = false
 			continue
 		}
 		t.Verdict = VerdictFailed
@@ -257,14 +279,16 @@ func (rep *Report) addResults(statuses []scheduler.Status) {
 // requests queue.
 const SlowAfter = time.Second
 
-// addCapacity attaches the capacity of each failing or slow target.
+// addCapacity attaches the capacity of each failing, inconclusive (cut by
+// --probe.timeout) or slow target.
 func (rep *Report) addCapacity(targets []*discovery.Target, caps map[discovery.Key]capacity.Summary) {
 	if len(caps) == 0 {
 		return
 	}
 	for i, t := range targets {
 		rt := &rep.Targets[i]
-		if rt.Verdict != VerdictFailed && !(rt.Verdict == VerdictOK && rt.DurationSeconds >= SlowAfter.Seconds()) {
+		slow := rt.Verdict == VerdictOK && rt.DurationSeconds >= SlowAfter.Seconds()
+		if rt.Verdict != VerdictFailed && rt.Verdict != VerdictInconclusive && !slow {
 			continue
 		}
 		if s, ok := caps[t.Key]; ok {

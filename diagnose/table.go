@@ -117,6 +117,10 @@ func verdictCell(t *Target, p palette) cell {
 		return cell{text: "FAIL", style: p.red}
 	case VerdictDown:
 		return cell{text: "down (not probed)", style: p.dim}
+	case VerdictInconclusive:
+		return cell{text: "NO VERDICT" + suffix, style: p.yellow}
+	case VerdictNoResult:
+		return cell{text: "not probed (interrupted)", style: p.dim}
 	}
 	return plain(t.Verdict)
 }
@@ -132,7 +136,7 @@ func writeTable(w io.Writer, rep *Report, p palette) {
 		for i := range rep.Targets {
 			t := &rep.Targets[i]
 			reason := cell{text: t.Reason, style: p.red}
-			if t.Backup {
+			if t.Backup || t.Verdict == VerdictInconclusive {
 				reason.style = p.yellow
 			}
 			tb.add(plain(upstreamText(t)), plain(serverText(t)), plain(t.Protocol), verdictCell(t, p), reason, plain(latency(t)))
@@ -146,7 +150,10 @@ func writeTable(w io.Writer, rep *Report, p palette) {
 		for i, l := range lines[1:] {
 			fmt.Fprintln(w, l)
 			t := &rep.Targets[i]
-			if t.Capacity != nil && t.Verdict == VerdictOK {
+			if t.Verdict == VerdictInconclusive {
+				fmt.Fprintf(w, "    %s %s\n", p.dim("why:       "), t.Hint)
+			}
+			if t.Capacity != nil && (t.Verdict == VerdictOK || t.Verdict == VerdictInconclusive) {
 				fmt.Fprintf(w, "    %s %s\n", p.dim("capacity:  "), t.Capacity.Line)
 			}
 			if d := details[i]; d[0] != "" {
@@ -180,6 +187,12 @@ func writeSummary(w io.Writer, rep *Report, p palette) {
 			}
 			parts = append(parts, f)
 		}
+		if s.Inconclusive > 0 {
+			parts = append(parts, fmt.Sprintf("%d without a verdict", s.Inconclusive))
+		}
+		if s.NoResult > 0 {
+			parts = append(parts, fmt.Sprintf("%d not probed (interrupted)", s.NoResult))
+		}
 	}
 	parts = append(parts, fmt.Sprintf("%d down (not probed)", s.Down))
 	if s.Dynamic > 0 {
@@ -187,10 +200,13 @@ func writeSummary(w io.Writer, rep *Report, p palette) {
 	}
 	head := fmt.Sprintf("%d targets: %s.", s.Targets, strings.Join(parts, ", "))
 	if rep.Probed {
-		if rep.Healthy {
+		switch {
+		case rep.Healthy:
 			head += " " + p.green("Every primary server is healthy.")
-		} else {
+		case s.FailingPrimary > 0:
 			head += " " + p.red(fmt.Sprintf("%d primary server(s) failing.", s.FailingPrimary))
+		default:
+			head += " " + p.yellow("Not every server has a verdict.")
 		}
 	}
 	fmt.Fprintln(w, head)
@@ -227,8 +243,12 @@ func writeList(w io.Writer, rep *Report, p palette) {
 		tb.write(w, p)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "Timeouts are nginx's effective *_connect/read/send_timeout; each probe phase is capped at --probe.timeout=%s.\n",
-		secondsText(rep.ProbeTimeoutSeconds))
+	if rep.ProbeTimeoutSeconds > 0 {
+		fmt.Fprintf(w, "Timeouts are nginx's effective *_connect/read/send_timeout; probes are cut at --probe.timeout=%s and then give no verdict.\n",
+			secondsText(rep.ProbeTimeoutSeconds))
+	} else {
+		fmt.Fprintln(w, "Timeouts are nginx's effective *_connect/read/send_timeout; probes wait as long as nginx would.")
+	}
 	writeSummary(w, rep, p)
 }
 

@@ -45,9 +45,25 @@ type Target struct {
 	Network string
 	// Sources are the config positions using this target, for logs.
 	Sources []string
-	// Logger says which target a line is about (upstream, server,
-	// address, protocol); the prober logs through it too.
-	Logger *slog.Logger
+	// base, logOnce and log make Logger: built on first use, because a
+	// logger with its attributes costs about 300 bytes and most targets
+	// never log anything.
+	base    *slog.Logger
+	logOnce sync.Once
+	log     *slog.Logger
+}
+
+// Logger says which target a line is about (upstream, server, address,
+// protocol); the target's prober logs through it too.
+func (t *Target) Logger() *slog.Logger {
+	t.logOnce.Do(func() {
+		base := t.base
+		if base == nil {
+			base = slog.New(slog.DiscardHandler)
+		}
+		t.log = base.With("upstream", t.Upstream, "server", t.Server, "address", t.Address, "protocol", t.Protocol)
+	})
+	return t.log
 }
 
 // Set is the result of one discovery.
@@ -83,8 +99,6 @@ type Options struct {
 	Resolver Resolver // nil: net.DefaultResolver
 	// ResolveTimeout bounds each load-time lookup.
 	ResolveTimeout time.Duration
-	// ProbeTimeout caps every nginx timeout, so no probe outlives it.
-	ProbeTimeout time.Duration
 	// Worker is nginx's worker user; nil disables the permission check.
 	// Load fills it from the `user` directive.
 	Worker *prober.Credentials
@@ -220,17 +234,21 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options) *Target 
 	if ct.SocketPath != "" {
 		t.Network = "unix"
 	}
-	t.Logger = opts.Logger.With("upstream", t.Upstream, "server", t.Server, "address", t.Address, "protocol", t.Protocol)
+	t.base = opts.Logger
 	if ct.Params.Down {
 		return t
 	}
 	p := &prober.Peer{
-		Protocol:       ct.Protocol,
-		Network:        "tcp",
-		Address:        addr,
-		ConnectTimeout: capTimeout(ct.Settings.ConnectTimeout, opts.ProbeTimeout),
-		ReadTimeout:    capTimeout(ct.Settings.ReadTimeout, opts.ProbeTimeout),
-		SendTimeout:    capTimeout(ct.Settings.SendTimeout, opts.ProbeTimeout),
+		Protocol: ct.Protocol,
+		Network:  "tcp",
+		Address:  addr,
+		// nginx's own timeouts, uncapped: a probe waits as long as nginx
+		// would in each phase. The operator's --probe.timeout bounds the
+		// whole probe in the scheduler and yields no verdict, never a
+		// timeout nginx would not have.
+		ConnectTimeout: ct.Settings.ConnectTimeout,
+		ReadTimeout:    ct.Settings.ReadTimeout,
+		SendTimeout:    ct.Settings.SendTimeout,
 		BufferSize:     ct.Settings.BufferSize,
 		HTTP: prober.HTTPSettings{
 			Version: ct.Settings.HTTPVersion,
@@ -306,16 +324,6 @@ func resolverAddrs(in []string) []string {
 		out = append(out, net.JoinHostPort(strings.Trim(r, "[]"), "53"))
 	}
 	return out
-}
-
-func capTimeout(nginx, limit time.Duration) time.Duration {
-	if nginx <= 0 {
-		nginx = 60 * time.Second // nginx's default for every *_timeout
-	}
-	if limit > 0 && limit < nginx {
-		return limit
-	}
-	return nginx
 }
 
 // String renders the key for logs.

@@ -54,9 +54,8 @@ func TestBuild(t *testing.T) {
 	}
 	worker := &prober.Credentials{User: "nobody", UID: 65534, GID: 65534}
 	set := Build(context.Background(), cfg, Options{
-		Resolver:     fakeResolver{"app.internal": {"10.1.0.1", "10.1.0.2"}},
-		ProbeTimeout: 5 * time.Second,
-		Worker:       worker,
+		Resolver: fakeResolver{"app.internal": {"10.1.0.1", "10.1.0.2"}},
+		Worker:   worker,
 	})
 
 	byAddr := map[string]*Target{}
@@ -74,8 +73,8 @@ func TestBuild(t *testing.T) {
 		if tg.Server != "app.internal:3000" || tg.Probe.Address != addr || tg.Probe.Resolve != nil {
 			t.Errorf("%s: %+v", addr, tg.Probe)
 		}
-		if tg.Probe.ReadTimeout != 5*time.Second || tg.ReadTimeout != 60*time.Second {
-			t.Errorf("%s: probe timeout must be capped (%v) but nginx's exported (%v)", addr, tg.Probe.ReadTimeout, tg.ReadTimeout)
+		if tg.Probe.ReadTimeout != 60*time.Second || tg.ReadTimeout != 60*time.Second {
+			t.Errorf("%s: the probe must wait as long as nginx (%v), got %v", addr, tg.ReadTimeout, tg.Probe.ReadTimeout)
 		}
 	}
 	if tg := byAddr["gone.internal:3000"]; tg == nil || tg.Probe.Resolve == nil || !tg.Probe.Resolve.System {

@@ -21,6 +21,9 @@ type Loaded struct {
 	// Files are every file the load read (nginx's tree, then the
 	// exporter's configuration file), for a watcher.
 	Files []string
+	// Dirs are directories whose new files may join the tree (those of
+	// include globs, matched or not), for a watcher.
+	Dirs []string
 }
 
 // Load reads nginx's configuration and the exporter's own, and derives
@@ -50,7 +53,7 @@ func Load(ctx context.Context, opts Options) (*Loaded, error) {
 		// not resolve: such a set must never replace a good one.
 		return nil, fmt.Errorf("loading configuration: %w", err)
 	}
-	return &Loaded{Nginx: cfg, Set: set, Files: files}, nil
+	return &Loaded{Nginx: cfg, Set: set, Files: files, Dirs: cfg.GlobDirs}, nil
 }
 
 // WorkerCredentials resolves nginx's worker user from the `user`

@@ -1,12 +1,14 @@
 package discovery
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
-	"time"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
@@ -30,7 +32,7 @@ http {
 		location /x { proxy_pass http://$arg_host:80; }
 	}
 }`)
-	loaded, err := Load(context.Background(), Options{NginxConfig: conf, ProbeTimeout: 5 * time.Second})
+	loaded, err := Load(context.Background(), Options{NginxConfig: conf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +53,7 @@ http {
 	if py == nil || py.Protocol != "suwsgi" || py.Probe.Protocol != protocol.UWSGI || py.Probe.TLS == nil {
 		t.Fatalf("suwsgi target: %+v", py)
 	}
-	if py.Logger == nil || py.Probe.Logger != py.Logger {
+	if py.Logger() == nil || py.Probe.Logger() != py.Logger() {
 		t.Error("the target and its prober must share the target's logger")
 	}
 }
@@ -81,7 +83,7 @@ func TestArbitraryMatchesConfiguration(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.label, func(t *testing.T) {
 			conf := writeConf(t, "events {}\nhttp { server { location / { "+tt.directive+" "+tt.arg+"; } } }")
-			opts := Options{NginxConfig: conf, ProbeTimeout: 3 * time.Second}
+			opts := Options{NginxConfig: conf}
 			loaded, err := Load(context.Background(), opts)
 			if err != nil {
 				t.Fatal(err)
@@ -95,7 +97,7 @@ func TestArbitraryMatchesConfiguration(t *testing.T) {
 			}
 			// Sources and loggers differ by construction.
 			want.Sources, got.Sources = nil, nil
-			want.Logger, got.Logger = nil, nil
+			want.base, got.base = nil, nil
 			wp, gp := *want.Probe, *got.Probe
 			wp.Logger, gp.Logger = nil, nil
 			want.Probe, got.Probe = nil, nil
@@ -109,5 +111,26 @@ func TestArbitraryMatchesConfiguration(t *testing.T) {
 	}
 	if _, err := Arbitrary("127.0.0.1:9000", "", protocol.Kind{Protocol: protocol.FastCGI, TLS: true}, Options{}); err == nil {
 		t.Error("nginx has no FastCGI over TLS")
+	}
+}
+
+// Every target gets its logger once, with the labels that say which
+// server a line is about; the prober of the target logs through it.
+func TestTargetLogger(t *testing.T) {
+	conf := writeConf(t, "events {}\nhttp { upstream app { server 127.0.0.1:3000; } server { location / { proxy_pass http://app; } } }")
+	var buf bytes.Buffer
+	loaded, err := Load(context.Background(), Options{NginxConfig: conf, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := loaded.Set.Targets[0]
+	if tg.Logger() != tg.Logger() {
+		t.Error("the logger is built more than once")
+	}
+	tg.Probe.Logger().Info("hello")
+	for _, want := range []string{"upstream=app", "server=127.0.0.1:3000", "address=127.0.0.1:3000", "protocol=http", "msg=hello"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log line %q lacks %q", buf.String(), want)
+		}
 	}
 }

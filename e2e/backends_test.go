@@ -2,28 +2,21 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
 // senv is what a backend needs to build itself for one scenario.
@@ -159,21 +152,9 @@ func healthyHTTP() backend {
 	}
 }
 
-func okHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok\n")
-	})
-}
-
-// serveHTTP runs a real HTTP server on l.
+// serveHTTP runs a real HTTP server answering 200 on l.
 func serveHTTP(s *senv, l net.Listener) string {
-	srv := &http.Server{Handler: okHandler(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: nil}
-	go srv.Serve(l)
-	s.t.Cleanup(func() { srv.Close() })
-	if l.Addr().Network() == "unix" {
-		return "unix:" + l.Addr().String()
-	}
-	return l.Addr().String()
+	return testutil.ServeHTTP(s.t, l, testutil.OKHandler())
 }
 
 // refused holds a bound TCP port with no listener: connects get a RST
@@ -461,73 +442,30 @@ func makeCerts(dir string) (*certSet, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	trusted, trustedKey, err := newCA("e2e trusted CA")
+	trusted, err := testutil.NewCert("e2e trusted CA", testutil.CertOptions{CA: true})
 	if err != nil {
 		return nil, err
 	}
-	other, otherKey, err := newCA("e2e unknown CA")
+	other, err := testutil.NewCert("e2e unknown CA", testutil.CertOptions{CA: true})
 	if err != nil {
 		return nil, err
 	}
 	cs := &certSet{trustedCAFile: filepath.Join(dir, "trusted-ca.pem")}
-	if err := os.WriteFile(cs.trustedCAFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: trusted.Raw}), 0o644); err != nil {
+	if err := os.WriteFile(cs.trustedCAFile, trusted.CertPEM(), 0o644); err != nil {
 		return nil, err
 	}
-	if cs.good, err = newLeaf("backend.test", trusted, trustedKey); err != nil {
-		return nil, err
-	}
-	if cs.wrongName, err = newLeaf("other.test", trusted, trustedKey); err != nil {
-		return nil, err
-	}
-	if cs.untrusted, err = newLeaf("backend.test", other, otherKey); err != nil {
-		return nil, err
+	for _, c := range []struct {
+		into *tls.Certificate
+		name string
+		ca   *testutil.Cert
+	}{{&cs.good, "backend.test", trusted}, {&cs.wrongName, "other.test", trusted}, {&cs.untrusted, "backend.test", other}} {
+		leaf, err := testutil.NewCert(c.name, testutil.CertOptions{Parent: c.ca, Names: []string{c.name}})
+		if err != nil {
+			return nil, err
+		}
+		*c.into = leaf.TLS()
 	}
 	return cs, nil
-}
-
-var serial atomic.Int64
-
-func newCA(name string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial.Add(1)),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	return cert, key, err
-}
-
-func newLeaf(name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)),
-		Subject:      pkix.Name{CommonName: name},
-		DNSNames:     []string{name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
 // tlsHTTP is an HTTPS server answering 200 with the chosen certificate;

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
 // netEnv is the network a scenario runs in: the machine's own namespace,
@@ -123,12 +125,11 @@ func (e *netEnv) dial(ctx context.Context, network, addr string) (net.Conn, erro
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func (e *netEnv) freePort(t *testing.T) int {
 	t.Helper()
-	l, err := e.listen("tcp", "127.0.0.1:0")
+	p, err := testutil.PickPort(e.listen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // iptables adds a rule in the scenario's namespace; refusing to run in the

@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
 var (
@@ -18,7 +19,8 @@ var (
 	phpFPMBinary = "php-fpm8.2"
 
 	// exporterBinary is built once from the repository root, or taken
-	// from E2E_EXPORTER; exporterErr says why there is none.
+	// from E2E_EXPORTER (testutil.BinaryEnv); exporterErr says why there
+	// is none.
 	exporterBinary string
 	exporterErr    error
 )
@@ -58,23 +60,8 @@ func run(m *testing.M) int {
 	if os.Geteuid() == 0 {
 		removeStaleNamespaces()
 	}
-	exporterBinary, exporterErr = buildExporter(baseDir)
+	exporterBinary, exporterErr = testutil.ExporterBinary(baseDir)
 	return m.Run()
-}
-
-// buildExporter builds the exporter from the repository root once for the
-// whole suite, the binary CI ships.
-func buildExporter(dir string) (string, error) {
-	if p := os.Getenv("E2E_EXPORTER"); p != "" {
-		return p, nil
-	}
-	out := filepath.Join(dir, "nginx_upstream_exporter")
-	cmd := exec.Command("go", "build", "-o", out, ".")
-	cmd.Dir = ".."
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build -o %s . (in the repository root): %v\n%s", out, err, b)
-	}
-	return out, nil
 }
 
 // requireNginx skips (or in CI fails) when Debian's nginx is missing.

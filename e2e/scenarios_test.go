@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/dnstest"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil/dnstest"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 )
 

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
 // inCI reports whether missing tools must fail the tests instead of skipping them.
@@ -42,11 +44,10 @@ func goTool(t *testing.T, name, pkg string, slow bool) string {
 	if slow && !inCI() {
 		missing(t, "%s is not built", bin)
 	}
-	cmd := exec.Command("go", "build", "-o", filepath.Dir(bin)+string(filepath.Separator), pkg)
-	cmd.Dir = "tools"
-	cmd.Env = append(os.Environ(), "GONOSUMDB=github.com/grafana/dashboard-linter")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		missing(t, "cannot build %s: %v\n%s", pkg, err, out)
+	// The linter's module is not in the public checksum database.
+	t.Setenv("GONOSUMDB", "github.com/grafana/dashboard-linter")
+	if err := testutil.GoBuild("tools", bin, pkg); err != nil {
+		missing(t, "cannot build %s: %v", pkg, err)
 	}
 	return bin
 }

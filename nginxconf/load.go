@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -116,6 +117,7 @@ type loader struct {
 	lim      limits
 	confDir  string
 	files    []string
+	globDirs []string
 	parsed   map[string]expansion
 	data     map[string][]byte
 	inFlight map[string]bool
@@ -215,6 +217,7 @@ func LoadContext(ctx context.Context, path string, opts LoadOptions) (*Config, e
 		return nil, err
 	}
 	cfg.Files = l.files
+	cfg.GlobDirs = l.globDirs
 	return cfg, nil
 }
 
@@ -393,6 +396,9 @@ func (l *loader) include(n *node, inMap bool, depth int, maxDepth *int) ([]*node
 				Msg: fmt.Sprintf("glob %q failed: %v", pattern, err)}
 		}
 		names = globFilter(pattern, matches)
+		if d := filepath.Dir(pattern); !strings.ContainsAny(d, "*?[") && !slices.Contains(l.globDirs, d) {
+			l.globDirs = append(l.globDirs, d)
+		}
 	} else {
 		names = []string{pattern}
 	}

@@ -95,6 +95,10 @@ type Config struct {
 	// Files lists every file that was read, main file first, so that a
 	// watcher can follow exactly the tree nginx would load.
 	Files []string
+	// GlobDirs are the directories of include globs, matched or not: a
+	// file created there later may join the tree, so a watcher follows
+	// them too.
+	GlobDirs []string `json:",omitempty"`
 	// User and Group are the worker process credentials from the `user`
 	// directive. nginx's default is "nobody" and, for the group, the
 	// user's name (ngx_core_module); empty User means the directive was absent.

@@ -40,10 +40,11 @@ type Options struct {
 	// (*scheduler.Scheduler).Targets satisfies it.
 	Targets func() []*discovery.Target
 	Prober  prober.Prober
-	// Discovery builds arbitrary targets (ProbeTimeout, Logger) through
+	// Discovery builds arbitrary targets (Logger) through
 	// the same code as configured ones.
 	Discovery discovery.Options
-	// Timeout bounds each probe (--probe.timeout); a shorter scrape
+	// Timeout is the optional cap on each probe (--probe.timeout, 0: none,
+	// probes wait as long as nginx would); a shorter scrape
 	// timeout announced by Prometheus wins.
 	Timeout time.Duration
 	// Concurrency bounds the probes one request runs in parallel when a
@@ -78,9 +79,6 @@ func New(opts Options) *Handler {
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 1
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 10 * time.Second
 	}
 	if opts.Targets == nil {
 		opts.Targets = func() []*discovery.Target { return nil }
@@ -149,7 +147,7 @@ func (h *Handler) timeout(r *http.Request) time.Duration {
 	t := h.opts.Timeout
 	if v := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"); v != "" {
 		if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 && !math.IsInf(s, 0) {
-			if d := time.Duration(s*float64(time.Second)) - 500*time.Millisecond; d > 0 && d < t {
+			if d := time.Duration(s*float64(time.Second)) - 500*time.Millisecond; d > 0 && (t == 0 || d < t) {
 				t = d
 			}
 		}

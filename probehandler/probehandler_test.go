@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 )
 
@@ -42,17 +43,6 @@ func listen(t *testing.T) string {
 	}()
 	t.Cleanup(func() { ln.Close(); <-done })
 	return ln.Addr().String()
-}
-
-func dead(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 func target(upstream, server, protocol string) *discovery.Target {
@@ -84,7 +74,7 @@ func connectOnly() prober.Prober {
 }
 
 func TestKnownTarget(t *testing.T) {
-	up, down := listen(t), dead(t)
+	up, down := listen(t), testutil.DeadAddr(t)
 	targets := []*discovery.Target{
 		target("app", up, "http"),
 		target("app", down, "http"),
@@ -177,7 +167,7 @@ func TestAllowAnyTarget(t *testing.T) {
 		{"tcp default", url.Values{"target": {up}}, `nginx_upstream_probe_success{address="` + up + `",protocol="tcp",server="` + up + `",upstream="` + up + `"} 1`},
 		{"protocol and upstream", url.Values{"target": {up}, "protocol": {"http"}, "upstream": {"adhoc"}}, `protocol="http",server="` + up + `",upstream="adhoc"} 1`},
 		{"unix", url.Values{"target": {"unix:" + sock}}, `nginx_upstream_probe_success{address="unix:` + sock + `",protocol="tcp"`},
-		{"dead", url.Values{"target": {dead(t)}}, `reason="connection_refused"`},
+		{"dead", url.Values{"target": {testutil.DeadAddr(t)}}, `reason="connection_refused"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, body := get(t, h, tc.query)

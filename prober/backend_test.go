@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
 
@@ -81,21 +81,9 @@ func serveTCP(t testing.TB, handle func(net.Conn)) *backend {
 	return startBackend(t, ln, handle)
 }
 
-// shortDir returns a temporary directory with a path short enough for unix
-// sockets (under 108 bytes), removed at cleanup.
-func shortDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "nue")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 func serveUnix(t testing.TB, handle func(net.Conn)) (*backend, string) {
 	t.Helper()
-	path := filepath.Join(shortDir(t), "s.sock")
+	path := filepath.Join(testutil.ShortDir(t), "s.sock")
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)

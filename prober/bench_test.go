@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
 func benchProbe(b *testing.B, tg *Peer) {
@@ -54,9 +56,9 @@ func BenchmarkProbeHTTPUnix(b *testing.B) {
 }
 
 func BenchmarkProbeHTTPS(b *testing.B) {
-	ca := newCert(b, "CA", nil, true, time.Now().Add(time.Hour))
-	leaf := newCert(b, "x", ca, false, time.Now().Add(time.Hour), "x")
-	cfg := &tls.Config{Certificates: []tls.Certificate{leaf.tlsCert()}}
+	ca := testutil.MustCert(b, "CA", testutil.CertOptions{CA: true, NotAfter: time.Now().Add(time.Hour)})
+	leaf := testutil.MustCert(b, "x", testutil.CertOptions{Parent: ca, NotAfter: time.Now().Add(time.Hour), Names: []string{"x"}})
+	cfg := &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}}
 	srv := serveTCP(b, func(c net.Conn) {
 		tc := tls.Server(c, cfg)
 		if tc.Handshake() != nil {

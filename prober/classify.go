@@ -54,6 +54,9 @@ type event struct {
 	outcome outcome
 	phase   Phase
 	err     error
+	// deadline: the probe's own deadline had passed when it failed, so
+	// the exporter, not nginx's timer, ended the wait.
+	deadline bool
 	// got holds the first bytes the backend sent, so that a backend
 	// speaking another protocol is named for what it speaks.
 	got []byte
@@ -63,11 +66,41 @@ type event struct {
 	detail string
 }
 
-// fail records e's reason, detail and cause in r.
+// fail records e's reason, detail and cause in r, or that the probe gave
+// no verdict.
 func (r *Result) fail(e event) {
+	if cause := inconclusive(e); cause != "" {
+		r.Success = false
+		r.Reason = ReasonNone
+		r.Err = e.err
+		r.Inconclusive = cause
+		return
+	}
 	reason, detail := classify(e)
 	r.Fail(reason, e.err)
 	r.Detail = detail
+}
+
+// inconclusive says when a failure is the exporter's own and tells
+// nothing about the backend. nginx never logs these for the backend, so
+// reporting them as a reason (connection_refused for "too many open
+// files", read_timeout for our own deadline) would be a verdict nginx
+// would not have.
+func inconclusive(e event) Inconclusive {
+	if e.outcome != outcomeError || e.err == nil {
+		return ""
+	}
+	var errno syscall.Errno
+	if errors.As(e.err, &errno) {
+		switch errno {
+		case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.EADDRNOTAVAIL:
+			return InconclusiveExporterResources
+		}
+	}
+	if e.deadline && isTimeout(e.err) {
+		return InconclusiveProbeTimeout
+	}
+	return ""
 }
 
 // classify is the one place that names the reason of a failure: every

@@ -235,7 +235,7 @@ func (c *conversation) fail(err error, self string) {
 	if !c.first.IsZero() {
 		phase = PhaseTransfer
 	}
-	c.r.fail(event{outcome: outcomeError, phase: phase, err: err, got: c.buf[:c.n], self: self})
+	c.r.fail(event{outcome: outcomeError, phase: phase, err: err, got: c.buf[:c.n], self: self, deadline: pastDeadline(c.ctx)})
 }
 
 // failWith records a failure that protocol code recognised, with the

@@ -2,14 +2,15 @@ package prober
 
 import (
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/net/dns/dnsmessage"
-
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil/dnstest"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
 
@@ -35,9 +36,9 @@ func TestConnectProbe(t *testing.T) {
 	healthy := serveTCP(t, waitClosed)
 	_, sock := serveUnix(t, waitClosed)
 
-	refused := freePort(t) // closed again: nothing listens there
+	refused := testutil.FreeAddr(t) // closed again: nothing listens there
 
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	stale := filepath.Join(dir, "stale.sock")
 	ln, err := net.Listen("unix", stale)
 	if err != nil {
@@ -69,7 +70,7 @@ func TestConnectProbe(t *testing.T) {
 func TestConnectPermissions(t *testing.T) {
 	requireRoot(t)
 	// A socket in a directory the worker cannot search.
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	private := filepath.Join(dir, "private")
 	if err := os.Mkdir(private, 0o700); err != nil {
 		t.Fatal(err)
@@ -126,7 +127,7 @@ func TestConnectPermissions(t *testing.T) {
 }
 
 func TestConnectBacklogFull(t *testing.T) {
-	path := filepath.Join(shortDir(t), "full.sock")
+	path := filepath.Join(testutil.ShortDir(t), "full.sock")
 	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -148,56 +149,6 @@ func TestConnectBacklogFull(t *testing.T) {
 	checkResult(t, r, ReasonBacklogFull)
 }
 
-// dnsResponder answers every query on 127.0.0.1 UDP: with NXDOMAIN, or with
-// an A record for 127.0.0.1 (and no AAAA).
-func dnsResponder(t *testing.T, nxdomain bool) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() { pc.Close(); <-done })
-	go func() {
-		defer close(done)
-		buf := make([]byte, 1500)
-		for {
-			n, addr, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			var p dnsmessage.Parser
-			h, err := p.Start(buf[:n])
-			if err != nil {
-				continue
-			}
-			q, err := p.Question()
-			if err != nil {
-				continue
-			}
-			rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionAvailable: true}
-			if nxdomain {
-				rh.RCode = dnsmessage.RCodeNameError
-			}
-			b := dnsmessage.NewBuilder(nil, rh)
-			b.EnableCompression()
-			b.StartQuestions()
-			b.Question(q)
-			b.StartAnswers()
-			if !nxdomain && q.Type == dnsmessage.TypeA {
-				b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60},
-					dnsmessage.AResource{A: [4]byte{127, 0, 0, 1}})
-			}
-			out, err := b.Finish()
-			if err != nil {
-				continue
-			}
-			pc.WriteTo(out, addr)
-		}
-	}()
-	return pc.LocalAddr().String()
-}
-
 func TestRuntimeResolve(t *testing.T) {
 	b := serveTCP(t, waitClosed)
 	_, port, _ := net.SplitHostPort(b.ln.Addr().String())
@@ -207,11 +158,11 @@ func TestRuntimeResolve(t *testing.T) {
 			Resolve: &RuntimeResolve{Host: "backend.nue.test", Port: port, Resolvers: []string{server}}}
 	}
 	t.Run("nxdomain", func(t *testing.T) {
-		r := runProbe(t, resolveTarget(dnsResponder(t, true)))
+		r := runProbe(t, resolveTarget(dnstest.Start(t, nil).Addr()))
 		checkResult(t, r, ReasonDNSError)
 	})
 	t.Run("answer", func(t *testing.T) {
-		r := runProbe(t, resolveTarget(dnsResponder(t, false)))
+		r := runProbe(t, resolveTarget(dnstest.Start(t, map[string][]netip.Addr{"backend.nue.test": {netip.MustParseAddr("127.0.0.1")}}).Addr()))
 		checkResult(t, r, ReasonNone)
 		if r.Address != net.JoinHostPort("127.0.0.1", port) {
 			t.Errorf("address = %q", r.Address)

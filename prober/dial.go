@@ -17,7 +17,7 @@ func Dial(ctx context.Context, t *Peer, r *Result) net.Conn {
 		addr, err := resolveRuntime(ctx, t.Resolve, t.ConnectTimeout)
 		r.Phases[PhaseResolve] = time.Since(start)
 		if err != nil {
-			r.fail(event{outcome: outcomeError, phase: PhaseResolve, err: err})
+			r.fail(event{outcome: outcomeError, phase: PhaseResolve, err: err, deadline: pastDeadline(ctx)})
 			return nil
 		}
 		address = addr
@@ -34,7 +34,7 @@ func Dial(ctx context.Context, t *Peer, r *Result) net.Conn {
 	conn, err := d.DialContext(ctx, network, address)
 	r.Phases[PhaseConnect] = time.Since(start)
 	if err != nil {
-		r.fail(event{outcome: outcomeError, phase: PhaseConnect, err: err})
+		r.fail(event{outcome: outcomeError, phase: PhaseConnect, err: err, deadline: pastDeadline(ctx)})
 		return nil
 	}
 	return conn
@@ -82,4 +82,16 @@ func resolveRuntime(ctx context.Context, rr *RuntimeResolve, timeout time.Durati
 		lastErr = err
 	}
 	return "", fmt.Errorf("resolving %s: %w", rr.Host, lastErr)
+}
+
+// pastDeadline reports that the probe's own deadline has passed (or the
+// probe was cancelled). It reads the clock rather than only ctx.Err():
+// a read deadline set to the probe's deadline fires at the same instant
+// as the context's timer, and may be seen first.
+func pastDeadline(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }

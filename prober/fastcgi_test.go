@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
 
@@ -195,21 +196,12 @@ ping.path = /ping
 	}
 }
 
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestFastCGIRealPHPFPM(t *testing.T) {
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	sock := filepath.Join(dir, "fpm.sock")
-	addr := freePort(t)
+	addr := testutil.FreeAddr(t)
 	startPHPFPM(t, dir, sock)
-	dir2 := shortDir(t)
+	dir2 := testutil.ShortDir(t)
 	startPHPFPM(t, dir2, addr)
 
 	for _, where := range []struct{ network, address string }{{"unix", sock}, {"tcp", addr}} {

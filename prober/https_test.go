@@ -1,94 +1,18 @@
 package prober
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
-
-type testCert struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	der  []byte
-}
-
-var serial int64
-
-func newCert(t testing.TB, cn string, parent *testCert, isCA bool, notAfter time.Time, names ...string) *testCert {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial++
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial),
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             time.Now().Add(-2 * time.Hour),
-		NotAfter:              notAfter,
-		BasicConstraintsValid: true,
-		IsCA:                  isCA,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	signer, signKey := tmpl, key
-	if parent != nil {
-		signer, signKey = parent.cert, parent.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCert{cert: c, key: key, der: der}
-}
-
-func (c *testCert) tlsCert(chain ...*testCert) tls.Certificate {
-	tc := tls.Certificate{Certificate: [][]byte{c.der}, PrivateKey: c.key}
-	for _, p := range chain {
-		tc.Certificate = append(tc.Certificate, p.der)
-	}
-	return tc
-}
-
-func writePEM(t testing.TB, dir, name string, c *testCert) (certPath, keyPath string) {
-	t.Helper()
-	certPath = filepath.Join(dir, name+".crt")
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalECPrivateKey(c.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPath = filepath.Join(dir, name+".key")
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certPath, keyPath
-}
 
 // tlsBackend answers HTTP over TLS with cfg.
 func tlsBackend(t testing.TB, cfg *tls.Config) *backend {
@@ -109,19 +33,19 @@ func tlsBackend(t testing.TB, cfg *tls.Config) *backend {
 func TestHTTPSProbe(t *testing.T) {
 	dir := t.TempDir()
 	year := time.Now().Add(365 * 24 * time.Hour)
-	ca := newCert(t, "Test CA", nil, true, year)
-	other := newCert(t, "Other CA", nil, true, year)
-	inter := newCert(t, "Test Intermediate", ca, true, year)
-	good := newCert(t, "backend.test", ca, false, year, "backend.test", "127.0.0.1")
-	viaInter := newCert(t, "backend.test", inter, false, year, "backend.test")
-	cnOnly := newCert(t, "cn.backend.test", ca, false, year)
-	expired := newCert(t, "backend.test", ca, false, time.Now().Add(-time.Hour), "backend.test")
-	untrusted := newCert(t, "backend.test", other, false, year, "backend.test")
-	caPath, _ := writePEM(t, dir, "ca", ca)
-	client := newCert(t, "nginx client", ca, false, year)
-	clientCert, clientKey := writePEM(t, dir, "client", client)
+	ca := testutil.MustCert(t, "Test CA", testutil.CertOptions{CA: true, NotAfter: year})
+	other := testutil.MustCert(t, "Other CA", testutil.CertOptions{CA: true, NotAfter: year})
+	inter := testutil.MustCert(t, "Test Intermediate", testutil.CertOptions{Parent: ca, CA: true, NotAfter: year})
+	good := testutil.MustCert(t, "backend.test", testutil.CertOptions{Parent: ca, NotAfter: year, Names: []string{"backend.test", "127.0.0.1"}})
+	viaInter := testutil.MustCert(t, "backend.test", testutil.CertOptions{Parent: inter, NotAfter: year, Names: []string{"backend.test"}})
+	cnOnly := testutil.MustCert(t, "cn.backend.test", testutil.CertOptions{Parent: ca, NotAfter: year})
+	expired := testutil.MustCert(t, "backend.test", testutil.CertOptions{Parent: ca, NotAfter: time.Now().Add(-time.Hour), Names: []string{"backend.test"}})
+	untrusted := testutil.MustCert(t, "backend.test", testutil.CertOptions{Parent: other, NotAfter: year, Names: []string{"backend.test"}})
+	caPath, _ := ca.MustWritePEM(t, dir, "ca")
+	client := testutil.MustCert(t, "nginx client", testutil.CertOptions{Parent: ca, NotAfter: year})
+	clientCert, clientKey := client.MustWritePEM(t, dir, "client")
 	clientPool := x509.NewCertPool()
-	clientPool.AddCert(ca.cert)
+	clientPool.AddCert(ca.Cert)
 
 	server := func(c tls.Certificate) *tls.Config { return &tls.Config{Certificates: []tls.Certificate{c}} }
 	verify := func(name string) *TLSSettings {
@@ -136,37 +60,37 @@ func TestHTTPSProbe(t *testing.T) {
 		want   Reason
 		expiry time.Time
 	}{
-		{name: "verify off", server: server(untrusted.tlsCert()), tls: &TLSSettings{}, expiry: untrusted.cert.NotAfter},
-		{name: "verified", server: server(good.tlsCert()), tls: verify("backend.test"), expiry: good.cert.NotAfter},
-		{name: "verified by IP", server: server(good.tlsCert()), tls: verify("127.0.0.1")},
-		{name: "CN when no SAN", server: server(cnOnly.tlsCert()), tls: verify("cn.backend.test")},
-		{name: "intermediate within depth 1", server: server(viaInter.tlsCert(inter)), tls: verify("backend.test")},
-		{name: "intermediate beyond depth 0", server: server(viaInter.tlsCert(inter)), tls: &TLSSettings{Verify: true, TrustedCertificate: caPath, VerifyName: "backend.test"}, want: ReasonTLSCertificateInvalid},
-		{name: "untrusted", server: server(untrusted.tlsCert()), tls: verify("backend.test"), want: ReasonTLSCertificateInvalid, expiry: untrusted.cert.NotAfter},
-		{name: "expired", server: server(expired.tlsCert()), tls: verify("backend.test"), want: ReasonTLSCertificateInvalid, expiry: expired.cert.NotAfter},
-		{name: "wrong name", server: server(good.tlsCert()), tls: verify("other.test"), want: ReasonTLSCertificateInvalid},
-		{name: "expired, verify off", server: server(expired.tlsCert()), tls: &TLSSettings{}, expiry: expired.cert.NotAfter},
+		{name: "verify off", server: server(untrusted.TLS()), tls: &TLSSettings{}, expiry: untrusted.Cert.NotAfter},
+		{name: "verified", server: server(good.TLS()), tls: verify("backend.test"), expiry: good.Cert.NotAfter},
+		{name: "verified by IP", server: server(good.TLS()), tls: verify("127.0.0.1")},
+		{name: "CN when no SAN", server: server(cnOnly.TLS()), tls: verify("cn.backend.test")},
+		{name: "intermediate within depth 1", server: server(viaInter.TLS(inter)), tls: verify("backend.test")},
+		{name: "intermediate beyond depth 0", server: server(viaInter.TLS(inter)), tls: &TLSSettings{Verify: true, TrustedCertificate: caPath, VerifyName: "backend.test"}, want: ReasonTLSCertificateInvalid},
+		{name: "untrusted", server: server(untrusted.TLS()), tls: verify("backend.test"), want: ReasonTLSCertificateInvalid, expiry: untrusted.Cert.NotAfter},
+		{name: "expired", server: server(expired.TLS()), tls: verify("backend.test"), want: ReasonTLSCertificateInvalid, expiry: expired.Cert.NotAfter},
+		{name: "wrong name", server: server(good.TLS()), tls: verify("other.test"), want: ReasonTLSCertificateInvalid},
+		{name: "expired, verify off", server: server(expired.TLS()), tls: &TLSSettings{}, expiry: expired.Cert.NotAfter},
 		{name: "SNI sent", server: &tls.Config{GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			if h.ServerName != "backend.test" {
 				return nil, os.ErrNotExist
 			}
-			c := good.tlsCert()
+			c := good.TLS()
 			return &c, nil
 		}}, tls: &TLSSettings{ServerName: "backend.test"}},
 		{name: "SNI required but off", server: &tls.Config{GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			if h.ServerName == "" {
 				return nil, os.ErrNotExist
 			}
-			c := good.tlsCert()
+			c := good.TLS()
 			return &c, nil
 		}}, tls: &TLSSettings{}, want: ReasonTLSHandshakeFailed},
-		{name: "version mismatch", server: &tls.Config{Certificates: []tls.Certificate{good.tlsCert()}, MaxVersion: tls.VersionTLS12},
+		{name: "version mismatch", server: &tls.Config{Certificates: []tls.Certificate{good.TLS()}, MaxVersion: tls.VersionTLS12},
 			tls: &TLSSettings{Protocols: []string{"TLSv1.3"}}, want: ReasonTLSHandshakeFailed},
-		{name: "client certificate required, none", server: &tls.Config{Certificates: []tls.Certificate{good.tlsCert()}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientPool},
+		{name: "client certificate required, none", server: &tls.Config{Certificates: []tls.Certificate{good.TLS()}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientPool},
 			tls: &TLSSettings{}, want: ReasonTLSHandshakeFailed},
-		{name: "client certificate required, TLS 1.2", server: &tls.Config{Certificates: []tls.Certificate{good.tlsCert()}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientPool, MaxVersion: tls.VersionTLS12},
+		{name: "client certificate required, TLS 1.2", server: &tls.Config{Certificates: []tls.Certificate{good.TLS()}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientPool, MaxVersion: tls.VersionTLS12},
 			tls: &TLSSettings{}, want: ReasonTLSHandshakeFailed},
-		{name: "client certificate sent", server: &tls.Config{Certificates: []tls.Certificate{good.tlsCert()}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientPool},
+		{name: "client certificate sent", server: &tls.Config{Certificates: []tls.Certificate{good.TLS()}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientPool},
 			tls: &TLSSettings{Certificate: clientCert, CertificateKey: clientKey}},
 		{name: "plain HTTP server", handle: func(c net.Conn) {
 			buf := make([]byte, 1)
@@ -213,9 +137,9 @@ func TestHTTPSProbe(t *testing.T) {
 func TestTLSFilesReloadOnChange(t *testing.T) {
 	dir := t.TempDir()
 	year := time.Now().Add(365 * 24 * time.Hour)
-	ca1 := newCert(t, "CA one", nil, true, year)
-	ca2 := newCert(t, "CA two", nil, true, year)
-	path, _ := writePEM(t, dir, "ca", ca1)
+	ca1 := testutil.MustCert(t, "CA one", testutil.CertOptions{CA: true, NotAfter: year})
+	ca2 := testutil.MustCert(t, "CA two", testutil.CertOptions{CA: true, NotAfter: year})
+	path, _ := ca1.MustWritePEM(t, dir, "ca")
 	f := newTLSFiles()
 	p1, err := f.pool(path)
 	if err != nil {
@@ -224,7 +148,7 @@ func TestTLSFilesReloadOnChange(t *testing.T) {
 	if p2, _ := f.pool(path); p2 != p1 {
 		t.Fatal("pool not cached")
 	}
-	writePEM(t, dir, "ca", ca2)
+	ca2.MustWritePEM(t, dir, "ca")
 	os.Chtimes(path, time.Now().Add(time.Minute), time.Now().Add(time.Minute))
 	if p3, _ := f.pool(path); p3 == p1 {
 		t.Fatal("pool not reloaded after the file changed")

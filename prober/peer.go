@@ -53,18 +53,18 @@ type Peer struct {
 	// GRPC selects the gRPC health check.
 	GRPC GRPCSettings
 
-	// Logger carries the target's identity (upstream, server, address,
-	// protocol), so every line a prober logs says which server it is
-	// about. nil discards.
-	Logger *slog.Logger
+	// Logger returns a logger carrying the target's identity (upstream,
+	// server, address, protocol), so every line a prober logs says which
+	// server it is about; built on first use. nil discards.
+	Logger func() *slog.Logger
 }
 
-// logger returns t.Logger, or a discarding logger.
+// logger returns the peer's logger, or a discarding one.
 func (t *Peer) logger() *slog.Logger {
 	if t.Logger == nil {
 		return discard
 	}
-	return t.Logger
+	return t.Logger()
 }
 
 // discard is read-only: a logger that drops everything.
@@ -135,4 +135,23 @@ type GRPCSettings struct {
 	// Service is the service name sent in the grpc.health.v1 check; empty
 	// asks about the server as a whole.
 	Service string
+}
+
+// MaxDuration is the longest nginx itself would keep one exchange with
+// this peer going without a timer firing: a run-time lookup, the connect
+// and the TLS handshake (each under the connect timeout, as nginx arms
+// proxy_connect_timeout for both), sending the request and waiting for
+// the response. A backend that trickles its header byte by byte can keep
+// nginx longer; the exporter stops there and says it stopped waiting
+// (InconclusiveProbeTimeout), never that nginx timed out.
+func (p *Peer) MaxDuration() time.Duration {
+	connect := orDefault(p.ConnectTimeout)
+	d := connect + orDefault(p.SendTimeout) + orDefault(p.ReadTimeout)
+	if p.Resolve != nil {
+		d += connect
+	}
+	if p.TLS != nil {
+		d += connect
+	}
+	return d + time.Second
 }

@@ -63,7 +63,7 @@ func (p *Table) Probe(ctx context.Context, t *Peer, r *Result) {
 	start := time.Now()
 	p.probe(ctx, t, r)
 	r.Duration = time.Since(start)
-	if r.Reason != ReasonNone {
+	if r.Reason != ReasonNone || r.Inconclusive != "" {
 		r.Success = false
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
 // uwsgiAnswer reads one uwsgi packet, checks it carries the method, and
@@ -184,14 +186,14 @@ func TestGRPCProbe(t *testing.T) {
 		t.Errorf("status = %d", r.HTTPStatus)
 	}
 
-	ca := newCert(t, "CA", nil, true, time.Now().Add(time.Hour))
-	leaf := newCert(t, "grpc.test", ca, false, time.Now().Add(time.Hour), "grpc.test")
-	bs := h2Backend(t, &tls.Config{Certificates: []tls.Certificate{leaf.tlsCert()}, NextProtos: []string{"h2"}})
+	ca := testutil.MustCert(t, "CA", testutil.CertOptions{CA: true, NotAfter: time.Now().Add(time.Hour)})
+	leaf := testutil.MustCert(t, "grpc.test", testutil.CertOptions{Parent: ca, NotAfter: time.Now().Add(time.Hour), Names: []string{"grpc.test"}})
+	bs := h2Backend(t, &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}, NextProtos: []string{"h2"}})
 	tg := bs.target("grpcs")
 	tg.TLS = &TLSSettings{}
 	r = runProbe(t, tg)
 	checkResult(t, r, ReasonNone)
-	if !r.TLSNotAfter.Equal(leaf.cert.NotAfter) {
+	if !r.TLSNotAfter.Equal(leaf.Cert.NotAfter) {
 		t.Errorf("TLSNotAfter = %v", r.TLSNotAfter)
 	}
 

@@ -40,6 +40,12 @@ type Result struct {
 	Duration time.Duration
 	Phases   [numPhases]time.Duration
 
+	// Inconclusive is set when the probe ended without a verdict about
+	// the backend: the exporter stopped waiting before nginx would have,
+	// or the exporter itself lacked resources. Reason is then empty and
+	// Success false: neither a failure nginx would log nor a success.
+	Inconclusive Inconclusive
+
 	// HTTPStatus is the status code read from the backend, 0 when none.
 	HTTPStatus int
 	// TLSNotAfter is the leaf certificate's expiry, zero when no
@@ -57,3 +63,23 @@ func (r *Result) Fail(reason Reason, err error) {
 	r.Reason = reason
 	r.Err = err
 }
+
+// Inconclusive names why a probe gave no verdict about the backend. It is
+// a closed vocabulary, like Reason, and never a failure reason: nginx
+// would not have logged anything for it.
+type Inconclusive string
+
+// The causes of a probe without a verdict.
+const (
+	// InconclusiveProbeTimeout: the exporter's own bound on the probe
+	// (--probe.timeout, or the sum of nginx's timeouts for a backend that
+	// trickles its header) ended it while nginx would still be waiting.
+	InconclusiveProbeTimeout Inconclusive = "probe_timeout"
+	// InconclusiveExporterResources: the exporter ran out of something of
+	// its own (file descriptors, local ports, socket buffers, memory)
+	// before reaching the backend.
+	InconclusiveExporterResources Inconclusive = "exporter_resources"
+)
+
+// InconclusiveCauses lists every cause in documentation order.
+var InconclusiveCauses = [...]Inconclusive{InconclusiveProbeTimeout, InconclusiveExporterResources}

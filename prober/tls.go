@@ -189,7 +189,7 @@ func (f *tlsFiles) handshake(c *conversation, t *Peer, alpn []string) bool {
 		c.r.TLSNotAfter = state.PeerCertificates[0].NotAfter
 	}
 	if err != nil {
-		c.r.fail(event{outcome: outcomeError, phase: PhaseTLS, err: err})
+		c.r.fail(event{outcome: outcomeError, phase: PhaseTLS, err: err, deadline: pastDeadline(c.ctx)})
 		return false
 	}
 	if s.Verify {

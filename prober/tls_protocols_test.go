@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
 // TLS is a property of the target, not of the protocol: every protocol
@@ -12,9 +14,9 @@ import (
 // backend speaking the protocol over TLS passes; the same backend without
 // TLS is the "wrong version number" nginx logs, protocol_mismatch.
 func TestTLSWrapsAnyProtocol(t *testing.T) {
-	ca := newCert(t, "CA", nil, true, time.Now().Add(time.Hour))
-	leaf := newCert(t, "backend", ca, false, time.Now().Add(time.Hour), "backend.test")
-	cfg := &tls.Config{Certificates: []tls.Certificate{leaf.tlsCert()}}
+	ca := testutil.MustCert(t, "CA", testutil.CertOptions{CA: true, NotAfter: time.Now().Add(time.Hour)})
+	leaf := testutil.MustCert(t, "backend", testutil.CertOptions{Parent: ca, NotAfter: time.Now().Add(time.Hour), Names: []string{"backend.test"}})
+	cfg := &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}}
 	overTLS := func(handle func(net.Conn)) func(net.Conn) {
 		return func(c net.Conn) {
 			tc := tls.Server(c, cfg)

@@ -2,6 +2,12 @@
 // loads (discovery.Load does the loading) on demand (SIGHUP, POST
 // /-/reload) and whenever a file of the configuration tree changes. A
 // configuration that fails to load never replaces the last good one.
+//
+// Requests for a reload coalesce: while a load runs, every new request
+// joins the one next load, which starts after the running one ends (so it
+// sees every change made before the request), and all its callers get its
+// result. A flood of POST /-/reload therefore costs at most two loads at a
+// time, and readiness is answered from state, never by waiting for a load.
 package reload
 
 import (
@@ -12,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -33,48 +40,118 @@ type Options struct {
 	Scheduler Applier
 	State     *collector.ConfigState
 	Logger    *slog.Logger
-	// Debounce groups bursts of file events (editors write several).
+	// Debounce groups bursts of file events (editors write several): a
+	// reload starts once no event came for Debounce.
 	Debounce time.Duration
+	// MaxDelay bounds how long a stream of file events can postpone the
+	// reload (default 5 s): a directory written to without pause still
+	// gets its changes loaded.
+	MaxDelay time.Duration
+}
+
+// call is one load and the requests waiting for it.
+type call struct {
+	done chan struct{}
+	err  error
 }
 
 // Manager serialises loads and applies them.
 type Manager struct {
 	opts Options
-	mu   sync.Mutex // one load at a time
-	last *discovery.Loaded
+	// base bounds every load: it is cancelled at shutdown, so a load in
+	// progress stops promptly. A request's own context only bounds how
+	// long that caller waits.
+	base context.Context
+
+	mu      sync.Mutex
+	loading bool
+	next    *call // the load that requests arriving now join
+
+	last atomic.Pointer[discovery.Loaded]
 
 	filesMu sync.Mutex
 	files   []string
+	dirs    []string
 	changed chan struct{}
 }
 
-// New returns a Manager.
-func New(opts Options) *Manager {
+// New returns a Manager whose loads are cancelled when base is done.
+func New(base context.Context, opts Options) *Manager {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Debounce <= 0 {
 		opts.Debounce = 250 * time.Millisecond
 	}
-	return &Manager{opts: opts, changed: make(chan struct{}, 1)}
+	if opts.MaxDelay <= 0 {
+		opts.MaxDelay = 5 * time.Second
+	}
+	return &Manager{opts: opts, base: base, changed: make(chan struct{}, 1)}
 }
 
-// Reload loads the configuration and, on success, applies it. On failure
+// Reload loads the configuration and, on success, applies it; on failure
 // the last good target set keeps probing and the error is returned.
+// Concurrent calls coalesce (see the package documentation). ctx bounds
+// how long this caller waits, not the load others may share.
 func (m *Manager) Reload(ctx context.Context) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	if m.next == nil {
+		m.next = &call{done: make(chan struct{})}
+	}
+	c := m.next
+	lead := !m.loading
+	m.loading = true
+	m.mu.Unlock()
+	if lead {
+		m.drain()
+	}
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// drain runs the pending loads until none is left. Only one goroutine
+// drains at a time.
+func (m *Manager) drain() {
+	for {
+		m.mu.Lock()
+		c := m.next
+		if c == nil {
+			m.loading = false
+			m.mu.Unlock()
+			return
+		}
+		m.next = nil
+		m.mu.Unlock()
+		c.err = m.load(m.base)
+		close(c.done)
+	}
+}
+
+// load runs one load and applies it.
+func (m *Manager) load(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("loading configuration: %w", err)
+	}
 	start := time.Now()
 	loaded, err := discovery.Load(ctx, m.opts.Discovery)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Shutting down: an interrupted load says nothing about the
+			// configuration.
+			return fmt.Errorf("loading configuration: %w", ctx.Err())
+		}
 		m.opts.State.Failed()
 		m.opts.Logger.Error("failed to load configuration; still probing the last good targets", "file", m.opts.Discovery.NginxConfig, "err", err)
 		return fmt.Errorf("loading configuration: %w", err)
 	}
 	m.opts.Scheduler.Update(loaded.Set)
 	m.opts.State.Succeeded(time.Now(), loaded.Set.Probed, loaded.Set.Down, loaded.Set.Dynamic)
-	m.last = loaded
-	m.setFiles(loaded.Files)
+	m.last.Store(loaded)
+	m.setFiles(loaded.Files, loaded.Dirs)
 	// Parsing a large tree allocates several times the heap the targets
 	// keep; hand it back now rather than carrying it as idle RSS until
 	// the runtime's scavenger gets to it. Reloads are rare, so the extra
@@ -85,16 +162,14 @@ func (m *Manager) Reload(ctx context.Context) error {
 	return nil
 }
 
-// Last returns the last successfully loaded configuration.
-func (m *Manager) Last() *discovery.Loaded {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.last
-}
+// Last returns the last successfully loaded configuration, nil before the
+// first. It never waits for a load in progress.
+func (m *Manager) Last() *discovery.Loaded { return m.last.Load() }
 
-func (m *Manager) setFiles(files []string) {
+func (m *Manager) setFiles(files, dirs []string) {
 	m.filesMu.Lock()
 	m.files = append([]string(nil), files...)
+	m.dirs = append([]string(nil), dirs...)
 	m.filesMu.Unlock()
 	select {
 	case m.changed <- struct{}{}:
@@ -104,8 +179,9 @@ func (m *Manager) setFiles(files []string) {
 
 // Watch reloads whenever a file of the configuration tree changes, until
 // ctx is done. fsnotify is not recursive, so it watches every directory
-// that holds a file actually included; watching directories rather than
-// files also catches editors that replace a file by renaming.
+// that holds a file actually included, and the directory of every include
+// glob, even one that matched nothing yet; watching directories rather
+// than files also catches editors that replace a file by renaming.
 func (m *Manager) Watch(ctx context.Context) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -115,16 +191,23 @@ func (m *Manager) Watch(ctx context.Context) error {
 
 	watched := map[string]bool{}
 	relevant := map[string]bool{}
+	globDirs := map[string]bool{}
 	sync := func() {
 		m.filesMu.Lock()
-		files := m.files
+		files, gdirs := m.files, m.dirs
 		m.filesMu.Unlock()
-		dirs := map[string]bool{filepath.Dir(m.opts.Discovery.NginxConfig): true}
+		main := m.opts.Discovery.NginxConfig
+		dirs := map[string]bool{filepath.Dir(main): true}
 		clear(relevant)
-		relevant[filepath.Clean(m.opts.Discovery.NginxConfig)] = true
+		clear(globDirs)
+		relevant[filepath.Clean(main)] = true
 		for _, f := range files {
 			dirs[filepath.Dir(f)] = true
 			relevant[filepath.Clean(f)] = true
+		}
+		for _, d := range gdirs {
+			dirs[filepath.Clean(d)] = true
+			globDirs[filepath.Clean(d)] = true
 		}
 		for d := range dirs {
 			if !watched[d] {
@@ -144,7 +227,16 @@ func (m *Manager) Watch(ctx context.Context) error {
 	}
 	sync()
 
-	var debounce <-chan time.Time
+	var (
+		debounce *time.Timer
+		fire     <-chan time.Time
+		first    time.Time // first event of the burst not loaded yet
+	)
+	defer func() {
+		if debounce != nil {
+			debounce.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -155,19 +247,35 @@ func (m *Manager) Watch(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			// A new file in a watched directory may match an include
-			// glob, so any create counts; other events only for files
-			// of the tree.
-			if relevant[filepath.Clean(ev.Name)] || ev.Has(fsnotify.Create) {
-				debounce = time.After(m.opts.Debounce)
+			// A new file in a directory of an include glob may join the
+			// tree; other events only count for files of the tree.
+			name := filepath.Clean(ev.Name)
+			if !relevant[name] && !(globDirs[filepath.Dir(name)] && ev.Has(fsnotify.Create|fsnotify.Rename|fsnotify.Remove)) &&
+				!ev.Has(fsnotify.Create) {
+				continue
 			}
+			now := time.Now()
+			if first.IsZero() {
+				first = now
+			}
+			// Debounce, but never past MaxDelay after the burst's first
+			// event: a directory written to without pause is still
+			// reloaded.
+			wait := min(m.opts.Debounce, max(0, first.Add(m.opts.MaxDelay).Sub(now)))
+			if debounce == nil {
+				debounce = time.NewTimer(wait)
+			} else {
+				debounce.Stop()
+				debounce.Reset(wait)
+			}
+			fire = debounce.C
 		case err, ok := <-w.Errors:
 			if !ok {
 				return nil
 			}
 			m.opts.Logger.Warn("file watcher error", "err", err)
-		case <-debounce:
-			debounce = nil
+		case <-fire:
+			fire, first = nil, time.Time{}
 			m.opts.Logger.Info("nginx configuration changed on disk, reloading")
 			if err := m.Reload(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				// Already logged by Reload.

@@ -58,7 +58,8 @@ type Options struct {
 	// already started and is only waiting. Zero means a quarter of the
 	// interval, at most one second.
 	SlowAfter time.Duration
-	// Timeout bounds each whole probe.
+	// Timeout is the operator's optional cap on one probe (--probe.timeout);
+	// 0 means none: a probe waits as long as nginx would (Peer.MaxDuration).
 	Timeout time.Duration
 	// Prober probes every target: prober.New(), or a fake in tests.
 	Prober prober.Prober
@@ -118,8 +119,12 @@ type Scheduler struct {
 
 	inFlight atomic.Int64
 	skipped  atomic.Uint64
-	lag      prometheus.Histogram
-	results  sync.Pool
+	// inconclusive counts probes without a verdict, by cause (indexed
+	// like prober.InconclusiveCauses).
+	inconclusive    [len(prober.InconclusiveCauses)]atomic.Uint64
+	lastResourceLog atomic.Int64
+	lag             prometheus.Histogram
+	results         sync.Pool
 }
 
 // New returns a scheduler with no targets.
@@ -284,7 +289,7 @@ func (s *Scheduler) probe(ctx context.Context, wg *sync.WaitGroup, run *run) {
 	}
 	r := s.results.Get().(*prober.Result)
 	r.Reset()
-	pctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	pctx, cancel := context.WithTimeout(ctx, probeBound(run.target.Probe, s.opts.Timeout))
 	s.opts.Prober.Probe(pctx, run.target.Probe, r)
 	cancel()
 	if demote != nil {
@@ -295,7 +300,7 @@ func (s *Scheduler) probe(ctx context.Context, wg *sync.WaitGroup, run *run) {
 	if ctx.Err() == nil {
 		s.record(run.st, run.target, r, end)
 	}
-	slow := r.Duration >= s.opts.SlowAfter || timedOut(r.Reason)
+	slow := r.Duration >= s.opts.SlowAfter || timedOut(r)
 	r.Err = nil // do not keep addresses alive in the pool
 	s.results.Put(r)
 	s.finish(run, end, slow)
@@ -350,34 +355,48 @@ func (s *Scheduler) finish(run *run, end time.Time, slow bool) {
 
 // timedOut: a probe that ended on a timeout waited on the backend, however
 // short nginx's timeout for that phase is.
-func timedOut(r prober.Reason) bool {
-	switch r {
+func timedOut(r *prober.Result) bool {
+	switch r.Reason {
 	case prober.ReasonConnectTimeout, prober.ReasonTLSHandshakeTimeout, prober.ReasonReadTimeout:
 		return true
 	}
-	return false
+	return r.Inconclusive == prober.InconclusiveProbeTimeout
+}
+
+// probeBound is how long one probe may run: as long as nginx would wait
+// (the sum of its timeouts for the peer), or the operator's cap
+// (--probe.timeout) when one is set and shorter. A probe the cap ends is
+// reported as inconclusive, never as nginx's timeout.
+func probeBound(p *prober.Peer, limit time.Duration) time.Duration {
+	d := p.MaxDuration()
+	if limit > 0 && limit < d {
+		return limit
+	}
+	return d
 }
 
 func (s *Scheduler) record(st *state, t *discovery.Target, r *prober.Result, now time.Time) {
 	st.mu.Lock()
 	wasOK, had := st.status.Result.Success, st.status.HasResult
-	oldReason := st.status.Result.Reason
+	oldReason, oldCause := st.status.Result.Reason, st.status.Result.Inconclusive
 	st.status.Target = t
 	st.status.HasResult = true
 	st.status.Result = *r
 	st.status.Finished = now
 	st.status.Runs++
-	if !r.Success {
+	if !r.Success && r.Inconclusive == "" {
 		st.status.Failures[reasonIndex(r.Reason)]++
 	}
 	st.mu.Unlock()
 
-	logger := t.Logger
-	if logger == nil {
-		logger = s.logger
+	logger := t.Logger()
+	if r.Inconclusive != "" {
+		s.inconclusive[inconclusiveIndex(r.Inconclusive)].Add(1)
+		s.logInconclusive(logger, r, oldCause)
+		return
 	}
 	switch {
-	case !r.Success && (!had || wasOK || oldReason != r.Reason):
+	case !r.Success && (!had || wasOK || oldReason != r.Reason || oldCause != ""):
 		attrs := []any{"reason", string(r.Reason), "nginx_would_log", r.Reason.NginxMessage(), "err", r.Err}
 		if r.Detail != "" {
 			attrs = append(attrs, "detail", r.Detail)
@@ -393,6 +412,40 @@ func (s *Scheduler) record(st *state, t *discovery.Target, r *prober.Result, now
 			logger.Debug("probe finished", "success", r.Success, "reason", string(r.Reason), "duration", r.Duration)
 		}
 	}
+}
+
+// logInconclusive says once per target and cause that a probe gave no
+// verdict; running out of the exporter's own resources is logged at most
+// once a minute over all targets, since it hits them all at once.
+func (s *Scheduler) logInconclusive(logger *slog.Logger, r *prober.Result, old prober.Inconclusive) {
+	if r.Inconclusive == prober.InconclusiveExporterResources {
+		now := time.Now().UnixNano()
+		last := s.lastResourceLog.Load()
+		if now-last < int64(time.Minute) || !s.lastResourceLog.CompareAndSwap(last, now) {
+			return
+		}
+		s.logger.Error("the exporter could not probe: it ran out of its own resources (file descriptors, local ports, memory); verdicts of affected servers are withheld, not blamed on them",
+			"err", r.Err, "example_upstream", r.Address)
+		return
+	}
+	if old == r.Inconclusive {
+		return
+	}
+	logger.Warn("probe stopped by the exporter's own time bound before nginx's timeout: no verdict", "cause", string(r.Inconclusive), "err", r.Err)
+}
+
+// Inconclusive counts probes without a verdict for cause since start.
+func (s *Scheduler) Inconclusive(cause prober.Inconclusive) uint64 {
+	return s.inconclusive[inconclusiveIndex(cause)].Load()
+}
+
+func inconclusiveIndex(c prober.Inconclusive) int {
+	for i, v := range prober.InconclusiveCauses {
+		if v == c {
+			return i
+		}
+	}
+	return 0
 }
 
 func reasonIndex(r prober.Reason) int {
@@ -534,15 +587,20 @@ func ProbeOnce(ctx context.Context, set []*discovery.Target, p prober.Prober, co
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			pctx, cancel := context.WithTimeout(ctx, timeout)
+			pctx, cancel := context.WithTimeout(ctx, probeBound(t.Probe, timeout))
 			defer cancel()
 			var r prober.Result
 			p.Probe(pctx, t.Probe, &r)
+			if ctx.Err() != nil {
+				// Interrupted: a cancelled probe says nothing about the
+				// target, and the caller must not count it as probed.
+				return
+			}
 			out[i].HasResult = true
 			out[i].Result = r
 			out[i].Finished = time.Now()
 			out[i].Runs = 1
-			if !r.Success {
+			if !r.Success && r.Inconclusive == "" {
 				out[i].Failures[reasonIndex(r.Reason)]++
 			}
 			if progress != nil {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/bench/farm"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/tools/bench/farm"
 )
 
 func startFarm(t testing.TB, spec farm.Spec) *farm.Farm {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"os"
@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
 // dockerStage is one FROM … section of the Dockerfile.
@@ -73,7 +75,7 @@ func instructions(st dockerStage, keyword string) []string {
 }
 
 func TestDockerfileShape(t *testing.T) {
-	stages := parseDockerfile(t, "Dockerfile")
+	stages := parseDockerfile(t, filepath.Join(moduleRoot(t), "Dockerfile"))
 	if len(stages) != 2 {
 		t.Fatalf("want a builder and a final stage, got %d stages", len(stages))
 	}
@@ -104,7 +106,7 @@ func TestDockerfileShape(t *testing.T) {
 // and the default of each ARG.
 func goBuildRun(t *testing.T) (string, map[string]string) {
 	t.Helper()
-	stages := parseDockerfile(t, "Dockerfile")
+	stages := parseDockerfile(t, filepath.Join(moduleRoot(t), "Dockerfile"))
 	args := map[string]string{}
 	for _, a := range instructions(stages[0], "ARG") {
 		k, v, _ := strings.Cut(a, "=")
@@ -129,7 +131,7 @@ func TestDockerfileBuildsLikeMakefile(t *testing.T) {
 			t.Errorf("go build command lacks %q: %s", want, run)
 		}
 	}
-	mk, err := os.ReadFile("Makefile")
+	mk, err := os.ReadFile(filepath.Join(moduleRoot(t), "Makefile"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +171,7 @@ func TestDockerfileBuildStage(t *testing.T) {
 	cmdline := strings.Replace(run, dockerOut, out+"/", 1)
 
 	sh := exec.Command("/bin/sh", "-c", cmdline)
-	sh.Dir = "." // the build stage copies the module root to its WORKDIR
+	sh.Dir = moduleRoot(t) // the build stage copies the module root to its WORKDIR
 	env := os.Environ()
 	env = append(env, "PATH="+filepath.Join(runtime.GOROOT(), "bin")+string(os.PathListSeparator)+os.Getenv("PATH"))
 	for k, v := range args {
@@ -196,8 +198,17 @@ func TestDockerfileBuildStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wd, _ := os.Getwd()
-	if strings.Contains(string(data), wd) {
+	if wd := moduleRoot(t); strings.Contains(string(data), wd) {
 		t.Errorf("binary contains the build directory %s: -trimpath not applied", wd)
 	}
+}
+
+// moduleRoot is the repository root, where the Dockerfile and Makefile are.
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	root, err := testutil.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
 }

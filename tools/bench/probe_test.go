@@ -3,13 +3,13 @@ package bench
 import (
 	"context"
 	"crypto/tls"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/bench/farm"
-	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/bench/floor"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/tools/bench/farm"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/tools/bench/floor"
 )
 
 // BenchmarkProbe runs the exporter's prober and the floor's exchange for
@@ -17,7 +17,7 @@ import (
 // too, so only the difference between the two rows of a kind means
 // something; the harness measures the real processes separately.
 func BenchmarkProbe(b *testing.B) {
-	protocol := map[string]string{farm.KindTCP: "memcached", farm.KindHTTP: "http", farm.KindHTTPS: "https", farm.KindFastCGI: "fastcgi"}
+	labels := map[string]string{farm.KindTCP: "memcached", farm.KindHTTP: "http", farm.KindHTTPS: "https", farm.KindFastCGI: "fastcgi"}
 	for _, kind := range farm.Kinds {
 		f, err := farm.Start(farm.Spec{Counts: map[string]int{kind: 20}})
 		if err != nil {
@@ -25,14 +25,18 @@ func BenchmarkProbe(b *testing.B) {
 		}
 		b.Run(kind+"/exporter", func(b *testing.B) {
 			probers := prober.New()
-			logger := slog.New(slog.DiscardHandler)
+			pk, _ := protocol.ParseLabel(labels[kind])
 			var ts []*prober.Peer
 			for _, ft := range f.Targets {
-				ts = append(ts, &prober.Peer{
-					Protocol: protocol[kind], Network: "tcp", Address: ft.Addr,
+				p := &prober.Peer{
+					Protocol: pk.Protocol, Network: "tcp", Address: ft.Addr,
 					ConnectTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, SendTimeout: 5 * time.Second,
 					BufferSize: 4096, HTTP: prober.HTTPSettings{Version: "1.0", Host: "t1"},
-				})
+				}
+				if pk.TLS {
+					p.TLS = &prober.TLSSettings{}
+				}
+				ts = append(ts, p)
 			}
 			var r prober.Result
 			b.ReportAllocs()
@@ -40,7 +44,7 @@ func BenchmarkProbe(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				r.Reset()
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				prober.Run(ctx, probers, ts[i%len(ts)], &r, logger)
+				probers.Probe(ctx, ts[i%len(ts)], &r)
 				cancel()
 				if !r.Success {
 					b.Fatalf("probe failed: %s %v", r.Reason, r.Err)

@@ -1,7 +1,6 @@
-package mixin
+package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,66 +10,38 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
-// freePort returns a port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
+// startLogged runs a process in this network namespace until the test
+// ends, its output going to a log file the test prints when it fails.
+func startLogged(t *testing.T, dir, name string, args ...string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// exporterBinary returns the exporter to test: $NGINX_UPSTREAM_EXPORTER_BINARY
-// or a fresh build of the repository root.
-func exporterBinary(t *testing.T) string {
-	t.Helper()
-	if b := os.Getenv("NGINX_UPSTREAM_EXPORTER_BINARY"); b != "" {
-		return b
-	}
-	out, err := exec.Command("go", "list", "-f", "{{.Name}}", "..").Output()
-	if err != nil || strings.TrimSpace(string(out)) != "main" {
-		missing(t, "the repository root has no main package to build the exporter from (go list: %v)", err)
-	}
-	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "nginx_upstream_exporter"), ".")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return filepath.Join(dir, "nginx_upstream_exporter")
-}
-
-// start runs a process until the test ends, its output going to the test log.
-func start(t *testing.T, name string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	logf, err := os.Create(filepath.Join(t.TempDir(), filepath.Base(name)+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
+	logFile := filepath.Join(dir, filepath.Base(name)+".log")
+	p := (&netEnv{}).start(t, logFile, name, args...)
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logf.Close()
 		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			if len(b) > 8000 {
-				b = b[len(b)-8000:]
-			}
-			t.Logf("--- %s output (tail) ---\n%s", name, b)
+			t.Logf("--- %s output (tail) ---\n%s", name, tail(p.output(), 8000))
 		}
 	})
+}
+
+// jsonnetBinary is the jsonnet the mixin's Makefile builds from
+// mixin/tools/go.mod into mixin/.bin, built here when absent.
+func jsonnetBinary(t *testing.T) string {
+	t.Helper()
+	mixin := filepath.Join(moduleRoot(t), "mixin")
+	bin := filepath.Join(mixin, ".bin", "jsonnet")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	if err := testutil.GoBuild(filepath.Join(mixin, "tools"), bin, "github.com/google/go-jsonnet/cmd/jsonnet"); err != nil {
+		skipOrFail(t, "cannot build jsonnet: %v", err)
+	}
+	return bin
 }
 
 // poll calls f every 500ms until it returns true or the timeout passes.
@@ -102,44 +73,24 @@ func httpGet(url string) (int, []byte, error) {
 	return resp.StatusCode, b, err
 }
 
-// serveHTTP200 answers every connection on l with an empty HTTP 200 once it
-// has read the request header.
-func serveHTTP200(l net.Listener) {
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		go func(c net.Conn) {
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-			r := bufio.NewReader(c)
-			for {
-				line, err := r.ReadString('\n')
-				if err != nil || line == "\r\n" || line == "\n" {
-					break
-				}
-			}
-			_, _ = io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
-		}(c)
-	}
-}
-
-// TestEndToEnd runs the exporter against a dead upstream, scraped by a real
+// TestMixinAlertFiresAndResolves runs the exporter against a dead upstream, scraped by a real
 // Prometheus server that loads the generated rules with short `for:` values,
 // and waits for NginxUpstreamAllServersDown to fire, then to resolve once
 // the backend answers.
-func TestEndToEnd(t *testing.T) {
+func TestMixinAlertFiresAndResolves(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
-	prometheus := lookPath(t, "prometheus")
-	jsonnet := jsonnetBin(t)
-	exporter := exporterBinary(t)
+	requireExporter(t)
+	prometheus, err := exec.LookPath("prometheus")
+	if err != nil {
+		skipOrFail(t, "prometheus not installed (Debian package prometheus): %v", err)
+	}
+	jsonnet := jsonnetBinary(t)
 	dir := t.TempDir()
 
 	// The backend port: nothing listens on it until the backend "comes back".
-	backendPort := freePort(t)
+	backendPort := testutil.FreePort(t)
 	nginxConf := filepath.Join(dir, "nginx.conf")
 	conf := fmt.Sprintf(`events {}
 http {
@@ -158,8 +109,8 @@ http {
 		t.Fatal(err)
 	}
 
-	exporterAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	start(t, exporter,
+	exporterAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	startLogged(t, dir, exporterBinary,
 		"--nginx.config="+nginxConf,
 		"--web.listen-address="+exporterAddr,
 		"--probe.interval=1s",
@@ -173,7 +124,12 @@ http {
 	// Rules with short windows so the test takes seconds, not minutes.
 	overrides := `{allServersDownFor: '3s', scrapeGapWindow: '5s', serverDownFor: '3s'}`
 	for _, f := range []string{"alerts", "rules"} {
-		out := run(t, jsonnet, "-S", "--tla-code", "config="+overrides, f+".jsonnet")
+		cmd := exec.Command(jsonnet, "-S", "--tla-code", "config="+overrides, f+".jsonnet")
+		cmd.Dir = filepath.Join(moduleRoot(t), "mixin")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("jsonnet %s.jsonnet: %v", f, err)
+		}
 		if err := os.WriteFile(filepath.Join(dir, f+".yaml"), out, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -194,8 +150,8 @@ scrape_configs:
 	if err := os.WriteFile(promConfPath, []byte(promConf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	promAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	start(t, prometheus,
+	promAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	startLogged(t, dir, prometheus,
 		"--config.file="+promConfPath,
 		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
 		"--web.listen-address="+promAddr,
@@ -239,8 +195,7 @@ scrape_configs:
 	if err != nil {
 		t.Fatalf("cannot listen on the backend port again: %v", err)
 	}
-	t.Cleanup(func() { l.Close() })
-	go serveHTTP200(l)
+	testutil.ServeHTTP(t, l, testutil.OKHandler())
 
 	poll(t, 120*time.Second, "NginxUpstreamAllServersDown to resolve", func() (bool, string) {
 		s, body := alertState()

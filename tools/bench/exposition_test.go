@@ -40,7 +40,7 @@ func newFakeSource(n int) fakeSource {
 			Key:            discovery.Key{Upstream: fmt.Sprintf("t%d", i), Server: addr, Address: addr, Protocol: protos[i%4]},
 			Params:         nginxconf.ServerParams{Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second},
 			ConnectTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, SendTimeout: 5 * time.Second,
-			Probe: &prober.Peer{Protocol: protos[i%4], Network: "tcp", Address: addr},
+			Probe: &prober.Peer{Network: "tcp", Address: addr},
 		}
 		st := scheduler.Status{Target: t, HasResult: true, Finished: now, Runs: 100}
 		st.Result.Success = i%10 != 0

@@ -1,8 +1,9 @@
-package main
+package e2e
 
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,13 +12,14 @@ import (
 // TestConfigurationDocumentsEveryFlag keeps docs/configuration.md in step
 // with the flags the binary really has.
 func TestConfigurationDocumentsEveryFlag(t *testing.T) {
-	doc, err := os.ReadFile("docs/configuration.md")
+	requireExporter(t)
+	doc, err := os.ReadFile(filepath.Join(moduleRoot(t), "docs", "configuration.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	flagRE := regexp.MustCompile(`(?m)^\s+(?:-\w, )?--(?:\[no-\])?([a-z][a-z0-9.-]*)`)
 	for _, args := range []string{"--help-long", "serve --help", "diagnose --help"} {
-		cmd := exec.Command(exporterBin, strings.Fields(args)...)
+		cmd := exec.Command(exporterBinary, strings.Fields(args)...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", args, err, out)

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/bench/confgen"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/tools/bench/confgen"
 )
 
 func genConfig(tb testing.TB, n, files int) string {
@@ -35,7 +35,7 @@ func load(tb testing.TB, path string, s *scheduler.Scheduler) *discovery.Set {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	set := discovery.Build(context.Background(), cfg, discovery.Options{ProbeTimeout: 5 * time.Second})
+	set := discovery.Build(context.Background(), cfg, discovery.Options{})
 	s.Update(set)
 	return set
 }

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"encoding/json"
@@ -23,6 +23,7 @@ import (
 // set up (chown, and to drop to another uid).
 func TestUnprivilegedDiagnose(t *testing.T) {
 	requireRoot(t)
+	requireExporter(t)
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
 		t.Skip("no user nobody")
@@ -47,7 +48,7 @@ func TestUnprivilegedDiagnose(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(pub, "nginx_upstream_exporter")
-	copyFile(t, exporterBin, bin, 0o755)
+	copyFile(t, exporterBinary, bin, 0o755)
 
 	// The socket directory belongs to the worker user, mode 0700.
 	sockDir := filepath.Join(pub, "php")

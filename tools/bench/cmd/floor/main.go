@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/bench/floor"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/tools/bench/floor"
 )
 
 func main() {

@@ -1,0 +1,284 @@
+// Cases: what one benchmark configuration is, the predefined suites, and
+// how one run of a case drives farm, exporter and floor.
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/tools/bench/confgen"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/tools/bench/farm"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/tools/bench/floor"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/tools/bench/procstat"
+)
+
+// Case is one benchmark configuration.
+type Case struct {
+	Name        string
+	Targets     int
+	Mix         []string // kinds, targets split evenly
+	Interval    time.Duration
+	Concurrency int
+	Timeout     time.Duration
+	Refuse      float64
+	Hang        float64
+	Closed      bool // closed loop: interval far shorter than achievable
+	Parallel    bool // exporter and floor measured at the same time
+	Soak        bool // print a time series of RSS and goroutines
+	Files       int  // spread the generated config over this many files
+}
+
+func suiteCases(name string, base Case) []Case {
+	mixed := []string{"tcp", "http", "https", "fastcgi"}
+	mk := func(n string, targets int, mix []string, f func(*Case)) Case {
+		c := base
+		c.Name, c.Targets, c.Mix, c.Parallel = n, targets, mix, true
+		c.Interval = 15 * time.Second
+		if f != nil {
+			f(&c)
+		}
+		return c
+	}
+	closed := func(c *Case) {
+		c.Closed, c.Parallel = true, false
+		c.Concurrency = 512
+	}
+	switch name {
+	case "standard":
+		return []Case{
+			mk("1k tcp /15s", 1000, []string{"tcp"}, nil),
+			mk("1k http /15s", 1000, []string{"http"}, nil),
+			mk("1k https /15s", 1000, []string{"https"}, nil),
+			mk("1k fastcgi /15s", 1000, []string{"fastcgi"}, nil),
+			mk("1k tcp /1s (1,000 probes/s)", 1000, []string{"tcp"}, func(c *Case) { c.Interval = time.Second }),
+			mk("10k mixed /15s", 10000, mixed, nil),
+			mk("10k mixed /15s, 10% hang", 10000, mixed, func(c *Case) { c.Hang = 0.10 }),
+			mk("closed loop tcp", 1000, []string{"tcp"}, closed),
+		}
+	case "quick":
+		return []Case{
+			mk("1k tcp /15s", 1000, []string{"tcp"}, nil),
+			mk("closed loop tcp", 1000, []string{"tcp"}, closed),
+		}
+	case "soak":
+		return []Case{
+			// 2,500 targets hanging for 2 s every 15 s keep ~330 of the
+			// 512 probe slots busy: heavy, but within capacity.
+			mk("soak 10k mixed, half failing", 10000, mixed, func(c *Case) {
+				c.Refuse, c.Hang, c.Soak, c.Timeout = 0.25, 0.25, true, 2*time.Second
+			}),
+		}
+	}
+	return nil
+}
+
+// Result is what one run of a case measured.
+type Result struct {
+	Exporter, Floor Side
+}
+
+// Side is the measurement of one prober.
+type Side struct {
+	Ran           bool
+	Probes        float64
+	Failures      float64
+	Window        time.Duration
+	CPU           time.Duration
+	RSSEnd        int64
+	RSSMax        int64
+	LagP50        float64
+	LagP99        float64
+	ScrapeMs      float64 // median /metrics time with gzip (exporter only)
+	ScrapePlainMs float64 // the same without compression
+	Series        int
+	Goroutines0   float64
+	Goroutines1   float64
+	RSS0          int64
+}
+
+// Rate is probes per second achieved in the window.
+func (s Side) Rate() float64 { return s.Probes / s.Window.Seconds() }
+
+// CPUPer1k is CPU seconds per 1,000 probes (= ms per probe).
+func (s Side) CPUPer1k() float64 { return s.CPU.Seconds() / s.Probes * 1000 }
+
+func runCase(c Case, o options, b binaries) (Result, error) {
+	var res Result
+	dir, err := os.MkdirTemp(o.workdir, "case-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+
+	// The farm: a separate process, so its CPU is never counted.
+	fm, stopFarm, err := startFarm(c, b, dir)
+	if err != nil {
+		return res, err
+	}
+	defer stopFarm()
+
+	var ct []confgen.Target
+	var ft []floor.Target
+	for i, t := range fm.Targets {
+		ct = append(ct, confgen.Target{Kind: t.Kind, Addr: t.Addr})
+		kind := t.Kind
+		if kind == farm.KindTCP && o.tcpProbe == "memcached" {
+			kind = "memcached"
+		}
+		ft = append(ft, floor.Target{Kind: kind, Addr: t.Addr, Name: confgen.Name(i)})
+	}
+	confPath, err := confgen.Write(dir, ct, confgen.Options{Timeout: c.Timeout, Files: c.Files})
+	if err != nil {
+		return res, err
+	}
+	ftPath := filepath.Join(dir, "floor-targets.json")
+	raw, _ := json.Marshal(ft)
+	if err := os.WriteFile(ftPath, raw, 0o644); err != nil {
+		return res, err
+	}
+
+	interval := c.Interval
+	if c.Closed {
+		// Ask for ~50,000 probes/s: far above what either side sustains.
+		interval = time.Duration(c.Targets) * time.Second / 50000
+	}
+	warmup := o.warmup
+	if warmup == 0 {
+		warmup = min(interval, 20*time.Second)
+		if c.Closed {
+			warmup = 5 * time.Second
+		}
+	}
+
+	runExp := o.which != "floor"
+	runFloor := o.which != "exporter"
+	var exp, flr *proc
+	startExp := func() error {
+		exp, err = startExporter(b.exporter, confPath, interval, c.Concurrency, o.exporterArgs, dir, o.pprofDir != "")
+		return err
+	}
+	startFloor := func() error {
+		flr, err = startFloor(b.floor, ftPath, interval, c.Concurrency, c.Timeout)
+		return err
+	}
+	measure := func(exp, flr *proc) error {
+		time.Sleep(warmup)
+		if exp != nil {
+			if err := exp.begin(); err != nil {
+				return err
+			}
+		}
+		if flr != nil {
+			if err := flr.begin(); err != nil {
+				return err
+			}
+		}
+		var profDone chan struct{}
+		if exp != nil && exp.pprofAddr != "" {
+			profDone = make(chan struct{})
+			secs := max(1, int(o.duration.Seconds())-1)
+			go func() {
+				defer close(profDone)
+				savePprof(exp.pprofAddr, fmt.Sprintf("profile?seconds=%d", secs), filepath.Join(o.pprofDir, slug(c.Name)+".cpu.pprof"))
+			}()
+		}
+		sampleUntil(time.Now().Add(o.duration), o.sampleEvery, c.Soak, exp, flr)
+		if profDone != nil {
+			<-profDone
+			savePprof(exp.pprofAddr, "heap", filepath.Join(o.pprofDir, slug(c.Name)+".heap.pprof"))
+			// The text form ends with runtime.MemStats: where RSS goes
+			// beyond the live heap (GC headroom, stacks, unreturned pages).
+			savePprof(exp.pprofAddr, "heap?debug=1", filepath.Join(o.pprofDir, slug(c.Name)+".heap.txt"))
+		}
+		if exp != nil {
+			if err := exp.end(); err != nil {
+				return err
+			}
+			exp.timeScrapes(o.scrapes)
+		}
+		if flr != nil {
+			if err := flr.end(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if c.Parallel {
+		if runExp {
+			if err := startExp(); err != nil {
+				return res, err
+			}
+			defer exp.stop()
+		}
+		if runFloor {
+			if err := startFloor(); err != nil {
+				return res, err
+			}
+			defer flr.stop()
+		}
+		if err := measure(exp, flr); err != nil {
+			return res, err
+		}
+	} else {
+		if runExp {
+			if err := startExp(); err != nil {
+				return res, err
+			}
+			err := measure(exp, nil)
+			exp.stop()
+			if err != nil {
+				return res, err
+			}
+		}
+		if runFloor {
+			if err := startFloor(); err != nil {
+				return res, err
+			}
+			err := measure(nil, flr)
+			flr.stop()
+			if err != nil {
+				return res, err
+			}
+		}
+	}
+	if exp != nil {
+		res.Exporter = exp.side
+	}
+	if flr != nil {
+		res.Floor = flr.side
+	}
+	return res, nil
+}
+
+func sampleUntil(end time.Time, every time.Duration, soak bool, ps ...*proc) {
+	t0 := time.Now()
+	for time.Now().Before(end) {
+		time.Sleep(min(every, time.Until(end)))
+		for _, p := range ps {
+			if p == nil {
+				continue
+			}
+			s, err := procstat.Read(p.cmd.Process.Pid)
+			if err != nil {
+				continue
+			}
+			p.side.RSSMax = max(p.side.RSSMax, s.RSS)
+			if soak {
+				g := ""
+				if p.metricsURL != "" {
+					if m, _, err := scrape(p.metricsURL); err == nil {
+						g = fmt.Sprintf(" goroutines=%.0f in_flight=%.0f queue=%.0f", m.Goroutines, m.InFlight, m.Queue)
+					}
+				}
+				fmt.Fprintf(os.Stderr, "soak t=%5.0fs %-8s rss=%6.1fMB threads=%d%s\n",
+					time.Since(t0).Seconds(), p.name, float64(s.RSS)/1e6, s.Threads, g)
+			}
+		}
+	}
+}
+
+// proc is a measured process.

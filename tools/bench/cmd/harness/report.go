@@ -1,0 +1,153 @@
+// Reporting: one markdown table row per metric, medians over runs.
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"time"
+)
+
+const tableHeader = `| case | metric | exporter | floor | exporter/floor | target |
+|---|---|---:|---:|---:|---|
+`
+
+func tableRows(c Case, r Result) string {
+	var b strings.Builder
+	e, f := r.Exporter, r.Floor
+	row := func(metric, ev, fv, ratio, target string) {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", c.Name, metric, ev, fv, ratio, target)
+	}
+	num := func(ran bool, v float64, format string) string {
+		if !ran || v != v {
+			return "–"
+		}
+		return fmt.Sprintf(format, v)
+	}
+	ratio := func(a, b float64) string {
+		if !e.Ran || !f.Ran || b == 0 || a != a || b != b {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f×", a/b)
+	}
+	if c.Closed {
+		row("probes/s (closed loop)", num(e.Ran, e.Rate(), "%.0f"), num(f.Ran, f.Rate(), "%.0f"), ratio(e.Rate(), f.Rate()), "exporter ≥ 10,000/s")
+		row("CPU ms per probe", num(e.Ran, e.CPUPer1k(), "%.3f"), num(f.Ran, f.CPUPer1k(), "%.3f"), ratio(e.CPUPer1k(), f.CPUPer1k()), "")
+	} else {
+		tgt := ""
+		if len(c.Mix) == 1 || c.Targets >= 10000 {
+			tgt = "≤ 1.2×"
+		}
+		row("CPU s per 1,000 probes", num(e.Ran, e.CPUPer1k(), "%.3f"), num(f.Ran, f.CPUPer1k(), "%.3f"), ratio(e.CPUPer1k(), f.CPUPer1k()), tgt)
+		row("probes/s", num(e.Ran, e.Rate(), "%.1f"), num(f.Ran, f.Rate(), "%.1f"), ratio(e.Rate(), f.Rate()), "")
+		lt := ""
+		if c.Targets >= 10000 {
+			lt = "p99 < 1 s"
+		}
+		row("schedule lag p50 / p99 (ms)", lagStr(e), lagStr(f), "", lt)
+	}
+	rt := ""
+	if c.Targets >= 10000 {
+		rt = "< 100 MB"
+	}
+	row("RSS max (MB)", num(e.Ran, float64(e.RSSMax)/1e6, "%.1f"), num(f.Ran, float64(f.RSSMax)/1e6, "%.1f"), ratio(float64(e.RSSMax), float64(f.RSSMax)), rt)
+	if c.Soak {
+		drift := func(s Side) string {
+			if !s.Ran {
+				return "–"
+			}
+			return fmt.Sprintf("%.1f → %.1f", float64(s.RSS0)/1e6, float64(s.RSSEnd)/1e6)
+		}
+		row("RSS window start → end (MB)", drift(e), drift(f), "", "flat")
+		if e.Ran {
+			row("goroutines window start → end", fmt.Sprintf("%.0f → %.0f", e.Goroutines0, e.Goroutines1), "", "", "flat")
+		}
+	}
+	fail := func(s Side) string { return num(s.Ran, 100*s.Failures/max(s.Probes, 1), "%.1f %%") }
+	row("failed probes", fail(e), fail(f), "", "")
+	if e.Ran {
+		st := ""
+		if c.Targets >= 10000 {
+			st = "< 100 ms"
+		}
+		row(fmt.Sprintf("/metrics ms, gzip / plain (%d series)", e.Series), fmt.Sprintf("%.1f / %.1f", e.ScrapeMs, e.ScrapePlainMs), "", "", st)
+	}
+	return b.String()
+}
+
+func lagStr(s Side) string {
+	if !s.Ran {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f / %.2f", s.LagP50*1000, s.LagP99*1000)
+}
+
+func median(rs []Result) Result {
+	if len(rs) == 1 {
+		return rs[0]
+	}
+	pick := func(get func(Result) Side) Side {
+		var sides []Side
+		for _, r := range rs {
+			sides = append(sides, get(r))
+		}
+		m := sides[0]
+		f := func(g func(Side) float64) float64 {
+			var v []float64
+			for _, s := range sides {
+				v = append(v, g(s))
+			}
+			return medianF(v)
+		}
+		// CPU and probes are medians of the per-run ratios, carried as
+		// CPU over a fixed 1,000,000-probe count so Rate/CPUPer1k still work.
+		cpu := f(func(s Side) float64 { return s.CPUPer1k() })
+		rate := f(func(s Side) float64 { return s.Rate() })
+		m.Window = time.Second
+		m.Probes = rate
+		m.CPU = time.Duration(cpu / 1000 * rate * float64(time.Second))
+		m.Failures = f(func(s Side) float64 { return s.Failures / max(s.Probes, 1) }) * rate
+		m.RSSMax = int64(f(func(s Side) float64 { return float64(s.RSSMax) }))
+		m.LagP50 = f(func(s Side) float64 { return s.LagP50 })
+		m.LagP99 = f(func(s Side) float64 { return s.LagP99 })
+		m.ScrapeMs = f(func(s Side) float64 { return s.ScrapeMs })
+		m.ScrapePlainMs = f(func(s Side) float64 { return s.ScrapePlainMs })
+		return m
+	}
+	return Result{Exporter: pick(func(r Result) Side { return r.Exporter }), Floor: pick(func(r Result) Side { return r.Floor })}
+}
+
+func medianF(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func describeMachine(o options) string {
+	cpu := "unknown CPU"
+	if raw, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(raw), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	gover, _ := exec.Command("go", "env", "GOVERSION").Output()
+	return fmt.Sprintf("Machine: %d CPUs (%s), %s. Window %s per run, %d run(s), medians. tcp targets (memcached_pass) probed by the floor as: %s.",
+		numCPU(), cpu, strings.TrimSpace(string(gover)), o.duration, o.runs, o.tcpProbe)
+}
+
+func numCPU() int {
+	raw, _ := os.ReadFile("/proc/cpuinfo")
+	return strings.Count(string(raw), "processor\t:")
+}
