@@ -100,8 +100,8 @@ type scanStats struct {
 
 // owners finds the owner of each socket inode in want. A socket held by
 // several processes (a pre-forking server's master and its workers) is
-// owned by the one that started first: the master, which outlives its
-// workers, so that worker churn is not a restart.
+// owned by the one that started first (see preferOwner): the master,
+// which outlives its workers, so that worker churn is not a restart.
 func (p *procReader) owners(want map[uint32]struct{}) (map[uint32]fdRef, scanStats) {
 	found := make(map[uint32]fdRef, len(want))
 	var st scanStats
@@ -170,11 +170,8 @@ func (p *procReader) owners(want map[uint32]struct{}) (map[uint32]fdRef, scanSta
 				}
 				fd, _ := strconv.Atoi(name)
 				ref := fdRef{pid: pid, fd: fd}
-				if old, ok := found[ino]; ok {
-					so, sn := start(old.pid), start(pid)
-					if so < sn || (so == sn && old.pid < pid) {
-						continue
-					}
+				if old, ok := found[ino]; ok && !preferOwner(old.pid, pid, start) {
+					continue
 				}
 				found[ino] = ref
 			}
@@ -199,6 +196,18 @@ func (p *procReader) trimCache(want map[uint32]struct{}) {
 			delete(p.cache, ino)
 		}
 	}
+}
+
+// preferOwner reports whether pid rather than old owns a socket both
+// hold: the one started first, except the init process, which holds the
+// sockets it activates (systemd socket units) for the whole life of the
+// service, so that a restart of the service behind it still counts.
+func preferOwner(old, pid int, start func(int) uint64) bool {
+	if old == 1 || pid == 1 {
+		return old == 1
+	}
+	so, sn := start(old), start(pid)
+	return sn < so || (sn == so && pid < old)
 }
 
 // holds checks that ref still is a descriptor of socket ino.

@@ -168,3 +168,22 @@ func FuzzCgroupFiles(f *testing.F) {
 		cgroupMounts{v2: "/nonexistent-v2", v1Memory: "/nonexistent-v1"}.memoryCgroup(b)
 	})
 }
+
+func TestPreferOwner(t *testing.T) {
+	starts := map[int]uint64{1: 0, 100: 50, 200: 60, 300: 50}
+	start := func(pid int) uint64 { return starts[pid] }
+	for _, tc := range []struct {
+		old, pid int
+		want     bool
+	}{
+		{100, 200, false}, // the master started first
+		{200, 100, true},
+		{300, 100, true}, // same start: lower pid
+		{1, 100, true},   // systemd's activated socket: the service owns it
+		{100, 1, false},
+	} {
+		if got := preferOwner(tc.old, tc.pid, start); got != tc.want {
+			t.Errorf("old %d, new %d: %v", tc.old, tc.pid, got)
+		}
+	}
+}
