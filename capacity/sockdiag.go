@@ -81,8 +81,10 @@ const (
 // inetDiagReq is struct inet_diag_req_v2 asking for listeners only.
 type inetDiagReq struct{ family uint8 }
 
+// Len and Serialize make the request an nl.NetlinkRequestData.
 func (r inetDiagReq) Len() int { return sizeofInetDiagReqV2 }
 
+// Serialize lays out struct inet_diag_req_v2.
 func (r inetDiagReq) Serialize() []byte {
 	b := make([]byte, sizeofInetDiagReqV2)
 	b[0] = r.family
@@ -95,8 +97,10 @@ func (r inetDiagReq) Serialize() []byte {
 // name, bound file and queue.
 type unixDiagReq struct{}
 
+// Len and Serialize make the request an nl.NetlinkRequestData.
 func (unixDiagReq) Len() int { return sizeofUnixDiagReq }
 
+// Serialize lays out struct unix_diag_req.
 func (unixDiagReq) Serialize() []byte {
 	b := make([]byte, sizeofUnixDiagReq)
 	b[0] = unix.AF_UNIX
