@@ -24,8 +24,13 @@ func benchTargets(b *testing.B, n int) []*discovery.Target {
 	b.Helper()
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < uint64(n+1024) {
-		lim.Cur = min(lim.Max, uint64(n+1024))
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		if lim.Max < uint64(n+1024) {
+			b.Skipf("needs %d open files; the hard limit is %d", n+1024, lim.Max)
+		}
+		lim.Cur = uint64(n + 1024)
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			b.Skipf("cannot raise the open files limit to %d: %v", lim.Cur, err)
+		}
 	}
 	dir, err := os.MkdirTemp("", "capb")
 	if err != nil {
