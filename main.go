@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/capacity"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/collector"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/diagnose"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
@@ -201,6 +202,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			Stdout:      stdout,
 			Stderr:      stderr,
 			Logger:      logger,
+			Capacity: func(ctx context.Context, targets []*discovery.Target) map[discovery.Key]capacity.Summary {
+				statusTimeout := 2 * time.Second
+				if c.probeTimeout > 0 {
+					statusTimeout = min(statusTimeout, c.probeTimeout)
+				}
+				return capacity.Check(ctx, targets, statusTimeout)
+			},
 		})
 	}
 	return 2
@@ -274,6 +282,11 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 		return 1
 	}
 
+	capDone := make(chan struct{})
+	go func() {
+		defer close(capDone)
+		exp.capacity.Run(ctx)
+	}()
 	trackerDone := make(chan struct{})
 	go func() {
 		defer close(trackerDone)
@@ -335,6 +348,7 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 	<-watchDone
 	<-trackerDone
 	logsWG.Wait()
+	<-capDone
 	return code
 }
 
@@ -350,6 +364,9 @@ type service struct {
 	// a receiver.
 	logs   *errorlog.Reader
 	syslog *errorlog.Syslog
+	// capacity reads listen queues, owners and php-fpm pools of the
+	// local targets on its own schedule (Run), apart from the probes.
+	capacity *capacity.Monitor
 }
 
 // appliers hand each loaded target set to every consumer.
@@ -409,6 +426,11 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		OnLoad:    tracker.Observe,
 		Logger:    logger,
 	})
+	capMon := capacity.New(capacity.Options{
+		Targets:  sched.Targets,
+		Interval: interval,
+		Logger:   logger,
+	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		versioncollector.NewCollector(exporterName),
@@ -424,7 +446,8 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 	handler, err := server.New(server.Options{
 		MetricsPath: metricsPath,
 		// Per-target families bypass the registry: see collector.TextWriter.
-		Metrics:  collector.Handler(reg, collector.NewTextWriter(sched), maxRequests, logger),
+		// So do the capacity families: capacity.TextWriter.
+		Metrics:  collector.Handler(reg, collector.NewTextWriter(sched), maxRequests, logger, capacity.NewTextWriter(capMon)),
 		Reloader: mgr,
 		Ready:    func() bool { return mgr.Last() != nil },
 		Version:  version.Info(),
@@ -448,7 +471,7 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		}
 		return nil, fmt.Errorf("building HTTP handler: %w", err)
 	}
-	return &service{sched: sched, mgr: mgr, tracker: tracker, handler: handler, logs: logs, syslog: syslog}, nil
+	return &service{sched: sched, mgr: mgr, tracker: tracker, handler: handler, logs: logs, syslog: syslog, capacity: capMon}, nil
 
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/capacity"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
@@ -105,6 +106,10 @@ type Target struct {
 	Params   Params   `json:"params"`
 	Settings Settings `json:"settings"`
 	Sources  []string `json:"sources,omitempty"`
+
+	// Capacity says whether a failing or slow server that listens on
+	// this host is full or down (capacity.Summary).
+	Capacity *capacity.Summary `json:"capacity,omitempty"`
 }
 
 // Params are the server line's parameters.
@@ -280,6 +285,29 @@ func (rep *Report) addResults(statuses []scheduler.Status) {
 		} else {
 			rep.Summary.FailingPrimary++
 			rep.Healthy = false
+		}
+	}
+}
+
+// SlowAfter is the probe duration from which a healthy server's capacity
+// is reported too: a server that answers slowly is often one whose
+// requests queue.
+const SlowAfter = time.Second
+
+// addCapacity attaches the capacity of each failing, inconclusive (cut by
+// --probe.timeout) or slow target.
+func (rep *Report) addCapacity(targets []*discovery.Target, caps map[discovery.Key]capacity.Summary) {
+	if len(caps) == 0 {
+		return
+	}
+	for i, t := range targets {
+		rt := &rep.Targets[i]
+		slow := rt.Verdict == VerdictOK && rt.DurationSeconds >= SlowAfter.Seconds()
+		if rt.Verdict != VerdictFailed && rt.Verdict != VerdictInconclusive && !slow {
+			continue
+		}
+		if s, ok := caps[t.Key]; ok {
+			rt.Capacity = &s
 		}
 	}
 }
