@@ -25,7 +25,8 @@ import (
 // its own snapshot, so a client that stops reading holds nothing but its
 // own connection (bounded by the server's write timeout).
 type TextWriter struct {
-	src Source
+	src      Source
+	families []*family
 
 	mu     sync.Mutex // guards labels; never held while writing
 	labels map[*discovery.Target]*renderedLabels
@@ -50,9 +51,10 @@ type page struct {
 // page of 10,000 targets is ~20 MB and is never held whole.
 const flushSize = 32 << 10
 
-// NewTextWriter returns a TextWriter reading src.
-func NewTextWriter(src Source) *TextWriter {
-	return &TextWriter{src: src, labels: map[*discovery.Target]*renderedLabels{}}
+// NewTextWriter returns a TextWriter reading src and rendering every
+// family the options keep.
+func NewTextWriter(src Source, opts ...Option) *TextWriter {
+	return &TextWriter{src: src, families: selectFamilies(opts), labels: map[*discovery.Target]*renderedLabels{}}
 }
 
 var escaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
@@ -73,8 +75,7 @@ func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
 	cw := &countingWriter{w: w}
 	b := p.buf[:0]
 	defer func() { p.buf = b[:0] }()
-	for i := range families {
-		f := &families[i]
+	for _, f := range tw.families {
 		b = header(b, f)
 		var l *renderedLabels
 		yield := func(lv string, v float64) { b = sample(b, f.name, l.target, f.label, lv, v) }
