@@ -21,6 +21,20 @@ type tlsFiles struct {
 	mu    sync.Mutex
 	pools map[string]*poolEntry
 	pairs map[[2]string]*pairEntry
+
+	// groups are the key-exchange groups offered, as nginx offers them
+	// upstream: nginx sets no groups on its upstream SSL context
+	// (ngx_http_upstream_ssl_init_connection), so OpenSSL's client
+	// defaults apply. OpenSSL 3.0–3.4 offers x25519, secp256r1, x448,
+	// secp521r1, secp384r1 and the FFDHE groups, with a key share for
+	// x25519 only; Go has no X448 or FFDHE, so this is that list without
+	// them (Go sends it in its own order, X25519, P-256, P-384, P-521, and
+	// a key share for X25519 only, as OpenSSL). Go's default would lead with the
+	// hybrid post-quantum X25519MLKEM768, which Debian's nginx does not
+	// offer: a backend that only accepts it would pass our probe and fail
+	// nginx, and its 1.2 KB key share costs ML-KEM key generation on
+	// every handshake.
+	groups []tls.CurveID
 }
 
 type fileStamp struct {
@@ -41,7 +55,11 @@ type pairEntry struct {
 }
 
 func newTLSFiles() *tlsFiles {
-	return &tlsFiles{pools: map[string]*poolEntry{}, pairs: map[[2]string]*pairEntry{}}
+	return &tlsFiles{
+		pools:  map[string]*poolEntry{},
+		pairs:  map[[2]string]*pairEntry{},
+		groups: []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP521, tls.CurveP384},
+	}
 }
 
 func stampOf(path string) (fileStamp, error) {
@@ -163,6 +181,7 @@ func (f *tlsFiles) handshake(c *conversation, t *Peer, alpn []string) bool {
 		MinVersion:         lo,
 		MaxVersion:         hi,
 		NextProtos:         alpn,
+		CurvePreferences:   f.groups,
 	}
 	if s.Certificate != "" && s.CertificateKey != "" {
 		pair, err := f.pair(s.Certificate, s.CertificateKey)
