@@ -28,8 +28,12 @@ type TextWriter struct {
 	src      Source
 	families []*family
 
-	mu     sync.Mutex // guards labels; never held while writing
+	mu     sync.Mutex // guards labels and infos; never held while writing
 	labels map[*discovery.Target]*renderedLabels
+	// infos interns the rendered info labels: most servers share their
+	// parameters (weight=1, max_fails=1, …), so 10,000 targets have a
+	// handful of distinct strings, not 10,000 copies of ~110 bytes.
+	infos map[string]string
 
 	pages sync.Pool // *page, reused between scrapes, freed by the GC when idle
 }
@@ -54,7 +58,7 @@ const flushSize = 32 << 10
 // NewTextWriter returns a TextWriter reading src and rendering every
 // family the options keep.
 func NewTextWriter(src Source, opts ...Option) *TextWriter {
-	return &TextWriter{src: src, families: selectFamilies(opts), labels: map[*discovery.Target]*renderedLabels{}}
+	return &TextWriter{src: src, families: selectFamilies(opts), labels: map[*discovery.Target]*renderedLabels{}, infos: map[string]string{}}
 }
 
 var escaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
@@ -128,12 +132,20 @@ func (tw *TextWriter) refreshLabels(p *page) {
 			}
 		}
 		tw.labels = next
+		// Strings in use stay referenced by their labels; the next
+		// targets intern afresh, so values gone with a reload go too.
+		tw.infos = map[string]string{}
 	}
 	for i := range p.snap {
 		t := p.snap[i].Target
 		l, ok := tw.labels[t]
 		if !ok {
 			l = renderLabels(t)
+			if v, ok := tw.infos[l.info]; ok {
+				l.info = v
+			} else {
+				tw.infos[l.info] = l.info
+			}
 			tw.labels[t] = l
 		}
 		p.labels = append(p.labels, l)
