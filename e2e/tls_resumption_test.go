@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 )
 
 // brokenResumption makes a TLS backend abort every handshake that offers
@@ -23,18 +24,18 @@ func brokenResumption(c *tls.Config) {
 // resume: the first request (full handshake) succeeds, nginx keeps the
 // session and offers it on every later connection, and every later request
 // fails ("peer closed connection in SSL handshake", 502). With the
-// directive off every request succeeds. The probe does not resume sessions
-// (docs/performance.md, "TLS session resumption"), so it reports such a
-// backend healthy while nginx fails all but the first request: the case a
-// session-reusing probe has to get right.
+// directive off every request succeeds. The exporter, on the same
+// nginx.conf, must agree after a few probes: tls_handshake_failed with
+// reuse on, healthy with it off.
 func TestNginxSessionReuseAgainstBrokenResumption(t *testing.T) {
 	requireNginx(t)
 	for _, tc := range []struct {
 		name, directive string
 		want            []int
+		reason          string
 	}{
-		{"reuse on (default)", "", []int{200, 502, 502, 502}},
-		{"reuse off", "proxy_ssl_session_reuse off;", []int{200, 200, 200, 200}},
+		{"reuse on (default)", "", []int{200, 502, 502, 502}, "tls_handshake_failed"},
+		{"reuse off", "proxy_ssl_session_reuse off;", []int{200, 200, 200, 200}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := &netEnv{}
@@ -65,6 +66,24 @@ func TestNginxSessionReuseAgainstBrokenResumption(t *testing.T) {
 			}
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("nginx answered %v, want %v; error lines:\n%v", got, tc.want, ngx.errorLines())
+			}
+
+			requireExporter(t)
+			x := startExporter(t, env, dir, conf)
+			targets := []target{{server: backend, address: backend, match: []string{backend}}}
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				v := x.waitForRuns(t, targets)[targets[0].key()]
+				if v.runs >= 3 {
+					if v.reason() != tc.reason {
+						t.Errorf("exporter after %g probes: %v, want reason %q as nginx", v.runs, v, tc.reason)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("exporter: %v after 30 s", v)
+				}
+				time.Sleep(500 * time.Millisecond)
 			}
 		})
 	}

@@ -80,7 +80,8 @@
 // several locations use one target its settings are the strictest, those
 // that fail first: the shortest of each timeout, the smallest buffer, and
 // the SSL settings of a location that verifies certificates if any does
-// (else of the first location). HTTPVersion, HostHeader and Resolvers
+// (else of the first location), with session reuse on if any location
+// reuses sessions. HTTPVersion, HostHeader and Resolvers
 // are those of the first location.
 package nginxconf
 
@@ -211,6 +212,9 @@ type SSLSettings struct {
 	Ciphers        string
 	Certificate    string
 	CertificateKey string
+	// NoSessionReuse is proxy_ssl_session_reuse off. nginx's default (on)
+	// offers a peer the TLS session of the last connection to it.
+	NoSessionReuse bool `json:",omitempty"`
 }
 
 // DynamicPass is a *_pass whose address is only known per request.
