@@ -46,8 +46,8 @@ func TestTLSGroupsAsNginx(t *testing.T) {
 		})
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
-		// nginx's hello carries groups Go does not implement (X448,
-		// FFDHE); the exporter's does not. Of the groups Go implements,
+		// nginx's hello carries a group Go does not implement (X448);
+		// the exporter's does not. Of the groups Go implements,
 		// both must offer the same.
 		var fromNginx, fromExporter [][]tls.CurveID
 		for _, h := range rec.hellos {

@@ -25,14 +25,14 @@ type tlsFiles struct {
 	// groups are the key-exchange groups offered, as nginx offers them
 	// upstream: nginx sets no groups on its upstream SSL context
 	// (ngx_http_upstream_ssl_init_connection), so OpenSSL's client
-	// defaults apply. OpenSSL 3.0–3.4 offers x25519, secp256r1, x448,
-	// secp521r1, secp384r1 and the FFDHE groups, with a key share for
-	// x25519 only; Go has no X448 or FFDHE, so this is that list without
-	// them (Go sends it in its own order, X25519, P-256, P-384, P-521, and
-	// a key share for X25519 only, as OpenSSL). Go's default would lead with the
-	// hybrid post-quantum X25519MLKEM768, which Debian's nginx does not
-	// offer: a backend that only accepts it would pass our probe and fail
-	// nginx, and its 1.2 KB key share costs ML-KEM key generation on
+	// defaults apply. Debian 12's nginx (OpenSSL 3.0) offers x25519,
+	// secp256r1, x448, secp521r1 and secp384r1, with a key share for
+	// x25519 only (recorded by e2e TestTLSGroupsAsNginx). Go has no X448,
+	// so this is that list without it; Go sends it in its own order with
+	// a key share for X25519 only. Go's default would lead with hybrid
+	// post-quantum groups (X25519MLKEM768, …) that this nginx does not
+	// offer: a backend that only accepts one would pass our probe and fail
+	// nginx, and their 1.2 KB key share costs ML-KEM key generation on
 	// every handshake.
 	groups []tls.CurveID
 }
