@@ -147,6 +147,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Default("false").BoolVar(&pf.allowAny)
 	serveCmd.Flag("probe.max-requests", "Maximum number of /probe requests served at once; more are answered with 503.").
 		Default("10").IntVar(&pf.maxRequests)
+	phases := serveCmd.Flag("collector.probe.phases", "Export nginx_upstream_probe_phase_duration_seconds (5 series per probed server); --no-collector.probe.phases leaves them out.").
+		Default("true").Bool()
+	timeouts := serveCmd.Flag("collector.probe.timeouts", "Export nginx_upstream_probe_timeout_seconds (3 series per server); --no-collector.probe.timeouts leaves them out.").
+		Default("true").Bool()
 
 	diagCmd := app.Command("diagnose", "Probe every upstream server once, print a verdict per server with the line nginx would log and a fix, and exit 0 when every primary server is healthy, 1 when one fails, 2 on a usage or configuration error.")
 	diagOutput := diagCmd.Flag("output", "Output format: table (readable) or json (machine-readable report).").
@@ -176,6 +180,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "--web.max-requests and the --web.*-timeout flags must be positive, --web.max-connections not negative")
 			return 2
 		}
+		pf.noPhases, pf.noTimeouts = !*phases, !*timeouts
 		return serve(logger, &c, webFlags, *metricsPath, *interval, &pf, &wl)
 	case diagCmd.FullCommand():
 		if err := checkProbeFlags(&c); err != nil {
@@ -224,10 +229,25 @@ func (c *commonFlags) discovery(logger *slog.Logger) discovery.Options {
 	}
 }
 
-// probeFlags configure the /probe endpoint.
+// probeFlags configure the /probe endpoint and which optional per-target
+// series /metrics carries.
 type probeFlags struct {
 	allowAny    bool
 	maxRequests int
+	noPhases    bool // --no-collector.probe.phases
+	noTimeouts  bool // --no-collector.probe.timeouts
+}
+
+// seriesOptions are the collector options the flags select.
+func (pf *probeFlags) seriesOptions() []collector.Option {
+	var opts []collector.Option
+	if pf.noPhases {
+		opts = append(opts, collector.WithoutPhases())
+	}
+	if pf.noTimeouts {
+		opts = append(opts, collector.WithoutTimeouts())
+	}
+	return opts
 }
 
 // webLimits bound what HTTP clients can hold.
@@ -447,7 +467,7 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		MetricsPath: metricsPath,
 		// Per-target families bypass the registry: see collector.TextWriter.
 		// So do the capacity families: capacity.TextWriter.
-		Metrics:  collector.Handler(reg, collector.NewTextWriter(sched), maxRequests, logger, capacity.NewTextWriter(capMon)),
+		Metrics:  collector.Handler(reg, collector.NewTextWriter(sched, pf.seriesOptions()...), maxRequests, logger, capacity.NewTextWriter(capMon)),
 		Reloader: mgr,
 		Ready:    func() bool { return mgr.Last() != nil },
 		Version:  version.Info(),

@@ -25,10 +25,15 @@ import (
 // its own snapshot, so a client that stops reading holds nothing but its
 // own connection (bounded by the server's write timeout).
 type TextWriter struct {
-	src Source
+	src      Source
+	families []*family
 
-	mu     sync.Mutex // guards labels; never held while writing
+	mu     sync.Mutex // guards labels and infos; never held while writing
 	labels map[*discovery.Target]*renderedLabels
+	// infos interns the rendered info labels: most servers share their
+	// parameters (weight=1, max_fails=1, …), so 10,000 targets have a
+	// handful of distinct strings, not 10,000 copies of ~110 bytes.
+	infos map[string]string
 
 	pages sync.Pool // *page, reused between scrapes, freed by the GC when idle
 }
@@ -50,9 +55,10 @@ type page struct {
 // page of 10,000 targets is ~20 MB and is never held whole.
 const flushSize = 32 << 10
 
-// NewTextWriter returns a TextWriter reading src.
-func NewTextWriter(src Source) *TextWriter {
-	return &TextWriter{src: src, labels: map[*discovery.Target]*renderedLabels{}}
+// NewTextWriter returns a TextWriter reading src and rendering every
+// family the options keep.
+func NewTextWriter(src Source, opts ...Option) *TextWriter {
+	return &TextWriter{src: src, families: selectFamilies(opts), labels: map[*discovery.Target]*renderedLabels{}, infos: map[string]string{}}
 }
 
 var escaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
@@ -73,8 +79,7 @@ func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
 	cw := &countingWriter{w: w}
 	b := p.buf[:0]
 	defer func() { p.buf = b[:0] }()
-	for i := range families {
-		f := &families[i]
+	for _, f := range tw.families {
 		b = header(b, f)
 		var l *renderedLabels
 		yield := func(lv string, v float64) { b = sample(b, f.name, l.target, f.label, lv, v) }
@@ -127,12 +132,20 @@ func (tw *TextWriter) refreshLabels(p *page) {
 			}
 		}
 		tw.labels = next
+		// Strings in use stay referenced by their labels; the next
+		// targets intern afresh, so values gone with a reload go too.
+		tw.infos = map[string]string{}
 	}
 	for i := range p.snap {
 		t := p.snap[i].Target
 		l, ok := tw.labels[t]
 		if !ok {
 			l = renderLabels(t)
+			if v, ok := tw.infos[l.info]; ok {
+				l.info = v
+			} else {
+				tw.infos[l.info] = l.info
+			}
 			tw.labels[t] = l
 		}
 		p.labels = append(p.labels, l)

@@ -45,6 +45,7 @@ var settingDirectives = func() map[string]valueKind {
 	for _, p := range []string{"proxy", "grpc", "uwsgi"} {
 		m[p+"_ssl_verify"] = kindFlag
 		m[p+"_ssl_server_name"] = kindFlag
+		m[p+"_ssl_session_reuse"] = kindFlag
 		m[p+"_ssl_verify_depth"] = kindNumber
 		m[p+"_ssl_trusted_certificate"] = kindPath
 		m[p+"_ssl_certificate"] = kindPath
@@ -728,9 +729,13 @@ func mergeSettings(a, b Settings) Settings {
 	a.ReadTimeout = min(a.ReadTimeout, b.ReadTimeout)
 	a.SendTimeout = min(a.SendTimeout, b.SendTimeout)
 	a.BufferSize = min(a.BufferSize, b.BufferSize)
+	noReuse := a.SSL.NoSessionReuse && b.SSL.NoSessionReuse
 	if !a.SSL.Verify && b.SSL.Verify {
 		a.SSL = b.SSL
 	}
+	// A session nginx offers on some requests is one a backend that
+	// cannot resume fails on.
+	a.SSL.NoSessionReuse = noReuse
 	// HTTPVersion and HostHeader stay those of the first location.
 	return a
 }
@@ -785,6 +790,7 @@ func (w *walker) sslSettings(sc *scope, p, serverName string) SSLSettings {
 	}
 	s.Verify = str("_ssl_verify") == "on"
 	s.ServerName = str("_ssl_server_name") == "on"
+	s.NoSessionReuse = str("_ssl_session_reuse") == "off"
 	if v := str("_ssl_verify_depth"); v != "" {
 		s.VerifyDepth, _ = parseInt(v)
 	}
