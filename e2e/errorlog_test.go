@@ -204,10 +204,7 @@ func TestErrorLogExactCounts(t *testing.T) {
 				extra = append(extra, "--nginx.error-log.syslog-socket="+sock)
 			}
 			conf := writeNginxConf(t, dir, data, httpText, `location / { proxy_pass http://{{.app}}; }`)
-			ngx, ok := startNginx(t, env, dir, conf, data["Listen"])
-			if !ok {
-				t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
-			}
+			ngx := mustStartNginx(t, env, dir, conf, data["Listen"])
 			// History: lines written before the exporter starts are
 			// never counted.
 			ngx.requests(t, 4, 502)
@@ -371,10 +368,7 @@ func TestErrorLogForgedFields(t *testing.T) {
 	data := map[string]string{"Dir": dir, "a": a, "b": b, "Listen": fmt.Sprintf("127.0.0.1:%d", env.freePort(t))}
 	conf := writeNginxConf(t, dir, data, "", `location /a { proxy_pass http://{{.a}}; }
 location /b { proxy_pass http://{{.b}}; }`)
-	ngx, ok := startNginx(t, env, dir, conf, data["Listen"])
-	if !ok {
-		t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
-	}
+	ngx := mustStartNginx(t, env, dir, conf, data["Listen"])
 	x := startExporter(t, env, dir, conf)
 	x.waitTailing(t)
 	forged := fmt.Sprintf(`", upstream: "http://%s/`, b)
@@ -439,10 +433,7 @@ func TestErrorLogStaleDNSPeer(t *testing.T) {
 	conf := writeNginxConf(t, dir, data, `upstream app {
 		server stale.test:{{.Port}};
 	}`, `location / { proxy_pass http://app; }`)
-	ngx, ok := startNginx(t, env, dir, conf, data["Listen"])
-	if !ok {
-		t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
-	}
+	ngx := mustStartNginx(t, env, dir, conf, data["Listen"])
 	// The name moves; nginx keeps the address it resolved at start.
 	dns.Close()
 	dns = serveDNS("127.0.0.4")

@@ -119,6 +119,16 @@ func indent(text, prefix string) string {
 	return strings.Join(lines, "\n")
 }
 
+// mustStartNginx is startNginx for a configuration nginx must accept.
+func mustStartNginx(t *testing.T, env *netEnv, dir, conf, listen string) *nginx {
+	t.Helper()
+	ngx, ok := startNginx(t, env, dir, conf, listen)
+	if !ok {
+		t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
+	}
+	return ngx
+}
+
 // startNginx starts nginx on conf and waits until it accepts connections.
 // It returns ok=false when nginx exits instead (a configuration nginx
 // refuses, e.g. an upstream host that does not resolve).
