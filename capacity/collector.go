@@ -2,13 +2,12 @@ package capacity
 
 import (
 	"io"
-	"math"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/collector"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 )
 
@@ -252,8 +251,6 @@ func NewTextWriter(m *Monitor) *TextWriter {
 	return &TextWriter{m: m, labels: map[*discovery.Target]string{}}
 }
 
-var escaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
-
 // snapshot is one target's state, copied under the monitor's lock.
 type snapshot struct {
 	labels string
@@ -271,8 +268,7 @@ func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
 	tw.m.Each(func(t *discovery.Target, st *State) {
 		l, ok := tw.labels[t]
 		if !ok {
-			l = `upstream="` + escaper.Replace(t.Upstream) + `",server="` + escaper.Replace(t.Server) +
-				`",address="` + escaper.Replace(t.Address) + `",protocol="` + escaper.Replace(t.Protocol) + `"`
+			l = collector.TargetLabels(t)
 			tw.labels[t] = l
 		}
 		seen++
@@ -302,7 +298,7 @@ func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
 			{overflowsName, overflowsHelp, ns.ListenOverflows},
 			{dropsName, dropsHelp, ns.ListenDrops},
 		} {
-			b = appendHeader(b, c.name, c.help, prometheus.CounterValue)
+			b = collector.AppendHeader(b, c.name, c.help, prometheus.CounterValue)
 			b = append(b, c.name...)
 			b = append(b, ' ')
 			b = strconv.AppendUint(b, c.v, 10)
@@ -314,7 +310,7 @@ func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
 	}
 	for i := range families {
 		f := &families[i]
-		b = appendHeader(b, f.name, f.help, f.typ)
+		b = collector.AppendHeader(b, f.name, f.help, f.typ)
 		var s *snapshot
 		// One closure per family, not per target and family.
 		yield := func(v float64, l1, l2 string) {
@@ -329,11 +325,11 @@ func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
 				b = append(b, ',')
 				b = append(b, name...)
 				b = append(b, `="`...)
-				b = append(b, escaper.Replace(val)...)
+				b = append(b, collector.EscapeLabelValue(val)...)
 				b = append(b, '"')
 			}
 			b = append(b, "} "...)
-			b = appendFloat(b, v)
+			b = collector.AppendFloat(b, v)
 			b = append(b, '\n')
 		}
 		for j := range snap {
@@ -345,38 +341,6 @@ func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 	return n, flush(true)
-}
-
-func appendHeader(b []byte, name, help string, typ prometheus.ValueType) []byte {
-	b = append(b, "# HELP "...)
-	b = append(b, name...)
-	b = append(b, ' ')
-	b = append(b, help...)
-	b = append(b, "\n# TYPE "...)
-	b = append(b, name...)
-	if typ == prometheus.CounterValue {
-		b = append(b, " counter\n"...)
-	} else {
-		b = append(b, " gauge\n"...)
-	}
-	return b
-}
-
-// appendFloat formats like the Prometheus text encoder.
-func appendFloat(b []byte, f float64) []byte {
-	switch {
-	case f == 1:
-		return append(b, '1')
-	case f == 0:
-		return append(b, '0')
-	case math.IsNaN(f):
-		return append(b, "NaN"...)
-	case math.IsInf(f, 1):
-		return append(b, "+Inf"...)
-	case math.IsInf(f, -1):
-		return append(b, "-Inf"...)
-	}
-	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }
 
 func b2f(b bool) float64 {

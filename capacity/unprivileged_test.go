@@ -3,15 +3,11 @@ package capacity
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
 
@@ -58,24 +55,8 @@ func unprivChild() {
 // be absent rather than 0. The second socket's state is unknown, not
 // "not listening".
 func TestUnprivileged(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to drop to another user")
-	}
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Skip("no user nobody")
-	}
-	uid, _ := strconv.Atoi(nobody.Uid)
-	gid, _ := strconv.Atoi(nobody.Gid)
-
-	pub, err := os.MkdirTemp("", "capu")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(pub) })
-	os.Chmod(pub, 0o755)
-	bin := filepath.Join(pub, "capacity.test")
-	copyExecutable(t, os.Args[0], bin)
+	nobody := testutil.Nobody(t)
+	pub, bin := testutil.PublicCopy(t, os.Args[0], "capacity.test")
 	open := filepath.Join(pub, "open.sock")
 	private := filepath.Join(pub, "private")
 	os.Mkdir(private, 0o700)
@@ -90,7 +71,7 @@ func TestUnprivileged(t *testing.T) {
 
 	cmd := exec.Command(bin, "-test.run=^$")
 	cmd.Env = append(os.Environ(), unprivEnv+"="+open+","+closed)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+	testutil.RunAs(cmd, nobody)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("unprivileged run: %v\n%s", err, out)
@@ -140,23 +121,4 @@ func readSomaxconn(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(b))
-}
-
-func copyExecutable(t *testing.T, from, to string) {
-	t.Helper()
-	in, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
@@ -62,6 +64,20 @@ func NewTextWriter(src Source, opts ...Option) *TextWriter {
 }
 
 var escaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+
+// EscapeLabelValue escapes a label value for the text format: backslash,
+// newline and double quote, as the Prometheus text encoder does.
+func EscapeLabelValue(v string) string { return escaper.Replace(v) }
+
+// TargetLabels is t's escaped label pairs
+// upstream="…",server="…",address="…",protocol="…", the identity every
+// per-target family of this exporter carries.
+func TargetLabels(t *discovery.Target) string {
+	return `upstream="` + escaper.Replace(t.Upstream) +
+		`",server="` + escaper.Replace(t.Server) +
+		`",address="` + escaper.Replace(t.Address) +
+		`",protocol="` + escaper.Replace(t.Protocol) + `"`
+}
 
 // WriteTo writes every per-target family to w.
 func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
@@ -153,10 +169,7 @@ func (tw *TextWriter) refreshLabels(p *page) {
 }
 
 func renderLabels(t *discovery.Target) *renderedLabels {
-	l := &renderedLabels{target: `upstream="` + escaper.Replace(t.Upstream) +
-		`",server="` + escaper.Replace(t.Server) +
-		`",address="` + escaper.Replace(t.Address) +
-		`",protocol="` + escaper.Replace(t.Protocol) + `"`}
+	l := &renderedLabels{target: TargetLabels(t)}
 	for i := range families {
 		f := &families[i]
 		if f.info == nil {
@@ -176,15 +189,22 @@ func renderLabels(t *discovery.Target) *renderedLabels {
 }
 
 func header(b []byte, f *family) []byte {
+	return AppendHeader(b, f.name, f.help, f.typ)
+}
+
+// AppendHeader appends the HELP and TYPE lines of a counter or gauge
+// family.
+func AppendHeader(b []byte, name, help string, typ prometheus.ValueType) []byte {
 	b = append(b, "# HELP "...)
-	b = append(b, f.name...)
+	b = append(b, name...)
 	b = append(b, ' ')
-	b = append(b, f.help...)
+	b = append(b, help...)
 	b = append(b, "\n# TYPE "...)
-	b = append(b, f.name...)
-	b = append(b, ' ')
-	b = append(b, f.typeName()...)
-	return append(b, '\n')
+	b = append(b, name...)
+	if typ == prometheus.CounterValue {
+		return append(b, " counter\n"...)
+	}
+	return append(b, " gauge\n"...)
 }
 
 // sample appends `name{labels[,k="v"]} value`.
@@ -200,12 +220,13 @@ func sample(b []byte, name, labels, k, v string, value float64) []byte {
 		b = append(b, '"')
 	}
 	b = append(b, "} "...)
-	b = appendFloat(b, value)
+	b = AppendFloat(b, value)
 	return append(b, '\n')
 }
 
-// appendFloat formats like the Prometheus text encoder.
-func appendFloat(b []byte, f float64) []byte {
+// AppendFloat appends a sample value formatted as the Prometheus text
+// encoder formats it.
+func AppendFloat(b []byte, f float64) []byte {
 	switch {
 	case f == 1:
 		return append(b, '1')

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,13 +37,7 @@ func capacityScenario(t *testing.T, tcp bool, backlog int, readTimeout string, w
 		skipOrFail(t, "%v", err)
 	}
 	env := &netEnv{}
-	dir, err := os.MkdirTemp(baseDir, "capacity-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := nginxDir(t, "capacity-")
 	www := filepath.Join(dir, "www")
 	if err := os.Mkdir(www, 0o755); err != nil {
 		t.Fatal(err)
@@ -118,22 +113,14 @@ location / {
 	x := startExporter(t, env, dir, conf)
 	labels := map[string]string{"server": server, "protocol": "fastcgi"}
 	value := func(all []series, name string, extra ...string) (float64, bool) {
-	next:
+		want := maps.Clone(labels)
+		for i := 0; i+1 < len(extra); i += 2 {
+			want[extra[i]] = extra[i+1]
+		}
 		for _, s := range all {
-			if s.name != name {
-				continue
+			if s.is(name, want) {
+				return s.value, true
 			}
-			for k, v := range labels {
-				if s.labels[k] != v {
-					continue next
-				}
-			}
-			for i := 0; i+1 < len(extra); i += 2 {
-				if s.labels[extra[i]] != extra[i+1] {
-					continue next
-				}
-			}
-			return s.value, true
 		}
 		return 0, false
 	}

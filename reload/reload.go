@@ -25,6 +25,7 @@ import (
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/collector"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/fswatch"
 )
 
 // Applier receives each successfully loaded target set: the scheduler.
@@ -213,7 +214,7 @@ func (m *Manager) Watch(ctx context.Context) error {
 	}
 	defer w.Close()
 
-	watched := map[string]bool{}
+	watched := fswatch.New(w)
 	relevant := map[string]bool{}
 	globDirs := map[string]bool{}
 	sync := func() {
@@ -233,21 +234,9 @@ func (m *Manager) Watch(ctx context.Context) error {
 			dirs[filepath.Clean(d)] = true
 			globDirs[filepath.Clean(d)] = true
 		}
-		for d := range dirs {
-			if !watched[d] {
-				if err := w.Add(d); err != nil {
-					m.opts.Logger.Warn("cannot watch configuration directory", "dir", d, "err", err)
-					continue
-				}
-				watched[d] = true
-			}
-		}
-		for d := range watched {
-			if !dirs[d] {
-				_ = w.Remove(d)
-				delete(watched, d)
-			}
-		}
+		watched.Set(dirs, func(d string, err error) {
+			m.opts.Logger.Warn("cannot watch configuration directory", "dir", d, "err", err)
+		})
 	}
 	sync()
 
