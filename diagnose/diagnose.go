@@ -12,7 +12,6 @@ package diagnose
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
@@ -136,11 +136,11 @@ func Run(ctx context.Context, opts Options) int {
 		return ExitUsage
 	}
 
-	rep := newReport(opts.Load.NginxConfig, loaded, opts.Timeout)
+	rep := report.New(opts.Load.NginxConfig, loaded, opts.Timeout)
 	rep.Notes = privilegeNotes(loaded.Set.Targets, opts.Geteuid())
 	if !opts.List {
 		statuses, interrupted := probe(ctx, loaded.Set.Targets, &opts)
-		rep.addResults(statuses)
+		rep.AddResults(statuses)
 		if interrupted {
 			// An honest partial report: what was probed has its verdict,
 			// the rest says no_result.
@@ -247,9 +247,4 @@ func privilegeNotes(targets []*discovery.Target, euid int) []string {
 		}
 	}
 	return nil
-}
-
-// unverified reports a permission verdict the exporter could not confirm.
-func unverified(r *prober.Result) bool {
-	return r.Err != nil && errors.Is(r.Err, prober.ErrCannotCheck)
 }
