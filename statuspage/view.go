@@ -1,0 +1,230 @@
+package statuspage
+
+import (
+	"cmp"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
+)
+
+// rowView is one upstream server as the page shows it. Strings are
+// computed here, not in the template, so the template stays a layout and
+// the words are tested once.
+type rowView struct {
+	T *report.Target
+	// State is the row's class and Word what it says: colour is never
+	// the only carrier of meaning, the word and the symbol say it too.
+	State, Symbol, Word string
+	// Why is the reason in words; Hint the first thing to try, without
+	// the runbook reference, which RunbookURL links.
+	Why, Hint  string
+	RunbookURL string
+	Latency    string
+	Timeouts   string
+	// LastProbe is relative ("4s ago"), LastProbeISO its timestamp.
+	LastProbe, LastProbeISO string
+	DetailURL               string
+	rank                    int
+	order                   int
+}
+
+type groupView struct {
+	Upstream string
+	URL      string
+	Rows     []rowView
+	Failing  int
+	rank     int
+	order    int
+}
+
+// Ranks order rows and groups: what needs attention first.
+const (
+	rankFailingPrimary = iota
+	rankFailingBackup
+	rankInconclusive
+	rankPending
+	rankOK
+	rankDown
+)
+
+func newRow(t *report.Target, order int, now time.Time, docs string) rowView {
+	r := rowView{T: t, order: order, DetailURL: detailURL(t)}
+	switch t.Verdict {
+	case report.VerdictFailed:
+		r.State, r.Symbol, r.Word = "failing", "✖", "FAILING"
+		r.rank = rankFailingPrimary
+		if t.Backup {
+			r.rank = rankFailingBackup
+		}
+		r.Why = reasonWords(t.Reason)
+		if t.Unverified {
+			r.Why += " (unverified: the exporter could not check as nginx's worker user)"
+		}
+	case report.VerdictInconclusive:
+		r.State, r.Symbol, r.Word = "inconclusive", "?", "NO VERDICT"
+		r.rank = rankInconclusive
+		r.Why = "no verdict: " + reasonWords(t.Reason)
+	case report.VerdictPending:
+		r.State, r.Symbol, r.Word = "pending", "…", "PENDING"
+		r.rank = rankPending
+		r.Why = "not probed yet"
+	case report.VerdictOK:
+		r.State, r.Symbol, r.Word = "ok", "✔", "OK"
+		r.rank = rankOK
+		r.Why = "answers as nginx needs"
+		if t.HTTPStatus != 0 {
+			r.Why += " (HTTP " + strconv.Itoa(t.HTTPStatus) + ")"
+		}
+	default: // down
+		r.State, r.Symbol, r.Word = "down", "–", "DOWN"
+		r.rank = rankDown
+		r.Why = "marked down in nginx's configuration: nginx sends it nothing, not probed"
+	}
+	r.Hint = strings.TrimSuffix(t.Hint, "; see "+t.Runbook)
+	if t.Runbook != "" {
+		r.RunbookURL = docs + t.Runbook
+	}
+	if t.Verdict != report.VerdictDown {
+		r.Timeouts = "connect " + seconds(t.Settings.ConnectTimeoutSeconds) + " · send " + seconds(t.Settings.SendTimeoutSeconds) + " · read " + seconds(t.Settings.ReadTimeoutSeconds)
+	}
+	if t.LastProbe != nil {
+		r.Latency = seconds(t.DurationSeconds)
+		r.LastProbe = ago(now.Sub(*t.LastProbe))
+		r.LastProbeISO = t.LastProbe.UTC().Format(time.RFC3339)
+	}
+	return r
+}
+
+// reasonWords turns a reason label into words: connection_refused →
+// "connection refused".
+func reasonWords(reason string) string {
+	return strings.ReplaceAll(reason, "_", " ")
+}
+
+// detailURL links the target's own view by its full label set.
+func detailURL(t *report.Target) string {
+	v := url.Values{}
+	v.Set("upstream", t.Upstream)
+	v.Set("server", t.Server)
+	v.Set("address", t.Address)
+	v.Set("protocol", t.Protocol)
+	return PathTarget + "?" + v.Encode()
+}
+
+// seconds renders a duration in seconds the way people read latency.
+func seconds(s float64) string {
+	switch {
+	case s == 0:
+		return "0"
+	case s < 0.001:
+		return fmt.Sprintf("%.0f µs", s*1e6)
+	case s < 1:
+		return fmt.Sprintf("%.1f ms", s*1e3)
+	case s < 100:
+		return strconv.FormatFloat(s, 'f', -1, 64) + " s"
+	}
+	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
+}
+
+func ago(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "just now"
+	case d < time.Minute:
+		return strconv.Itoa(int(d/time.Second)) + " s ago"
+	case d < time.Hour:
+		return strconv.Itoa(int(d/time.Minute)) + " min ago"
+	}
+	return d.Round(time.Minute).String() + " ago"
+}
+
+// group orders rows for someone looking for the problem: upstreams with
+// a failing primary first, then failing backups, no verdicts, pending and
+// healthy ones, each group in configuration order; within an upstream,
+// failing servers first.
+func group(targets []report.Target, now time.Time, docs, refresh string) []groupView {
+	var groups []groupView
+	index := map[string]int{}
+	for i := range targets {
+		t := &targets[i]
+		g, ok := index[t.Upstream]
+		if !ok {
+			g = len(groups)
+			index[t.Upstream] = g
+			v := url.Values{"upstream": {t.Upstream}}
+			if refresh != "" {
+				v.Set("refresh", refresh)
+			}
+			groups = append(groups, groupView{Upstream: t.Upstream, URL: PathPage + "?" + v.Encode(), rank: rankDown + 1, order: g})
+		}
+		r := newRow(t, i, now, docs)
+		gv := &groups[g]
+		gv.Rows = append(gv.Rows, r)
+		gv.rank = min(gv.rank, r.rank)
+		if t.Verdict == report.VerdictFailed {
+			gv.Failing++
+		}
+	}
+	slices.SortStableFunc(groups, func(a, b groupView) int {
+		return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.order, b.order))
+	})
+	for i := range groups {
+		slices.SortStableFunc(groups[i].Rows, func(a, b rowView) int {
+			return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.order, b.order))
+		})
+	}
+	return groups
+}
+
+// phaseRow is one phase of the last probe in the detail view, beside the
+// nginx timeout that bounds it.
+type phaseRow struct {
+	Name, Took, Timeout string
+}
+
+func phases(t *report.Target) []phaseRow {
+	out := make([]phaseRow, 0, len(prober.PhaseNames))
+	for _, name := range prober.PhaseNames {
+		var timeout string
+		switch name {
+		case "connect":
+			timeout = "proxy/fastcgi/…_connect_timeout " + seconds(t.Settings.ConnectTimeoutSeconds)
+		case "tls":
+			timeout = "within the connect timeout"
+		case "processing":
+			timeout = "…_read_timeout " + seconds(t.Settings.ReadTimeoutSeconds) + " (after …_send_timeout " + seconds(t.Settings.SendTimeoutSeconds) + ")"
+		case "transfer":
+			timeout = "…_read_timeout " + seconds(t.Settings.ReadTimeoutSeconds) + " between reads"
+		case "resolve":
+			timeout = "resolver_timeout (runtime names only)"
+		}
+		took := "–"
+		if s, ok := t.PhasesSeconds[name]; ok {
+			took = seconds(s)
+		}
+		out = append(out, phaseRow{Name: name, Took: took, Timeout: timeout})
+	}
+	return out
+}
+
+// reasonCount is one failure reason and how often a target failed with it.
+type reasonCount struct {
+	Reason string
+	Count  uint64
+}
+
+func reasonCounts(failures [len(prober.Reasons)]uint64) []reasonCount {
+	var out []reasonCount
+	for i, n := range failures {
+		if n > 0 {
+			out = append(out, reasonCount{Reason: string(prober.Reasons[i]), Count: n})
+		}
+	}
+	return out
+}
