@@ -131,7 +131,7 @@ func Run(ctx context.Context, opts Options) int {
 	if err != nil {
 		fmt.Fprintf(opts.Stderr, "diagnose: cannot load nginx configuration: %v\n", err)
 		if opts.Output == OutputJSON {
-			writeJSON(opts.Stdout, &Report{Config: opts.Load.NginxConfig, Error: err.Error()})
+			writeJSON(opts.Stdout, &Report{Config: opts.Load.NginxConfig, Error: err.Error(), Targets: []Target{}})
 		}
 		return ExitUsage
 	}
