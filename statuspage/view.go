@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
 )
 
@@ -190,17 +191,23 @@ type phaseRow struct {
 
 func phases(t *report.Target) []phaseRow {
 	out := make([]phaseRow, 0, len(prober.PhaseNames))
+	// The directives that set the bounds, named as in the target's own
+	// configuration: proxy_read_timeout, fastcgi_read_timeout, …
+	prefix := "proxy"
+	if kind, ok := protocol.ParseLabel(t.Protocol); ok && kind.Protocol.Spec().Prefix != "" {
+		prefix = kind.Protocol.Spec().Prefix
+	}
 	for _, name := range prober.PhaseNames {
 		var timeout string
 		switch name {
 		case "connect":
-			timeout = "proxy/fastcgi/…_connect_timeout " + seconds(t.Settings.ConnectTimeoutSeconds)
+			timeout = prefix + "_connect_timeout " + seconds(t.Settings.ConnectTimeoutSeconds)
 		case "tls":
-			timeout = "within the connect timeout"
+			timeout = "within " + prefix + "_connect_timeout"
 		case "processing":
-			timeout = "…_read_timeout " + seconds(t.Settings.ReadTimeoutSeconds) + " (after …_send_timeout " + seconds(t.Settings.SendTimeoutSeconds) + ")"
+			timeout = prefix + "_read_timeout " + seconds(t.Settings.ReadTimeoutSeconds) + " (after " + prefix + "_send_timeout " + seconds(t.Settings.SendTimeoutSeconds) + " for the request)"
 		case "transfer":
-			timeout = "…_read_timeout " + seconds(t.Settings.ReadTimeoutSeconds) + " between reads"
+			timeout = prefix + "_read_timeout " + seconds(t.Settings.ReadTimeoutSeconds) + " between reads"
 		case "resolve":
 			timeout = "resolver_timeout (runtime names only)"
 		}
