@@ -3,6 +3,7 @@ package statuspage
 import (
 	"cmp"
 	"fmt"
+	"html/template"
 	"net/url"
 	"slices"
 	"strconv"
@@ -19,20 +20,27 @@ import (
 // the words are tested once.
 type rowView struct {
 	T *report.Target
-	// State is the row's class and Word what it says: colour is never
-	// the only carrier of meaning, the word and the symbol say it too.
-	State, Symbol, Word string
+	// Flat copies of what every row shows: a row of the page costs one
+	// field lookup per value, which is what keeps 10,000 rows within the
+	// render budget. Address is empty when it is the server itself.
+	Server, Address, Protocol, NginxMessage, Detail string
+	Backup, Down                                    bool
+	Facts                                           []report.Fact
+	// State is the row's class and Word what it says, with Symbol:
+	// colour is never the only carrier of meaning. Verdict is both.
+	State, Symbol, Word, Verdict string
 	// Why is the reason in words; Hint the first thing to try, without
 	// the runbook reference, which RunbookURL links.
 	Why, Hint  string
-	RunbookURL string
+	RunbookURL template.URL
 	Latency    string
 	Timeouts   string
 	// LastProbe is relative ("4s ago"), LastProbeISO its timestamp.
 	LastProbe, LastProbeISO string
-	DetailURL               string
-	rank                    int
-	order                   int
+	// DetailURL is built from query-escaped labels under a constant path.
+	DetailURL template.URL
+	rank      int
+	order     int
 }
 
 type groupView struct {
@@ -55,7 +63,14 @@ const (
 )
 
 func newRow(t *report.Target, order int, now time.Time, docs string) rowView {
-	r := rowView{T: t, order: order, DetailURL: detailURL(t)}
+	r := rowView{
+		T: t, order: order, DetailURL: detailURL(t),
+		Server: t.Server, Protocol: t.Protocol, NginxMessage: t.NginxMessage, Detail: t.Detail,
+		Backup: t.Backup, Down: t.Down, Facts: t.Facts,
+	}
+	if t.Address != t.Server {
+		r.Address = t.Address
+	}
 	switch t.Verdict {
 	case report.VerdictFailed:
 		r.State, r.Symbol, r.Word = "failing", "✖", "FAILING"
@@ -87,13 +102,16 @@ func newRow(t *report.Target, order int, now time.Time, docs string) rowView {
 		r.rank = rankDown
 		r.Why = "marked down in nginx's configuration: nginx sends it nothing, not probed"
 	}
+	r.Verdict = r.Symbol + " " + r.Word
 	r.Hint = strings.TrimSuffix(t.Hint, "; see "+t.Runbook)
 	if t.Runbook != "" {
-		r.RunbookURL = docs + t.Runbook
+		// The runbook path is the reason's section: a closed vocabulary.
+		r.RunbookURL = template.URL(docs + t.Runbook)
 	}
 	if t.Verdict != report.VerdictDown {
 		r.Timeouts = "connect " + seconds(t.Settings.ConnectTimeoutSeconds) + " · send " + seconds(t.Settings.SendTimeoutSeconds) + " · read " + seconds(t.Settings.ReadTimeoutSeconds)
 	}
+	r.Latency = "–"
 	if t.LastProbe != nil {
 		r.Latency = seconds(t.DurationSeconds)
 		r.LastProbe = ago(now.Sub(*t.LastProbe))
@@ -108,14 +126,11 @@ func reasonWords(reason string) string {
 	return strings.ReplaceAll(reason, "_", " ")
 }
 
-// detailURL links the target's own view by its full label set.
-func detailURL(t *report.Target) string {
-	v := url.Values{}
-	v.Set("upstream", t.Upstream)
-	v.Set("server", t.Server)
-	v.Set("address", t.Address)
-	v.Set("protocol", t.Protocol)
-	return PathTarget + "?" + v.Encode()
+// detailURL links the target's own view by its full label set. Every
+// label is query-escaped, so the URL is safe in an attribute as it is.
+func detailURL(t *report.Target) template.URL {
+	return template.URL(PathTarget + "?upstream=" + url.QueryEscape(t.Upstream) + "&server=" + url.QueryEscape(t.Server) +
+		"&address=" + url.QueryEscape(t.Address) + "&protocol=" + url.QueryEscape(t.Protocol))
 }
 
 // seconds renders a duration in seconds the way people read latency.
