@@ -2,7 +2,7 @@
 # Installs the Debian packages the test suites start for real: nginx and
 # php-fpm for the end-to-end scenarios, Prometheus (and promtool) for the
 # mixin, iptables/iproute2 for the network
-# namespace faults, chromium for the status page's real-browser test. It installs only what is missing, so a developer's
+# namespace faults. It installs only what is missing, so a developer's
 # machine that already has everything is left alone.
 set -euo pipefail
 
@@ -20,7 +20,7 @@ probe_of() {
     util-linux) echo /usr/bin/unshare ;;
     procps) echo /usr/bin/pgrep ;;
     ca-certificates) echo /etc/ssl/certs/ca-certificates.crt ;;
-    chromium) echo /usr/bin/chromium ;;
+    chromium) echo /usr/bin/chromium ;; # the status page's real-browser test (e2e)
   esac
 }
 
