@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
@@ -44,6 +45,16 @@ func many(n int) statuses {
 	return out
 }
 
+// loadedOf is the load the targets of src came from, as the serving
+// exporter always has one.
+func loadedOf(src statuses) *discovery.Loaded {
+	set := &discovery.Set{}
+	for i := range src {
+		set.Targets = append(set.Targets, src[i].Target)
+	}
+	return &discovery.Loaded{Nginx: &nginxconf.Config{}, Set: set}
+}
+
 // countingWriter discards the body and counts the writes that reach the
 // connection, to show that a large page is sent while it renders.
 type countingWriter struct {
@@ -61,7 +72,8 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 }
 
 func benchmarkRender(b *testing.B, url string) {
-	h := newHandlers(many(10000), nil, nil)
+	src := many(10000)
+	h := newHandlers(src, loadedOf(src), nil)
 	req := httptest.NewRequest(http.MethodGet, url, nil)
 	b.ReportAllocs()
 	var w *countingWriter
@@ -84,7 +96,8 @@ func BenchmarkAPI10k(b *testing.B) { benchmarkRender(b, "/api/v1/targets") }
 // TestLargeAnswersStream: 10,000 targets reach the client in many writes,
 // not one buffered document.
 func TestLargeAnswersStream(t *testing.T) {
-	h := newHandlers(many(10000), nil, nil)
+	src := many(10000)
+	h := newHandlers(src, loadedOf(src), nil)
 	for _, url := range []string{"/", "/api/v1/targets"} {
 		w := &countingWriter{header: http.Header{}}
 		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, url, nil))

@@ -155,7 +155,37 @@ func (h *Handlers) page(w http.ResponseWriter, r *http.Request) {
 			v.Upstreams = append(v.Upstreams, g.Upstream)
 		}
 	}
-	h.render(w, r, "page.html", &v)
+	setPageHeaders(w)
+	if r.Method == http.MethodHead {
+		return
+	}
+	// The page streams: its top, then each group's header and rows as
+	// they are written, then its bottom.
+	bw := bufio.NewWriterSize(w, 32<<10)
+	if err := h.writePage(bw, &v); err != nil {
+		h.opts.Logger.Error("rendering the status page failed", "err", err)
+		return
+	}
+	if err := bw.Flush(); err != nil {
+		h.opts.Logger.Debug("client went away during the status page", "err", err)
+	}
+}
+
+func (h *Handlers) writePage(bw *bufio.Writer, v *pageView) error {
+	if err := templates.ExecuteTemplate(bw, "page-top", v); err != nil {
+		return err
+	}
+	for i := range v.Groups {
+		g := &v.Groups[i]
+		if err := templates.ExecuteTemplate(bw, "page-group", g); err != nil {
+			return err
+		}
+		if err := writeRows(bw, g.Rows); err != nil {
+			return err
+		}
+		bw.WriteString("</tbody>\n")
+	}
+	return templates.ExecuteTemplate(bw, "page-bottom", v)
 }
 
 // target serves the view of one configured target, or of every

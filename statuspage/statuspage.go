@@ -228,6 +228,11 @@ func (h *Handlers) take(f *filter, withCounters bool) *snapshot {
 	}
 	capSeconds := h.opts.ProbeTimeout.Seconds()
 	upstreams := map[string]struct{}{}
+	if l := s.cfg.Loaded; l != nil && f.Key == nil && f.State == StateAll && f.Upstream == "" {
+		// Growing a slice of 10,000 targets by appending copies them
+		// about twice over; the last load says how many there are.
+		s.targets = make([]report.Target, 0, len(l.Set.Targets))
+	}
 	h.opts.Source.Each(func(st *scheduler.Status) {
 		t := report.FromStatus(st, capSeconds, report.VerdictPending)
 		s.summary.Targets++
