@@ -106,7 +106,7 @@ func TestHostileValuesAreEscaped(t *testing.T) {
 		o.TargetFacts = []TargetFacts{facts}
 	})
 	detail := "/target?" + url.Values{"upstream": {evilUpstream}, "server": {evilServer}}.Encode()
-	for _, u := range []string{"/", "/?upstream=" + url.QueryEscape(evilUpstream), "/?upstream=" + url.QueryEscape(`"><script>`) + "&refresh=off", detail} {
+	for _, u := range []string{"/", "/?upstream=" + url.QueryEscape(evilUpstream), "/?q=" + url.QueryEscape(`"><script>`) + "&refresh=off", detail} {
 		code, page, _ := get(t, h, u)
 		if code != http.StatusOK {
 			t.Fatalf("%s: %d", u, code)

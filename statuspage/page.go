@@ -55,6 +55,7 @@ type pageView struct {
 	LoadedAgo string
 	Facts     []report.Fact
 	Upstream  string
+	Search    string
 	State     string
 	States    []string
 	// RefreshParam keeps refresh=off across the filter form.
@@ -136,6 +137,7 @@ func (h *Handlers) page(w http.ResponseWriter, r *http.Request) {
 		Exporter: h.exporterState(s),
 		Facts:    h.facts(),
 		Upstream: f.Upstream,
+		Search:   f.Search,
 		State:    f.State,
 		States:   filterStates[1:],
 		Shown:    len(s.targets),
@@ -150,7 +152,7 @@ func (h *Handlers) page(w http.ResponseWriter, r *http.Request) {
 		v.Unused = l.Nginx.UnusedUpstreams
 	}
 	v.Groups = group(s.targets, s.at, h.opts.DocsURL, v.RefreshParam)
-	if len(v.Groups) <= maxSuggestions && f.Upstream == "" {
+	if len(v.Groups) <= maxSuggestions && f.Upstream == "" && f.Search == "" {
 		for _, g := range v.Groups {
 			v.Upstreams = append(v.Upstreams, g.Upstream)
 		}

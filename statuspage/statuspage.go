@@ -154,8 +154,10 @@ type snapshot struct {
 
 // filter selects targets; the zero value selects all.
 type filter struct {
-	// Upstream keeps targets whose upstream name contains it.
+	// Upstream keeps the targets of this upstream (exact name); Search
+	// those whose upstream or server contains it.
 	Upstream string
+	Search   string
 	// State is one of the states below, or empty.
 	State string
 	// Key, when set, selects targets with exactly these labels (empty
@@ -179,7 +181,7 @@ var filterStates = []string{StateAll, StateProblems, StateFailing, StateInconclu
 
 func parseFilter(r *http.Request) (filter, bool) {
 	q := r.URL.Query()
-	f := filter{Upstream: q.Get("upstream"), State: q.Get("state")}
+	f := filter{Upstream: q.Get("upstream"), Search: q.Get("q"), State: q.Get("state")}
 	if f.State == "all" {
 		f.State = StateAll
 	}
@@ -194,7 +196,10 @@ func (f *filter) match(t *report.Target) bool {
 			return false
 		}
 	}
-	if f.Upstream != "" && !strings.Contains(t.Upstream, f.Upstream) {
+	if f.Upstream != "" && f.Upstream != t.Upstream {
+		return false
+	}
+	if f.Search != "" && !strings.Contains(t.Upstream, f.Search) && !strings.Contains(t.Server, f.Search) {
 		return false
 	}
 	switch f.State {
@@ -228,7 +233,7 @@ func (h *Handlers) take(f *filter, withCounters bool) *snapshot {
 	}
 	capSeconds := h.opts.ProbeTimeout.Seconds()
 	upstreams := map[string]struct{}{}
-	if l := s.cfg.Loaded; l != nil && f.Key == nil && f.State == StateAll && f.Upstream == "" {
+	if l := s.cfg.Loaded; l != nil && f.Key == nil && f.State == StateAll && f.Upstream == "" && f.Search == "" {
 		// Growing a slice of 10,000 targets by appending copies them
 		// about twice over; the last load says how many there are.
 		s.targets = make([]report.Target, 0, len(l.Set.Targets))

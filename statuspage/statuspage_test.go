@@ -233,7 +233,10 @@ func TestFilters(t *testing.T) {
 		want  []string
 	}{
 		{"state=failing", []string{"failing 127.0.0.1:8001", "failing 127.0.0.1:9002", "failing unix:/run/php/fixture-fpm.sock"}},
-		{"state=problems&upstream=spa", []string{"inconclusive 127.0.0.1:7001", "pending 127.0.0.1:7002"}},
+		{"state=problems&q=spa", []string{"inconclusive 127.0.0.1:7001", "pending 127.0.0.1:7002"}},
+		{"q=:900", []string{"failing 127.0.0.1:9002", "ok 127.0.0.1:9001"}},
+		{"upstream=sho", nil},
+		{"upstream=shop&state=problems", []string{"failing 127.0.0.1:8001"}},
 		{"state=down", []string{"down 127.0.0.1:8003"}},
 		{"state=backup", []string{"pending 127.0.0.1:7002", "ok 127.0.0.1:8002"}},
 		{"upstream=api&state=ok", []string{"ok 127.0.0.1:9001"}},
