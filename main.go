@@ -212,13 +212,17 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 		_ = srv.Shutdown(shutdownCtx)
 	}
 	if err := exp.firstLoad(ctx); err != nil {
+		// The listener goroutine may still be logging; it ends once the
+		// server is shut down, and must not outlive run.
 		if ctx.Err() != nil {
 			logger.Info("shutting down before the first configuration load finished")
 			shutdown()
+			<-srvErr
 			return 0
 		}
 		logger.Error("cannot start", "err", err)
 		shutdown()
+		<-srvErr
 		return 1
 	}
 
