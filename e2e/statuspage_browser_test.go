@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"image/png"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -223,7 +224,7 @@ http {
 	for _, a := range find(doc, func(n *html.Node) bool { return n.Data == "a" }) {
 		nav = append(nav, attr(a, "href"))
 	}
-	for _, w := range []string{"/metrics", "/probe", "/api/v1/targets"} {
+	for _, w := range []string{"/metrics", "/api/v1/targets", "https://github.com/nginx-upstream-exporter/nginx_upstream_exporter/blob/main/docs/"} {
 		if !containsPrefix(nav, w) {
 			t.Errorf("no link to %s: %q", w, nav)
 		}
@@ -242,7 +243,19 @@ http {
 	detail := base + failing.links[0]
 	dom, stderr = chromium(t, bin, detail, "--dump-dom")
 	assertNoConsoleMessages(t, failing.links[0], stderr)
-	txt := textOf(parseDOM(t, dom))
+	ddoc := parseDOM(t, dom)
+	txt := textOf(ddoc)
+	var probeNow []string
+	for _, a := range find(ddoc, func(n *html.Node) bool { return n.Data == "a" && attr(n, "class") == "probe-now" }) {
+		probeNow = append(probeNow, attr(a, "href"))
+	}
+	if len(probeNow) != 1 || !probesTarget(probeNow[0], dead, "shop") {
+		t.Errorf("detail view: probe-now link %q", probeNow)
+	} else if resp, err := http.Get(base + probeNow[0]); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("the detail view's /probe link does not work: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
 	for _, w := range []string{"upstream shop, server " + dead, "Phases of the last probe", "proxy_connect_timeout", "nginx's effective settings"} {
 		if !strings.Contains(txt, w) {
 			t.Errorf("detail view lacks %q:\n%s", w, txt)
@@ -269,6 +282,12 @@ http {
 		}
 		t.Logf("%s screenshot: %s", size.name, file)
 	}
+}
+
+// probesTarget: link is /probe of that server in that upstream.
+func probesTarget(link, server, upstream string) bool {
+	u, err := url.Parse(link)
+	return err == nil && u.Path == "/probe" && u.Query().Get("target") == server && u.Query().Get("upstream") == upstream
 }
 
 func containsPrefix(list []string, prefix string) bool {
