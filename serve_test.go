@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/server"
 )
 
 // syncBuffer collects log output written from several goroutines.
@@ -47,35 +48,57 @@ func debugLogger(w io.Writer) *promslog.Config {
 	return &promslog.Config{Level: lvl, Writer: w}
 }
 
-// startServer builds the exporter exactly as `serve` does and serves it
-// through exporter-toolkit's web.Serve on a random loopback port.
-func startServer(t *testing.T, conf, webConfig string, pf probeFlags, logs io.Writer) (addr string, exp *service) {
+// serveOptions tune serveExporter; zero values take the defaults noted.
+type serveOptions struct {
+	webConfig    string
+	pf           probeFlags
+	logs         io.Writer     // nil: discarded
+	interval     time.Duration // 100ms
+	probeTimeout time.Duration // 2s
+	concurrency  int           // 8
+	limits       server.Limits // none
+}
+
+// serveExporter builds the exporter exactly as `serve` does, loads the
+// configuration and serves it through server.Serve (exporter-toolkit's
+// web.Serve) on a random loopback port until the test ends.
+func serveExporter(t *testing.T, conf string, o serveOptions) (addr string, exp *service) {
 	t.Helper()
-	logger := promslog.New(debugLogger(logs))
-	c := &commonFlags{nginxConfig: conf, probeTimeout: 2 * time.Second, probeConcurrency: 8}
-	if pf.maxRequests == 0 {
-		pf.maxRequests = 4
+	if o.logs == nil {
+		o.logs = io.Discard
 	}
+	if o.interval == 0 {
+		o.interval = 100 * time.Millisecond
+	}
+	if o.probeTimeout == 0 {
+		o.probeTimeout = 2 * time.Second
+	}
+	if o.concurrency == 0 {
+		o.concurrency = 8
+	}
+	if o.pf.maxRequests == 0 {
+		o.pf.maxRequests = 4
+	}
+	logger := promslog.New(debugLogger(o.logs))
+	c := &commonFlags{nginxConfig: conf, probeTimeout: o.probeTimeout, probeConcurrency: o.concurrency}
 	ctx, cancel := context.WithCancel(context.Background())
-	exp, err := newExporter(ctx, logger, c, "/metrics", 100*time.Millisecond, &pf, 4)
+	exp, err := newExporter(ctx, logger, c, "/metrics", o.interval, &o.pf, 4)
+	if err == nil {
+		err = exp.firstLoad(ctx)
+	}
+	var ln net.Listener
+	if err == nil {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	if err := exp.firstLoad(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: exp.handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := server.NewHTTPServer(exp.handler, o.limits, logger)
 	systemd := false
-	flags := &web.FlagConfig{WebListenAddresses: &[]string{}, WebSystemdSocket: &systemd, WebConfigFile: &webConfig}
+	flags := &web.FlagConfig{WebListenAddresses: &[]string{}, WebSystemdSocket: &systemd, WebConfigFile: &o.webConfig}
 	served := make(chan error, 1)
-	go func() { served <- web.Serve(ln, srv, flags, logger) }()
+	go func() { served <- server.Serve(ln, srv, flags, o.limits.MaxConnections, logger) }()
 	schedDone := make(chan struct{})
 	go func() {
 		defer close(schedDone)
@@ -87,11 +110,17 @@ func startServer(t *testing.T, conf, webConfig string, pf probeFlags, logs io.Wr
 		defer scancel()
 		_ = srv.Shutdown(sctx)
 		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("web.Serve: %v", err)
+			t.Errorf("serve: %v", err)
 		}
 		<-schedDone
 	})
 	return ln.Addr().String(), exp
+}
+
+// startServer serves the exporter of conf with the usual test settings.
+func startServer(t *testing.T, conf, webConfig string, pf probeFlags, logs io.Writer) (addr string, exp *service) {
+	t.Helper()
+	return serveExporter(t, conf, serveOptions{webConfig: webConfig, pf: pf, logs: logs})
 }
 
 func bcryptHash(t *testing.T, password string) string {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/promslog"
-	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/server"
 
@@ -38,44 +35,8 @@ func limitedServer(t *testing.T, n int, interval time.Duration, lim server.Limit
 	b.WriteString("}\nserver { listen 127.0.0.1:8080; location / { proxy_pass http://many; } }\n")
 	conf := testutil.WriteNginxConf(t, b.String())
 
-	logger := promslog.New(debugLogger(io.Discard))
-	c := &commonFlags{nginxConfig: conf, probeTimeout: time.Second, probeConcurrency: 64}
-	ctx, cancel := context.WithCancel(context.Background())
-	exp, err := newExporter(ctx, logger, c, "/metrics", interval, &probeFlags{maxRequests: 4}, 4)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := exp.firstLoad(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	srv := server.NewHTTPServer(exp.handler, lim, logger)
-	systemd, webConfig := false, ""
-	flags := &web.FlagConfig{WebListenAddresses: &[]string{}, WebSystemdSocket: &systemd, WebConfigFile: &webConfig}
-	served := make(chan error, 1)
-	go func() { served <- server.Serve(ln, srv, flags, lim.MaxConnections, logger) }()
-	schedDone := make(chan struct{})
-	go func() {
-		defer close(schedDone)
-		exp.sched.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = srv.Shutdown(sctx)
-		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-		<-schedDone
-	})
-	return ln.Addr().String()
+	addr, _ := serveExporter(t, conf, serveOptions{interval: interval, probeTimeout: time.Second, concurrency: 64, limits: lim})
+	return addr
 }
 
 // stallingConn sends GET path and never reads. Its receive buffer is
@@ -133,8 +94,9 @@ func settle(t *testing.T, what string, baseG, baseFD, slack int) {
 // of 5,000 targets and never read must not keep anyone else from
 // scraping, and are disconnected after the write timeout.
 func TestStalledScraperHoldsNoOne(t *testing.T) {
-	// Long enough for a 10 MB page under -race on a loaded machine.
-	const writeTimeout = 6 * time.Second
+	// Long enough for a few scrapes of a 10 MB page under -race on a
+	// loaded 2-core machine (one took 2.3 s there).
+	const writeTimeout = 20 * time.Second
 	// Probed every 3 s so that every target has a verdict: a page of
 	// about 10 MB, more than loopback's socket buffers (tcp_wmem's 4 MB
 	// maximum) can absorb.
@@ -171,11 +133,20 @@ func TestStalledScraperHoldsNoOne(t *testing.T) {
 
 	// Two stalled scrapers: fewer than --web.max-requests (4), as a
 	// stalled scraper may hold its own slot until the write timeout.
-	started := time.Now()
 	stalled := []net.Conn{stallingConn(t, addr, "/metrics"), stallingConn(t, addr, "/metrics")}
+	// Wait for the first byte of each response: the server is then
+	// writing, and its write deadline (set when it read the request) has
+	// begun. On a loaded machine a request may be read late.
+	for i, c := range stalled {
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			t.Fatalf("stalled conn %d: no response began: %v", i, err)
+		}
+	}
+	started := time.Now()
 	time.Sleep(300 * time.Millisecond) // let their writes fill the buffers and block
 
-	for i := range 5 {
+	for i := range 3 {
 		code, n, took := scrape()
 		if code != http.StatusOK || n < pageSize*9/10 {
 			t.Fatalf("scrape %d while stalled: status %d, %d bytes (page %d)", i, code, n, pageSize)

@@ -265,9 +265,10 @@ nginx_upstream_exporter_probes_in_flight 3
 # HELP nginx_upstream_exporter_probe_queue_length Probes that are due but wait for a free concurrency slot.
 # TYPE nginx_upstream_exporter_probe_queue_length gauge
 nginx_upstream_exporter_probe_queue_length 2
-# HELP nginx_upstream_exporter_probes_inconclusive_total Probes that gave no verdict about the server, by cause: probe_timeout (--probe.timeout ended them before nginx's timeout) or exporter_resources (the exporter's own file descriptors, ports or memory ran out; never blamed on the server).
+# HELP nginx_upstream_exporter_probes_inconclusive_total Probes that gave no verdict about the server, by cause: probe_timeout (--probe.timeout ended them before nginx's timeout), exporter_resources (the exporter's own file descriptors, ports or memory ran out; never blamed on the server) or no_answer (a UDP server neither answered nor drew an ICMP error).
 # TYPE nginx_upstream_exporter_probes_inconclusive_total counter
 nginx_upstream_exporter_probes_inconclusive_total{cause="exporter_resources"} 0
+nginx_upstream_exporter_probes_inconclusive_total{cause="no_answer"} 0
 nginx_upstream_exporter_probes_inconclusive_total{cause="probe_timeout"} 2
 # HELP nginx_upstream_exporter_probe_runs_skipped_total Scheduled probe runs skipped because the target's previous probe was still running: probes of one target never overlap.
 # TYPE nginx_upstream_exporter_probe_runs_skipped_total counter

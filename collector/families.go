@@ -81,7 +81,7 @@ const (
 	helpExpiry   = "Expiry (notAfter) of the target's TLS leaf certificate as Unix time, whether or not nginx verifies it."
 	helpInfo     = "Upstream server parameters from the nginx configuration; always 1. Lists servers marked down, which are not probed."
 	// helpInconclusive: the verdict series are absent meanwhile.
-	helpInconclusive = "1 while the last probe gave no verdict about this server, labelled with the cause: probe_timeout (the exporter's --probe.timeout ended it before nginx's own timeout would have) or exporter_resources (the exporter ran out of file descriptors, ports or memory). success, failure_reason, duration and phases are absent meanwhile."
+	helpInconclusive = "1 while the last probe gave no verdict about this server, labelled with the cause: probe_timeout (the exporter's --probe.timeout ended it before nginx's own timeout would have), exporter_resources (the exporter ran out of file descriptors, ports or memory) or no_answer (a UDP server neither answered nor drew an ICMP error). success, failure_reason, duration and phases are absent meanwhile."
 )
 
 // families is the per-target contract, in the order TextWriter writes it.

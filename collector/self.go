@@ -24,7 +24,7 @@ var (
 	lagDesc = prometheus.NewDesc(prometheus.BuildFQName(selfNamespace, "", "schedule_lag_seconds"),
 		"How late probes start compared with their scheduled time. Growing lag means --probe.concurrency is too low for the targets and their timeouts; lag of about a probe's duration minus the interval means probes outlast --probe.interval and runs are skipped.", nil, nil)
 	inconclusiveDesc = prometheus.NewDesc(prometheus.BuildFQName(selfNamespace, "", "probes_inconclusive_total"),
-		"Probes that gave no verdict about the server, by cause: probe_timeout (--probe.timeout ended them before nginx's timeout) or exporter_resources (the exporter's own file descriptors, ports or memory ran out; never blamed on the server).", []string{"cause"}, nil)
+		"Probes that gave no verdict about the server, by cause: probe_timeout (--probe.timeout ended them before nginx's timeout), exporter_resources (the exporter's own file descriptors, ports or memory ran out; never blamed on the server) or no_answer (a UDP server neither answered nor drew an ICMP error).", []string{"cause"}, nil)
 	skippedDesc = prometheus.NewDesc(prometheus.BuildFQName(selfNamespace, "", "probe_runs_skipped_total"),
 		"Scheduled probe runs skipped because the target's previous probe was still running: probes of one target never overlap.", nil, nil)
 	inFlightDesc = prometheus.NewDesc(prometheus.BuildFQName(selfNamespace, "", "probes_in_flight"),

@@ -233,7 +233,7 @@ func probe(ctx context.Context, targets []*discovery.Target, opts *Options) ([]s
 // on the way.
 func privilegeNotes(targets []*discovery.Target, euid int) []string {
 	for _, t := range targets {
-		if t.Probe == nil || t.Probe.Network != "unix" {
+		if t.Probe == nil || (t.Probe.Network != "unix" && t.Probe.Network != "unixgram") {
 			continue
 		}
 		w := t.Probe.Worker

@@ -1,6 +1,7 @@
 package diagnose
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -31,6 +32,14 @@ func TestJSONMatchesPublishedSchema(t *testing.T) {
 		"probed, healthy":          {mixed(t, testutil.HTTPBackend(t)), json, ExitHealthy},
 		"list":                     {mixed(t, testutil.HTTPBackend(t)), func(o *Options) { json(o); o.List = true }, ExitHealthy},
 		"configuration not loaded": {filepath.Join(t.TempDir(), "absent.conf"), json, ExitUsage},
+		"stream, tcp and udp": {testutil.WriteFile(t, t.TempDir(), "nginx.conf", fmt.Sprintf(`events {}
+stream {
+    upstream dns { server %s; }
+    upstream db { server %s; }
+    server { listen 127.0.0.1:5353 udp; proxy_pass dns; }
+    server { listen 127.0.0.1:5432; proxy_pass db; }
+}
+`, testutil.DeadAddr(t), testutil.HTTPBackend(t))), json, ExitFailing},
 	} {
 		t.Run(name, func(t *testing.T) {
 			res := runDiagnose(t, tc.conf, tc.mutate)

@@ -195,6 +195,9 @@ func writeSummary(w io.Writer, rep *Report, p palette) {
 	head := fmt.Sprintf("%d targets: %s.", s.Targets, strings.Join(parts, ", "))
 	if rep.Probed {
 		switch {
+		case rep.Healthy && s.Inconclusive > 0:
+			// Only silent UDP servers lack a verdict (see addResults).
+			head += " " + p.green("No primary server is failing.")
 		case rep.Healthy:
 			head += " " + p.green("Every primary server is healthy.")
 		case s.FailingPrimary > 0:

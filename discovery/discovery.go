@@ -41,7 +41,9 @@ type Target struct {
 	ConnectTimeout, ReadTimeout, SendTimeout time.Duration
 	// Probe is nil for servers marked `down`: nginx sends them nothing.
 	Probe *prober.Peer
-	// Network is "unix" for socket paths, else "tcp".
+	// Network is the socket type nginx opens: "tcp", "udp" (stream
+	// servers behind `listen … udp`), "unix", or "unixgram" (a unix
+	// socket behind a UDP listener).
 	Network string
 	// Sources are the config positions using this target, for logs.
 	Sources []string
@@ -220,7 +222,7 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options) *Target 
 			Protocol: kind.Label(),
 		},
 		Kind:           kind,
-		Network:        "tcp",
+		Network:        ct.Protocol.Network(ct.SocketPath != ""),
 		Params:         ct.Params,
 		Implicit:       ct.Implicit,
 		ConnectTimeout: ct.Settings.ConnectTimeout,
@@ -231,16 +233,13 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options) *Target 
 	if addr != "" {
 		t.Address = addr
 	}
-	if ct.SocketPath != "" {
-		t.Network = "unix"
-	}
 	t.base = opts.Logger
 	if ct.Params.Down {
 		return t
 	}
 	p := &prober.Peer{
 		Protocol: ct.Protocol,
-		Network:  "tcp",
+		Network:  t.Network,
 		Address:  addr,
 		// nginx's own timeouts, uncapped: a probe waits as long as nginx
 		// would in each phase. The operator's --probe.timeout bounds the
@@ -259,7 +258,6 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options) *Target 
 	}
 	switch {
 	case ct.SocketPath != "":
-		p.Network = "unix"
 		p.Address = ct.SocketPath
 		p.Worker = opts.Worker
 	case ct.RuntimeResolve:

@@ -104,7 +104,12 @@ type verdict struct {
 	found   bool
 	runs    float64
 	success float64
-	reasons []string // reason labels of nginx_upstream_probe_failure_reason == 1
+	// hasSuccess: nginx_upstream_probe_success is exported (it is not
+	// for a probe without a verdict).
+	hasSuccess bool
+	reasons    []string // reason labels of nginx_upstream_probe_failure_reason == 1
+	// inconclusive is the cause of nginx_upstream_probe_inconclusive == 1.
+	inconclusive string
 }
 
 func (v verdict) reason() string {
@@ -121,6 +126,9 @@ func (v verdict) String() string {
 	r := v.reason()
 	if r == "" {
 		r = "none"
+	}
+	if v.inconclusive != "" {
+		return fmt.Sprintf("no verdict (cause=%s) runs=%g", v.inconclusive, v.runs)
 	}
 	return fmt.Sprintf("reason=%s success=%g runs=%g", r, v.success, v.runs)
 }
@@ -143,9 +151,14 @@ func verdicts(all []series) map[string]verdict {
 		case "nginx_upstream_probe_success":
 			v.found = true
 			v.success = s.value
+			v.hasSuccess = true
 		case "nginx_upstream_probe_failure_reason":
 			if s.value == 1 {
 				v.reasons = append(v.reasons, s.labels["reason"])
+			}
+		case "nginx_upstream_probe_inconclusive":
+			if s.value == 1 {
+				v.inconclusive = s.labels["cause"]
 			}
 		}
 		out[key] = v

@@ -214,6 +214,7 @@ func TestMappingTableClassifiesNginxLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	const ctx = `, client: 127.0.0.1, server: , request: "GET / HTTP/1.0", upstream: "http://127.0.0.1:8080/", host: "e2e"`
+	const streamCtx = `, client: 127.0.0.1, server: 127.0.0.1:5432, upstream: "127.0.0.1:15432", bytes from/to client:0/0, bytes from/to upstream:0/0`
 	tests := []struct {
 		line string
 		want prober.Reason
@@ -237,12 +238,21 @@ func TestMappingTableClassifiesNginxLines(t *testing.T) {
 		{`[error] 7#7: *1 upstream sent too big header while reading response header from upstream` + ctx, prober.ReasonHeaderTooBig},
 		{`[error] 7#7: *1 upstream sent unsupported FastCGI protocol version: 72 while reading response header from upstream` + ctx, prober.ReasonProtocolMismatch},
 		{`[error] 7#7: *1 upstream sent no valid HTTP/1.0 header while reading response header from upstream` + ctx, prober.ReasonInvalidResponse},
+		// stream{}, as nginx 1.22 writes them.
+		{`[error] 7#7: *1 connect() failed (111: Connection refused) while connecting to upstream` + streamCtx, prober.ReasonConnectionRefused},
+		{`[error] 7#7: *1 upstream timed out (110: Connection timed out) while connecting to upstream` + streamCtx, prober.ReasonConnectTimeout},
+		{`[error] 7#7: *1 SSL_do_handshake() failed (SSL: error:0A00010B:SSL routines::wrong version number) while SSL handshaking to upstream` + streamCtx, prober.ReasonProtocolMismatch},
+		{`[error] 7#7: *7 recv() failed (111: Connection refused) while proxying and reading from upstream, udp client: 127.0.0.1, server: 127.0.0.1:5353, upstream: "127.0.0.1:53", bytes from/to client:4/0, bytes from/to upstream:0/4`, prober.ReasonConnectionRefused},
 	}
 	for _, tt := range tests {
 		got, msg, ok := table.classify(tt.line)
 		if !ok || got != tt.want {
 			t.Errorf("classify(%q) = %q (via %q, matched=%v), want %q", tt.line, got, msg, ok, tt.want)
 		}
+	}
+	// A silent UDP upstream: nginx's info line is no error (and no row).
+	if _, msg, ok := table.classify(`[info] 7#7: *9 udp timed out, packets from/to client:1/0, bytes from/to client:4/0, bytes from/to upstream:0/4`); ok {
+		t.Errorf("udp timed out matched %q", msg)
 	}
 	if _, msg, ok := table.classify(`[notice] 7#7: start worker processes`); ok {
 		t.Errorf("a notice line matched %q", msg)

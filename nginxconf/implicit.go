@@ -16,6 +16,9 @@ import (
 // way nginx would talk to them, with no defaults copied elsewhere.
 // pageSize is the default *_buffer_size; 0 means os.Getpagesize().
 func Implicit(address string, kind protocol.Kind, pageSize int) (UpstreamServer, error) {
+	if kind.Protocol.Spec().Stream {
+		return streamImplicit(address, kind)
+	}
 	if pageSize <= 0 {
 		pageSize = os.Getpagesize()
 	}

@@ -269,11 +269,11 @@ func TestConfigLevel(t *testing.T) {
 		eq(t, "User", cfg.User, "www-data")
 		eq(t, "Group", cfg.Group, "")
 	})
-	t.Run("user and group, stream ignored", func(t *testing.T) {
+	t.Run("user and group, stream upstreams", func(t *testing.T) {
 		cfg := mustLoad(t, "testdata/third-party/nginx.conf", LoadOptions{})
 		eq(t, "User", cfg.User, "nobody")
 		eq(t, "Group", cfg.Group, "nogroup")
-		eq(t, "targets", len(cfg.Servers), 1)
+		eq(t, "targets", len(cfg.Servers), 2)
 		eq(t, "UnusedUpstreams", cfg.UnusedUpstreams, []string(nil))
 	})
 	t.Run("no user directive", func(t *testing.T) {

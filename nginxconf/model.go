@@ -10,8 +10,8 @@
 // match nothing, plain names must exist; relative names are resolved
 // against the conf prefix, the directory of the main file, as nginx does
 // even with -p). A file included from two places is seen in both, as
-// nginx parses it twice. Only the http module is considered: upstream{}
-// blocks and *_pass directives inside stream{} or mail{} are ignored.
+// nginx parses it twice. The http and stream modules are read (stream{}:
+// see stream.go); mail{} has no upstreams.
 // Directives crossplane does not know (third-party modules) are accepted.
 // As nginx, Load requires one events{} block in the main context, so that
 // a truncated main file fails rather than loads empty. Only regular files

@@ -192,6 +192,7 @@ func (w *walker) run(root []*node) (*Config, error) {
 		sc *scope
 	}
 	var https []httpBlock
+	var streams []*node
 	for _, n := range root {
 		switch {
 		case n.name == "user" && !n.isBlk:
@@ -208,8 +209,10 @@ func (w *walker) run(root []*node) (*Config, error) {
 				return nil, err
 			}
 			https = append(https, httpBlock{n, sc})
+		case n.name == "stream" && n.isBlk:
+			streams = append(streams, n)
 		}
-		// stream{}, mail{} and the rest are not http upstreams: ignored.
+		// mail{} and the rest have no upstreams: ignored.
 	}
 	// Upstream blocks first: a *_pass may name a block defined after it.
 	for _, h := range https {
@@ -225,6 +228,9 @@ func (w *walker) run(root []*node) (*Config, error) {
 		if err := w.walk(h.n.block, h.sc, wctx{kind: "http"}); err != nil {
 			return nil, err
 		}
+	}
+	if err := w.streams(streams); err != nil {
+		return nil, err
 	}
 	for _, u := range w.order {
 		if !u.used {

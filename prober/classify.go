@@ -47,6 +47,9 @@ const (
 	// outcomeClientCertificate: proxy_ssl_certificate cannot be loaded,
 	// so the handshake cannot offer it.
 	outcomeClientCertificate
+	// outcomeNoAnswer: a datagram socket stayed silent, neither an answer
+	// nor an ICMP error, until the wait ended (udp.go): no verdict.
+	outcomeNoAnswer
 )
 
 // event is one failure as protocol code saw it.
@@ -73,6 +76,7 @@ func (r *Result) fail(e event) {
 		r.Success = false
 		r.Reason = ReasonNone
 		r.Err = e.err
+		r.Detail = e.detail
 		r.Inconclusive = cause
 		return
 	}
@@ -87,6 +91,9 @@ func (r *Result) fail(e event) {
 // files", read_timeout for our own deadline) would be a verdict nginx
 // would not have.
 func inconclusive(e event) Inconclusive {
+	if e.outcome == outcomeNoAnswer {
+		return InconclusiveNoAnswer
+	}
 	if e.outcome != outcomeError || e.err == nil {
 		return ""
 	}

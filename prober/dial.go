@@ -23,7 +23,7 @@ func Dial(ctx context.Context, t *Peer, r *Result) net.Conn {
 		address = addr
 		r.Address = addr
 	}
-	if network == "unix" && t.Worker != nil {
+	if (network == "unix" || network == "unixgram") && t.Worker != nil {
 		if err := CheckWorkerAccess(address, t.Worker); err != nil {
 			r.fail(event{outcome: outcomeError, phase: PhaseConnect, err: err})
 			return nil

@@ -22,7 +22,8 @@ type Credentials struct {
 type Peer struct {
 	// Protocol selects the exchange run once connected.
 	Protocol protocol.Protocol
-	// Network is "tcp" or "unix".
+	// Network is "tcp", "udp", "unix" or "unixgram": the socket type
+	// nginx opens (protocol.Protocol.Network).
 	Network string
 	// Address is what is dialled: "ip:port" or a socket path. Empty when
 	// the host is resolved at run time (see Resolve).

@@ -35,7 +35,9 @@ func (f ProberFunc) Probe(ctx context.Context, t *Peer, r *Result) { f(ctx, t, r
 type exchange func(c *conversation, t *Peer)
 
 // exchanges is the prober side of the protocol table. protocol.TCP has
-// no exchange: connecting (and the TLS handshake, when on) is the probe.
+// no exchange: connecting (and the TLS handshake, when on) is the probe,
+// as nginx's stream proxy has nothing more to check before it relays
+// bytes.
 var exchanges = map[protocol.Protocol]exchange{
 	protocol.HTTP:      httpExchange,
 	protocol.FastCGI:   fastcgiExchange,
@@ -43,6 +45,7 @@ var exchanges = map[protocol.Protocol]exchange{
 	protocol.SCGI:      scgiExchange,
 	protocol.GRPC:      grpcExchange,
 	protocol.Memcached: memcachedExchange,
+	protocol.UDP:       udpExchange,
 }
 
 // Table probes every protocol of the table. Its TLS stage keeps one cache

@@ -51,6 +51,16 @@ var Reasons = [...]Reason{
 	ReasonProtocolMismatch,
 }
 
+// NginxMessageOver is NginxMessage for a server nginx reaches over
+// network (a Peer's Network): over UDP nginx learns of an ICMP error only
+// when it reads, and says so (ngx_stream_proxy_process).
+func (r Reason) NginxMessageOver(network string) string {
+	if (network == "udp" || network == "unixgram") && r == ReasonConnectionRefused {
+		return `recv() failed (111: Connection refused) while proxying and reading from upstream`
+	}
+	return r.NginxMessage()
+}
+
 // NginxMessage returns the start of the error-log line nginx writes for a
 // failure of this reason, for humans (diagnose output, logs).
 func (r Reason) NginxMessage() string {

@@ -79,7 +79,12 @@ const (
 	// its own (file descriptors, local ports, socket buffers, memory)
 	// before reaching the backend.
 	InconclusiveExporterResources Inconclusive = "exporter_resources"
+	// InconclusiveNoAnswer: a UDP server neither answered the probe's
+	// datagram nor drew an ICMP error before the wait ended. It may be
+	// listening (most servers ignore an empty datagram) or datagrams or
+	// ICMP may be filtered; nginx logs no error for such a session either.
+	InconclusiveNoAnswer Inconclusive = "no_answer"
 )
 
 // InconclusiveCauses lists every cause in documentation order.
-var InconclusiveCauses = [...]Inconclusive{InconclusiveProbeTimeout, InconclusiveExporterResources}
+var InconclusiveCauses = [...]Inconclusive{InconclusiveProbeTimeout, InconclusiveExporterResources, InconclusiveNoAnswer}

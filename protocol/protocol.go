@@ -6,9 +6,10 @@
 // backend). Adding a protocol is one entry here and one prober file.
 //
 // TLS is not a protocol: it is a property of a target, selected by the URL
-// scheme (https://, grpcs://, suwsgi://), and any target with TLS on gets
-// nginx's handshake before its protocol exchange. Only the label keeps the
-// scheme's name ("https", "grpcs", "suwsgi"), because that is what operators
+// scheme (https://, grpcs://, suwsgi://) or, in stream{}, by `proxy_ssl
+// on`, and any target with TLS on gets nginx's handshake before its
+// protocol exchange. Only the label keeps the scheme's name ("https",
+// "grpcs", "suwsgi"; "tls" for stream), because that is what operators
 // read in nginx's configuration.
 package protocol
 
@@ -36,10 +37,15 @@ const (
 	GRPC
 	// Memcached is ngx_http_memcached_module (memcached_pass).
 	Memcached
-	// TCP is a bare connection with no exchange: what /probe does for a
-	// host:port given without a protocol, and the base of stream{}
-	// proxying.
+	// TCP is a bare connection with no exchange: ngx_stream_proxy_module
+	// over a TCP listener (proxy_pass in stream{}), and what /probe does
+	// for a host:port given without a protocol. With `proxy_ssl on` nginx
+	// runs its TLS handshake first: the label is then "tls".
 	TCP
+	// UDP is ngx_stream_proxy_module behind a `listen … udp` socket:
+	// datagrams, never TLS (nginx only runs proxy_ssl over stream
+	// sockets).
+	UDP
 	numProtocols
 )
 
@@ -85,6 +91,14 @@ type Spec struct {
 	// ALPN lists the application protocols offered in the TLS handshake
 	// (nginx's grpc module offers "h2").
 	ALPN []string
+	// Stream: the protocol of ngx_stream_proxy_module (proxy_pass inside
+	// stream{}), whose settings and defaults are the stream module's.
+	Stream bool
+	// Datagram: the protocol runs over datagram sockets ("udp",
+	// "unixgram"), where connect() only fixes the peer: a closed port is
+	// learnt from an ICMP error on a later read, and silence proves
+	// nothing.
+	Datagram bool
 }
 
 // table is read-only after package initialisation.
@@ -124,7 +138,12 @@ var table = [numProtocols]Spec{
 		Schemes: []Scheme{{Prefix: ""}},
 	},
 	TCP: {
-		Name: "tcp", Noun: "TCP server", Backend: "the backend",
+		Name: "tcp", TLSName: "tls", Noun: "TCP server", Backend: "the backend",
+		Prefix: "proxy", Stream: true,
+	},
+	UDP: {
+		Name: "udp", Noun: "UDP server", Backend: "the backend",
+		Prefix: "proxy", Stream: true, Datagram: true,
 	},
 }
 
@@ -165,6 +184,21 @@ func (p Protocol) String() string {
 
 // SupportsTLS reports whether nginx can speak TLS to servers of p.
 func (p Protocol) SupportsTLS() bool { return p.Spec().TLSName != "" }
+
+// Network is the socket type nginx opens to a server of p: "tcp" or
+// "udp", and for a unix socket "unix" or "unixgram" (in stream{}, nginx
+// connects to a unix upstream with the socket type of the listener).
+func (p Protocol) Network(unixSocket bool) string {
+	switch {
+	case unixSocket && p.Spec().Datagram:
+		return "unixgram"
+	case unixSocket:
+		return "unix"
+	case p.Spec().Datagram:
+		return "udp"
+	}
+	return "tcp"
+}
 
 // Kind is a protocol together with whether TLS wraps it: what the
 // `protocol` label names.

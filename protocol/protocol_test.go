@@ -6,7 +6,7 @@ import (
 )
 
 func TestLabels(t *testing.T) {
-	want := []string{"http", "https", "fastcgi", "uwsgi", "suwsgi", "scgi", "grpc", "grpcs", "memcached", "tcp"}
+	want := []string{"http", "https", "fastcgi", "uwsgi", "suwsgi", "scgi", "grpc", "grpcs", "memcached", "tcp", "tls", "udp"}
 	if got := Labels(); !slices.Equal(got, want) {
 		t.Fatalf("Labels() = %v, want %v", got, want)
 	}
@@ -89,5 +89,46 @@ func TestTable(t *testing.T) {
 		if hasTLS != p.SupportsTLS() {
 			t.Errorf("%s: TLS scheme %v but TLS label %q", d, hasTLS, s.TLSName)
 		}
+	}
+}
+
+// stream{} targets: tcp, tls (tcp with proxy_ssl on) and udp, each with
+// the socket type nginx opens.
+func TestStreamKinds(t *testing.T) {
+	tests := []struct {
+		kind             Kind
+		label            string
+		network, unixNet string
+	}{
+		{Kind{Protocol: TCP}, "tcp", "tcp", "unix"},
+		{Kind{Protocol: TCP, TLS: true}, "tls", "tcp", "unix"},
+		{Kind{Protocol: UDP}, "udp", "udp", "unixgram"},
+		{Kind{Protocol: HTTP}, "http", "tcp", "unix"},
+	}
+	for _, tt := range tests {
+		if got := tt.kind.Label(); got != tt.label {
+			t.Errorf("%+v: label %q, want %q", tt.kind, got, tt.label)
+		}
+		if k, ok := ParseLabel(tt.label); !ok || k != tt.kind {
+			t.Errorf("ParseLabel(%q) = %+v, %v", tt.label, k, ok)
+		}
+		if got := tt.kind.Protocol.Network(false); got != tt.network {
+			t.Errorf("%s: network %q, want %q", tt.label, got, tt.network)
+		}
+		if got := tt.kind.Protocol.Network(true); got != tt.unixNet {
+			t.Errorf("%s: unix network %q, want %q", tt.label, got, tt.unixNet)
+		}
+	}
+	if UDP.SupportsTLS() {
+		t.Error("nginx never speaks TLS to a UDP upstream")
+	}
+	if !TCP.Spec().Stream || !UDP.Spec().Stream || HTTP.Spec().Stream {
+		t.Error("only tcp and udp are stream protocols")
+	}
+	if _, ok := ByDirective("proxy_pass"); !ok {
+		t.Fatal("proxy_pass")
+	}
+	if p, _ := ByDirective("proxy_pass"); p != HTTP {
+		t.Errorf("proxy_pass selects %s: the http module's directive must stay http", p)
 	}
 }

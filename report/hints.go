@@ -30,6 +30,9 @@ func Hint(r prober.Reason, label, network string) string {
 // inconclusiveHint explains a probe without a verdict: nothing is known
 // about the backend, and what to change to learn it.
 func inconclusiveHint(c prober.Inconclusive, capSeconds float64, t *Target) string {
+	if c == prober.InconclusiveNoAnswer {
+		return "the UDP server neither answered the probe's empty datagram nor drew an ICMP port unreachable: it may be listening (most servers ignore such a datagram) or a firewall drops datagrams or ICMP; see docs/metrics.md#stream-upstreams"
+	}
 	if c == prober.InconclusiveExporterResources {
 		return "the exporter ran out of its own file descriptors, local ports or memory before reaching the server: raise its open files limit (LimitNOFILE=) or lower --probe.concurrency; nothing is known about the server"
 	}
@@ -41,7 +44,7 @@ func inconclusiveHint(c prober.Inconclusive, capSeconds float64, t *Target) stri
 }
 
 func hintText(r prober.Reason, label, network string) string {
-	unix := network == "unix"
+	unix := network == "unix" || network == "unixgram"
 	kind, _ := protocol.ParseLabel(label)
 	b := kind.Protocol.Spec().Backend
 	if b == "" {
@@ -56,6 +59,9 @@ func hintText(r prober.Reason, label, network string) string {
 	case prober.ReasonConnectionRefused:
 		if unix {
 			return "stale socket file with no listener: " + b + " died without removing it; restart it and check its log"
+		}
+		if network == "udp" {
+			return "nothing is bound to that UDP port (ICMP port unreachable): start " + b + " or make the port in the config match the one it binds (ss -lunp)"
 		}
 		return "nothing listens there: start " + b + " or make the port in the config match the one it listens on (ss -ltnp)"
 	case prober.ReasonSocketNotFound:

@@ -338,16 +338,18 @@ func (t *Target) SetStatus(st *scheduler.Status, capSeconds float64, noResult st
 		t.Error = r.Err.Error()
 	}
 	if r.Inconclusive != "" {
-		// Unknown is not healthy: the report says why there is no
-		// verdict, and what would give one.
+		// Unknown is not healthy (but for a silent UDP server, see
+		// Count): the report says why there is no verdict, and what
+		// would give one.
 		t.Verdict = VerdictInconclusive
 		t.Reason = string(r.Inconclusive)
 		t.Hint = inconclusiveHint(r.Inconclusive, capSeconds, t)
+		t.Detail = r.Detail
 		return
 	}
 	t.Verdict = VerdictFailed
 	t.Reason = string(r.Reason)
-	t.NginxMessage = r.Reason.NginxMessage()
+	t.NginxMessage = r.Reason.NginxMessageOver(t.Network)
 	t.Hint = Hint(r.Reason, t.Protocol, t.Network)
 	t.Runbook = RunbookURL(r.Reason)
 	t.Detail = r.Detail
@@ -368,7 +370,10 @@ func (s *Summary) Count(t *Target) (healthy bool) {
 		return false
 	case VerdictInconclusive:
 		s.Inconclusive++
-		return false
+		// A silent UDP server is the usual state of a healthy one:
+		// nginx logs no error for it either, so it leaves the report
+		// healthy.
+		return t.Reason == string(prober.InconclusiveNoAnswer)
 	case VerdictFailed:
 		s.Failing++
 		if t.Backup {

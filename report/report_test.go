@@ -49,6 +49,8 @@ func TestVerdicts(t *testing.T) {
 			VerdictPending, VerdictFailed, "read_timeout", true, Summary{Failing: 1, FailingBackup: 1}},
 		{"inconclusive", scheduler.Status{Target: target(false, false), HasResult: true, Finished: finished, Result: prober.Result{Inconclusive: prober.InconclusiveProbeTimeout}},
 			VerdictPending, VerdictInconclusive, "probe_timeout", false, Summary{Inconclusive: 1}},
+		{"silent UDP server", scheduler.Status{Target: target(false, false), HasResult: true, Finished: finished, Result: prober.Result{Inconclusive: prober.InconclusiveNoAnswer}},
+			VerdictPending, VerdictInconclusive, "no_answer", true, Summary{Inconclusive: 1}},
 		{"not probed yet, serve", scheduler.Status{Target: target(false, false)},
 			VerdictPending, VerdictPending, "", false, Summary{Pending: 1}},
 		{"interrupted, diagnose", scheduler.Status{Target: target(false, false)},

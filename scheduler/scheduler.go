@@ -397,7 +397,7 @@ func (s *Scheduler) record(st *state, t *discovery.Target, r *prober.Result, now
 	}
 	switch {
 	case !r.Success && (!had || wasOK || oldReason != r.Reason || oldCause != ""):
-		attrs := []any{"reason", string(r.Reason), "nginx_would_log", r.Reason.NginxMessage(), "err", r.Err}
+		attrs := []any{"reason", string(r.Reason), "nginx_would_log", r.Reason.NginxMessageOver(t.Network), "err", r.Err}
 		if r.Detail != "" {
 			attrs = append(attrs, "detail", r.Detail)
 		}
@@ -429,6 +429,12 @@ func (s *Scheduler) logInconclusive(logger *slog.Logger, r *prober.Result, old p
 		return
 	}
 	if old == r.Inconclusive {
+		return
+	}
+	if r.Inconclusive == prober.InconclusiveNoAnswer {
+		// Usual for a healthy UDP server: most ignore the probe's empty
+		// datagram. Not a warning.
+		logger.Info("no verdict: the UDP server neither answered nor drew an ICMP error", "cause", string(r.Inconclusive), "detail", r.Detail)
 		return
 	}
 	logger.Warn("probe stopped by the exporter's own time bound before nginx's timeout: no verdict", "cause", string(r.Inconclusive), "err", r.Err)

@@ -85,6 +85,11 @@ func newRow(t *report.Target, order int, now time.Time, docs string) rowView {
 	case report.VerdictInconclusive:
 		r.State, r.Symbol, r.Word = "inconclusive", "?", "NO VERDICT"
 		r.rank = rankInconclusive
+		if t.Reason == string(prober.InconclusiveNoAnswer) {
+			// The usual state of a healthy UDP server: after the
+			// servers that need attention.
+			r.rank = rankPending
+		}
 		r.Why = "no verdict: " + reasonWords(t.Reason)
 	case report.VerdictPending:
 		r.State, r.Symbol, r.Word = "pending", "…", "PENDING"

@@ -18,9 +18,16 @@ local series = import '../lib/series.libsonnet';
           },
           {
             record: series.success,
+            // A probe without a verdict (nginx_upstream_probe_inconclusive:
+            // a silent UDP server, the exporter's own limits) counts as not
+            // failing: no alert may claim a failure nothing showed.
             expr: promql.expr(|||
               sum by (%(upstreamBy)s) (
-                nginx_upstream_probe_success{%(sel)s}
+                (
+                  nginx_upstream_probe_success{%(sel)s}
+                  or on (%(targetBy)s)
+                  max by (%(targetBy)s) (nginx_upstream_probe_inconclusive{%(sel)s})
+                )
                 and on (%(targetBy)s)
                 nginx_upstream_probe_target_info{%(sel)s, down="false"}
               )
@@ -36,9 +43,14 @@ local series = import '../lib/series.libsonnet';
           },
           {
             record: series.primarySuccess,
+            // Probes without a verdict count as not failing, as above.
             expr: promql.expr(|||
               sum by (%(upstreamBy)s) (
-                nginx_upstream_probe_success{%(sel)s}
+                (
+                  nginx_upstream_probe_success{%(sel)s}
+                  or on (%(targetBy)s)
+                  max by (%(targetBy)s) (nginx_upstream_probe_inconclusive{%(sel)s})
+                )
                 and on (%(targetBy)s)
                 nginx_upstream_probe_target_info{%(sel)s, backup="false", down="false"}
               )
