@@ -85,7 +85,7 @@ type targetDetail struct {
 // maxSuggestions bounds the upstream names offered in the filter.
 const maxSuggestions = 200
 
-func (h *Handlers) common(r *http.Request, now time.Time, title string) common {
+func (h *Handlers) frame(r *http.Request, now time.Time, title string) common {
 	c := common{
 		Title:       title,
 		Version:     h.opts.Version,
@@ -131,7 +131,7 @@ func (h *Handlers) page(w http.ResponseWriter, r *http.Request) {
 	}
 	s := h.take(&f, false)
 	v := pageView{
-		common:   h.common(r, s.at, "nginx upstreams"),
+		common:   h.frame(r, s.at, "nginx upstreams"),
 		Summary:  s.summary,
 		Healthy:  s.healthy,
 		Exporter: h.exporterState(s),
@@ -201,7 +201,7 @@ func (h *Handlers) target(w http.ResponseWriter, r *http.Request) {
 	}
 	f := filter{Key: &k}
 	s := h.take(&f, true)
-	v := targetView{common: h.common(r, s.at, "nginx upstream server"), Query: k}
+	v := targetView{common: h.frame(r, s.at, "nginx upstream server"), Query: k}
 	for i := range s.targets {
 		t := &s.targets[i]
 		v.Rows = append(v.Rows, targetDetail{

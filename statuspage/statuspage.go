@@ -141,7 +141,8 @@ func (h *Handlers) bounded(next http.Handler) http.Handler {
 	})
 }
 
-// snapshot is one consistent read of every target, as report.Targets.
+// snapshot is one read of every target's latest result, as report.Targets
+// (each target is copied under its own lock, as for /metrics).
 type snapshot struct {
 	at       time.Time
 	cfg      ConfigState
