@@ -5,9 +5,10 @@
 //
 // Everything is rendered from the scheduler's latest results: no request
 // ever triggers a probe (that is /probe's job). Every value that comes
-// from nginx's configuration or a backend reaches the page through
-// html/template, which escapes it for its context; nothing secret is ever
-// in the view model (see package report). Renders are bounded like
+// from nginx's configuration, a backend or a log line reaches the page
+// through html/template, which escapes it for its context, or, in the
+// rows of the page, through html/template's own escaper (rows.go says
+// why); nothing secret is ever in the view model (see package report). Renders are bounded like
 // scrapes: at most MaxRequests at once, each holding one snapshot.
 package statuspage
 
