@@ -256,7 +256,7 @@ http {
 	} else {
 		resp.Body.Close()
 	}
-	for _, w := range []string{"upstream shop, server " + dead, "Phases of the last probe", "proxy_connect_timeout", "nginx's effective settings"} {
+	for _, w := range []string{"upstream shop, server " + dead, "Phases of the last probe", "proxy_connect_timeout", "nginx's effective settings", "Last probes", "✖ connection refused"} {
 		if !strings.Contains(txt, w) {
 			t.Errorf("detail view lacks %q:\n%s", w, txt)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
 )
 
@@ -80,6 +81,10 @@ type targetDetail struct {
 	Phases  []phaseRow
 	Reasons []reasonCount
 	Skipped uint64
+	// History is the last probes, newest first; PhaseNames heads its
+	// columns.
+	History    []pastProbe
+	PhaseNames []string
 }
 
 // maxSuggestions bounds the upstream names offered in the filter.
@@ -210,6 +215,11 @@ func (h *Handlers) target(w http.ResponseWriter, r *http.Request) {
 			Reasons: reasonCounts(s.failures[i]),
 			Skipped: s.skipped[i],
 		})
+		if hs, ok := h.opts.Source.(HistorySource); ok {
+			d := &v.Rows[len(v.Rows)-1]
+			d.History = pastProbes(hs.History(s.keys[i]), s.at)
+			d.PhaseNames = prober.PhaseNames[:]
+		}
 	}
 	if len(v.Rows) == 0 {
 		v.NotFound = true

@@ -44,6 +44,13 @@ type Source interface {
 	Each(fn func(st *scheduler.Status))
 }
 
+// HistorySource is a Source that also keeps each target's last probes
+// (*scheduler.Scheduler does); the per-target view then lists them.
+type HistorySource interface {
+	Source
+	History(k discovery.Key) []scheduler.Outcome
+}
+
 // ConfigState is the exporter's view of its last configuration loads.
 type ConfigState struct {
 	// Loaded is nil before the first successful load.
@@ -148,8 +155,12 @@ type snapshot struct {
 	at       time.Time
 	cfg      ConfigState
 	targets  []report.Target
-	failures [][len(scheduler.Status{}.Failures)]uint64 // only when asked
+	// Only when asked (the detail view): per target, its failure
+	// counters, skipped runs and labels (a target's address in targets
+	// may be the one a runtime lookup dialled).
+	failures [][len(scheduler.Status{}.Failures)]uint64
 	skipped  []uint64
+	keys     []discovery.Key
 	summary  report.Summary
 	healthy  bool
 }
@@ -262,6 +273,7 @@ func (h *Handlers) take(f *filter, withCounters bool) *snapshot {
 		if withCounters {
 			s.failures = append(s.failures, st.Failures)
 			s.skipped = append(s.skipped, st.Skipped)
+			s.keys = append(s.keys, st.Target.Key)
 		}
 	})
 	s.summary.Upstreams = len(upstreams)

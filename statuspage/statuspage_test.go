@@ -40,6 +40,23 @@ func (s statuses) Each(fn func(*scheduler.Status)) {
 	}
 }
 
+// History gives the first failing server of the fixture a past: it
+// answered until two probes ago. The others have none.
+func (s statuses) History(k discovery.Key) []scheduler.Outcome {
+	if k.Server != "127.0.0.1:8001" {
+		return nil
+	}
+	var connect [len(prober.PhaseNames)]time.Duration
+	connect[prober.PhaseConnect] = 150 * time.Microsecond
+	ok := connect
+	ok[prober.PhaseProcessing] = 2 * time.Millisecond
+	return []scheduler.Outcome{
+		{Finished: now.Add(-4 * time.Second), Reason: prober.ReasonConnectionRefused, Duration: 300 * time.Microsecond, Phases: connect},
+		{Finished: now.Add(-19 * time.Second), Reason: prober.ReasonConnectionRefused, Duration: 280 * time.Microsecond, Phases: connect},
+		{Finished: now.Add(-34 * time.Second), Success: true, Duration: 2200 * time.Microsecond, Phases: ok},
+	}
+}
+
 // now is the fixed clock of the golden files.
 var now = time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
 

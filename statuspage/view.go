@@ -13,6 +13,7 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
 
 // rowView is one upstream server as the page shows it. Strings are
@@ -252,6 +253,34 @@ func reasonCounts(failures [len(prober.Reasons)]uint64) []reasonCount {
 		if n > 0 {
 			out = append(out, reasonCount{Reason: string(prober.Reasons[i]), Count: n})
 		}
+	}
+	return out
+}
+
+// pastProbe is one of a target's last probes in the detail view.
+type pastProbe struct {
+	When, WhenISO  string
+	State, Outcome string
+	Took           string
+	Phases         []string
+}
+
+func pastProbes(h []scheduler.Outcome, now time.Time) []pastProbe {
+	out := make([]pastProbe, 0, len(h))
+	for _, o := range h {
+		p := pastProbe{When: ago(now.Sub(o.Finished)), WhenISO: o.Finished.UTC().Format(time.RFC3339), Took: seconds(o.Duration.Seconds())}
+		switch {
+		case o.Success:
+			p.State, p.Outcome = "ok", "✔ ok"
+		case o.Inconclusive != "":
+			p.State, p.Outcome = "inconclusive", "? no verdict: "+reasonWords(string(o.Inconclusive))
+		default:
+			p.State, p.Outcome = "failing", "✖ "+reasonWords(string(o.Reason))
+		}
+		for _, d := range o.Phases {
+			p.Phases = append(p.Phases, seconds(d.Seconds()))
+		}
+		out = append(out, p)
 	}
 	return out
 }
