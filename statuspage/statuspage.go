@@ -152,9 +152,9 @@ func (h *Handlers) bounded(next http.Handler) http.Handler {
 // snapshot is one read of every target's latest result, as report.Targets
 // (each target is copied under its own lock, as for /metrics).
 type snapshot struct {
-	at       time.Time
-	cfg      ConfigState
-	targets  []report.Target
+	at      time.Time
+	cfg     ConfigState
+	targets []report.Target
 	// Only when asked (the detail view): per target, its failure
 	// counters, skipped runs and labels (a target's address in targets
 	// may be the one a runtime lookup dialled).
