@@ -201,11 +201,13 @@ func parseFilter(r *http.Request) (filter, bool) {
 	return f, slices.Contains(filterStates, f.State)
 }
 
-func (f *filter) match(t *report.Target) bool {
+// match says whether f selects t, whose labels are key: t.Address may be
+// the address a runtime lookup dialled, the label is the configured one.
+func (f *filter) match(t *report.Target, key discovery.Key) bool {
 	if f.Key != nil {
 		k := f.Key
-		if (k.Upstream != "" && k.Upstream != t.Upstream) || (k.Server != "" && k.Server != t.Server) ||
-			(k.Protocol != "" && k.Protocol != t.Protocol) || (k.Address != "" && k.Address != t.Address) {
+		if (k.Upstream != "" && k.Upstream != key.Upstream) || (k.Server != "" && k.Server != key.Server) ||
+			(k.Protocol != "" && k.Protocol != key.Protocol) || (k.Address != "" && k.Address != key.Address) {
 			return false
 		}
 	}
@@ -263,7 +265,7 @@ func (h *Handlers) take(f *filter, withCounters bool) *snapshot {
 		if !s.summary.Count(&t) {
 			s.healthy = false
 		}
-		if !f.match(&t) {
+		if !f.match(&t, st.Target.Key) {
 			return
 		}
 		for _, tf := range h.opts.TargetFacts {

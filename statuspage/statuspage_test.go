@@ -405,3 +405,46 @@ func (f sourceFunc) Each(fn func(*scheduler.Status)) { f(fn) }
 
 var _ = io.Discard
 var _ = fmt.Sprint
+
+// TestDetailLinkOfRuntimeResolvedServer: a server nginx resolves while
+// running is shown with the address the probe dialled, and its row still
+// links to its view.
+func TestDetailLinkOfRuntimeResolvedServer(t *testing.T) {
+	k := discovery.Key{Upstream: "dyn", Server: "app.internal:80", Address: "app.internal:80", Protocol: "http"}
+	src := statuses{{
+		Target:    &discovery.Target{Key: k, Network: "tcp", Probe: &prober.Peer{Network: "tcp", Resolve: &prober.RuntimeResolve{Host: "app.internal", Port: "80"}}},
+		HasResult: true, Finished: now, Runs: 1,
+		Result: prober.Result{Reason: prober.ReasonConnectionRefused, Address: "10.1.2.3:80"},
+	}}
+	h := newHandlers(src, nil, nil)
+	_, page, _ := get(t, h, "/")
+	doc, err := html.Parse(strings.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var link string
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode && n.Data == "a" {
+			for _, a := range n.Attr {
+				if a.Key == "href" && strings.HasPrefix(a.Val, PathTarget+"?") {
+					link = a.Val
+				}
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+	if !strings.Contains(page, "→ 10.1.2.3:80") || link == "" {
+		t.Fatalf("row does not show the dialled address or has no detail link (%q):\n%s", link, page)
+	}
+	code, body, _ := get(t, h, link)
+	if code != http.StatusOK || !strings.Contains(body, "10.1.2.3:80") {
+		t.Errorf("GET %s: %d\n%s", link, code, body)
+	}
+	if code, _, _ := get(t, h, "/target?upstream=dyn&server=app.internal:80&address=app.internal:80"); code != http.StatusOK {
+		t.Errorf("the view by the configured address label: %d", code)
+	}
+}

@@ -132,11 +132,14 @@ func reasonWords(reason string) string {
 	return strings.ReplaceAll(reason, "_", " ")
 }
 
-// detailURL links the target's own view by its full label set. Every
-// label is query-escaped, so the URL is safe in an attribute as it is.
+// detailURL links the target's own view by its upstream, server and
+// protocol: the address is left out because t.Address may be the one a
+// runtime lookup dialled rather than the label, and a server line that
+// resolves to several peers is best seen with all of them. Every label
+// is query-escaped, so the URL is safe in an attribute as it is.
 func detailURL(t *report.Target) template.URL {
 	return template.URL(PathTarget + "?upstream=" + url.QueryEscape(t.Upstream) + "&server=" + url.QueryEscape(t.Server) +
-		"&address=" + url.QueryEscape(t.Address) + "&protocol=" + url.QueryEscape(t.Protocol))
+		"&protocol=" + url.QueryEscape(t.Protocol))
 }
 
 // seconds renders a duration in seconds the way people read latency.
