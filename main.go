@@ -29,6 +29,9 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/collector"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/diagnose"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/loadstate"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxproc"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/probehandler"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/reload"
@@ -61,6 +64,9 @@ type commonFlags struct {
 	nginxPrefix      string
 	probeTimeout     time.Duration
 	probeConcurrency int
+	nginxPIDFile     string
+	nginxTest        bool
+	nginxBinary      string
 	log              promslog.Config
 }
 
@@ -76,6 +82,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Default("/etc/nginx/nginx.conf").Envar("NGINX_UPSTREAM_EXPORTER_NGINX_CONFIG").StringVar(&c.nginxConfig)
 	app.Flag("nginx.prefix", "nginx's configuration prefix (nginx -p) for relative include paths. Default: the directory of --nginx.config.").
 		Default("").StringVar(&c.nginxPrefix)
+	app.Flag("nginx.pid-file", "nginx's pid file, to find the running nginx through /proc. Default: the `pid` directive of --nginx.config, else /run/nginx.pid.").
+		Default("").Envar("NGINX_UPSTREAM_EXPORTER_NGINX_PID_FILE").StringVar(&c.nginxPIDFile)
+	app.Flag("nginx.test-config", "Also run nginx's own test (nginx -t -q) whenever the configuration tree changes, and export its refusals as nginx_upstream_config_reload_would_fail. Off by default: it runs nginx's configuration code with the exporter's privileges and opens the log files the configuration names.").
+		Default("false").BoolVar(&c.nginxTest)
+	app.Flag("nginx.binary", "nginx's executable, for --nginx.test-config.").
+		Default("nginx").StringVar(&c.nginxBinary)
 	app.Flag("config.file", "Optional exporter configuration file (YAML): per-upstream probe requests. Without it, probes use nginx-like defaults.").
 		Default("").Envar("NGINX_UPSTREAM_EXPORTER_CONFIG_FILE").StringVar(&c.configFile)
 	app.Flag("probe.timeout", "Optional cap on each probe. By default (0) a probe waits as long as nginx would in each phase (its *_connect/send/read_timeout); a probe the cap ends gives no verdict (inconclusive), never nginx's timeout reason.").
@@ -152,6 +164,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			Output:      *diagOutput,
 			List:        *diagList,
 			Color:       diagnose.ColorMode(*diagColor),
+			Running:     c.tracker(logger, nil),
 			Stdout:      stdout,
 			Stderr:      stderr,
 			Logger:      logger,
@@ -206,10 +219,16 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 	srv := server.NewHTTPServer(handler, wl.http, logger)
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- server.ListenAndServe(srv, webFlags, wl.http.MaxConnections, logger) }()
+	// shutdown stops the server and waits for its goroutine, so that
+	// nothing logs after serve returns.
 	shutdown := func() {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutdownCtx)
+		if srvErr != nil {
+			<-srvErr
+			srvErr = nil
+		}
 	}
 	if err := exp.firstLoad(ctx); err != nil {
 		// The listener goroutine may still be logging; it ends once the
@@ -225,6 +244,12 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 		<-srvErr
 		return 1
 	}
+
+	trackerDone := make(chan struct{})
+	go func() {
+		defer close(trackerDone)
+		exp.tracker.Run(ctx, interval)
+	}()
 
 	done := make(chan struct{})
 	go func() {
@@ -256,6 +281,7 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 	code := 0
 	select {
 	case err := <-srvErr:
+		srvErr = nil // consumed: shutdown must not wait for it again
 		if !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("HTTP server failed", "err", err)
 			code = 1
@@ -267,6 +293,7 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 	shutdown()
 	<-done
 	<-watchDone
+	<-trackerDone
 	return code
 }
 
@@ -276,6 +303,7 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 type service struct {
 	sched   *scheduler.Scheduler
 	mgr     *reload.Manager
+	tracker *loadstate.Tracker
 	handler http.Handler
 }
 
@@ -291,10 +319,17 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		Logger:      logger,
 	})
 	state := &collector.ConfigState{}
-	mgr := reload.New(ctx, reload.Options{
-		Discovery: c.discovery(logger),
-		Scheduler: sched,
+	var mgr *reload.Manager
+	// The probes follow the addresses nginx dials: a new generation of
+	// nginx, or evidence of its peers, reloads the targets.
+	tracker := c.tracker(logger, func(ctx context.Context) { _ = mgr.Reload(ctx) })
+	disc := c.discovery(logger)
+	disc.Nginx = tracker
+	mgr = reload.New(ctx, reload.Options{
+		Discovery: disc,
+		Scheduler: &loadstate.Follower{Tracker: tracker, Next: sched},
 		State:     state,
+		OnLoad:    tracker.Observe,
 		Logger:    logger,
 	})
 	reg := prometheus.NewRegistry()
@@ -303,6 +338,7 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collector.NewSelfMetrics(state, sched),
+		loadstate.NewCollector(tracker),
 	)
 
 	// The status page and the JSON API read the schedule's results; they
@@ -348,7 +384,7 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 	if err != nil {
 		return nil, fmt.Errorf("building HTTP handler: %w", err)
 	}
-	return &service{sched: sched, mgr: mgr, handler: handler}, nil
+	return &service{sched: sched, mgr: mgr, tracker: tracker, handler: handler}, nil
 
 }
 
@@ -359,4 +395,42 @@ func (s *service) firstLoad(ctx context.Context) error {
 		return fmt.Errorf("no valid nginx configuration: %w", err)
 	}
 	return nil
+}
+
+// tracker follows the running nginx found through the pid file of the
+// flags or of the configuration.
+func (c *commonFlags) tracker(logger *slog.Logger, addressesChanged func(context.Context)) *loadstate.Tracker {
+	f := &nginxFinder{flag: c.nginxPIDFile, prefix: c.nginxPrefix, config: c.nginxConfig}
+	var test loadstate.ConfigTester
+	if c.nginxTest {
+		test = &loadstate.NginxTest{Binary: c.nginxBinary, Config: c.nginxConfig, Prefix: c.nginxPrefix}
+	}
+	t := loadstate.New(loadstate.Options{
+		Finder:           f,
+		ConfigTest:       test,
+		Evidence:         []loadstate.Evidence{&loadstate.SockDiag{}},
+		AddressesChanged: addressesChanged,
+		Started:          time.Now(),
+		Logger:           logger,
+	})
+	f.disk = t.Disk
+	return t
+}
+
+// nginxFinder finds the running nginx through the pid file that the flag,
+// or else the loaded configuration's `pid` directive, names.
+type nginxFinder struct {
+	flag, prefix, config string
+	disk                 func() *nginxconf.Config
+	f                    nginxproc.Finder
+}
+
+func (n *nginxFinder) Find() (*nginxproc.Snapshot, error) {
+	directive := ""
+	if cfg := n.disk(); cfg != nil {
+		directive = cfg.PIDFile
+	}
+	n.f.PIDFile = nginxproc.PIDFilePath(n.flag, directive, n.prefix)
+	n.f.ConfigFile = n.config
+	return n.f.Find()
 }

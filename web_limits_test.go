@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/server"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/loadstate"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
 
@@ -65,6 +66,10 @@ type Options struct {
 	// List prints the discovered targets without probing.
 	List  bool
 	Color ColorMode
+	// Running, when set, checks the running nginx: reload pending,
+	// would-fail reasons, stale addresses; probes then target the
+	// addresses nginx dials where its workers show them.
+	Running *loadstate.Tracker
 
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
@@ -130,13 +135,21 @@ func Run(ctx context.Context, opts Options) int {
 	}
 	if err != nil {
 		fmt.Fprintf(opts.Stderr, "diagnose: cannot load nginx configuration: %v\n", err)
+		// What nginx refuses now, it refuses at its next start: an nginx
+		// that runs keeps its loaded configuration until then.
+		fmt.Fprintln(opts.Stderr, "diagnose: the next reload or restart of nginx would fail with this error; a running nginx keeps serving its loaded configuration until then (nginx -t shows the same)")
 		if opts.Output == OutputJSON {
 			writeJSON(opts.Stdout, &Report{Config: opts.Load.NginxConfig, Error: err.Error(), Targets: []Target{}})
 		}
 		return ExitUsage
 	}
 
+	var running *Nginx
+	if opts.Running != nil {
+		loaded, running = checkRunning(ctx, &opts, loaded)
+	}
 	rep := report.New(opts.Load.NginxConfig, loaded, opts.Timeout)
+	rep.Nginx = running
 	rep.Notes = privilegeNotes(loaded.Set.Targets, opts.Geteuid())
 	if !opts.List {
 		statuses, interrupted := probe(ctx, loaded.Set.Targets, &opts)
@@ -148,6 +161,9 @@ func Run(ctx context.Context, opts Options) int {
 			fmt.Fprintf(opts.Stderr, "diagnose: interrupted: %d of %d probes finished; the others have no verdict\n",
 				rep.Summary.Probed-rep.Summary.NoResult, rep.Summary.Probed)
 			return ExitInterrupted
+		}
+		if rep.Nginx.Problems() {
+			rep.Healthy = false
 		}
 	}
 	if code := writeReport(&opts, rep); code != 0 {
@@ -174,6 +190,7 @@ func writeReport(opts *Options, rep *Report) int {
 			writeList(opts.Stdout, rep, p)
 		} else {
 			writeTable(opts.Stdout, rep, p)
+			writeNginx(opts.Stdout, rep.Nginx, p)
 		}
 	}
 	return 0

@@ -476,3 +476,21 @@ func TestInterruptedRunIsHonest(t *testing.T) {
 		t.Errorf("stderr %q does not say how many probes finished", stderr.String())
 	}
 }
+
+// TestHugeTimeout: nginx accepts timeouts far beyond what a time.Duration
+// holds (grpc_read_timeout 1071906480m is copied into many proxy setups);
+// the list shows them as a bound, never as a negative duration.
+func TestHugeTimeout(t *testing.T) {
+	conf := testutil.WriteNginxConf(t, `
+    server {
+        grpc_read_timeout 1071906480m;
+        location / { grpc_pass 127.0.0.1:9; }
+    }`)
+	res := runDiagnose(t, conf, func(o *Options) { o.List = true })
+	if res.code != ExitHealthy {
+		t.Fatalf("exit %d\n%s", res.code, res.stderr)
+	}
+	if !strings.Contains(res.stdout, ">292y") || strings.Contains(res.stdout, "-2562047h") {
+		t.Errorf("list shows the timeout wrongly:\n%s", res.stdout)
+	}
+}

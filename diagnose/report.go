@@ -18,6 +18,11 @@ type (
 	Settings = report.Settings
 	TLS      = report.TLS
 	Dynamic  = report.Dynamic
+	// The section on the running nginx.
+	Nginx       = report.Nginx
+	PendingFile = report.PendingFile
+	Failure     = report.Failure
+	Stale       = report.Stale
 )
 
 // Verdicts of a target in the report.

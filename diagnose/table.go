@@ -3,6 +3,7 @@ package diagnose
 import (
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -208,7 +209,7 @@ func writeSummary(w io.Writer, rep *Report, p palette) {
 	}
 	fmt.Fprintln(w, head)
 	for _, d := range rep.Dynamic {
-		fmt.Fprintf(w, "not probed: %s at %s builds its address from request variables (%s)\n", d.Directive, d.Source, d.Address)
+		fmt.Fprintf(w, "not probed: %s %s at %s: %s\n", d.Directive, d.Address, d.Source, d.Reason)
 	}
 	for _, u := range rep.UnusedUpstreams {
 		fmt.Fprintf(w, "not probed: upstream %q is not used by any *_pass with a static address\n", u)
@@ -272,9 +273,21 @@ func paramsText(t *Target) string {
 	return strings.Join(f, " ")
 }
 
+// secondsText renders a duration given in seconds. Timeouts nginx
+// accepts can exceed what a time.Duration holds (grpc_read_timeout
+// 1071906480m is about 2000 years); the configuration model saturates
+// them at the largest Duration, and converting such a float back would
+// wrap to a negative number, so anything that large is shown as a bound.
 func secondsText(s float64) string {
+	if s >= maxDurationSeconds {
+		return ">292y"
+	}
 	return time.Duration(s * float64(time.Second)).String()
 }
+
+// maxDurationSeconds is the largest time.Duration in seconds, as a float
+// (rounded up: float64(math.MaxInt64) is 2^63).
+const maxDurationSeconds = float64(math.MaxInt64) / float64(time.Second)
 
 func bytesText(n int) string {
 	switch {

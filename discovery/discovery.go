@@ -81,6 +81,14 @@ type Resolver interface {
 	LookupHost(ctx context.Context, host string) ([]string, error)
 }
 
+// NginxAddresses says which addresses the running nginx dials for a
+// static upstream hostname: those it resolved when it last loaded its
+// configuration, which may differ from what the name resolves to now.
+// ok is false when that is not known; Build then resolves the name.
+type NginxAddresses interface {
+	NginxAddresses(host string) (ips []string, ok bool)
+}
+
 // Overrides supplies per-upstream probe request settings from the
 // exporter's own configuration file. nil means nginx-like defaults.
 type Overrides interface {
@@ -99,6 +107,10 @@ type Options struct {
 	ExporterConfig string
 
 	Resolver Resolver // nil: net.DefaultResolver
+	// Nginx, when set, supplies the addresses the running nginx dials
+	// for static hostnames: targets then probe those rather than a fresh
+	// lookup, so that a stale address gets the verdict nginx meets.
+	Nginx NginxAddresses
 	// ResolveTimeout bounds each load-time lookup.
 	ResolveTimeout time.Duration
 	// Worker is nginx's worker user; nil disables the permission check.
@@ -161,7 +173,7 @@ func resolveAll(ctx context.Context, targets []nginxconf.UpstreamServer, opts Op
 	hosts := map[string]resolved{}
 	for i := range targets {
 		t := &targets[i]
-		if t.SocketPath != "" || t.RuntimeResolve || t.Host == "" || net.ParseIP(strings.Trim(t.Host, "[]")) != nil {
+		if !IsStaticHostname(t) {
 			continue
 		}
 		hosts[t.Host] = resolved{}
@@ -173,6 +185,12 @@ func resolveAll(ctx context.Context, targets []nginxconf.UpstreamServer, opts Op
 	)
 	names := make([]string, 0, len(hosts))
 	for host := range hosts {
+		if opts.Nginx != nil {
+			if ips, ok := opts.Nginx.NginxAddresses(host); ok && len(ips) > 0 {
+				hosts[host] = resolved{ips: ips}
+				continue
+			}
+		}
 		names = append(names, host)
 	}
 	for _, host := range names {
@@ -197,6 +215,13 @@ func resolveAll(ctx context.Context, targets []nginxconf.UpstreamServer, opts Op
 	}
 	wg.Wait()
 	return hosts
+}
+
+// IsStaticHostname reports whether nginx resolves t's host once, when it
+// loads its configuration: a host name (not an IP literal, not a unix
+// socket) without the `resolve` parameter or request variables.
+func IsStaticHostname(t *nginxconf.UpstreamServer) bool {
+	return t.SocketPath == "" && !t.RuntimeResolve && t.Host != "" && net.ParseIP(strings.Trim(t.Host, "[]")) == nil
 }
 
 // addressesOf lists the peers nginx creates for one server line: the

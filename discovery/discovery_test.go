@@ -112,3 +112,37 @@ func TestBuildDeduplicatesPeers(t *testing.T) {
 		t.Errorf("want one target for one peer, got %d", len(set.Targets))
 	}
 }
+
+// pinned is what nginx resolved at its last load, per host.
+type pinned map[string][]string
+
+func (p pinned) NginxAddresses(host string) ([]string, bool) {
+	ips, ok := p[host]
+	return ips, ok
+}
+
+// TestBuildNginxAddresses: a static name is probed at the address nginx
+// dials, not at what the name resolves to now; names nginx's addresses
+// are unknown for, and names resolved at run time, are looked up as
+// before.
+func TestBuildNginxAddresses(t *testing.T) {
+	cfg := &nginxconf.Config{Servers: []nginxconf.UpstreamServer{
+		{Upstream: "app", Server: "app.test:3000", Host: "app.test", Port: "3000", Protocol: protocol.HTTP, Settings: settings()},
+		{Upstream: "other", Server: "other.test:3000", Host: "other.test", Port: "3000", Protocol: protocol.HTTP, Settings: settings()},
+		{Upstream: "dyn", Server: "dyn.test:80", Host: "dyn.test", Port: "80", Protocol: protocol.HTTP, RuntimeResolve: true, Settings: settings()},
+	}}
+	set := Build(context.Background(), cfg, Options{
+		Resolver: fakeResolver{"app.test": {"127.0.0.3"}, "other.test": {"127.0.0.4"}, "dyn.test": {"127.0.0.5"}},
+		Nginx:    pinned{"app.test": {"127.0.0.2"}, "dyn.test": {"127.0.0.9"}},
+	})
+	got := map[string]string{}
+	for _, tg := range set.Targets {
+		got[tg.Server] = tg.Address
+	}
+	want := map[string]string{"app.test:3000": "127.0.0.2:3000", "other.test:3000": "127.0.0.4:3000", "dyn.test:80": "dyn.test:80"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s probed at %q, want %q", k, got[k], v)
+		}
+	}
+}

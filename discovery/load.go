@@ -46,7 +46,7 @@ func Load(ctx context.Context, opts Options) (*Loaded, error) {
 	opts.Worker = WorkerCredentials(cfg, opts.Logger)
 	set := Build(ctx, cfg, opts)
 	for _, d := range cfg.Dynamic {
-		opts.Logger.Info("not probing an address built from request variables", "directive", d.Directive, "position", d.Source, "address", d.Address)
+		opts.Logger.Info("not probing an address only known per request", "directive", d.Directive, "position", d.Source, "address", d.Address, "reason", d.Reason)
 	}
 	if err := ctx.Err(); err != nil {
 		// Lookups cut short by cancellation would read as names that do

@@ -2,5 +2,6 @@
 // `_config` (see config.libsonnet) to adapt selectors and thresholds.
 (import 'config.libsonnet') +
 (import 'alerts/alerts.libsonnet') +
+(import 'alerts/nginx.libsonnet') +
 (import 'rules/rules.libsonnet') +
 (import 'dashboards/dashboards.libsonnet')

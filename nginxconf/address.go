@@ -2,7 +2,6 @@ package nginxconf
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 )
 
@@ -70,7 +69,8 @@ func addressPart(rest string, uriPart bool) string {
 var errUserinfo = errors.New(`credentials ("user:password@") in an upstream address, which nginx does not accept`)
 
 // parseAddress splits a static address (no variables) into host and port
-// as ngx_parse_url does; defaultPort is used when none is written.
+// as ngx_parse_url does; defaultPort is used when none is written. Errors
+// are ngx_parse_url's, which nginx prints as `ERR in upstream "RAW"`.
 func parseAddress(raw, defaultPort string) (address, error) {
 	a := address{raw: raw}
 	if hasUserinfo(raw) {
@@ -79,21 +79,21 @@ func parseAddress(raw, defaultPort string) (address, error) {
 	if len(raw) >= 5 && strings.EqualFold(raw[:5], "unix:") {
 		a.socketPath = raw[5:]
 		if a.socketPath == "" {
-			return a, fmt.Errorf("no path in the unix domain socket %q", raw)
+			return a, errors.New("no path in the unix domain socket")
 		}
 		return a, nil
 	}
 	if raw == "" {
-		return a, fmt.Errorf("no host")
+		return a, errors.New("no host")
 	}
 	if strings.ContainsAny(raw, "/?") {
-		return a, fmt.Errorf("invalid host in %q", raw)
+		return a, errors.New("invalid host")
 	}
 	host, port := raw, ""
 	if strings.HasPrefix(raw, "[") {
 		end := strings.IndexByte(raw, ']')
 		if end < 0 {
-			return a, fmt.Errorf("invalid IPv6 address in %q", raw)
+			return a, errors.New("invalid host")
 		}
 		host = raw[:end+1]
 		switch tail := raw[end+1:]; {
@@ -102,19 +102,19 @@ func parseAddress(raw, defaultPort string) (address, error) {
 			port = tail[1:]
 			a.portWritten = true
 		default:
-			return a, fmt.Errorf("invalid host in %q", raw)
+			return a, errors.New("invalid host")
 		}
 	} else if i := strings.LastIndexByte(raw, ':'); i >= 0 {
 		host, port = raw[:i], raw[i+1:]
 		a.portWritten = true
 	}
 	if host == "" || host == "[]" {
-		return a, fmt.Errorf("no host in %q", raw)
+		return a, errors.New("no host")
 	}
 	if a.portWritten {
 		n, ok := parseInt(port)
 		if !ok || n < 1 || n > 65535 {
-			return a, fmt.Errorf("invalid port in %q", raw)
+			return a, errors.New("invalid port")
 		}
 	} else {
 		port = defaultPort

@@ -22,6 +22,13 @@ func FuzzLoad(f *testing.F) {
 	f.Add("events {} http { upstream u { server unix:; } }")
 	f.Add("events {} http { server { location / { set $a \"${b\"; proxy_pass http://${a}; } } }")
 	f.Add("events {} http { server { location / { grpc_pass grpcs://[::1; } } }")
+	// Lua blocks: strings, long brackets, comments, unterminated ones.
+	f.Add("events {} http { init_by_lua_block { -- it's\n local s = [==[ } ]==] .. 'a\\'}' } }")
+	f.Add("events {} http { server { set_by_lua_block $x{ return --[[ } ]] '}' } location / { content_by_lua_block { [=[ ")
+	f.Add("events {} http { upstream b { server 0.0.0.1; balancer_by_lua_block { b() } } server { location / { proxy_pass http://b; } } }")
+	// Finite choices and nginx -t parity.
+	f.Add("events {} http { map $a $b { default 127.0.0.1:1; x 127.0.0.1:2; } server { location / { set $c $b; if ($d) { set $c 127.0.0.1:3; return 403; } proxy_pass http://$c; } } }")
+	f.Add("events {} http { upstream u { ip_hash; server 127.0.0.1:1 backup; } server { location / { proxy_pass https://127.0.0.1; } location /g { grpc_pass grpcs://127.0.0.1; fastcgi_pass 127.0.0.1; } } }")
 	// Refusals: no events, a duplicate, limits, files that are not files.
 	f.Add("")
 	f.Add("http {}")

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -207,6 +208,7 @@ func LoadContext(ctx context.Context, path string, opts LoadOptions) (*Config, e
 		return nil, err
 	}
 	w := newWalker(ctx, l.confDir, pageSize)
+	w.fs = fsys
 	cfg, err := w.run(root.nodes)
 	if err != nil {
 		return nil, err
@@ -358,6 +360,12 @@ func (l *loader) convert(file string, dirs crossplane.Directives, inMap bool, de
 			if err != nil {
 				return nil, err
 			}
+			if inMap {
+				// The data is not parsed; the include stays, so that
+				// a reader of the block knows it has not seen it all
+				// (finite.go).
+				out = append(out, n)
+			}
 			out = append(out, inc...)
 			continue
 		}
@@ -487,10 +495,6 @@ func globFilter(pattern string, matches []string) []string {
 	return out
 }
 
-// luaLexer tokenizes *_by_lua_block bodies so that braces inside Lua code
-// do not upset the parser.
-var luaLexer = (&crossplane.Lua{}).RegisterLexer()
-
 // parseFile parses one file with crossplane. Includes are not followed
 // (SingleFile): the loader does that itself, through the FS. The content
 // is already in memory, so crossplane holds no file open. Directive
@@ -498,7 +502,26 @@ var luaLexer = (&crossplane.Lua{}).RegisterLexer()
 // (headers-more, lua, njs, ...) must not fail the load, and because an
 // included file is parsed without knowing its context. The content is
 // read through ctx, so that parsing a large file stops when ctx is done.
-func parseFile(ctx context.Context, name string, data []byte) (crossplane.Directives, error) {
+func parseFile(ctx context.Context, name string, data []byte) (dirs crossplane.Directives, err error) {
+	// crossplane panics on some malformed input (`if () {}` slices out
+	// of range in prepareIfArgs): a broken file must fail its load, not
+	// stop the exporter. Cancelling the reader then ends crossplane's
+	// lexer goroutines, which nobody reads from any more.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			dirs, err = nil, &ParseError{File: name, Msg: fmt.Sprintf("the configuration parser failed: %v", r)}
+		}
+	}()
+	// The panic above would leave crossplane's lexer goroutine blocked on
+	// a full token channel whenever much of the file remains (a race with
+	// the cancelled reader): refuse its one known cause first, as nginx
+	// refuses it.
+	if line := emptyIfCondition(data); line > 0 {
+		return nil, &ParseError{File: name, Line: line, Msg: `invalid condition ")"`}
+	}
+	lua, luaLexer := newLuaLexer()
 	payload, err := crossplane.Parse(name, &crossplane.ParseOptions{
 		SingleFile:                true,
 		SkipDirectiveContextCheck: true,
@@ -508,6 +531,16 @@ func parseFile(ctx context.Context, name string, data []byte) (crossplane.Direct
 		},
 		LexOptions: crossplane.LexOptions{Lexers: []crossplane.RegisterLexer{luaLexer}},
 	})
+	// A cancelled read looks like the end of the file to the parser: the
+	// partial tree must never be judged (or loaded) as the configuration.
+	if cerr := ctx.Err(); cerr != nil {
+		return nil, fmt.Errorf("nginxconf: load stopped: %w", cerr)
+	}
+	// An error in a Lua block ends the parse: it is the cause of
+	// whatever crossplane reports.
+	if e := lua.failure(); e != nil {
+		return nil, &ParseError{File: name, Line: e.line, Msg: e.msg}
+	}
 	if err != nil {
 		return nil, &ParseError{File: name, Msg: err.Error(), Err: err}
 	}
@@ -548,4 +581,18 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// emptyIfRE matches an `if` directive whose condition is empty, "()":
+// crossplane v0.4.89 slices out of range on it (prepareIfArgs).
+var emptyIfRE = regexp.MustCompile(`(?m)(?:^|[;{}])[ \t]*if[ \t]*\([ \t]*\)`)
+
+// emptyIfCondition returns the line of the first `if ()` at the start of a
+// directive, 0 when there is none. nginx says `invalid condition ")"`.
+func emptyIfCondition(data []byte) int {
+	loc := emptyIfRE.FindIndex(data)
+	if loc == nil {
+		return 0
+	}
+	return 1 + bytes.Count(data[:loc[1]], []byte("\n"))
 }

@@ -11,8 +11,9 @@
 // against the conf prefix, the directory of the main file, as nginx does
 // even with -p). A file included from two places is seen in both, as
 // nginx parses it twice. The http and stream modules are read (stream{}:
-// see stream.go); mail{} has no upstreams.
-// Directives crossplane does not know (third-party modules) are accepted.
+// see stream.go); mail{} has no upstreams. Directives crossplane does not
+// know (third-party modules) are accepted; *_by_lua_block bodies are
+// delimited by Lua's lexical grammar (lua.go).
 // As nginx, Load requires one events{} block in the main context, so that
 // a truncated main file fails rather than loads empty. Only regular files
 // are read, within the LoadOptions bounds (limits.go), counting what
@@ -32,7 +33,8 @@
 // protocol (ngx_http_upstream_server). proxy_pass defaults to 80 for
 // http:// and 443 for https://. fastcgi_pass, uwsgi_pass, scgi_pass,
 // grpc_pass and memcached_pass have no default port: nginx refuses such
-// an implicit upstream ("no port in upstream"), and so does Load.
+// an implicit upstream ("no port in upstream") unless an earlier *_pass
+// of the same host gave it one, and so does Load.
 // https://, grpcs:// and suwsgi:// select the protocol with SSL.Enabled:
 // the schemes and default ports come from the protocol package's table.
 //
@@ -40,16 +42,28 @@
 //
 // Variables that only make up the URI ("http://app:8080$request_uri";
 // $request_uri, $uri, $document_uri and $is_args start the URI) leave the
-// address static. Variables in the address are replaced by values given
-// with `set $var literal;` when they are certain at the *_pass: set in the
-// server block or in the location itself (rewrite directives are not
-// inherited by nested locations), or in the `if` that encloses the
-// *_pass; a `set` in another `if` makes the value uncertain. If the
-// address is then static it becomes a target (or the upstream{} block it
-// names), otherwise a Config.Dynamic entry. Any *_pass with variables is
-// resolved by nginx at run time through `resolver`: such a target of a
-// host name has RuntimeResolve set, as has an upstream server with the
-// `resolve` parameter.
+// address static. Variables in the address are replaced by every value
+// they can take when all of them are written in the configuration
+// (finite.go): `set` in the server block and in the location itself
+// (rewrite directives are not inherited by nested locations), with the
+// `if` blocks around the *_pass taken and the others either way, and
+// `map` or `split_clients` blocks whose values are all literal. Each
+// resulting address is a target (or the upstream{} block it names);
+// when a value is unknown the *_pass is a Config.Dynamic entry. Any
+// *_pass with variables is resolved by nginx at run time through
+// `resolver`: such a target of a host name has RuntimeResolve set, as
+// has an upstream server with the `resolve` parameter. An upstream{}
+// balanced by Lua (balancer_by_lua_*) has placeholder servers: a *_pass
+// to it is a Config.Dynamic entry with its reason.
+//
+// # nginx -t
+//
+// Load refuses what nginx refuses among the errors that concern
+// upstreams, with nginx's message (parity.go): a duplicate *_pass,
+// `backup` after ip_hash/hash/random, an implicit upstream without port,
+// missing TLS files. Of two different *_pass in one location only the
+// last, which nginx uses, is read; a *_pass without port shares the
+// implicit upstream of an earlier one of the same host, as nginx does.
 //
 // # Settings
 //
@@ -104,6 +118,11 @@ type Config struct {
 	// user's name (ngx_core_module); empty User means the directive was absent.
 	User  string
 	Group string
+	// PIDFile is the `pid` directive's argument as written (nginx
+	// resolves a relative one against its -p prefix, not the conf
+	// prefix); empty when absent (nginx then uses its compiled-in path,
+	// /run/nginx.pid on Debian).
+	PIDFile string `json:",omitempty"`
 	// Servers holds one entry per (upstream, server, protocol), deduplicated
 	// across locations, in configuration order.
 	Servers []UpstreamServer
@@ -211,6 +230,9 @@ type SSLSettings struct {
 	Ciphers        string
 	Certificate    string
 	CertificateKey string
+	// CRL is *_ssl_crl: nginx loads it, as the trusted certificates,
+	// only when verification is on.
+	CRL string `json:",omitempty"`
 }
 
 // DynamicPass is a *_pass whose address is only known per request.
@@ -220,4 +242,11 @@ type DynamicPass struct {
 	// Address is the argument with variables left in place; it may hold
 	// request data patterns but never header values.
 	Address string
+	// Reason says why the address is not known, as a sentence for logs
+	// (ReasonVariables, or an upstream balanced by Lua).
+	Reason string
 }
+
+// ReasonVariables is the Reason of a DynamicPass whose address is built
+// from variables whose values are not all known.
+const ReasonVariables = "the address is built from request variables"

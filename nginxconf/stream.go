@@ -111,7 +111,7 @@ func (w *walker) streams(roots []*node) error {
 				}
 			case n.name == "map" && n.isBlk && len(n.args) == 2:
 				name := strings.ToLower(strings.TrimPrefix(n.args[1], "$"))
-				maps[name] = mapValues(n)
+				maps[name] = streamMapValues(n)
 			}
 		}
 	}
@@ -127,11 +127,11 @@ func (w *walker) streams(roots []*node) error {
 	return nil
 }
 
-// mapValues lists the values a stream `map` can give its variable, in
+// streamMapValues lists the values a stream `map` can give its variable, in
 // the order written, the default last ("" when there is none, as nginx
 // gives an empty value). nil means a value is built from variables: the
 // choices are not finite.
-func mapValues(n *node) []string {
+func streamMapValues(n *node) []string {
 	var vals []string
 	def := ""
 	for _, c := range n.block {
@@ -205,6 +205,11 @@ func (w *walker) streamUpstream(n *node, streamScope *scope, ups map[string]*ups
 		}
 	}
 	u.resolvers = resolverAddrs(res)
+	for _, c := range n.block {
+		if c.name == "balancer_by_lua_block" || c.name == "balancer_by_lua_file" {
+			u.luaBalancer = c.source()
+		}
+	}
 	for _, c := range n.block {
 		if c.name != "server" || c.isBlk {
 			continue
@@ -344,6 +349,14 @@ func lookupStream(ups map[string]*upstream, a address) *upstream {
 // the implicit upstream of a. runtime is set for an address chosen
 // through variables, which nginx resolves per session.
 func (w *walker) streamTargets(pass *node, sc *scope, kinds []protocol.Protocol, name string, a address, u *upstream, runtime bool) {
+	if u != nil && u.luaBalancer != "" {
+		// ngx_stream_lua's balancer picks the peer per session: the
+		// servers of the block are placeholders, never probed.
+		u.used = true
+		w.dynamicBecause(pass, fmt.Sprintf("upstream %q is balanced by Lua (balancer at %s): its servers are placeholders",
+			u.name, u.luaBalancer))
+		return
+	}
 	for _, p := range kinds {
 		set := w.streamSettings(sc, p, name)
 		if u != nil {

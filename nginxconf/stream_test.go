@@ -136,7 +136,7 @@ func TestStreamLoad(t *testing.T) {
 		{
 			name: "URL prefix",
 			body: "server { listen 127.0.0.1:1;\n proxy_pass http://127.0.0.1:2; }",
-			want: `invalid host in "http://127.0.0.1:2" in upstream "http://127.0.0.1:2"`, line: 5,
+			want: `invalid host in upstream "http://127.0.0.1:2"`, line: 5,
 			nginxSays: `invalid host in upstream "http://127.0.0.1:2"`,
 		},
 		{
@@ -149,7 +149,7 @@ func TestStreamLoad(t *testing.T) {
 		{
 			name: "invalid proxy_timeout",
 			body: "server { listen 127.0.0.1:1; proxy_pass 127.0.0.1:2;\n proxy_timeout 1x; }",
-			want: `invalid value "1x" in "proxy_timeout" directive`, line: 5,
+			want: `"proxy_timeout" directive invalid value`, line: 5,
 			nginxSays: `"proxy_timeout" directive invalid value`,
 		},
 		{
@@ -252,5 +252,31 @@ func checkNginxT(t *testing.T, nginx, text, want, nginxSays string, line int) {
 	}
 	if m[3] != fmt.Sprint(line) {
 		t.Errorf("nginx refuses at line %s, we at line %d", m[3], line)
+	}
+}
+
+// A stream upstream balanced by Lua (ingress-nginx's TCP/UDP services)
+// has a placeholder server: never probed, listed as dynamic with why.
+func TestStreamLuaBalancer(t *testing.T) {
+	cfg, err := Load("/etc/nginx/nginx.conf", LoadOptions{FS: memFS{
+		"/etc/nginx/nginx.conf": `events {}
+stream {
+	upstream upstream_balancer {
+		server 0.0.0.1:1234; # placeholder
+		balancer_by_lua_block {
+			tcp_udp_balancer.balance() -- it's chosen per session
+		}
+	}
+	server { listen 127.0.0.1:8443; proxy_pass upstream_balancer; }
+}
+`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Servers) != 0 {
+		t.Errorf("placeholder probed: %+v", cfg.Servers)
+	}
+	if len(cfg.Dynamic) != 1 || !strings.Contains(cfg.Dynamic[0].Reason, "balanced by Lua") {
+		t.Errorf("dynamic = %+v", cfg.Dynamic)
 	}
 }

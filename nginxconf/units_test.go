@@ -98,3 +98,30 @@ func TestAddressPart(t *testing.T) {
 		}
 	}
 }
+
+// TestHugeTimeoutSaturates: a timeout nginx accepts but a Duration cannot
+// hold is the largest Duration, never a wrapped negative one.
+func TestHugeTimeoutSaturates(t *testing.T) {
+	main := "/etc/nginx/nginx.conf"
+	cfg, err := Load(main, LoadOptions{PageSize: 4096, FS: memFS{main: `events {}
+http {
+    grpc_read_timeout 1071906480m;
+    grpc_connect_timeout 106751d;
+    server { location / { grpc_send_timeout "15250w 1d 23h 47m 16s 854ms"; grpc_pass 127.0.0.1:9; } }
+}
+`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Servers[0].Settings
+	if s.ReadTimeout != time.Duration(math.MaxInt64) {
+		t.Errorf("read timeout = %v, want the largest Duration", s.ReadTimeout)
+	}
+	if want := 106751 * 24 * time.Hour; s.ConnectTimeout != want {
+		t.Errorf("connect timeout = %v, want %v", s.ConnectTimeout, want)
+	}
+	// Every unit at once, just below the largest Duration.
+	if want := 106751*24*time.Hour + 23*time.Hour + 47*time.Minute + 16854*time.Millisecond; s.SendTimeout != want {
+		t.Errorf("send timeout = %v, want %v", s.SendTimeout, want)
+	}
+}

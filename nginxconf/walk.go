@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,6 +52,7 @@ var settingDirectives = func() map[string]valueKind {
 		m[p+"_ssl_name"] = kindString
 		m[p+"_ssl_ciphers"] = kindString
 		m[p+"_ssl_protocols"] = kindList
+		m[p+"_ssl_crl"] = kindPath
 	}
 	return m
 }()
@@ -79,6 +81,8 @@ func (k valueKind) check(n *node) error {
 	if len(n.args) != 1 {
 		return n.errorf("invalid number of arguments in %q directive", n.name)
 	}
+	// The messages are those of nginx's slot functions
+	// (ngx_conf_set_msec_slot and the like, ngx_conf_handler).
 	v := n.args[0]
 	ok := true
 	switch k {
@@ -87,16 +91,20 @@ func (k valueKind) check(n *node) error {
 	case kindSize:
 		_, ok = parseSize(v)
 	case kindNumber:
-		_, ok = parseInt(v)
+		if _, ok := parseInt(v); !ok {
+			return n.errorf("%q directive invalid number", n.name)
+		}
 	case kindFlag:
 		if v != "on" && v != "off" {
 			return n.errorf("invalid value %q in %q directive, it must be \"on\" or \"off\"", v, n.name)
 		}
 	case kindHTTPVersion:
-		ok = v == "1.0" || v == "1.1"
+		if v != "1.0" && v != "1.1" {
+			return n.errorf("invalid value %q", v)
+		}
 	}
 	if !ok {
-		return n.errorf("invalid value %q in %q directive", v, n.name)
+		return n.errorf("%q directive invalid value", n.name)
 	}
 	return nil
 }
@@ -145,6 +153,10 @@ type upstream struct {
 	servers   []UpstreamServer
 	resolvers []string
 	used      bool
+	// luaBalancer is the position of a balancer_by_lua_* directive:
+	// Lua picks the peer per request and the `server` lines are
+	// placeholders (ingress-nginx writes `server 0.0.0.1`).
+	luaBalancer string
 }
 
 // wctx is where the walk is: the kind of block, the server and location
@@ -173,6 +185,18 @@ type walker struct {
 	order     []*upstream
 	cfg       *Config
 	index     map[targetKey]int
+	// fs reads certificate files for nginx's load-time checks; nil
+	// skips them (Implicit).
+	fs FS
+	// implicit are the upstreams nginx creates for static *_pass
+	// addresses, in creation order (parity.go).
+	implicit []*implicitUpstream
+	// implicitByHost indexes implicit by lower-case host, in order.
+	implicitByHost map[string][]*implicitUpstream
+	// sslChecks are the TLS locations whose files nginx loads.
+	sslChecks []sslCheck
+	// flow finds the values of variables (finite.go).
+	flow *flow
 }
 
 func newWalker(ctx context.Context, confDir string, pageSize int) *walker {
@@ -203,8 +227,10 @@ func (w *walker) run(root []*node) (*Config, error) {
 			if len(n.args) == 2 {
 				w.cfg.Group = n.args[1]
 			}
+		case n.name == "pid" && !n.isBlk && len(n.args) == 1:
+			w.cfg.PIDFile = n.args[0]
 		case n.name == "http" && n.isBlk:
-			sc, err := levelScope(n.block, nil)
+			sc, err := w.levelScope(n.block, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -225,9 +251,20 @@ func (w *walker) run(root []*node) (*Config, error) {
 		}
 	}
 	for _, h := range https {
+		w.flow = newFlow(h.n.block)
 		if err := w.walk(h.n.block, h.sc, wctx{kind: "http"}); err != nil {
 			return nil, err
 		}
+	}
+	// nginx's checks after parsing http{}: the upstreams first
+	// (ngx_http_upstream_init_main_conf), then the locations' TLS files
+	// (merge_loc_conf of the proxy, uwsgi and grpc modules, later in
+	// nginx's module list). TestNginxParity pins the order.
+	if err := w.checkPorts(); err != nil {
+		return nil, err
+	}
+	if err := w.checkSSLFiles(); err != nil {
+		return nil, err
 	}
 	if err := w.streams(streams); err != nil {
 		return nil, err
@@ -275,6 +312,13 @@ func levelScope(nodes []*node, parent *scope) (*scope, error) {
 }
 
 func (w *walker) walk(nodes []*node, sc *scope, c wctx) error {
+	var use *node
+	if c.kind == "location" || c.kind == "if" || c.kind == "limit_except" {
+		var err error
+		if use, err = passInUse(nodes); err != nil {
+			return err
+		}
+	}
 	for _, n := range nodes {
 		if w.steps++; w.steps%256 == 0 {
 			if err := w.ctx.Err(); err != nil {
@@ -284,7 +328,8 @@ func (w *walker) walk(nodes []*node, sc *scope, c wctx) error {
 		if kind, ok := protocol.ByDirective(n.name); ok && !n.isBlk {
 			// *_pass is only valid in location, if in location and
 			// (proxy_pass) limit_except; nginx rejects it elsewhere.
-			if c.kind == "location" || c.kind == "if" || c.kind == "limit_except" {
+			// Only the last *_pass of a level is used (passInUse).
+			if n == use {
 				if err := w.pass(n, kind, sc, c); err != nil {
 					return err
 				}
@@ -312,7 +357,7 @@ func (w *walker) walk(nodes []*node, sc *scope, c wctx) error {
 		default:
 			continue
 		}
-		child, err := levelScope(n.block, sc)
+		child, err := w.levelScope(n.block, sc)
 		if err != nil {
 			return err
 		}
@@ -363,6 +408,9 @@ func (w *walker) addUpstream(n *node, httpScope *scope) error {
 	if _, dup := w.upstreams[key]; dup {
 		return n.errorf("duplicate upstream %q", n.args[0])
 	}
+	if err := checkBackup(n.block); err != nil {
+		return err
+	}
 	u := &upstream{name: n.args[0]}
 	// `resolver` inside upstream{} (nginx 1.27.3+), else the http one.
 	var res *node
@@ -375,6 +423,11 @@ func (w *walker) addUpstream(n *node, httpScope *scope) error {
 		res = httpScope.lookup("resolver")
 	}
 	u.resolvers = resolverAddrs(res)
+	for _, c := range n.block {
+		if c.name == "balancer_by_lua_block" || c.name == "balancer_by_lua_file" {
+			u.luaBalancer = c.source()
+		}
+	}
 	for _, c := range n.block {
 		if c.name != "server" || c.isBlk {
 			continue
@@ -454,43 +507,113 @@ func serverFor(a address) UpstreamServer {
 	return t
 }
 
-// pass handles one *_pass directive.
+// pass handles one *_pass directive. An argument with variables is
+// expanded to its candidate values (finite.go): each is a target when
+// all are static, else the *_pass is dynamic.
 func (w *walker) pass(n *node, kind protocol.Protocol, sc *scope, c wctx) error {
 	if len(n.args) != 1 {
 		return n.errorf("invalid number of arguments in %q directive", n.name)
 	}
 	arg := n.args[0]
-	hasVars := strings.Contains(arg, "$")
-	expanded := arg
-	if hasVars {
-		vars := setVars(c)
-		expanded, _ = expandVars(arg, func(name string) (string, bool) {
-			v, ok := vars[name]
-			return v, ok
-		})
-	}
-	sch, rest, err := kind.SplitScheme(expanded)
-	if err != nil {
-		if hasVars {
-			// The scheme itself comes from a variable.
-			w.dynamic(n)
-			return nil
+	if !strings.Contains(arg, "$") {
+		r, err := w.resolve(n, kind, arg, false)
+		if err != nil {
+			return err
 		}
-		return n.errorf("%v", err)
+		return w.emit(n, kind, sc, c, r, false)
 	}
-	raw := addressPart(rest, kind.Spec().URIPart)
-	if strings.Contains(raw, "$") {
+	if kind == protocol.HTTP {
+		// nginx prepares TLS for every proxy_pass with variables
+		// (ngx_http_proxy_pass sets ssl), so its files are checked.
+		w.sslChecks = append(w.sslChecks, sslCheck{prefix: kind.Spec().Prefix, sc: sc})
+	}
+	cands, ok := w.flow.candidates(arg, c)
+	if !ok {
 		w.dynamic(n)
 		return nil
 	}
+	var rs []resolved
+	var noResolver []string
+	for _, cand := range cands {
+		r, err := w.resolve(n, kind, cand, true)
+		if errors.Is(err, errNoAddress) {
+			// nginx fails such a request; no server is involved.
+			continue
+		}
+		if err != nil || r.dynamic {
+			w.dynamic(n)
+			return nil
+		}
+		if r.u == nil && !r.a.isUnix() && net.ParseIP(r.a.bareHost()) == nil && sc.lookup("resolver") == nil {
+			// nginx resolves such a name per request through
+			// `resolver` only: without one it fails the request
+			// ("no resolver defined to resolve"), no server is
+			// involved.
+			noResolver = append(noResolver, r.a.host)
+			continue
+		}
+		rs = append(rs, r)
+	}
+	if len(noResolver) > 0 {
+		w.dynamicBecause(n, fmt.Sprintf("no resolver is defined to resolve %s, which the address may name: nginx fails such requests",
+			strings.Join(noResolver, ", ")))
+	}
+	if len(rs) == 0 {
+		if len(noResolver) == 0 {
+			w.dynamic(n)
+		}
+		return nil
+	}
+	for _, r := range rs {
+		if err := w.emit(n, kind, sc, c, r, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolved is where one value of a *_pass argument leads.
+type resolved struct {
+	sch protocol.Scheme
+	a   address
+	// u is the upstream{} block the address names, if any.
+	u *upstream
+	// dynamic: the value is not static after all.
+	dynamic bool
+}
+
+// errNoAddress is a candidate value with an empty address
+// ("http://$p" where $p may be empty).
+var errNoAddress = errors.New("empty address")
+
+// resolve parses one value of a *_pass argument (the argument itself
+// when it has no variables). With variables, what nginx would only find
+// at run time makes the value dynamic rather than the load fail.
+func (w *walker) resolve(n *node, kind protocol.Protocol, expanded string, hasVars bool) (resolved, error) {
+	sch, rest, err := kind.SplitScheme(expanded)
+	if err != nil {
+		if hasVars {
+			return resolved{dynamic: true}, nil
+		}
+		return resolved{}, n.errorf("invalid URL prefix")
+	}
+	raw := addressPart(rest, kind.Spec().URIPart)
+	if strings.Contains(raw, "$") {
+		return resolved{dynamic: true}, nil
+	}
+	if raw == "" && hasVars {
+		return resolved{}, errNoAddress
+	}
 	a, err := parseAddress(raw, sch.DefaultPort)
 	if errors.Is(err, errUserinfo) {
-		return n.errorf("%v in %q directive", err, n.name)
+		return resolved{}, n.errorf("%v in %q directive", err, n.name)
 	}
 	if err != nil {
-		return n.errorf("%v in %q", err, arg)
+		if hasVars {
+			return resolved{dynamic: true}, nil
+		}
+		return resolved{}, n.errorf("%v in upstream %q", err, raw)
 	}
-
 	// ngx_http_upstream_add: a host without port names an upstream{}
 	// block when one exists (case-insensitively).
 	var u *upstream
@@ -499,22 +622,42 @@ func (w *walker) pass(n *node, kind protocol.Protocol, sc *scope, c wctx) error 
 	}
 	if u != nil && a.portWritten {
 		if !hasVars {
-			return n.errorf("upstream %q may not have port %s", a.host, a.port)
+			return resolved{}, n.errorf("upstream %q may not have port %s", a.host, a.port)
 		}
 		u = nil // at run time the port keeps it from matching the block
 	}
-	if u == nil && a.port == "" && !a.isUnix() {
-		if hasVars {
-			// nginx fails such a request at run time ("no port").
-			w.dynamic(n)
-			return nil
-		}
-		return n.errorf("no port in upstream %q", a.raw)
+	if u == nil && a.port == "" && !a.isUnix() && hasVars {
+		// nginx fails such a request at run time ("no port").
+		return resolved{dynamic: true}, nil
 	}
+	return resolved{sch: sch, a: a, u: u}, nil
+}
 
-	set, err := w.settings(sc, kind, sch, a, c)
+// emit adds the targets of one resolved *_pass value.
+func (w *walker) emit(n *node, kind protocol.Protocol, sc *scope, c wctx, r resolved, hasVars bool) error {
+	a, u := r.a, r.u
+	if u != nil && u.luaBalancer != "" {
+		u.used = true
+		w.dynamicBecause(n, fmt.Sprintf("upstream %q is balanced by Lua (balancer at %s): its servers are placeholders",
+			u.name, u.luaBalancer))
+		return nil
+	}
+	target := a
+	if u == nil && !a.isUnix() && !hasVars {
+		// The implicit upstream nginx creates or shares (parity.go).
+		imp := w.implicitFor(a, n)
+		if imp.port == 0 {
+			return nil // refused after the walk (checkPorts)
+		}
+		target = imp.addr
+		target.port = strconv.Itoa(imp.port)
+	}
+	set, err := w.settings(sc, kind, r.sch, a, c)
 	if err != nil {
 		return err
+	}
+	if r.sch.TLS && !hasVars {
+		w.sslChecks = append(w.sslChecks, sslCheck{prefix: kind.Spec().Prefix, sc: sc})
 	}
 	if u != nil {
 		u.used = true
@@ -527,8 +670,8 @@ func (w *walker) pass(n *node, kind protocol.Protocol, sc *scope, c wctx) error 
 		}
 		return nil
 	}
-	t := serverFor(a)
-	t.Upstream = a.raw
+	t := serverFor(target)
+	t.Upstream = target.raw
 	t.Implicit = true
 	t.Protocol = kind
 	t.Params = ServerParams{Weight: defaultWeight, MaxFails: defaultMaxFails, FailTimeout: defaultFailTimeout}
@@ -542,8 +685,11 @@ func (w *walker) pass(n *node, kind protocol.Protocol, sc *scope, c wctx) error 
 	return nil
 }
 
-func (w *walker) dynamic(n *node) {
-	w.cfg.Dynamic = append(w.cfg.Dynamic, DynamicPass{Directive: n.name, Source: n.source(), Address: redactUserinfo(n.args[0])})
+func (w *walker) dynamic(n *node) { w.dynamicBecause(n, ReasonVariables) }
+
+func (w *walker) dynamicBecause(n *node, reason string) {
+	w.cfg.Dynamic = append(w.cfg.Dynamic, DynamicPass{Directive: n.name, Source: n.source(),
+		Address: redactUserinfo(n.args[0]), Reason: reason})
 }
 
 // add records a target, merging it into an earlier one with the same
@@ -644,6 +790,7 @@ func (w *walker) sslSettings(sc *scope, p, serverName string) SSLSettings {
 	s.TrustedCertificate = w.confPath(str("_ssl_trusted_certificate"))
 	s.Certificate = w.confPath(str("_ssl_certificate"))
 	s.CertificateKey = w.confPath(str("_ssl_certificate_key"))
+	s.CRL = w.confPath(str("_ssl_crl"))
 	if v := str("_ssl_name"); v != "" {
 		// "$proxy_host" (the default) stays empty; $host-like names
 		// become the server name; anything else request-dependent is
@@ -710,60 +857,4 @@ func proxyHost(sch protocol.Scheme, a address) string {
 		return a.host
 	}
 	return a.host + ":" + a.port
-}
-
-// setVars returns the variables given a literal value by `set` that are
-// certain at the point of a *_pass: server-level `set`s (the server
-// rewrite phase), then those of the location that matched (rewrite
-// directives are not inherited by nested locations), including the `if`
-// blocks around the *_pass. A `set` in an `if` that does not enclose the
-// *_pass, or a `set` with a variable value, makes the variable unknown.
-func setVars(c wctx) map[string]string {
-	vars := map[string]string{}
-	unknown := map[string]bool{}
-	apply := func(n *node, conditional bool) {
-		if n.name != "set" || n.isBlk || len(n.args) != 2 || !strings.HasPrefix(n.args[0], "$") {
-			return
-		}
-		name := strings.ToLower(strings.TrimPrefix(n.args[0], "$"))
-		val := n.args[1]
-		if strings.Contains(val, "$") {
-			delete(vars, name)
-			unknown[name] = true
-			return
-		}
-		if conditional {
-			if !unknown[name] {
-				if old, ok := vars[name]; ok && old == val {
-					return
-				}
-			}
-			delete(vars, name)
-			unknown[name] = true
-			return
-		}
-		vars[name] = val
-		delete(unknown, name)
-	}
-	var run func(nodes []*node, conditional bool, ifs []*node)
-	run = func(nodes []*node, conditional bool, ifs []*node) {
-		for _, n := range nodes {
-			if n.name == "if" && n.isBlk {
-				if len(ifs) > 0 && ifs[0] == n && !conditional {
-					run(n.block, false, ifs[1:])
-				} else {
-					run(n.block, true, nil)
-				}
-				continue
-			}
-			apply(n, conditional)
-		}
-	}
-	if c.serverNode != nil {
-		run(c.serverNode.block, false, nil)
-	}
-	if c.loc != nil {
-		run(c.loc.block, false, c.ifs)
-	}
-	return vars
 }

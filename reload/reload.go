@@ -40,6 +40,11 @@ type Options struct {
 	Scheduler Applier
 	State     *collector.ConfigState
 	Logger    *slog.Logger
+	// OnLoad, when set, is told the outcome of every load attempt that
+	// shutdown did not interrupt (the loaded configuration, or why it
+	// failed), e.g. to compare the tree on disk with the one the running
+	// nginx loaded.
+	OnLoad func(loaded *discovery.Loaded, err error)
 	// Debounce groups bursts of file events (editors write several): a
 	// reload starts once no event came for Debounce.
 	Debounce time.Duration
@@ -138,12 +143,15 @@ func (m *Manager) load(ctx context.Context) error {
 	}
 	start := time.Now()
 	loaded, err := discovery.Load(ctx, m.opts.Discovery)
+	if err != nil && ctx.Err() != nil {
+		// Shutting down: an interrupted load says nothing about the
+		// configuration.
+		return fmt.Errorf("loading configuration: %w", ctx.Err())
+	}
+	if m.opts.OnLoad != nil {
+		m.opts.OnLoad(loaded, err)
+	}
 	if err != nil {
-		if ctx.Err() != nil {
-			// Shutting down: an interrupted load says nothing about the
-			// configuration.
-			return fmt.Errorf("loading configuration: %w", ctx.Err())
-		}
 		m.opts.State.Failed()
 		m.opts.Logger.Error("failed to load configuration; still probing the last good targets", "file", m.opts.Discovery.NginxConfig, "err", err)
 		return fmt.Errorf("loading configuration: %w", err)

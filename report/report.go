@@ -61,6 +61,9 @@ type Report struct {
 	Dynamic []Dynamic `json:"dynamic,omitempty"`
 	// UnusedUpstreams are upstream{} blocks no static *_pass uses.
 	UnusedUpstreams []string `json:"unused_upstreams,omitempty"`
+	// Nginx is the running nginx compared with the disk and DNS; absent
+	// when not checked.
+	Nginx *Nginx `json:"nginx,omitempty"`
 
 	// GeneratedAt and Exporter are set by the server, whose verdicts come
 	// from its schedule rather than from probes run for this answer.
@@ -206,6 +209,7 @@ type Dynamic struct {
 	Directive string `json:"directive"`
 	Source    string `json:"source"`
 	Address   string `json:"address"`
+	Reason    string `json:"reason"`
 }
 
 // New describes the targets of l before any probe: every probed target
@@ -239,7 +243,7 @@ func Upstreams(targets []*discovery.Target) int {
 func DynamicOf(l *discovery.Loaded) []Dynamic {
 	var out []Dynamic
 	for _, d := range l.Nginx.Dynamic {
-		out = append(out, Dynamic{Directive: d.Directive, Source: d.Source, Address: d.Address})
+		out = append(out, Dynamic{Directive: d.Directive, Source: d.Source, Address: d.Address, Reason: d.Reason})
 	}
 	return out
 }

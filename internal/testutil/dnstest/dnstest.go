@@ -85,6 +85,19 @@ func (s *Server) Queries() []string {
 	return append([]string(nil), s.queries...)
 }
 
+// Set replaces the addresses of name, as when a backend moves; no
+// addresses make the name unknown (NXDOMAIN). Answers are given with a
+// TTL of one second.
+func (s *Server) Set(name string, addrs ...netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(addrs) == 0 {
+		delete(s.records, canonical(name))
+		return
+	}
+	s.records[canonical(name)] = append([]netip.Addr(nil), addrs...)
+}
+
 // Close stops the server and waits for its goroutine to end.
 func (s *Server) Close() error {
 	err := s.pc.Close()
@@ -150,9 +163,9 @@ func (s *Server) answer(q []byte) []byte {
 
 	s.mu.Lock()
 	s.queries = append(s.queries, name+" "+typeName(qtype))
+	addrs, known := s.records[canonical(name)]
 	s.mu.Unlock()
 
-	addrs, known := s.records[canonical(name)]
 	if !known || qclass != classIN {
 		return append(header(rcodeNXDomain, 1, 0), question...)
 	}

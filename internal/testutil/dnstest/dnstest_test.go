@@ -90,3 +90,22 @@ func TestMalformedQueriesAreIgnoredOrRefused(t *testing.T) {
 		t.Fatalf("answer % x, want FORMERR", buf[:n])
 	}
 }
+
+// TestSet: a name moves, then disappears, while the server runs.
+func TestSet(t *testing.T) {
+	s := Start(t, map[string][]netip.Addr{"app.test": {netip.MustParseAddr("127.0.0.2")}})
+	r := resolverFor(s.Addr())
+	lookup := func() ([]string, error) { return r.LookupHost(context.Background(), "app.test") }
+	if got, err := lookup(); err != nil || len(got) != 1 || got[0] != "127.0.0.2" {
+		t.Fatalf("before Set: %v, %v", got, err)
+	}
+	s.Set("app.test", netip.MustParseAddr("127.0.0.3"))
+	if got, err := lookup(); err != nil || len(got) != 1 || got[0] != "127.0.0.3" {
+		t.Fatalf("after Set: %v, %v", got, err)
+	}
+	s.Set("app.test")
+	var de *net.DNSError
+	if _, err := lookup(); !errors.As(err, &de) || !de.IsNotFound {
+		t.Fatalf("after removal: %v, want NXDOMAIN", err)
+	}
+}
