@@ -10,8 +10,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -29,6 +31,7 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/collector"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/diagnose"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/errorlog"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/loadstate"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxproc"
@@ -68,6 +71,20 @@ type commonFlags struct {
 	nginxTest        bool
 	nginxBinary      string
 	log              promslog.Config
+	errorLog         errorLogFlags
+}
+
+// errorLogFlags say which of nginx's error logs to read.
+type errorLogFlags struct {
+	enabled      bool
+	paths        []string
+	fromConfig   bool
+	syslogSocket string
+	pollInterval time.Duration
+}
+
+func (f *errorLogFlags) find() errorlog.FindOptions {
+	return errorlog.FindOptions{Paths: f.paths, FromConfig: f.fromConfig, SyslogSocket: f.syslogSocket}
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -94,6 +111,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Default("0s").DurationVar(&c.probeTimeout)
 	app.Flag("probe.concurrency", "Maximum number of probes in flight at once.").
 		Default("512").IntVar(&c.probeConcurrency)
+	app.Flag("nginx.error-log.enabled", "Read nginx's error log and count the upstream errors it records for real requests (--no-nginx.error-log.enabled turns it off).").
+		Default("true").BoolVar(&c.errorLog.enabled)
+	app.Flag("nginx.error-log", "An error log file to read besides the error_log files of the configuration (repeatable).").
+		PlaceHolder("PATH").StringsVar(&c.errorLog.paths)
+	app.Flag("nginx.error-log.from-config", "Read the error_log files of nginx's configuration; with --no-nginx.error-log.from-config only the --nginx.error-log paths are read.").
+		Default("true").BoolVar(&c.errorLog.fromConfig)
+	app.Flag("nginx.error-log.syslog-socket", "Receive the error log nginx sends with `error_log syslog:server=unix:PATH` on a unix datagram socket created at PATH (for containers whose log is /dev/stderr).").
+		Default("").StringVar(&c.errorLog.syslogSocket)
 	c.log = promslog.Config{}
 	promslogflag.AddFlags(app, &c.log)
 
@@ -113,6 +138,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Default("2m").DurationVar(&wl.http.IdleTimeout)
 	interval := serveCmd.Flag("probe.interval", "How often every upstream server is probed, independent of scrapes (spread over the interval with jitter).").
 		Default("15s").Duration()
+	serveCmd.Flag("nginx.error-log.poll-interval", "How often the error logs are checked when inotify reports nothing (a fallback: inotify wakes the reader on every write).").
+		Default("5s").DurationVar(&c.errorLog.pollInterval)
 	var pf probeFlags
 	serveCmd.Flag("probe.allow-any-target", "Let /probe probe any host:port or unix: socket, not only servers of the nginx configuration. "+
 		"Anyone who can reach the exporter can then make it open connections anywhere it can reach (server-side request forgery, as CVE-2020-16248 in blackbox_exporter); "+
@@ -126,6 +153,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Short('o').Default(diagnose.OutputTable).Enum(diagnose.OutputTable, diagnose.OutputJSON)
 	diagList := diagCmd.Flag("list", "Print the discovered targets with their parameters and effective timeouts without probing anything.").
 		Default("false").Bool()
+	diagLogBytes := diagCmd.Flag("nginx.error-log.recent-bytes", "How much of the end of each error log diagnose reads to show what nginx logged lately.").
+		Default("1MiB").Bytes()
 	diagColor := diagCmd.Flag("color", "Colour the table: auto (when stdout is a terminal and NO_COLOR is unset), always or never.").
 		Default(string(diagnose.ColorAuto)).Enum(string(diagnose.ColorAuto), string(diagnose.ColorAlways), string(diagnose.ColorNever))
 
@@ -156,7 +185,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		raiseFDLimit(logger, slog.LevelDebug)
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
+		var errorLog *diagnose.ErrorLogOptions
+		if c.errorLog.enabled {
+			errorLog = &diagnose.ErrorLogOptions{Find: c.errorLog.find(), Bytes: int64(*diagLogBytes)}
+		}
 		return diagnose.Run(ctx, diagnose.Options{
+			ErrorLog:    errorLog,
 			Load:        c.discovery(logger),
 			Prober:      prober.New(),
 			Timeout:     c.probeTimeout,
@@ -256,6 +290,17 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 		defer close(done)
 		sched.Run(ctx)
 	}()
+	var logsWG sync.WaitGroup
+	if exp.logs != nil {
+		logsWG.Go(func() { _ = exp.logs.Run(ctx) })
+	}
+	if exp.syslog != nil {
+		logsWG.Go(func() {
+			if err := exp.syslog.Serve(ctx, exp.logs); err != nil {
+				logger.Error("syslog receiver stopped", "err", err)
+			}
+		})
+	}
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
@@ -294,6 +339,7 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 	<-done
 	<-watchDone
 	<-trackerDone
+	logsWG.Wait()
 	return code
 }
 
@@ -305,6 +351,19 @@ type service struct {
 	mgr     *reload.Manager
 	tracker *loadstate.Tracker
 	handler http.Handler
+	// logs is nil when the error log is not read; syslog is nil without
+	// a receiver.
+	logs   *errorlog.Reader
+	syslog *errorlog.Syslog
+}
+
+// appliers hand each loaded target set to every consumer.
+type appliers []reload.Applier
+
+func (a appliers) Update(set *discovery.Set) {
+	for _, x := range a {
+		x.Update(set)
+	}
 }
 
 // newExporter builds the exporter; it neither loads the configuration
@@ -319,15 +378,38 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		Logger:      logger,
 	})
 	state := &collector.ConfigState{}
+	var (
+		apply  = appliers{sched}
+		logs   *errorlog.Reader
+		syslog *errorlog.Syslog
+	)
+	if c.errorLog.enabled {
+		logs = errorlog.New(errorlog.Options{
+			Find:         c.errorLog.find(),
+			PollInterval: c.errorLog.pollInterval,
+			Logger:       logger.With("signal", "error_log"),
+		})
+		apply = append(apply, logs)
+		if c.errorLog.syslogSocket != "" {
+			var err error
+			if syslog, err = errorlog.ListenSyslog(c.errorLog.syslogSocket); err != nil {
+				return nil, err
+			}
+		}
+	}
 	var mgr *reload.Manager
 	// The probes follow the addresses nginx dials: a new generation of
 	// nginx, or evidence of its peers, reloads the targets.
-	tracker := c.tracker(logger, func(ctx context.Context) { _ = mgr.Reload(ctx) })
+	var evidence []loadstate.Evidence
+	if logs != nil {
+		evidence = append(evidence, logEvidence{logs})
+	}
+	tracker := c.tracker(logger, func(ctx context.Context) { _ = mgr.Reload(ctx) }, evidence...)
 	disc := c.discovery(logger)
 	disc.Nginx = tracker
 	mgr = reload.New(ctx, reload.Options{
 		Discovery: disc,
-		Scheduler: &loadstate.Follower{Tracker: tracker, Next: sched},
+		Scheduler: &loadstate.Follower{Tracker: tracker, Next: apply},
 		State:     state,
 		OnLoad:    tracker.Observe,
 		Logger:    logger,
@@ -340,6 +422,9 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		collector.NewSelfMetrics(state, sched),
 		loadstate.NewCollector(tracker),
 	)
+	if logs != nil {
+		reg.MustRegister(collector.NewLogs(logs))
+	}
 
 	// The status page and the JSON API read the schedule's results; they
 	// never probe. They share the scrapes' bound on concurrent renders.
@@ -382,9 +467,12 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		},
 	})
 	if err != nil {
+		if syslog != nil {
+			syslog.Close()
+		}
 		return nil, fmt.Errorf("building HTTP handler: %w", err)
 	}
-	return &service{sched: sched, mgr: mgr, tracker: tracker, handler: handler}, nil
+	return &service{sched: sched, mgr: mgr, tracker: tracker, handler: handler, logs: logs, syslog: syslog}, nil
 
 }
 
@@ -392,6 +480,9 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 // is no last good configuration to fall back to, so a failure is fatal.
 func (s *service) firstLoad(ctx context.Context) error {
 	if err := s.mgr.Reload(ctx); err != nil {
+		if s.syslog != nil {
+			s.syslog.Close() // it never served
+		}
 		return fmt.Errorf("no valid nginx configuration: %w", err)
 	}
 	return nil
@@ -399,7 +490,7 @@ func (s *service) firstLoad(ctx context.Context) error {
 
 // tracker follows the running nginx found through the pid file of the
 // flags or of the configuration.
-func (c *commonFlags) tracker(logger *slog.Logger, addressesChanged func(context.Context)) *loadstate.Tracker {
+func (c *commonFlags) tracker(logger *slog.Logger, addressesChanged func(context.Context), extra ...loadstate.Evidence) *loadstate.Tracker {
 	f := &nginxFinder{flag: c.nginxPIDFile, prefix: c.nginxPrefix, config: c.nginxConfig}
 	var test loadstate.ConfigTester
 	if c.nginxTest {
@@ -408,7 +499,7 @@ func (c *commonFlags) tracker(logger *slog.Logger, addressesChanged func(context
 	t := loadstate.New(loadstate.Options{
 		Finder:           f,
 		ConfigTest:       test,
-		Evidence:         []loadstate.Evidence{&loadstate.SockDiag{}},
+		Evidence:         append([]loadstate.Evidence{&loadstate.SockDiag{}}, extra...),
 		AddressesChanged: addressesChanged,
 		Started:          time.Now(),
 		Logger:           logger,
@@ -433,4 +524,38 @@ func (n *nginxFinder) Find() (*nginxproc.Snapshot, error) {
 	n.f.PIDFile = nginxproc.PIDFilePath(n.flag, directive, n.prefix)
 	n.f.ConfigFile = n.config
 	return n.f.Find()
+}
+
+// logEvidence offers the peers nginx's error log names for an upstream
+// although no target yields them (a stale DNS answer) as evidence of the
+// addresses nginx dials. Only lines written after the current generation
+// of workers started, while no older generation still runs, count: the
+// peers of an earlier load say nothing about this one.
+type logEvidence struct {
+	r interface {
+		UnknownPeers() map[string][]errorlog.UnknownPeer
+	}
+}
+
+func (logEvidence) Name() string { return "error log" }
+
+func (e logEvidence) Peers(_ context.Context, nginx *nginxproc.Snapshot) ([]loadstate.Peer, error) {
+	gen := nginx.Generation()
+	if gen.IsZero() || len(nginx.Old) > 0 {
+		return nil, nil
+	}
+	var out []loadstate.Peer
+	for _, peers := range e.r.UnknownPeers() {
+		for _, p := range peers {
+			if !p.Last.After(gen) {
+				continue
+			}
+			ap, err := netip.ParseAddrPort(p.Address)
+			if err != nil {
+				continue // unix sockets and names have no address to compare
+			}
+			out = append(out, loadstate.Peer{Addr: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())})
+		}
+	}
+	return out, nil
 }

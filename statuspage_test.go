@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/prometheus/common/promslog"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/jsonschema"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
@@ -86,5 +89,61 @@ func TestStatusPageNeverProbes(t *testing.T) {
 	}
 	if accepted.Load() == 0 {
 		t.Errorf("the backend did not see /probe's connection: the counter is blind (/probe answered %d)", rec.Code)
+	}
+}
+
+// TestReportsMatchSchema: what the real command prints with every section
+// it can add (the running nginx, the error log and what it says about a
+// server) and what the served API answers both follow the one published
+// schema.
+func TestReportsMatchSchema(t *testing.T) {
+	doc, err := os.ReadFile("docs/api/targets.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, err := jsonschema.Compile(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, dead := testutil.HTTPBackend(t), testutil.DeadAddr(t)
+	log := filepath.Join(t.TempDir(), "error.log")
+	line := fmt.Sprintf("2026/11/27 08:14:20 [error] 6#6: *2 upstream timed out (110: Connection timed out) while reading response header from upstream, client: 127.0.0.1, server: s, request: \"GET / HTTP/1.1\", upstream: \"http://%s/\", host: \"h\"\n", good)
+	if err := os.WriteFile(log, []byte(line), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	conf := testutil.WriteNginxConf(t, fmt.Sprintf(`
+    error_log %s;
+    upstream app { server %s; server %s; server 127.0.0.1:9 down; }
+    server { listen 127.0.0.1:8080; location / { proxy_pass http://app; } location /dyn/ { proxy_pass http://$http_x_backend; } }`, log, good, dead))
+
+	code, stdout, stderr := runMain(t, "diagnose", "--nginx.config", conf, "--output=json")
+	if code != 1 {
+		t.Fatalf("diagnose exit %d, want 1\n%s", code, stderr)
+	}
+	for _, section := range []string{`"nginx": {`, `"error_log": {`, `"logged": {`, `"dynamic": [`} {
+		if !strings.Contains(stdout, section) {
+			t.Errorf("diagnose JSON lacks %s, so the schema test does not cover it:\n%s", section, stdout)
+		}
+	}
+	for _, err := range schema.Validate([]byte(stdout)) {
+		t.Errorf("diagnose --output=json: %v", err)
+	}
+
+	addr, _ := startServer(t, conf, "", probeFlags{}, io.Discard)
+	c := &http.Client{Timeout: 10 * time.Second}
+	var body string
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		_, body = do(t, c, http.MethodGet, "http://"+addr+"/api/v1/targets", "", "")
+		if !strings.Contains(body, `"verdict":"pending"`) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(body, `"verdict":"failed"`) || !strings.Contains(body, `"verdict":"ok"`) || !strings.Contains(body, `"verdict":"down"`) {
+		t.Fatalf("API has not every verdict yet:\n%s", body)
+	}
+	for _, err := range schema.Validate([]byte(body)) {
+		t.Errorf("/api/v1/targets: %v", err)
 	}
 }

@@ -33,6 +33,16 @@ var (
 		"Probes that are due but wait for a free concurrency slot.", nil, nil)
 )
 
+// The error-log reader's own state (Logs collects them, logs.go).
+var (
+	logLinesDesc = prometheus.NewDesc(prometheus.BuildFQName(selfNamespace, "log", "lines_total"),
+		"Error-log lines read, by result: matched (an upstream error of one target), unattributed (an upstream error of no single target), other (not an upstream error, continuation lines), unparsed (not an nginx line, longer than nginx writes, or an upstream error with no known reason).",
+		[]string{"result"}, nil)
+	logFilesDesc = prometheus.NewDesc(prometheus.BuildFQName(selfNamespace, "log", "files"),
+		"Error-log files the exporter follows, by state: tailing, missing (not there yet), unreadable (permissions, not a regular file); missing and unreadable files are retried.",
+		[]string{"state"}, nil)
+)
+
 // SchedulerStats is what the scheduler counts about itself;
 // *scheduler.Scheduler satisfies it.
 type SchedulerStats interface {

@@ -70,6 +70,9 @@ type Options struct {
 	// would-fail reasons, stale addresses; probes then target the
 	// addresses nginx dials where its workers show them.
 	Running *loadstate.Tracker
+	// ErrorLog reads the recent part of nginx's error logs beside the
+	// probes; nil does not.
+	ErrorLog *ErrorLogOptions
 
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
@@ -164,6 +167,9 @@ func Run(ctx context.Context, opts Options) int {
 		}
 		if rep.Nginx.Problems() {
 			rep.Healthy = false
+		}
+		if opts.ErrorLog != nil {
+			addLogged(rep, loaded, opts.ErrorLog, opts.Logger)
 		}
 	}
 	if code := writeReport(&opts, rep); code != 0 {

@@ -23,6 +23,10 @@ type (
 	PendingFile = report.PendingFile
 	Failure     = report.Failure
 	Stale       = report.Stale
+	// What nginx's error log says.
+	ErrorLogReport = report.ErrorLogReport
+	LogFile        = report.LogFile
+	Logged         = report.Logged
 )
 
 // Verdicts of a target in the report.

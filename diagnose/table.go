@@ -164,6 +164,7 @@ func writeTable(w io.Writer, rep *Report, p palette) {
 					fmt.Fprintf(w, "    %s %s\n", p.dim("note:      "), "this user cannot read a directory on the socket's path; run as root or as nginx's worker user to confirm")
 				}
 			}
+			writeLogged(w, t, p)
 		}
 	}
 	fmt.Fprintln(w)
@@ -217,6 +218,7 @@ func writeSummary(w io.Writer, rep *Report, p palette) {
 	for _, n := range rep.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
+	writeLogSummary(w, rep.ErrorLog, p)
 }
 
 // writeList prints what discovery found, without probing.

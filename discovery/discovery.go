@@ -74,6 +74,9 @@ type Set struct {
 	Probed  int
 	Down    int
 	Dynamic int
+	// ErrorLogs are the configuration's error_log directives, for the
+	// error-log reader.
+	ErrorLogs []nginxconf.ErrorLog
 }
 
 // Resolver looks up host names; *net.Resolver satisfies it.
@@ -138,7 +141,7 @@ func Build(ctx context.Context, cfg *nginxconf.Config, opts Options) *Set {
 	opts.defaults()
 	addrs := resolveAll(ctx, cfg.Servers, opts)
 
-	set := &Set{Dynamic: len(cfg.Dynamic)}
+	set := &Set{Dynamic: len(cfg.Dynamic), ErrorLogs: cfg.ErrorLogs}
 	seen := make(map[Key]bool, len(cfg.Servers))
 	for i := range cfg.Servers {
 		ct := &cfg.Servers[i]

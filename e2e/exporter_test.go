@@ -172,16 +172,18 @@ type exporter struct {
 	net    *netEnv
 }
 
-// startExporter runs the exporter binary on nginx's configuration file.
-func startExporter(t *testing.T, env *netEnv, dir, conf string) *exporter {
+// startExporter runs the exporter binary on nginx's configuration file,
+// with extra flags.
+func startExporter(t *testing.T, env *netEnv, dir, conf string, extra ...string) *exporter {
 	t.Helper()
 	listen := fmt.Sprintf("127.0.0.1:%d", env.freePort(t))
-	p := env.start(t, filepath.Join(dir, "exporter.log"), exporterBinary,
-		"--nginx.config="+conf,
-		"--web.listen-address="+listen,
+	args := append([]string{
+		"--nginx.config=" + conf,
+		"--web.listen-address=" + listen,
 		"--probe.interval=1s",
 		"--log.level=debug",
-	)
+	}, extra...)
+	p := env.start(t, filepath.Join(dir, "exporter.log"), exporterBinary, args...)
 	return &exporter{proc: p, listen: listen, net: env}
 }
 

@@ -65,8 +65,9 @@ func loadMapping(path string) (mappingTable, error) {
 			continue
 		}
 		cells := splitRow(line)
-		if len(cells) != 4 {
-			return nil, fmt.Errorf("%s: row %q has %d cells, want 4", path, line, len(cells))
+		// The fifth column says what the error-log reader keys on.
+		if len(cells) != 5 {
+			return nil, fmt.Errorf("%s: row %q has %d cells, want 5", path, line, len(cells))
 		}
 		if !inTable { // header row, then the |---| separator
 			if cells[0] != "reason" {

@@ -288,6 +288,10 @@ func runStreamScenario(t *testing.T, table mappingTable, sc streamScenario) {
 	if !started {
 		t.Fatalf("nginx refused the configuration:\n%s", ngx.proc.output())
 	}
+	// The exporter follows nginx's error log from before the session.
+	requireExporter(t)
+	x := startExporter(t, env, dir, conf)
+	x.waitTailing(t)
 	if sc.udp {
 		exchangeUDP(t, env, listen)
 	} else {
@@ -295,9 +299,7 @@ func runStreamScenario(t *testing.T, table mappingTable, sc streamScenario) {
 	}
 	nginxSaw := observeNginx(t, table, scenario{name: sc.name, servers: sc.servers}, ngx, targets)
 
-	// 4-5. The exporter on the same nginx.conf.
-	requireExporter(t)
-	x := startExporter(t, env, dir, conf)
+	// 4-5. The exporter's probes, then what it read in nginx's log.
 	got := x.waitForRuns(t, targets)
 	for i := range sc.servers {
 		want := nginxSaw[i]
@@ -326,6 +328,7 @@ func runStreamScenario(t *testing.T, table mappingTable, sc streamScenario) {
 				sc.name, targets[i], nginxSays, orNone(want.reason), v)
 		}
 	}
+	checkLogged(t, scenario{name: sc.name, servers: sc.servers}, x, targets, nginxSaw)
 	if t.Failed() {
 		t.Logf("exporter log:\n%s", tail(x.proc.output(), 40))
 	}

@@ -3,5 +3,6 @@
 (import 'config.libsonnet') +
 (import 'alerts/alerts.libsonnet') +
 (import 'alerts/nginx.libsonnet') +
+(import 'alerts/errorlog.libsonnet') +
 (import 'rules/rules.libsonnet') +
 (import 'dashboards/dashboards.libsonnet')

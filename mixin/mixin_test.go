@@ -476,7 +476,7 @@ func TestMetricNamesParser(t *testing.T) {
 // TestDashboardConventions checks what the dashboard linter does not:
 // stable uids, the upstream variable, and descriptions and units everywhere.
 func TestDashboardConventions(t *testing.T) {
-	wantUIDs := map[string]bool{"nginx-upstream-overview": true, "nginx-upstream-detail": true}
+	wantUIDs := map[string]bool{"nginx-upstream-overview": true, "nginx-upstream-detail": true, "nginx-upstream-error-log": true}
 	perTarget := regexp.MustCompile(`nginx_upstream_probe_(success|failure_reason|duration_seconds|phase_duration_seconds|runs_total|failures_total|last_run_timestamp_seconds|timeout_seconds|http_status_code|tls_certificate_expiry_timestamp_seconds|target_info)\b|upstream:`)
 	rateCall := regexp.MustCompile(`\b(rate|irate|increase)\([^\[]*\[([^\]]*)\]`)
 	for f, d := range loadDashboards(t) {

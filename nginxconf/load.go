@@ -209,6 +209,10 @@ func LoadContext(ctx context.Context, path string, opts LoadOptions) (*Config, e
 	}
 	w := newWalker(ctx, l.confDir, pageSize)
 	w.fs = fsys
+	w.prefix = opts.Prefix
+	if w.prefix == "" {
+		w.prefix = l.confDir
+	}
 	cfg, err := w.run(root.nodes)
 	if err != nil {
 		return nil, err

@@ -135,6 +135,9 @@ type Config struct {
 	// all; their servers are not in Servers because the protocol is not
 	// known.
 	UnusedUpstreams []string
+	// ErrorLogs lists every error_log directive of the main, http,
+	// server and location contexts, in configuration order.
+	ErrorLogs []ErrorLog `json:",omitempty"`
 }
 
 // UpstreamServer is one upstream server as nginx will use it.

@@ -112,6 +112,8 @@ func (w *walker) streams(roots []*node) error {
 			case n.name == "map" && n.isBlk && len(n.args) == 2:
 				name := strings.ToLower(strings.TrimPrefix(n.args[1], "$"))
 				maps[name] = streamMapValues(n)
+			case n.name == "error_log" && !n.isBlk:
+				w.errorLog(n, "stream")
 			}
 		}
 	}
@@ -250,6 +252,8 @@ func (w *walker) streamServer(n *node, parent *scope, ups map[string]*upstream, 
 			continue
 		}
 		switch c.name {
+		case "error_log":
+			w.errorLog(c, "stream server")
 		case "listen":
 			if len(c.args) == 0 {
 				return c.errorf(`invalid number of arguments in "listen" directive`)

@@ -180,6 +180,7 @@ type walker struct {
 	ctx       context.Context
 	steps     int
 	confDir   string
+	prefix    string
 	pageSize  int
 	upstreams map[string]*upstream
 	order     []*upstream
@@ -229,6 +230,8 @@ func (w *walker) run(root []*node) (*Config, error) {
 			}
 		case n.name == "pid" && !n.isBlk && len(n.args) == 1:
 			w.cfg.PIDFile = n.args[0]
+		case n.name == "error_log" && !n.isBlk:
+			w.errorLog(n, "main")
 		case n.name == "http" && n.isBlk:
 			sc, err := w.levelScope(n.block, nil)
 			if err != nil {
@@ -334,6 +337,10 @@ func (w *walker) walk(nodes []*node, sc *scope, c wctx) error {
 					return err
 				}
 			}
+			continue
+		}
+		if n.name == "error_log" && !n.isBlk && c.kind != "if" && c.kind != "limit_except" {
+			w.errorLog(n, c.kind)
 			continue
 		}
 		if !n.isBlk {

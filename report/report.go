@@ -64,6 +64,8 @@ type Report struct {
 	// Nginx is the running nginx compared with the disk and DNS; absent
 	// when not checked.
 	Nginx *Nginx `json:"nginx,omitempty"`
+	// ErrorLog is what nginx logged lately, nil when not read.
+	ErrorLog *ErrorLogReport `json:"error_log,omitempty"`
 
 	// GeneratedAt and Exporter are set by the server, whose verdicts come
 	// from its schedule rather than from probes run for this answer.
@@ -140,6 +142,9 @@ type Target struct {
 	// probes since the target appeared.
 	LastProbe *time.Time `json:"last_probe,omitempty"`
 	Probes    uint64     `json:"probes,omitempty"`
+
+	// Logged is what nginx's error log says about the server lately.
+	Logged *Logged `json:"logged,omitempty"`
 
 	Params   Params   `json:"params"`
 	Settings Settings `json:"settings"`

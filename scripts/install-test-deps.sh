@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suites start for real: nginx and
-# php-fpm for the end-to-end scenarios, Prometheus (and promtool) for the
-# mixin, iptables/iproute2 for the network
+# php-fpm for the end-to-end scenarios, Prometheus (and promtool) and
+# Alertmanager for the mixin, iptables/iproute2 for the network
 # namespace faults. It installs only what is missing, so a developer's
 # machine that already has everything is left alone.
 set -euo pipefail
 
-packages=(nginx-light libnginx-mod-stream php-fpm prometheus iptables nftables iproute2 util-linux procps ca-certificates chromium)
+packages=(nginx-light libnginx-mod-stream php-fpm prometheus prometheus-alertmanager iptables nftables iproute2 util-linux procps ca-certificates chromium)
 # binary that proves each package is present
 probe_of() {
   case "$1" in
@@ -14,6 +14,7 @@ probe_of() {
     libnginx-mod-stream) echo /usr/lib/nginx/modules/ngx_stream_module.so ;;
     php-fpm) ls /usr/sbin/php-fpm* 2>/dev/null | head -n1 || true ;;
     prometheus) echo /usr/bin/promtool ;;
+    prometheus-alertmanager) echo /usr/bin/prometheus-alertmanager ;;
     iptables) echo /usr/sbin/iptables ;;
     nftables) echo /usr/sbin/nft ;;
     iproute2) echo /usr/bin/ip ;;

@@ -1,2 +1,3 @@
 (import 'overview.libsonnet') +
-(import 'upstream.libsonnet')
+(import 'upstream.libsonnet') +
+(import 'errorlog.libsonnet')
