@@ -265,17 +265,13 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 		}
 	}
 	if err := exp.firstLoad(ctx); err != nil {
-		// The listener goroutine may still be logging; it ends once the
-		// server is shut down, and must not outlive run.
 		if ctx.Err() != nil {
 			logger.Info("shutting down before the first configuration load finished")
 			shutdown()
-			<-srvErr
 			return 0
 		}
 		logger.Error("cannot start", "err", err)
 		shutdown()
-		<-srvErr
 		return 1
 	}
 
@@ -440,6 +436,8 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		Version:      version.Version,
 		MetricsPath:  metricsPath,
 		MaxRequests:  maxRequests,
+		Nginx:        nginxSection(tracker),
+		Logged:       loggedByTarget(logs),
 		Logger:       logger,
 	}).Routes()
 	handler, err := server.New(server.Options{

@@ -31,13 +31,16 @@ func checkRunning(ctx context.Context, opts *Options, loaded *discovery.Loaded) 
 			break
 		}
 	}
-	return loaded, nginxSection(res)
+	return loaded, NginxSection(res)
 }
 
 // reloadCommand is how an operator reloads nginx, checking it first.
 const reloadCommand = "nginx -t && nginx -s reload (or systemctl reload nginx)"
 
-func nginxSection(r loadstate.Result) *Nginx {
+// NginxSection is the report's section on the running nginx, from the
+// tracker's last look: what diagnose prints and the status page and the
+// API show.
+func NginxSection(r loadstate.Result) *Nginx {
 	n := &Nginx{Running: r.Up}
 	if !r.Up {
 		switch {

@@ -31,6 +31,7 @@ func (h *Handlers) api(w http.ResponseWriter, r *http.Request) {
 		GeneratedAt:         &at,
 		Exporter:            h.exporterState(s),
 		Facts:               h.facts(),
+		Nginx:               s.nginx,
 	}
 	if l := s.cfg.Loaded; l != nil {
 		head.Dynamic = report.DynamicOf(l)

@@ -104,6 +104,16 @@ func TestHostileValuesAreEscaped(t *testing.T) {
 	h := newHandlers(hostile(), nil, func(o *Options) {
 		o.NginxConfig = evilConfig
 		o.TargetFacts = []TargetFacts{facts}
+		o.Nginx = func() *report.Nginx {
+			return &report.Nginx{Running: true, Messages: []string{evilLogLine}}
+		}
+		o.Logged = func() map[discovery.Key]*report.Logged {
+			out := map[discovery.Key]*report.Logged{}
+			for _, st := range hostile() {
+				out[st.Target.Key] = &report.Logged{Errors: map[string]int{evilDetail: 1}, LastLine: evilLogLine}
+			}
+			return out
+		}
 	})
 	detail := "/target?" + url.Values{"upstream": {evilUpstream}, "server": {evilServer}}.Encode()
 	for _, u := range []string{"/", "/?upstream=" + url.QueryEscape(evilUpstream), "/?q=" + url.QueryEscape(`"><script>`) + "&refresh=off", detail} {

@@ -50,8 +50,10 @@ type common struct {
 
 type pageView struct {
 	common
-	Summary   report.Summary
-	Healthy   bool
+	Summary report.Summary
+	Healthy bool
+	// Nginx is the running nginx's section, nil when not followed.
+	Nginx     *report.Nginx
 	Exporter  *report.ExporterState
 	LoadedAgo string
 	Facts     []report.Fact
@@ -141,6 +143,7 @@ func (h *Handlers) page(w http.ResponseWriter, r *http.Request) {
 		Healthy:  s.healthy,
 		Exporter: h.exporterState(s),
 		Facts:    h.facts(),
+		Nginx:    s.nginx,
 		Upstream: f.Upstream,
 		Search:   f.Search,
 		State:    f.State,

@@ -58,6 +58,11 @@ func writeRows(w *bufio.Writer, rows []rowView) error {
 			esc(r.Detail)
 			w.WriteString(`</span>`)
 		}
+		if r.Logged != "" {
+			w.WriteString(`<br><span class="logged">`)
+			esc(r.Logged)
+			w.WriteString(`</span>`)
+		}
 		if len(r.Facts) > 0 {
 			if err := templates.ExecuteTemplate(w, "facts", r.Facts); err != nil {
 				return err

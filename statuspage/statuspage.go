@@ -87,6 +87,12 @@ type Options struct {
 	MaxRequests int
 	TargetFacts []TargetFacts
 	Facts       []Facts
+	// Nginx is the running nginx's section (the shape diagnose prints);
+	// nil when it is not followed.
+	Nginx func() *report.Nginx
+	// Logged returns what nginx's error log said about each target since
+	// the exporter started; nil when the log is not read.
+	Logged func() map[discovery.Key]*report.Logged
 	// Now is the clock (time.Now when nil), fixed in golden tests.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -163,6 +169,7 @@ type snapshot struct {
 	keys     []discovery.Key
 	summary  report.Summary
 	healthy  bool
+	nginx    *report.Nginx
 }
 
 // filter selects targets; the zero value selects all.
@@ -248,6 +255,10 @@ func (h *Handlers) take(f *filter, withCounters bool) *snapshot {
 	}
 	capSeconds := h.opts.ProbeTimeout.Seconds()
 	upstreams := map[string]struct{}{}
+	var logged map[discovery.Key]*report.Logged
+	if h.opts.Logged != nil {
+		logged = h.opts.Logged()
+	}
 	if l := s.cfg.Loaded; l != nil && f.Key == nil && f.State == StateAll && f.Upstream == "" && f.Search == "" {
 		// Growing a slice of 10,000 targets by appending copies them
 		// about twice over; the last load says how many there are.
@@ -255,6 +266,12 @@ func (h *Handlers) take(f *filter, withCounters bool) *snapshot {
 	}
 	h.opts.Source.Each(func(st *scheduler.Status) {
 		t := report.FromStatus(st, capSeconds, report.VerdictPending)
+		if lg := logged[st.Target.Key]; lg != nil {
+			cp := *lg
+			// nginx failed real requests to a server whose probe passes.
+			cp.WhileProbePasses = t.Verdict == report.VerdictOK
+			t.Logged = &cp
+		}
 		s.summary.Targets++
 		upstreams[t.Upstream] = struct{}{}
 		if st.Target.Probe != nil {
@@ -279,6 +296,9 @@ func (h *Handlers) take(f *filter, withCounters bool) *snapshot {
 		}
 	})
 	s.summary.Upstreams = len(upstreams)
+	if h.opts.Nginx != nil {
+		s.nginx = h.opts.Nginx()
+	}
 	if l := s.cfg.Loaded; l != nil {
 		s.summary.Dynamic = l.Set.Dynamic
 	}

@@ -172,14 +172,30 @@ func golden(t *testing.T, name, got string) {
 
 // TestGolden pins the HTML of the page and of a target, and the API's
 // JSON, for the fixture.
+// withSignals adds the fixture's running nginx (a reload pending) and
+// what its error log said (the healthy api server failed real requests).
+func withSignals(o *Options) {
+	reload := now.Add(-time.Hour)
+	o.Nginx = func() *report.Nginx {
+		return &report.Nginx{Running: true, LastReload: &reload,
+			ReloadPending: []report.PendingFile{{Path: "/etc/nginx/conf.d/shop.conf", Kind: "config", Change: "modified"}},
+			Messages:      []string{"nginx runs an older configuration than the one on disk: changed since its last reload: /etc/nginx/conf.d/shop.conf (modified); fix: nginx -t && nginx -s reload"}}
+	}
+	o.Logged = func() map[discovery.Key]*report.Logged {
+		k := discovery.Key{Upstream: "api", Server: "127.0.0.1:9001", Address: "127.0.0.1:9001", Protocol: "http"}
+		return map[discovery.Key]*report.Logged{k: {Errors: map[string]int{"read_timeout": 4, "premature_close": 1}, Last: now.Add(-time.Minute)}}
+	}
+}
+
 func TestGolden(t *testing.T) {
 	src, l := fixture(t)
-	h := newHandlers(src, l, nil)
+	h := newHandlers(src, l, withSignals)
 	for _, tc := range []struct{ url, file string }{
 		{"/", "page.golden.html"},
 		{"/?state=problems&refresh=off", "page-problems.golden.html"},
 		{"/target?upstream=shop&server=127.0.0.1%3A8001&address=127.0.0.1%3A8001&protocol=http", "target.golden.html"},
 		{"/api/v1/targets", "api.golden.json"},
+		{"/target?upstream=api&server=127.0.0.1%3A9001", "target-logged.golden.html"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			code, body, _ := get(t, h, tc.url)
@@ -358,6 +374,7 @@ func TestAPIMatchesSchema(t *testing.T) {
 	}
 	for _, h := range []http.Handler{
 		newHandlers(src, l, nil),
+		newHandlers(src, l, withSignals),
 		newHandlers(src, l, func(o *Options) { o.TargetFacts = []TargetFacts{facts} }),
 		newHandlers(statuses{}, nil, func(o *Options) { o.Config = nil }),
 	} {

@@ -25,8 +25,10 @@ type rowView struct {
 	// field lookup per value, which is what keeps 10,000 rows within the
 	// render budget. Address is empty when it is the server itself.
 	Server, Address, Protocol, NginxMessage, Detail string
-	Backup, Down                                    bool
-	Facts                                           []report.Fact
+	// Logged is what nginx's error log said about the server, in words.
+	Logged       string
+	Backup, Down bool
+	Facts        []report.Fact
 	// State is the row's class and Word what it says, with Symbol:
 	// colour is never the only carrier of meaning. Verdict is both.
 	State, Symbol, Word, Verdict string
@@ -71,6 +73,9 @@ func newRow(t *report.Target, order int, now time.Time, docs string) rowView {
 	}
 	if t.Address != t.Server {
 		r.Address = t.Address
+	}
+	if lg := t.Logged; lg != nil {
+		r.Logged = loggedText(lg)
 	}
 	switch t.Verdict {
 	case report.VerdictFailed:
@@ -286,4 +291,37 @@ func pastProbes(h []scheduler.Outcome, now time.Time) []pastProbe {
 		out = append(out, p)
 	}
 	return out
+}
+
+// loggedText says what nginx logged about a server: counts by reason,
+// most frequent first, and when the last one was read.
+func loggedText(lg *report.Logged) string {
+	text := "nginx logged " + countsText(lg.Errors)
+	if len(lg.BodyErrors) > 0 {
+		text += "; truncated responses: " + countsText(lg.BodyErrors)
+	}
+	if !lg.Last.IsZero() {
+		text += " (last at " + lg.Last.UTC().Format("2006-01-02 15:04:05 UTC") + ")"
+	}
+	if lg.WhileProbePasses {
+		text += ", although the probe passes: the failures are intermittent or load-dependent"
+	}
+	return text
+}
+
+func countsText(m map[string]int) string {
+	type rc struct {
+		r string
+		n int
+	}
+	all := make([]rc, 0, len(m))
+	for r, n := range m {
+		all = append(all, rc{r, n})
+	}
+	slices.SortFunc(all, func(a, b rc) int { return cmp.Or(cmp.Compare(b.n, a.n), cmp.Compare(a.r, b.r)) })
+	parts := make([]string, 0, len(all))
+	for _, x := range all {
+		parts = append(parts, strconv.Itoa(x.n)+" "+reasonWords(x.r))
+	}
+	return strings.Join(parts, ", ")
 }
