@@ -9,7 +9,7 @@ LDFLAGS   := -X $(PKG).Version=$(VERSION) -X $(PKG).Revision=$(REVISION) -X $(PK
 GOTEST    ?= $(GO) test
 EXAMPLE_ADDR ?= 127.0.0.1:10650
 
-.PHONY: all build run-example test test-deps fmt-check vet unit mixin mixin-check bench bench-smoke bench-harness bench-tools bench-harness-smoke bench-scale
+.PHONY: all build run-example test test-deps fmt-check vet unit mixin mixin-check bench bench-smoke bench-harness bench-tools bench-harness-smoke bench-scale alloc-budgets
 
 all: build
 
@@ -21,7 +21,7 @@ build:
 run-example: build
 	./scripts/run-example.sh ./$(BIN) $(EXAMPLE_ADDR)
 
-test: test-deps fmt-check vet mixin-check unit bench-tools bench-harness-smoke bench-smoke
+test: test-deps fmt-check vet mixin-check unit alloc-budgets bench-tools bench-harness-smoke bench-smoke
 
 test-deps:
 	./scripts/install-test-deps.sh
@@ -49,6 +49,15 @@ BENCH := tools/bench
 bench-smoke:
 	$(GOTEST) -run '^$$' -bench . -benchtime=1x -count=1 ./...
 	cd $(BENCH) && $(GOTEST) -run '^$$' -bench . -benchtime=1x -count=1 ./...
+
+# Allocations per probe, per scrape of 10,000 targets and per load of
+# 10,000 upstreams against tools/budgets/alloc-budgets.txt: fails naming
+# the benchmark and its numbers. Counts, not timings, so CI noise cannot
+# fail it. After an intended change: go run ./tools/budgets -write -count 5
+# Then the live heap at 10,000 targets against its bound (no -race).
+alloc-budgets:
+	$(GO) run ./tools/budgets
+	cd $(BENCH) && $(GOTEST) -count=1 -run 'TestMemory10k' .
 
 # Go benchmarks of the hot paths; compare two runs with benchstat.
 bench:

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/capacity"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/collector"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/diagnose"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
@@ -147,6 +148,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Default("false").BoolVar(&pf.allowAny)
 	serveCmd.Flag("probe.max-requests", "Maximum number of /probe requests served at once; more are answered with 503.").
 		Default("10").IntVar(&pf.maxRequests)
+	phases := serveCmd.Flag("collector.probe.phases", "Export nginx_upstream_probe_phase_duration_seconds (5 series per probed server); --no-collector.probe.phases leaves them out.").
+		Default("true").Bool()
+	timeouts := serveCmd.Flag("collector.probe.timeouts", "Export nginx_upstream_probe_timeout_seconds (3 series per server); --no-collector.probe.timeouts leaves them out.").
+		Default("true").Bool()
 
 	diagCmd := app.Command("diagnose", "Probe every upstream server once, print a verdict per server with the line nginx would log and a fix, and exit 0 when every primary server is healthy, 1 when one fails, 2 on a usage or configuration error.")
 	diagOutput := diagCmd.Flag("output", "Output format: table (readable) or json (machine-readable report).").
@@ -176,6 +181,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "--web.max-requests and the --web.*-timeout flags must be positive, --web.max-connections not negative")
 			return 2
 		}
+		pf.noPhases, pf.noTimeouts = !*phases, !*timeouts
 		return serve(logger, &c, webFlags, *metricsPath, *interval, &pf, &wl)
 	case diagCmd.FullCommand():
 		if err := checkProbeFlags(&c); err != nil {
@@ -202,6 +208,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			Stdout:      stdout,
 			Stderr:      stderr,
 			Logger:      logger,
+			Capacity: func(ctx context.Context, targets []*discovery.Target) map[discovery.Key]capacity.Summary {
+				statusTimeout := 2 * time.Second
+				if c.probeTimeout > 0 {
+					statusTimeout = min(statusTimeout, c.probeTimeout)
+				}
+				return capacity.Check(ctx, targets, statusTimeout)
+			},
 		})
 	}
 	return 2
@@ -217,10 +230,25 @@ func (c *commonFlags) discovery(logger *slog.Logger) discovery.Options {
 	}
 }
 
-// probeFlags configure the /probe endpoint.
+// probeFlags configure the /probe endpoint and which optional per-target
+// series /metrics carries.
 type probeFlags struct {
 	allowAny    bool
 	maxRequests int
+	noPhases    bool // --no-collector.probe.phases
+	noTimeouts  bool // --no-collector.probe.timeouts
+}
+
+// seriesOptions are the collector options the flags select.
+func (pf *probeFlags) seriesOptions() []collector.Option {
+	var opts []collector.Option
+	if pf.noPhases {
+		opts = append(opts, collector.WithoutPhases())
+	}
+	if pf.noTimeouts {
+		opts = append(opts, collector.WithoutTimeouts())
+	}
+	return opts
 }
 
 // webLimits bound what HTTP clients can hold.
@@ -275,6 +303,11 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 		return 1
 	}
 
+	capDone := make(chan struct{})
+	go func() {
+		defer close(capDone)
+		exp.capacity.Run(ctx)
+	}()
 	trackerDone := make(chan struct{})
 	go func() {
 		defer close(trackerDone)
@@ -336,6 +369,7 @@ func serve(logger *slog.Logger, c *commonFlags, webFlags *web.FlagConfig, metric
 	<-watchDone
 	<-trackerDone
 	logsWG.Wait()
+	<-capDone
 	return code
 }
 
@@ -351,6 +385,9 @@ type service struct {
 	// a receiver.
 	logs   *errorlog.Reader
 	syslog *errorlog.Syslog
+	// capacity reads listen queues, owners and php-fpm pools of the
+	// local targets on its own schedule (Run), apart from the probes.
+	capacity *capacity.Monitor
 }
 
 // appliers hand each loaded target set to every consumer.
@@ -410,6 +447,11 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		OnLoad:    tracker.Observe,
 		Logger:    logger,
 	})
+	capMon := capacity.New(capacity.Options{
+		Targets:  sched.Targets,
+		Interval: interval,
+		Logger:   logger,
+	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		versioncollector.NewCollector(exporterName),
@@ -443,7 +485,8 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 	handler, err := server.New(server.Options{
 		MetricsPath: metricsPath,
 		// Per-target families bypass the registry: see collector.TextWriter.
-		Metrics:  collector.Handler(reg, collector.NewTextWriter(sched), maxRequests, logger),
+		// So do the capacity families: capacity.TextWriter.
+		Metrics:  collector.Handler(reg, collector.NewTextWriter(sched, pf.seriesOptions()...), maxRequests, logger, capacity.NewTextWriter(capMon)),
 		Reloader: mgr,
 		Ready:    func() bool { return mgr.Last() != nil },
 		Version:  version.Info(),
@@ -470,7 +513,7 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		}
 		return nil, fmt.Errorf("building HTTP handler: %w", err)
 	}
-	return &service{sched: sched, mgr: mgr, tracker: tracker, handler: handler, logs: logs, syslog: syslog}, nil
+	return &service{sched: sched, mgr: mgr, tracker: tracker, handler: handler, logs: logs, syslog: syslog, capacity: capMon}, nil
 
 }
 

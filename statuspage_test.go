@@ -120,7 +120,7 @@ func TestReportsMatchSchema(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("diagnose exit %d, want 1\n%s", code, stderr)
 	}
-	for _, section := range []string{`"nginx": {`, `"error_log": {`, `"logged": {`, `"dynamic": [`} {
+	for _, section := range []string{`"nginx": {`, `"error_log": {`, `"logged": {`, `"capacity": {`, `"dynamic": [`} {
 		if !strings.Contains(stdout, section) {
 			t.Errorf("diagnose JSON lacks %s, so the schema test does not cover it:\n%s", section, stdout)
 		}

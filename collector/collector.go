@@ -20,32 +20,41 @@ type Source interface {
 // reference rendering of the families table (linted and held to golden
 // files); /metrics serves the same table through TextWriter.
 type Collector struct {
-	src Source
+	src      Source
+	families []*family
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
 
-// New returns a Collector reading src.
-func New(src Source) *Collector { return &Collector{src: src} }
+// New returns a Collector reading src and emitting every family the
+// options keep.
+func New(src Source, opts ...Option) *Collector {
+	return &Collector{src: src, families: selectFamilies(opts)}
+}
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for i := range families {
-		ch <- families[i].desc
+	for _, f := range c.families {
+		ch <- f.desc
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	c.src.Each(func(st *scheduler.Status) { CollectStatus(ch, st) })
+	c.src.Each(func(st *scheduler.Status) { collectStatus(ch, st, c.families) })
 }
 
-// CollectStatus emits the series of one target.
+// CollectStatus emits every series of one target.
 func CollectStatus(ch chan<- prometheus.Metric, st *scheduler.Status) {
+	collectStatus(ch, st, allFamilies)
+}
+
+var allFamilies = selectFamilies(nil)
+
+func collectStatus(ch chan<- prometheus.Metric, st *scheduler.Status, fams []*family) {
 	t := st.Target
 	lv := []string{t.Upstream, t.Server, t.Address, t.Protocol}
-	for i := range families {
-		f := &families[i]
+	for _, f := range fams {
 		if !f.scope.has(st) {
 			continue
 		}

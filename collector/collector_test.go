@@ -159,9 +159,20 @@ nginx_upstream_exporter_targets{state="probed"} 10
 // TestTextWriterMatchesCollector holds the fast text path to the reference
 // Collector: the same series with the same values and help texts.
 func TestTextWriterMatchesCollector(t *testing.T) {
+	for name, opts := range map[string][]Option{
+		"all":              nil,
+		"without phases":   {WithoutPhases()},
+		"without timeouts": {WithoutTimeouts()},
+		"without both":     {WithoutPhases(), WithoutTimeouts()},
+	} {
+		t.Run(name, func(t *testing.T) { testTextWriterMatchesCollector(t, opts) })
+	}
+}
+
+func testTextWriterMatchesCollector(t *testing.T, opts []Option) {
 	src := append(fixture(), bigSource(50)...)
 	var buf bytes.Buffer
-	if _, err := NewTextWriter(src).WriteTo(&buf); err != nil {
+	if _, err := NewTextWriter(src, opts...).WriteTo(&buf); err != nil {
 		t.Fatal(err)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
@@ -170,7 +181,7 @@ func TestTextWriterMatchesCollector(t *testing.T) {
 		t.Fatalf("fast path output does not parse: %v\n%s", err, buf.String())
 	}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(New(src))
+	reg.MustRegister(New(src, opts...))
 	ref, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -194,11 +194,3 @@ func buildFamilies(fs []family) []family {
 	}
 	return fs
 }
-
-// typeName is the family's type as the text format spells it.
-func (f *family) typeName() string {
-	if f.typ == prometheus.CounterValue {
-		return "counter"
-	}
-	return "gauge"
-}

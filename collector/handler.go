@@ -13,10 +13,12 @@ import (
 
 // Handler serves /metrics: the registry's families (build info, config
 // state, self-metrics, Go and process collectors) through the standard
-// encoder, then the per-target families through tw. Errors gathering the
-// registry are logged and the page is served anyway, as promhttp's
-// ContinueOnError does: one broken collector must not blank the page.
-func Handler(g prometheus.Gatherer, tw *TextWriter, maxInFlight int, logger *slog.Logger) http.Handler {
+// encoder, then the per-target families through tw, then those of other
+// signals' text writers (extra), which render their own families as tw
+// does. Errors gathering the registry are logged and the page is served
+// anyway, as promhttp's ContinueOnError does: one broken collector must
+// not blank the page.
+func Handler(g prometheus.Gatherer, tw *TextWriter, maxInFlight int, logger *slog.Logger, extra ...io.WriterTo) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -57,6 +59,13 @@ func Handler(g prometheus.Gatherer, tw *TextWriter, maxInFlight int, logger *slo
 		}
 		if _, err := tw.WriteTo(out); err != nil {
 			logger.Debug("error writing metrics", "err", err)
+			return
+		}
+		for _, x := range extra {
+			if _, err := x.WriteTo(out); err != nil {
+				logger.Debug("error writing metrics", "err", err)
+				return
+			}
 		}
 	})
 }

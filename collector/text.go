@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
@@ -25,10 +27,15 @@ import (
 // its own snapshot, so a client that stops reading holds nothing but its
 // own connection (bounded by the server's write timeout).
 type TextWriter struct {
-	src Source
+	src      Source
+	families []*family
 
-	mu     sync.Mutex // guards labels; never held while writing
+	mu     sync.Mutex // guards labels and infos; never held while writing
 	labels map[*discovery.Target]*renderedLabels
+	// infos interns the rendered info labels: most servers share their
+	// parameters (weight=1, max_fails=1, …), so 10,000 targets have a
+	// handful of distinct strings, not 10,000 copies of ~110 bytes.
+	infos map[string]string
 
 	pages sync.Pool // *page, reused between scrapes, freed by the GC when idle
 }
@@ -50,12 +57,27 @@ type page struct {
 // page of 10,000 targets is ~20 MB and is never held whole.
 const flushSize = 32 << 10
 
-// NewTextWriter returns a TextWriter reading src.
-func NewTextWriter(src Source) *TextWriter {
-	return &TextWriter{src: src, labels: map[*discovery.Target]*renderedLabels{}}
+// NewTextWriter returns a TextWriter reading src and rendering every
+// family the options keep.
+func NewTextWriter(src Source, opts ...Option) *TextWriter {
+	return &TextWriter{src: src, families: selectFamilies(opts), labels: map[*discovery.Target]*renderedLabels{}, infos: map[string]string{}}
 }
 
 var escaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+
+// EscapeLabelValue escapes a label value for the text format: backslash,
+// newline and double quote, as the Prometheus text encoder does.
+func EscapeLabelValue(v string) string { return escaper.Replace(v) }
+
+// TargetLabels is t's escaped label pairs
+// upstream="…",server="…",address="…",protocol="…", the identity every
+// per-target family of this exporter carries.
+func TargetLabels(t *discovery.Target) string {
+	return `upstream="` + escaper.Replace(t.Upstream) +
+		`",server="` + escaper.Replace(t.Server) +
+		`",address="` + escaper.Replace(t.Address) +
+		`",protocol="` + escaper.Replace(t.Protocol) + `"`
+}
 
 // WriteTo writes every per-target family to w.
 func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
@@ -73,8 +95,7 @@ func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
 	cw := &countingWriter{w: w}
 	b := p.buf[:0]
 	defer func() { p.buf = b[:0] }()
-	for i := range families {
-		f := &families[i]
+	for _, f := range tw.families {
 		b = header(b, f)
 		var l *renderedLabels
 		yield := func(lv string, v float64) { b = sample(b, f.name, l.target, f.label, lv, v) }
@@ -127,12 +148,20 @@ func (tw *TextWriter) refreshLabels(p *page) {
 			}
 		}
 		tw.labels = next
+		// Strings in use stay referenced by their labels; the next
+		// targets intern afresh, so values gone with a reload go too.
+		tw.infos = map[string]string{}
 	}
 	for i := range p.snap {
 		t := p.snap[i].Target
 		l, ok := tw.labels[t]
 		if !ok {
 			l = renderLabels(t)
+			if v, ok := tw.infos[l.info]; ok {
+				l.info = v
+			} else {
+				tw.infos[l.info] = l.info
+			}
 			tw.labels[t] = l
 		}
 		p.labels = append(p.labels, l)
@@ -140,10 +169,7 @@ func (tw *TextWriter) refreshLabels(p *page) {
 }
 
 func renderLabels(t *discovery.Target) *renderedLabels {
-	l := &renderedLabels{target: `upstream="` + escaper.Replace(t.Upstream) +
-		`",server="` + escaper.Replace(t.Server) +
-		`",address="` + escaper.Replace(t.Address) +
-		`",protocol="` + escaper.Replace(t.Protocol) + `"`}
+	l := &renderedLabels{target: TargetLabels(t)}
 	for i := range families {
 		f := &families[i]
 		if f.info == nil {
@@ -163,15 +189,22 @@ func renderLabels(t *discovery.Target) *renderedLabels {
 }
 
 func header(b []byte, f *family) []byte {
+	return AppendHeader(b, f.name, f.help, f.typ)
+}
+
+// AppendHeader appends the HELP and TYPE lines of a counter or gauge
+// family.
+func AppendHeader(b []byte, name, help string, typ prometheus.ValueType) []byte {
 	b = append(b, "# HELP "...)
-	b = append(b, f.name...)
+	b = append(b, name...)
 	b = append(b, ' ')
-	b = append(b, f.help...)
+	b = append(b, help...)
 	b = append(b, "\n# TYPE "...)
-	b = append(b, f.name...)
-	b = append(b, ' ')
-	b = append(b, f.typeName()...)
-	return append(b, '\n')
+	b = append(b, name...)
+	if typ == prometheus.CounterValue {
+		return append(b, " counter\n"...)
+	}
+	return append(b, " gauge\n"...)
 }
 
 // sample appends `name{labels[,k="v"]} value`.
@@ -187,12 +220,13 @@ func sample(b []byte, name, labels, k, v string, value float64) []byte {
 		b = append(b, '"')
 	}
 	b = append(b, "} "...)
-	b = appendFloat(b, value)
+	b = AppendFloat(b, value)
 	return append(b, '\n')
 }
 
-// appendFloat formats like the Prometheus text encoder.
-func appendFloat(b []byte, f float64) []byte {
+// AppendFloat appends a sample value formatted as the Prometheus text
+// encoder formats it.
+func AppendFloat(b []byte, f float64) []byte {
 	switch {
 	case f == 1:
 		return append(b, '1')

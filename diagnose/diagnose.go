@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/capacity"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/loadstate"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
@@ -73,6 +74,10 @@ type Options struct {
 	// ErrorLog reads the recent part of nginx's error logs beside the
 	// probes; nil does not.
 	ErrorLog *ErrorLogOptions
+	// Capacity, when set, reads the capacity of the targets that listen
+	// on this host (capacity.Check) while the probes run, so that a
+	// failing or slow server is shown as full or down.
+	Capacity func(ctx context.Context, targets []*discovery.Target) map[discovery.Key]capacity.Summary
 
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
@@ -155,8 +160,20 @@ func Run(ctx context.Context, opts Options) int {
 	rep.Nginx = running
 	rep.Notes = privilegeNotes(loaded.Set.Targets, opts.Geteuid())
 	if !opts.List {
+		var capDone chan map[discovery.Key]capacity.Summary
+		if opts.Capacity != nil {
+			// Read while the probes run: the queue a failing probe met
+			// is the one read, not the one after the load has gone.
+			capDone = make(chan map[discovery.Key]capacity.Summary, 1)
+			go func() { capDone <- opts.Capacity(ctx, loaded.Set.Targets) }()
+		}
 		statuses, interrupted := probe(ctx, loaded.Set.Targets, &opts)
+		var caps map[discovery.Key]capacity.Summary
+		if capDone != nil {
+			caps = <-capDone
+		}
 		rep.AddResults(statuses)
+		addCapacity(rep, loaded.Set.Targets, caps)
 		if interrupted {
 			// An honest partial report: what was probed has its verdict,
 			// the rest says no_result.

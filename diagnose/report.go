@@ -3,6 +3,10 @@ package diagnose
 import (
 	"encoding/json"
 	"io"
+	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/capacity"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
@@ -45,6 +49,29 @@ func RunbookURL(r prober.Reason) string { return report.RunbookURL(r) }
 
 // Hint is a one-line first step for a failure; see report.Hint.
 func Hint(r prober.Reason, label, network string) string { return report.Hint(r, label, network) }
+
+// SlowAfter is the probe duration from which a healthy server's capacity
+// is reported too: a server that answers slowly is often one whose
+// requests queue.
+const SlowAfter = time.Second
+
+// addCapacity attaches the capacity of each failing, inconclusive (cut by
+// --probe.timeout) or slow target.
+func addCapacity(rep *Report, targets []*discovery.Target, caps map[discovery.Key]capacity.Summary) {
+	if len(caps) == 0 {
+		return
+	}
+	for i, t := range targets {
+		rt := &rep.Targets[i]
+		slow := rt.Verdict == VerdictOK && rt.DurationSeconds >= SlowAfter.Seconds()
+		if rt.Verdict != VerdictFailed && rt.Verdict != VerdictInconclusive && !slow {
+			continue
+		}
+		if s, ok := caps[t.Key]; ok {
+			rt.Capacity = &s
+		}
+	}
+}
 
 func writeJSON(w io.Writer, rep *Report) error {
 	enc := json.NewEncoder(w)

@@ -154,11 +154,17 @@ func writeTable(w io.Writer, rep *Report, p palette) {
 			if t.Verdict == VerdictInconclusive {
 				fmt.Fprintf(w, "    %s %s\n", p.dim("why:       "), t.Hint)
 			}
+			if t.Capacity != nil && (t.Verdict == VerdictOK || t.Verdict == VerdictInconclusive) {
+				fmt.Fprintf(w, "    %s %s\n", p.dim("capacity:  "), t.Capacity.Line)
+			}
 			if d := details[i]; d[0] != "" {
 				fmt.Fprintf(w, "    %s %s\n", p.dim("nginx logs:"), d[0])
 				fmt.Fprintf(w, "    %s %s\n", p.dim("fix:       "), d[1])
 				if t.Detail != "" {
 					fmt.Fprintf(w, "    %s %s\n", p.dim("detail:    "), t.Detail)
+				}
+				if t.Capacity != nil {
+					fmt.Fprintf(w, "    %s %s\n", p.dim("capacity:  "), t.Capacity.Line)
 				}
 				if t.Unverified {
 					fmt.Fprintf(w, "    %s %s\n", p.dim("note:      "), "this user cannot read a directory on the socket's path; run as root or as nginx's worker user to confirm")

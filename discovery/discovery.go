@@ -333,6 +333,9 @@ func tlsSettings(ct *nginxconf.UpstreamServer) *prober.TLSSettings {
 		Certificate:        ssl.Certificate,
 		CertificateKey:     ssl.CertificateKey,
 	}
+	if !ssl.NoSessionReuse {
+		s.Sessions = &prober.Sessions{}
+	}
 	if ssl.ServerName {
 		s.ServerName = name
 	}

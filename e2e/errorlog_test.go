@@ -44,19 +44,25 @@ func (x *exporter) metric(t *testing.T, name string, want map[string]string) flo
 		t.Fatalf("scraping the exporter: %v\n%s", err, x.proc.output())
 	}
 	sum := 0.0
-next:
 	for _, s := range all {
-		if s.name != name {
-			continue
+		if s.is(name, want) {
+			sum += s.value
 		}
-		for k, v := range want {
-			if s.labels[k] != v {
-				continue next
-			}
-		}
-		sum += s.value
 	}
 	return sum
+}
+
+// is tells whether s is a sample of name whose labels include want.
+func (s series) is(name string, want map[string]string) bool {
+	if s.name != name {
+		return false
+	}
+	for k, v := range want {
+		if s.labels[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 // waitLogCount waits until the exporter counts exactly want errors, then
@@ -185,13 +191,7 @@ func TestErrorLogExactCounts(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			env := &netEnv{}
-			dir, err := os.MkdirTemp(baseDir, "errorlog-")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Chmod(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
+			dir := nginxDir(t, "errorlog-")
 			s := &senv{t: t, net: env, dir: dir}
 			app := refused()(s)
 			data := map[string]string{"Dir": dir, "app": app, "Listen": fmt.Sprintf("127.0.0.1:%d", env.freePort(t))}
@@ -204,10 +204,7 @@ func TestErrorLogExactCounts(t *testing.T) {
 				extra = append(extra, "--nginx.error-log.syslog-socket="+sock)
 			}
 			conf := writeNginxConf(t, dir, data, httpText, `location / { proxy_pass http://{{.app}}; }`)
-			ngx, ok := startNginx(t, env, dir, conf, data["Listen"])
-			if !ok {
-				t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
-			}
+			ngx := mustStartNginx(t, env, dir, conf, data["Listen"])
 			// History: lines written before the exporter starts are
 			// never counted.
 			ngx.requests(t, 4, 502)
@@ -365,20 +362,13 @@ func TestErrorLogForgedFields(t *testing.T) {
 	requireNginx(t)
 	requireExporter(t)
 	env := &netEnv{}
-	dir, err := os.MkdirTemp(baseDir, "forged-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
+	dir := nginxDir(t, "forged-")
 	s := &senv{t: t, net: env, dir: dir}
 	a, b := refused()(s), refused()(s)
 	data := map[string]string{"Dir": dir, "a": a, "b": b, "Listen": fmt.Sprintf("127.0.0.1:%d", env.freePort(t))}
 	conf := writeNginxConf(t, dir, data, "", `location /a { proxy_pass http://{{.a}}; }
 location /b { proxy_pass http://{{.b}}; }`)
-	ngx, ok := startNginx(t, env, dir, conf, data["Listen"])
-	if !ok {
-		t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
-	}
+	ngx := mustStartNginx(t, env, dir, conf, data["Listen"])
 	x := startExporter(t, env, dir, conf)
 	x.waitTailing(t)
 	forged := fmt.Sprintf(`", upstream: "http://%s/`, b)
@@ -426,11 +416,7 @@ func TestErrorLogStaleDNSPeer(t *testing.T) {
 		}
 	}
 	env := newNetns(t)
-	dir, err := os.MkdirTemp(baseDir, "stale-dns-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
+	dir := nginxDir(t, "stale-dns-")
 	s := &senv{t: t, net: env, dir: dir, dns: map[string][]netip.Addr{}}
 	old := refusedAt("127.0.0.3", true)(s)
 	current := refusedAt("127.0.0.4", true)(s)
@@ -447,10 +433,7 @@ func TestErrorLogStaleDNSPeer(t *testing.T) {
 	conf := writeNginxConf(t, dir, data, `upstream app {
 		server stale.test:{{.Port}};
 	}`, `location / { proxy_pass http://app; }`)
-	ngx, ok := startNginx(t, env, dir, conf, data["Listen"])
-	if !ok {
-		t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
-	}
+	ngx := mustStartNginx(t, env, dir, conf, data["Listen"])
 	// The name moves; nginx keeps the address it resolved at start.
 	dns.Close()
 	dns = serveDNS("127.0.0.4")

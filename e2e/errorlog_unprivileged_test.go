@@ -23,28 +23,14 @@ import (
 func TestErrorLogUnprivileged(t *testing.T) {
 	requireRoot(t)
 	requireExporter(t)
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Skip("no user nobody")
-	}
+	nobody := testutil.Nobody(t)
 	adm, err := user.LookupGroup("adm")
 	if err != nil {
 		t.Skip("no group adm")
 	}
-	uid, _ := strconv.Atoi(nobody.Uid)
-	gid, _ := strconv.Atoi(nobody.Gid)
 	admGID, _ := strconv.Atoi(adm.Gid)
 
-	pub, err := os.MkdirTemp("", "nue")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(pub) })
-	if err := os.Chmod(pub, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(pub, "nginx_upstream_exporter")
-	copyFile(t, exporterBinary, bin, 0o755)
+	pub, bin := testutil.PublicCopy(t, exporterBinary, "nginx_upstream_exporter")
 	log := filepath.Join(pub, "error.log")
 	if err := os.WriteFile(log, []byte("2026/11/27 08:14:20 [notice] 1#1: start worker processes\n"), 0o640); err != nil {
 		t.Fatal(err)
@@ -71,7 +57,7 @@ func TestErrorLogUnprivileged(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := testutil.FreeAddr(t)
 			cmd := exec.Command(bin, "--nginx.config="+conf, "--web.listen-address="+addr, "--log.level=info")
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: append([]uint32{}, tc.groups...)}}
+			testutil.RunAs(cmd, nobody, tc.groups...)
 			var out syncBuilder
 			pr, pw, err := os.Pipe()
 			if err != nil {

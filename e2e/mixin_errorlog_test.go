@@ -144,42 +144,8 @@ receivers:
 	})
 
 	overrides := `{scrapeGapWindow: '5s', rateWindow: '20s', intermittentFor: '2s', loggedErrorsFor: '2s'}`
-	for _, f := range []string{"alerts", "rules"} {
-		cmd := exec.Command(jsonnet, "-S", "--tla-code", "config="+overrides, f+".jsonnet")
-		cmd.Dir = filepath.Join(moduleRoot(t), "mixin")
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("jsonnet %s.jsonnet: %v", f, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f+".yaml"), out, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	promConf := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(promConf, []byte(fmt.Sprintf(`global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-alerting:
-  alertmanagers:
-    - static_configs:
-        - targets: ['%s']
-rule_files:
-  - %s
-  - %s
-scrape_configs:
-  - job_name: nginx_upstream_exporter
-    static_configs:
-      - targets: ['%s']
-`, amAddr, filepath.Join(dir, "rules.yaml"), filepath.Join(dir, "alerts.yaml"), exporterAddr)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	promAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	startLogged(t, dir, prometheus, "--config.file="+promConf, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"), "--web.listen-address="+promAddr)
-	poll(t, 60*time.Second, "prometheus to be ready", func() (bool, string) {
-		code, _, err := httpGet("http://" + promAddr + "/-/ready")
-		return err == nil && code == http.StatusOK, fmt.Sprint(code, err)
-	})
+	writeMixinRules(t, jsonnet, dir, overrides)
+	promAddr := startPrometheus(t, prometheus, dir, exporterAddr, amAddr)
 
 	// Real requests: the slow endpoint, again and again.
 	ctx, cancel := context.WithCancel(context.Background())

@@ -60,6 +60,68 @@ func poll(t *testing.T, timeout time.Duration, what string, f func() (bool, stri
 	t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, last)
 }
 
+// writeMixinRules renders the mixin's alerts and recording rules, with
+// overrides (jsonnet code merged into _config) so that the windows last
+// seconds, into dir/alerts.yaml and dir/rules.yaml.
+func writeMixinRules(t *testing.T, jsonnet, dir, overrides string) {
+	t.Helper()
+	for _, f := range []string{"alerts", "rules"} {
+		cmd := exec.Command(jsonnet, "-S", "--tla-code", "config="+overrides, f+".jsonnet")
+		cmd.Dir = filepath.Join(moduleRoot(t), "mixin")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("jsonnet %s.jsonnet: %v", f, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f+".yaml"), out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// startPrometheus runs Prometheus on a free port until the test ends,
+// scraping the exporter at exporterAddr every second with the rules
+// writeMixinRules left in dir, and sending alerts to the Alertmanager at
+// alertmanagerAddr unless it is empty. It returns once Prometheus is
+// ready, with its address.
+func startPrometheus(t *testing.T, prometheus, dir, exporterAddr, alertmanagerAddr string) string {
+	t.Helper()
+	alerting := ""
+	if alertmanagerAddr != "" {
+		alerting = fmt.Sprintf(`alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ['%s']
+`, alertmanagerAddr)
+	}
+	promConf := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+%srule_files:
+  - %s
+  - %s
+scrape_configs:
+  - job_name: nginx_upstream_exporter
+    static_configs:
+      - targets: ['%s']
+`, alerting, filepath.Join(dir, "rules.yaml"), filepath.Join(dir, "alerts.yaml"), exporterAddr)
+	promConfPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(promConfPath, []byte(promConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	promAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	startLogged(t, dir, prometheus,
+		"--config.file="+promConfPath,
+		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
+		"--web.listen-address="+promAddr,
+	)
+	poll(t, 60*time.Second, "prometheus to be ready", func() (bool, string) {
+		code, _, err := httpGet("http://" + promAddr + "/-/ready")
+		return err == nil && code == http.StatusOK, fmt.Sprint(code, err)
+	})
+	return promAddr
+}
+
 func httpGet(url string) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -123,43 +185,8 @@ http {
 
 	// Rules with short windows so the test takes seconds, not minutes.
 	overrides := `{allServersDownFor: '3s', scrapeGapWindow: '5s', serverDownFor: '3s'}`
-	for _, f := range []string{"alerts", "rules"} {
-		cmd := exec.Command(jsonnet, "-S", "--tla-code", "config="+overrides, f+".jsonnet")
-		cmd.Dir = filepath.Join(moduleRoot(t), "mixin")
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("jsonnet %s.jsonnet: %v", f, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f+".yaml"), out, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	promConf := fmt.Sprintf(`global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-rule_files:
-  - %s
-  - %s
-scrape_configs:
-  - job_name: nginx_upstream_exporter
-    static_configs:
-      - targets: ['%s']
-`, filepath.Join(dir, "rules.yaml"), filepath.Join(dir, "alerts.yaml"), exporterAddr)
-	promConfPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(promConfPath, []byte(promConf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	promAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	startLogged(t, dir, prometheus,
-		"--config.file="+promConfPath,
-		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
-		"--web.listen-address="+promAddr,
-	)
-	poll(t, 60*time.Second, "prometheus to be ready", func() (bool, string) {
-		code, _, err := httpGet("http://" + promAddr + "/-/ready")
-		return err == nil && code == http.StatusOK, fmt.Sprint(code, err)
-	})
+	writeMixinRules(t, jsonnet, dir, overrides)
+	promAddr := startPrometheus(t, prometheus, dir, exporterAddr, "")
 
 	alertState := func() (string, string) {
 		_, body, err := httpGet("http://" + promAddr + "/api/v1/alerts")

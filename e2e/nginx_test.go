@@ -53,26 +53,35 @@ type nginx struct {
 // writeNginxConf renders the scenario's configuration into dir/nginx.conf.
 func writeNginxConf(t *testing.T, dir string, data map[string]string, httpText, serverText string) string {
 	t.Helper()
-	render := func(name, text string) string {
-		tmpl, err := template.New(name).Option("missingkey=error").Parse(text)
-		if err != nil {
-			t.Fatalf("scenario %s template: %v", name, err)
-		}
-		var b bytes.Buffer
-		if err := tmpl.Execute(&b, data); err != nil {
-			t.Fatalf("scenario %s template: %v", name, err)
-		}
-		return indent(b.String(), "    ")
-	}
-	var b bytes.Buffer
-	err := nginxConf.Execute(&b, map[string]any{
+	return writeConf(t, dir, nginxConf, map[string]any{
 		"Root":   os.Geteuid() == 0,
 		"Dir":    dir,
 		"Listen": data["Listen"],
-		"HTTP":   render("http", httpText),
-		"Server": render("server", indent(serverText, "    ")),
+		"HTTP":   renderBlock(t, "http", httpText, data),
+		"Server": renderBlock(t, "server", indent(serverText, "    "), data),
 	})
+}
+
+// renderBlock fills a scenario's block of configuration from data and
+// indents it one level, to stand inside the block the template opens.
+func renderBlock(t *testing.T, name, text string, data map[string]string) string {
+	t.Helper()
+	tmpl, err := template.New(name).Option("missingkey=error").Parse(text)
 	if err != nil {
+		t.Fatalf("scenario %s template: %v", name, err)
+	}
+	var b bytes.Buffer
+	if err := tmpl.Execute(&b, data); err != nil {
+		t.Fatalf("scenario %s template: %v", name, err)
+	}
+	return indent(b.String(), "    ")
+}
+
+// writeConf renders conf with vars into dir/nginx.conf.
+func writeConf(t *testing.T, dir string, conf *template.Template, vars map[string]any) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := conf.Execute(&b, vars); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "nginx.conf")
@@ -80,6 +89,20 @@ func writeNginxConf(t *testing.T, dir string, data map[string]string, httpText, 
 		t.Fatal(err)
 	}
 	return path
+}
+
+// nginxDir is a new directory under baseDir for one nginx and its
+// backends, which nginx's worker user may enter.
+func nginxDir(t *testing.T, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp(baseDir, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 func indent(text, prefix string) string {
@@ -94,6 +117,16 @@ func indent(text, prefix string) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// mustStartNginx is startNginx for a configuration nginx must accept.
+func mustStartNginx(t *testing.T, env *netEnv, dir, conf, listen string) *nginx {
+	t.Helper()
+	ngx, ok := startNginx(t, env, dir, conf, listen)
+	if !ok {
+		t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
+	}
+	return ngx
 }
 
 // startNginx starts nginx on conf and waits until it accepts connections.

@@ -80,13 +80,7 @@ func (a *movingApp) addr(ip string) string { return net.JoinHostPort(ip, strconv
 // hold connections to the address they resolved.
 func runningScene(t *testing.T, env *netEnv, a *movingApp, extraHTTP, extraServer string) (dir, conf, listen string) {
 	t.Helper()
-	dir, err := os.MkdirTemp(baseDir, "running-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir = nginxDir(t, "running-")
 	listen = fmt.Sprintf("127.0.0.1:%d", env.freePort(t))
 	if err := os.WriteFile(filepath.Join(dir, "app.conf"), []byte(fmt.Sprintf("upstream app {\n    server app.test:%d;\n    keepalive 4;\n}\n", a.port)), 0o644); err != nil {
 		t.Fatal(err)
@@ -223,10 +217,7 @@ func TestStaleAddressWitnessed(t *testing.T) {
 	x.waitMetrics(t, "nginx_upstream_nginx_up 0 before nginx starts", func(all []series) bool {
 		return is(all, 0, "nginx_upstream_nginx_up")
 	})
-	ngx, ok := startNginx(t, env, dir, conf, listen)
-	if !ok {
-		t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
-	}
+	ngx := mustStartNginx(t, env, dir, conf, listen)
 	if code := ngx.get(t); code != 200 {
 		t.Fatalf("healthy: nginx answered %d", code)
 	}
@@ -284,10 +275,7 @@ func TestStaleAddressStartedAfterNginx(t *testing.T) {
 	app := newMovingApp(t, env, "127.0.0.2")
 	dir, conf, listen := runningScene(t, env, app, "", "")
 	old := app.addr("127.0.0.2")
-	ngx, ok := startNginx(t, env, dir, conf, listen)
-	if !ok {
-		t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
-	}
+	ngx := mustStartNginx(t, env, dir, conf, listen)
 	time.Sleep(1100 * time.Millisecond) // nginx's load is clearly before the exporter's start
 	x := startExporter(t, env, dir, conf)
 	x.waitMetrics(t, "nginx up, addresses unknown, no stale verdict", func(all []series) bool {
@@ -327,10 +315,7 @@ func TestStaleAddressStartedAfterMove(t *testing.T) {
 	app := newMovingApp(t, env, "127.0.0.2")
 	dir, conf, listen := runningScene(t, env, app, "", "")
 	old := app.addr("127.0.0.2")
-	ngx, ok := startNginx(t, env, dir, conf, listen)
-	if !ok {
-		t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
-	}
+	mustStartNginx(t, env, dir, conf, listen)
 	app.moveTo("127.0.0.3")
 	env.iptables(t, "-A", "OUTPUT", "-d", "127.0.0.2", "-p", "tcp", "--dport", strconv.Itoa(app.port), "-j", "DROP")
 	time.Sleep(1100 * time.Millisecond)
@@ -426,10 +411,7 @@ func TestReloadPending(t *testing.T) {
 	dir, conf, listen := runningScene(t, env, app, "", tlsLocation)
 	ca := writeCA(t, dir)
 	x := startExporter(t, env, dir, conf)
-	ngx, ok := startNginx(t, env, dir, conf, listen)
-	if !ok {
-		t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
-	}
+	ngx := mustStartNginx(t, env, dir, conf, listen)
 	x.waitMetrics(t, "nothing pending after nginx's start", func(all []series) bool {
 		return is(all, 1, "nginx_upstream_nginx_up") && is(all, 0, "nginx_upstream_config_reload_pending")
 	})
@@ -508,10 +490,7 @@ func TestReloadWouldFail(t *testing.T) {
 			app := newMovingApp(t, env, "127.0.0.2")
 			dir, conf, listen := runningScene(t, env, app, "", tlsLocation)
 			writeCA(t, dir)
-			ngx, ok := startNginx(t, env, dir, conf, listen)
-			if !ok {
-				t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
-			}
+			ngx := mustStartNginx(t, env, dir, conf, listen)
 			x := startExporter(t, env, dir, conf)
 			x.waitMetrics(t, "a healthy nginx that would reload fine", func(all []series) bool {
 				return is(all, 1, "nginx_upstream_nginx_up") && is(all, 0, "nginx_upstream_config_reload_would_fail", "reason", tc.reason)
@@ -561,10 +540,7 @@ func TestRunningNginxNotVisible(t *testing.T) {
 			env := newNetns(t)
 			app := newMovingApp(t, env, "127.0.0.2")
 			dir, conf, listen := runningScene(t, env, app, "", "")
-			ngx, ok := startNginx(t, env, dir, conf, listen)
-			if !ok {
-				t.Fatalf("nginx did not start:\n%s", ngx.proc.output())
-			}
+			ngx := mustStartNginx(t, env, dir, conf, listen)
 			if code := ngx.get(t); code != 200 {
 				t.Fatalf("nginx answered %d", code)
 			}

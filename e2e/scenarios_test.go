@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -423,30 +422,31 @@ type observed struct {
 	reason prober.Reason
 }
 
+// newScenarioEnv checks a scenario's prerequisites, skipping or failing
+// as skipOrFail decides, then gives it a network (a namespace of its own
+// when netns) and a directory for its nginx and backends.
+func newScenarioEnv(t *testing.T, name string, needs []prereq, netns bool) *senv {
+	t.Helper()
+	for _, need := range needs {
+		if err := checkPrereqs()[need]; err != nil {
+			skipOrFail(t, "scenario %s: %v", name, err)
+		}
+	}
+	env := &netEnv{}
+	if netns {
+		env = newNetns(t)
+	}
+	return &senv{t: t, net: env, dir: nginxDir(t, name+"-"), dns: map[string][]netip.Addr{}}
+}
+
 func runScenario(t *testing.T, table mappingTable, sc scenario) {
 	requireNginx(t)
 	needs := sc.needs
 	if sc.needsNetns() {
 		needs = append(needs, needRoot)
 	}
-	for _, need := range needs {
-		if err := checkPrereqs()[need]; err != nil {
-			skipOrFail(t, "scenario %s: %v", sc.name, err)
-		}
-	}
-
-	env := &netEnv{}
-	if sc.needsNetns() {
-		env = newNetns(t)
-	}
-	dir, err := os.MkdirTemp(baseDir, sc.name+"-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	s := &senv{t: t, net: env, dir: dir, dns: map[string][]netip.Addr{}}
+	s := newScenarioEnv(t, sc.name, needs, sc.needsNetns())
+	env, dir := s.net, s.dir
 
 	// 1. The backends (healthy or faulty).
 	data := map[string]string{"Dir": dir}

@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"text/template"
@@ -240,23 +237,8 @@ func runStreamScenario(t *testing.T, table mappingTable, sc streamScenario) {
 			needs = append(needs, needRoot)
 		}
 	}
-	for _, need := range needs {
-		if err := checkPrereqs()[need]; err != nil {
-			skipOrFail(t, "scenario %s: %v", sc.name, err)
-		}
-	}
-	env := &netEnv{}
-	if netns {
-		env = newNetns(t)
-	}
-	dir, err := os.MkdirTemp(baseDir, sc.name+"-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	s := &senv{t: t, net: env, dir: dir, dns: map[string][]netip.Addr{}}
+	s := newScenarioEnv(t, sc.name, needs, netns)
+	env, dir := s.net, s.dir
 
 	// 1. The backends.
 	data := map[string]string{"Dir": dir}
@@ -336,36 +318,16 @@ func runStreamScenario(t *testing.T, table mappingTable, sc streamScenario) {
 
 func writeStreamConf(t *testing.T, dir string, data map[string]string, sc streamScenario, listen, ready string) string {
 	t.Helper()
-	render := func(name, text string) string {
-		tmpl, err := template.New(name).Option("missingkey=error").Parse(text)
-		if err != nil {
-			t.Fatalf("scenario %s template: %v", name, err)
-		}
-		var b bytes.Buffer
-		if err := tmpl.Execute(&b, data); err != nil {
-			t.Fatalf("scenario %s template: %v", name, err)
-		}
-		return indent(b.String(), "    ")
-	}
-	var b bytes.Buffer
-	err := streamConf.Execute(&b, map[string]any{
+	return writeConf(t, dir, streamConf, map[string]any{
 		"Root":   os.Geteuid() == 0,
 		"Module": streamModule,
 		"Dir":    dir,
 		"Listen": listen,
 		"Ready":  ready,
 		"UDP":    sc.udp,
-		"Stream": render("stream", sc.stream),
-		"Server": render("server", indent(sc.conf, "    ")),
+		"Stream": renderBlock(t, "stream", sc.stream, data),
+		"Server": renderBlock(t, "server", indent(sc.conf, "    "), data),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // exchangeTCP connects through nginx and reads until nginx closes: at

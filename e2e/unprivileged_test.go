@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -12,8 +11,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
 
 // TestUnprivilegedDiagnose runs diagnose as "nobody" with no capabilities
@@ -24,31 +24,17 @@ import (
 func TestUnprivilegedDiagnose(t *testing.T) {
 	requireRoot(t)
 	requireExporter(t)
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Skip("no user nobody")
-	}
+	nobody := testutil.Nobody(t)
 	worker, err := user.Lookup("www-data")
 	if err != nil {
 		t.Skip("no user www-data")
 	}
-	uid, _ := strconv.Atoi(nobody.Uid)
-	gid, _ := strconv.Atoi(nobody.Gid)
 	wuid, _ := strconv.Atoi(worker.Uid)
 	wgid, _ := strconv.Atoi(worker.Gid)
 
 	// A world-readable copy of the binary and the config: the build
 	// directory is private to root.
-	pub, err := os.MkdirTemp("", "nue")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(pub) })
-	if err := os.Chmod(pub, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(pub, "nginx_upstream_exporter")
-	copyFile(t, exporterBinary, bin, 0o755)
+	pub, bin := testutil.PublicCopy(t, exporterBinary, "nginx_upstream_exporter")
 
 	// The socket directory belongs to the worker user, mode 0700.
 	sockDir := filepath.Join(pub, "php")
@@ -74,7 +60,7 @@ func TestUnprivilegedDiagnose(t *testing.T) {
 
 	for _, output := range []string{"table", "json"} {
 		cmd := exec.Command(bin, "diagnose", "--nginx.config="+conf, "--output="+output)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+		testutil.RunAs(cmd, nobody)
 		var stdout, stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
@@ -110,24 +96,5 @@ func TestUnprivilegedDiagnose(t *testing.T) {
 				t.Errorf("JSON report: %s", stdout.String())
 			}
 		}
-	}
-}
-
-func copyFile(t *testing.T, from, to string, mode os.FileMode) {
-	t.Helper()
-	in, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
 	}
 }

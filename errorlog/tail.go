@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/fswatch"
 )
 
 // readChunk is the read buffer: memory per Reader, whatever the rate.
@@ -76,7 +78,10 @@ func (r *Reader) Run(ctx context.Context) error {
 	}
 	buf := make([]byte, readChunk)
 	files := map[string]*tailFile{}
-	watched := map[string]bool{}
+	var watched *fswatch.Dirs
+	if w != nil {
+		watched = fswatch.New(w)
+	}
 	defer func() {
 		for _, t := range files {
 			t.close()
@@ -97,21 +102,9 @@ func (r *Reader) Run(ctx context.Context) error {
 				dirs[filepath.Dir(t.real)] = true
 			}
 		}
-		for d := range dirs {
-			if !watched[d] {
-				if err := w.Add(d); err != nil {
-					r.opts.Logger.Debug("cannot watch error log directory; polling it", "dir", d, "err", err)
-					continue
-				}
-				watched[d] = true
-			}
-		}
-		for d := range watched {
-			if !dirs[d] {
-				_ = w.Remove(d)
-				delete(watched, d)
-			}
-		}
+		watched.Set(dirs, func(d string, err error) {
+			r.opts.Logger.Debug("cannot watch error log directory; polling it", "dir", d, "err", err)
+		})
 	}
 	sync := func() {
 		want := map[string]bool{}
@@ -154,9 +147,10 @@ func (r *Reader) Run(ctx context.Context) error {
 				continue
 			}
 			name := filepath.Clean(ev.Name)
-			if watched[name] && (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)) {
-				// The directory itself went away, and its watch.
-				delete(watched, name)
+			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+				// When name is a watched directory, it went away, and
+				// its watch with it.
+				watched.Forget(name)
 			}
 			dir := filepath.Dir(name)
 			for p, t := range files {

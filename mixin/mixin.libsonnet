@@ -4,5 +4,6 @@
 (import 'alerts/alerts.libsonnet') +
 (import 'alerts/nginx.libsonnet') +
 (import 'alerts/errorlog.libsonnet') +
+(import 'alerts/capacity.libsonnet') +
 (import 'rules/rules.libsonnet') +
 (import 'dashboards/dashboards.libsonnet')

@@ -38,13 +38,7 @@ func Implicit(address string, kind protocol.Kind, pageSize int) (UpstreamServer,
 	if err != nil {
 		return UpstreamServer{}, err
 	}
-	t := serverFor(a)
-	t.Upstream = a.raw
-	t.Implicit = true
-	t.Protocol = kind.Protocol
-	t.Params = ServerParams{Weight: defaultWeight, MaxFails: defaultMaxFails, FailTimeout: defaultFailTimeout}
-	t.Settings = set
-	return t, nil
+	return implicitServer(a, kind.Protocol, set), nil
 }
 
 // schemeOf is the URL scheme of the protocol table that selects kind.

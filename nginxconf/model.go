@@ -94,7 +94,8 @@
 // several locations use one target its settings are the strictest, those
 // that fail first: the shortest of each timeout, the smallest buffer, and
 // the SSL settings of a location that verifies certificates if any does
-// (else of the first location). HTTPVersion, HostHeader and Resolvers
+// (else of the first location), with session reuse on if any location
+// reuses sessions. HTTPVersion, HostHeader and Resolvers
 // are those of the first location.
 package nginxconf
 
@@ -236,6 +237,9 @@ type SSLSettings struct {
 	// CRL is *_ssl_crl: nginx loads it, as the trusted certificates,
 	// only when verification is on.
 	CRL string `json:",omitempty"`
+	// NoSessionReuse is proxy_ssl_session_reuse off. nginx's default (on)
+	// offers a peer the TLS session of the last connection to it.
+	NoSessionReuse bool `json:",omitempty"`
 }
 
 // DynamicPass is a *_pass whose address is only known per request.

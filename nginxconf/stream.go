@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"time"
@@ -199,19 +198,7 @@ func (w *walker) streamUpstream(n *node, streamScope *scope, ups map[string]*ups
 		return n.errorf("duplicate upstream %q", n.args[0])
 	}
 	u := &upstream{name: n.args[0]}
-	// `resolver` inside upstream{} (nginx 1.27.3+), else the stream one.
-	res := streamScope.lookup("resolver")
-	for _, c := range n.block {
-		if c.name == "resolver" && !c.isBlk {
-			res = c
-		}
-	}
-	u.resolvers = resolverAddrs(res)
-	for _, c := range n.block {
-		if c.name == "balancer_by_lua_block" || c.name == "balancer_by_lua_file" {
-			u.luaBalancer = c.source()
-		}
-	}
+	u.readBlock(n, streamScope)
 	for _, c := range n.block {
 		if c.name != "server" || c.isBlk {
 			continue
@@ -353,37 +340,12 @@ func lookupStream(ups map[string]*upstream, a address) *upstream {
 // the implicit upstream of a. runtime is set for an address chosen
 // through variables, which nginx resolves per session.
 func (w *walker) streamTargets(pass *node, sc *scope, kinds []protocol.Protocol, name string, a address, u *upstream, runtime bool) {
-	if u != nil && u.luaBalancer != "" {
-		// ngx_stream_lua's balancer picks the peer per session: the
-		// servers of the block are placeholders, never probed.
-		u.used = true
-		w.dynamicBecause(pass, fmt.Sprintf("upstream %q is balanced by Lua (balancer at %s): its servers are placeholders",
-			u.name, u.luaBalancer))
+	// ngx_stream_lua's balancer picks the peer per session.
+	if w.luaBalanced(pass, u) {
 		return
 	}
 	for _, p := range kinds {
-		set := w.streamSettings(sc, p, name)
-		if u != nil {
-			u.used = true
-			for _, s := range u.servers {
-				t := s
-				t.Protocol = p
-				t.Settings = set
-				t.Sources = []string{pass.source()}
-				w.add(t)
-			}
-			continue
-		}
-		t := serverFor(a)
-		t.Upstream = a.raw
-		t.Implicit = true
-		t.Protocol = p
-		t.Params = ServerParams{Weight: defaultWeight, MaxFails: defaultMaxFails, FailTimeout: defaultFailTimeout}
-		t.Settings = set
-		t.RuntimeResolve = runtime && !a.isUnix() && net.ParseIP(t.Host) == nil
-		t.Resolvers = resolverAddrs(sc.lookup("resolver"))
-		t.Sources = []string{pass.source()}
-		w.add(t)
+		w.addPass(pass, sc, p, w.streamSettings(sc, p, name), a, u, runtime)
 	}
 }
 
@@ -434,11 +396,5 @@ func streamImplicit(address string, kind protocol.Kind) (UpstreamServer, error) 
 		sc.vals = map[string]*node{"proxy_ssl": {name: "proxy_ssl", args: []string{"on"}}}
 	}
 	w := newWalker(context.Background(), ".", 0)
-	t := serverFor(a)
-	t.Upstream = a.raw
-	t.Implicit = true
-	t.Protocol = kind.Protocol
-	t.Params = ServerParams{Weight: defaultWeight, MaxFails: defaultMaxFails, FailTimeout: defaultFailTimeout}
-	t.Settings = w.streamSettings(sc, kind.Protocol, "localhost")
-	return t, nil
+	return implicitServer(a, kind.Protocol, w.streamSettings(sc, kind.Protocol, "localhost")), nil
 }

@@ -45,6 +45,7 @@ var settingDirectives = func() map[string]valueKind {
 	for _, p := range []string{"proxy", "grpc", "uwsgi"} {
 		m[p+"_ssl_verify"] = kindFlag
 		m[p+"_ssl_server_name"] = kindFlag
+		m[p+"_ssl_session_reuse"] = kindFlag
 		m[p+"_ssl_verify_depth"] = kindNumber
 		m[p+"_ssl_trusted_certificate"] = kindPath
 		m[p+"_ssl_certificate"] = kindPath
@@ -419,22 +420,7 @@ func (w *walker) addUpstream(n *node, httpScope *scope) error {
 		return err
 	}
 	u := &upstream{name: n.args[0]}
-	// `resolver` inside upstream{} (nginx 1.27.3+), else the http one.
-	var res *node
-	for _, c := range n.block {
-		if c.name == "resolver" && !c.isBlk {
-			res = c
-		}
-	}
-	if res == nil {
-		res = httpScope.lookup("resolver")
-	}
-	u.resolvers = resolverAddrs(res)
-	for _, c := range n.block {
-		if c.name == "balancer_by_lua_block" || c.name == "balancer_by_lua_file" {
-			u.luaBalancer = c.source()
-		}
-	}
+	u.readBlock(n, httpScope)
 	for _, c := range n.block {
 		if c.name != "server" || c.isBlk {
 			continue
@@ -643,10 +629,7 @@ func (w *walker) resolve(n *node, kind protocol.Protocol, expanded string, hasVa
 // emit adds the targets of one resolved *_pass value.
 func (w *walker) emit(n *node, kind protocol.Protocol, sc *scope, c wctx, r resolved, hasVars bool) error {
 	a, u := r.a, r.u
-	if u != nil && u.luaBalancer != "" {
-		u.used = true
-		w.dynamicBecause(n, fmt.Sprintf("upstream %q is balanced by Lua (balancer at %s): its servers are placeholders",
-			u.name, u.luaBalancer))
+	if w.luaBalanced(n, u) {
 		return nil
 	}
 	target := a
@@ -666,30 +649,79 @@ func (w *walker) emit(n *node, kind protocol.Protocol, sc *scope, c wctx, r reso
 	if r.sch.TLS && !hasVars {
 		w.sslChecks = append(w.sslChecks, sslCheck{prefix: kind.Spec().Prefix, sc: sc})
 	}
+	w.addPass(n, sc, kind, set, target, u, hasVars)
+	return nil
+}
+
+// implicitServer is the one server of the implicit upstream nginx makes
+// of a *_pass or proxy_pass address: nginx's defaults for weight,
+// max_fails and fail_timeout (ngx_http_upstream_add,
+// ngx_stream_upstream_add).
+func implicitServer(a address, p protocol.Protocol, set Settings) UpstreamServer {
+	t := serverFor(a)
+	t.Upstream = a.raw
+	t.Implicit = true
+	t.Protocol = p
+	t.Params = ServerParams{Weight: defaultWeight, MaxFails: defaultMaxFails, FailTimeout: defaultFailTimeout}
+	t.Settings = set
+	return t
+}
+
+// readBlock reads what upstream block n says of the whole block: its
+// resolver (the block's own, nginx 1.27.3+, else the one of outer, the
+// http{} or stream{} scope) and a Lua balancer.
+func (u *upstream) readBlock(n *node, outer *scope) {
+	var res *node
+	for _, c := range n.block {
+		switch {
+		case c.name == "resolver" && !c.isBlk:
+			res = c
+		case c.name == "balancer_by_lua_block" || c.name == "balancer_by_lua_file":
+			u.luaBalancer = c.source()
+		}
+	}
+	if res == nil {
+		res = outer.lookup("resolver")
+	}
+	u.resolvers = resolverAddrs(res)
+}
+
+// luaBalanced tells whether ngx_*_lua's balancer picks u's peer per
+// request or session, and records n as dynamic when it does: the servers
+// of such a block are placeholders, never probed.
+func (w *walker) luaBalanced(n *node, u *upstream) bool {
+	if u == nil || u.luaBalancer == "" {
+		return false
+	}
+	u.used = true
+	w.dynamicBecause(n, fmt.Sprintf("upstream %q is balanced by Lua (balancer at %s): its servers are placeholders",
+		u.name, u.luaBalancer))
+	return true
+}
+
+// addPass adds the targets the *_pass or proxy_pass n sends to with
+// protocol p and settings set: the servers of upstream block u, or else
+// the implicit upstream nginx makes of a. runtime is set when the address
+// comes through variables.
+func (w *walker) addPass(n *node, sc *scope, p protocol.Protocol, set Settings, a address, u *upstream, runtime bool) {
 	if u != nil {
 		u.used = true
 		for _, s := range u.servers {
 			t := s
-			t.Protocol = kind
+			t.Protocol = p
 			t.Settings = set
 			t.Sources = []string{n.source()}
 			w.add(t)
 		}
-		return nil
+		return
 	}
-	t := serverFor(target)
-	t.Upstream = target.raw
-	t.Implicit = true
-	t.Protocol = kind
-	t.Params = ServerParams{Weight: defaultWeight, MaxFails: defaultMaxFails, FailTimeout: defaultFailTimeout}
-	t.Settings = set
+	t := implicitServer(a, p, set)
 	// With variables nginx resolves the name per request through
 	// `resolver` (an IP address or a socket needs no resolving).
-	t.RuntimeResolve = hasVars && !a.isUnix() && net.ParseIP(t.Host) == nil
+	t.RuntimeResolve = runtime && !a.isUnix() && net.ParseIP(t.Host) == nil
 	t.Resolvers = resolverAddrs(sc.lookup("resolver"))
 	t.Sources = []string{n.source()}
 	w.add(t)
-	return nil
 }
 
 func (w *walker) dynamic(n *node) { w.dynamicBecause(n, ReasonVariables) }
@@ -728,9 +760,13 @@ func mergeSettings(a, b Settings) Settings {
 	a.ReadTimeout = min(a.ReadTimeout, b.ReadTimeout)
 	a.SendTimeout = min(a.SendTimeout, b.SendTimeout)
 	a.BufferSize = min(a.BufferSize, b.BufferSize)
+	noReuse := a.SSL.NoSessionReuse && b.SSL.NoSessionReuse
 	if !a.SSL.Verify && b.SSL.Verify {
 		a.SSL = b.SSL
 	}
+	// A session nginx offers on some requests is one a backend that
+	// cannot resume fails on.
+	a.SSL.NoSessionReuse = noReuse
 	// HTTPVersion and HostHeader stay those of the first location.
 	return a
 }
@@ -785,6 +821,7 @@ func (w *walker) sslSettings(sc *scope, p, serverName string) SSLSettings {
 	}
 	s.Verify = str("_ssl_verify") == "on"
 	s.ServerName = str("_ssl_server_name") == "on"
+	s.NoSessionReuse = str("_ssl_session_reuse") == "off"
 	if v := str("_ssl_verify_depth"); v != "" {
 		s.VerifyDepth, _ = parseInt(v)
 	}

@@ -115,6 +115,12 @@ type TLSSettings struct {
 	Ciphers            string
 	Certificate        string
 	CertificateKey     string
+	// Sessions, when set, holds the target's saved TLS session and offers
+	// it on the next handshake, as nginx does with
+	// proxy_ssl_session_reuse on (its default); nil means off. One per
+	// target, as nginx keeps one per upstream peer; it goes with the
+	// target on a reload, as sessions go with nginx's old workers.
+	Sessions *Sessions
 }
 
 // FastCGISettings select the FastCGI exchange.

@@ -21,6 +21,20 @@ type tlsFiles struct {
 	mu    sync.Mutex
 	pools map[string]*poolEntry
 	pairs map[[2]string]*pairEntry
+
+	// groups are the key-exchange groups offered, as nginx offers them
+	// upstream: nginx sets no groups on its upstream SSL context
+	// (ngx_http_upstream_ssl_init_connection), so OpenSSL's client
+	// defaults apply. Debian 12's nginx (OpenSSL 3.0) offers x25519,
+	// secp256r1, x448, secp521r1 and secp384r1, with a key share for
+	// x25519 only (recorded by e2e TestTLSGroupsAsNginx). Go has no X448,
+	// so this is that list without it; Go sends it in its own order with
+	// a key share for X25519 only. Go's default would lead with hybrid
+	// post-quantum groups (X25519MLKEM768, …) that this nginx does not
+	// offer: a backend that only accepts one would pass our probe and fail
+	// nginx, and their 1.2 KB key share costs ML-KEM key generation on
+	// every handshake.
+	groups []tls.CurveID
 }
 
 type fileStamp struct {
@@ -41,7 +55,11 @@ type pairEntry struct {
 }
 
 func newTLSFiles() *tlsFiles {
-	return &tlsFiles{pools: map[string]*poolEntry{}, pairs: map[[2]string]*pairEntry{}}
+	return &tlsFiles{
+		pools:  map[string]*poolEntry{},
+		pairs:  map[[2]string]*pairEntry{},
+		groups: []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP521, tls.CurveP384},
+	}
 }
 
 func stampOf(path string) (fileStamp, error) {
@@ -163,6 +181,7 @@ func (f *tlsFiles) handshake(c *conversation, t *Peer, alpn []string) bool {
 		MinVersion:         lo,
 		MaxVersion:         hi,
 		NextProtos:         alpn,
+		CurvePreferences:   f.groups,
 	}
 	if s.Certificate != "" && s.CertificateKey != "" {
 		pair, err := f.pair(s.Certificate, s.CertificateKey)
@@ -173,6 +192,9 @@ func (f *tlsFiles) handshake(c *conversation, t *Peer, alpn []string) bool {
 		// OpenSSL sends the configured certificate whatever CAs the
 		// server names; Go's Certificates field would filter.
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return pair, nil }
+	}
+	if s.Sessions != nil {
+		cfg.ClientSessionCache = s.Sessions.begin()
 	}
 	tc := tls.Client(c.conn, cfg)
 	start := time.Now()
@@ -185,6 +207,9 @@ func (f *tlsFiles) handshake(c *conversation, t *Peer, alpn []string) bool {
 	c.conn.SetDeadline(time.Time{})
 	c.armed()
 	state := tc.ConnectionState()
+	if s.Sessions != nil {
+		s.Sessions.end(err == nil && state.DidResume)
+	}
 	if len(state.PeerCertificates) > 0 {
 		c.r.TLSNotAfter = state.PeerCertificates[0].NotAfter
 	}
@@ -280,4 +305,72 @@ func matchHostPattern(pattern, host string) bool {
 		}
 	}
 	return false
+}
+
+// fullHandshakeEvery is how many successful resumptions a target gets
+// before one full handshake: a resumed handshake carries no certificate
+// (Go restores the chain of the original one), so this bounds how old the
+// certificate facts get — about 2.5 minutes at the default 15 s interval.
+const fullHandshakeEvery = 10
+
+// Sessions keeps one target's TLS session as nginx keeps a peer's with
+// proxy_ssl_session_reuse on (ngx_http_upstream_save_round_robin_peer_session):
+// the session of the last successful handshake is offered on the next
+// connection, and kept when resuming it fails, so a backend that cannot
+// resume fails every probe after the first, as it fails every request
+// through nginx after the first (e2e TestNginxSessionReuseAgainstBrokenResumption).
+// It implements tls.ClientSessionCache for that one target.
+// The zero value is ready to use.
+type Sessions struct {
+	mu      sync.Mutex
+	state   *tls.ClientSessionState
+	resumed int  // successful resumptions since the last full handshake
+	skip    bool // this handshake is a full one: offer nothing
+}
+
+// begin prepares one handshake and returns the cache it uses. After
+// fullHandshakeEvery successful resumptions it offers nothing once; never
+// after a failed resumption, which nginx would not retry in full either.
+func (s *Sessions) begin() tls.ClientSessionCache {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.skip = s.resumed >= fullHandshakeEvery
+	if s.skip {
+		s.resumed = 0
+	}
+	return s
+}
+
+// end records whether the handshake resumed the session successfully.
+func (s *Sessions) end(resumed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if resumed {
+		s.resumed++
+	}
+}
+
+// Get implements tls.ClientSessionCache.
+func (s *Sessions) Get(string) (*tls.ClientSessionState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.skip || s.state == nil {
+		return nil, false
+	}
+	return s.state, true
+}
+
+// Put implements tls.ClientSessionCache: a new session replaces the old
+// one. Go puts nil to drop a session after a failed handshake, which
+// OpenSSL's client (and so nginx) does not: it is ignored, so a backend
+// that cannot resume keeps being offered the session. An expired session
+// is never offered by Go, and the full handshake that follows puts a new
+// one.
+func (s *Sessions) Put(_ string, cs *tls.ClientSessionState) {
+	if cs == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state = cs
 }

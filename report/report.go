@@ -14,6 +14,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/capacity"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
@@ -149,6 +150,10 @@ type Target struct {
 	Params   Params   `json:"params"`
 	Settings Settings `json:"settings"`
 	Sources  []string `json:"sources,omitempty"`
+
+	// Capacity says whether a failing or slow server that listens on
+	// this host is full or down (capacity.Summary).
+	Capacity *capacity.Summary `json:"capacity,omitempty"`
 
 	// Facts are what other signals (the error log, nginx's running
 	// state, saturation) know about this server.

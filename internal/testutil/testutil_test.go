@@ -3,10 +3,12 @@ package testutil
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +168,27 @@ func TestWriteNginxConf(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(b), "user ") || !strings.Contains(string(b), "http {\nupstream u { server 127.0.0.1:1; }\n}") {
 		t.Errorf("nginx.conf:\n%s", b)
+	}
+}
+
+func TestRunAsNobody(t *testing.T) {
+	cred := Nobody(t)
+	_, bin := PublicCopy(t, "/usr/bin/id", "id")
+	for _, tc := range []struct {
+		groups []uint32
+		want   string
+	}{
+		{nil, fmt.Sprintf("%d %d %d\n", cred.Uid, cred.Gid, cred.Gid)},
+		{[]uint32{4242}, fmt.Sprintf("%d %d %d 4242\n", cred.Uid, cred.Gid, cred.Gid)},
+	} {
+		cmd := exec.Command("/bin/sh", "-c", `echo "$("$0" -u) $("$0" -g) $("$0" -G)"`, bin)
+		RunAs(cmd, cred, tc.groups...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if string(out) != tc.want {
+			t.Errorf("groups %v: ran as %q, want %q", tc.groups, out, tc.want)
+		}
 	}
 }

@@ -63,15 +63,15 @@ func newFakeSource(n int) fakeSource {
 // benchmarkScrape times one /metrics request, as Prometheus sends it
 // (gzip accepted) or not. generic selects the reference path (Collector in
 // a registry, served by promhttp) over the exporter's collector.Handler.
-func benchmarkScrape(b *testing.B, n int, gz, generic bool) {
+func benchmarkScrape(b *testing.B, n int, gz, generic bool, opts ...collector.Option) {
 	src := newFakeSource(n)
 	reg := prometheus.NewRegistry()
 	var h http.Handler
 	if generic {
-		reg.MustRegister(collector.New(src))
+		reg.MustRegister(collector.New(src, opts...))
 		h = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	} else {
-		h = collector.Handler(reg, collector.NewTextWriter(src), 4, nil)
+		h = collector.Handler(reg, collector.NewTextWriter(src, opts...), 4, nil)
 	}
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 	if gz {
@@ -103,3 +103,12 @@ func BenchmarkScrape10k(b *testing.B)            { benchmarkScrape(b, 10000, fal
 func BenchmarkScrape10kGzip(b *testing.B)        { benchmarkScrape(b, 10000, true, false) }
 func BenchmarkScrape10kGeneric(b *testing.B)     { benchmarkScrape(b, 10000, false, true) }
 func BenchmarkScrape10kGenericGzip(b *testing.B) { benchmarkScrape(b, 10000, true, true) }
+
+// Without the per-phase and per-timeout series (--no-collector.probe.phases
+// --no-collector.probe.timeouts).
+func BenchmarkScrape10kLean(b *testing.B) {
+	benchmarkScrape(b, 10000, false, false, collector.WithoutPhases(), collector.WithoutTimeouts())
+}
+func BenchmarkScrape10kLeanGzip(b *testing.B) {
+	benchmarkScrape(b, 10000, true, false, collector.WithoutPhases(), collector.WithoutTimeouts())
+}

@@ -1,0 +1,309 @@
+package capacity
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+// The kernel's listen queues, read through netlink sock_diag: one dump of
+// the listening TCP sockets (IPv4 and IPv6) and one of the listening unix
+// sockets per refresh, whatever the number of targets. The transport is
+// the netlink library's; the request asks for listeners only (the
+// library's helpers dump every socket in every state, established
+// connections included, which on a busy host is most of the cost), so the
+// two small request structures of linux/inet_diag.h and linux/unix_diag.h
+// are written here.
+
+// Listener is one listening socket as the kernel reports it.
+type Listener struct {
+	// Inode is the socket's inode: what /proc/<pid>/fd links name as
+	// socket:[inode], so the process holding it can be found.
+	Inode uint32
+	// Queue is the accept queue's length now: connections the kernel
+	// completed that the application has not accepted yet.
+	Queue uint32
+	// Limit is the backlog the application passed to listen(2), capped
+	// by net.core.somaxconn. TCP lets the queue reach Limit+1 before it
+	// drops SYNs (connect then times out); a unix socket refuses with
+	// EAGAIN once the queue holds more than Limit.
+	Limit uint32
+}
+
+// tcpListener is a listening TCP socket and the address it is bound to.
+type tcpListener struct {
+	Listener
+	addr     netip.AddrPort
+	v6only   bool
+	dualAddr bool // bound to the IPv6 wildcard and accepting IPv4 too
+}
+
+// unixListener is a listening unix socket with the inode of the file it
+// is bound to, which tells a live socket from a stale one at one path.
+type unixListener struct {
+	Listener
+	name   string
+	vfsIno uint32
+}
+
+// Listeners is one dump of the namespace's listening sockets.
+type Listeners struct {
+	tcp  map[netip.AddrPort]tcpListener
+	unix map[string][]unixListener // by bound path
+}
+
+// sock_diag constants (linux/inet_diag.h, linux/unix_diag.h,
+// include/net/tcp_states.h).
+const (
+	tcpListen = 10
+
+	inetDiagSKV6Only = 11 // INET_DIAG_SKV6ONLY
+
+	unixDiagName  = 0 // UNIX_DIAG_NAME
+	unixDiagVFS   = 1 // UNIX_DIAG_VFS
+	unixDiagRQLen = 4 // UNIX_DIAG_RQLEN
+
+	udiagShowName  = 0x01
+	udiagShowVFS   = 0x02
+	udiagShowRQLen = 0x10
+
+	sizeofInetDiagReqV2 = 56
+	sizeofInetDiagMsg   = 72
+	sizeofUnixDiagReq   = 24
+	sizeofUnixDiagMsg   = 16
+)
+
+// inetDiagReq is struct inet_diag_req_v2 asking for listeners only.
+type inetDiagReq struct{ family uint8 }
+
+// Len and Serialize make the request an nl.NetlinkRequestData.
+func (r inetDiagReq) Len() int { return sizeofInetDiagReqV2 }
+
+// Serialize lays out struct inet_diag_req_v2.
+func (r inetDiagReq) Serialize() []byte {
+	b := make([]byte, sizeofInetDiagReqV2)
+	b[0] = r.family
+	b[1] = unix.IPPROTO_TCP
+	nl.NativeEndian().PutUint32(b[4:8], 1<<tcpListen)
+	return b
+}
+
+// unixDiagReq is struct unix_diag_req asking for listeners with their
+// name, bound file and queue.
+type unixDiagReq struct{}
+
+// Len and Serialize make the request an nl.NetlinkRequestData.
+func (unixDiagReq) Len() int { return sizeofUnixDiagReq }
+
+// Serialize lays out struct unix_diag_req.
+func (unixDiagReq) Serialize() []byte {
+	b := make([]byte, sizeofUnixDiagReq)
+	b[0] = unix.AF_UNIX
+	ne := nl.NativeEndian()
+	ne.PutUint32(b[4:8], 1<<tcpListen)
+	ne.PutUint32(b[12:16], udiagShowName|udiagShowVFS|udiagShowRQLen)
+	return b
+}
+
+// DumpListeners reads every listening TCP and unix socket of the calling
+// thread's network namespace. Unprivileged processes may do this: the
+// kernel answers sock_diag dumps for any user.
+func DumpListeners() (*Listeners, error) {
+	l := &Listeners{tcp: map[netip.AddrPort]tcpListener{}, unix: map[string][]unixListener{}}
+	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		req := nl.NewNetlinkRequest(nl.SOCK_DIAG_BY_FAMILY, unix.NLM_F_DUMP)
+		req.AddData(inetDiagReq{family: fam})
+		var perr error
+		err := req.ExecuteIter(unix.NETLINK_INET_DIAG, nl.SOCK_DIAG_BY_FAMILY, func(msg []byte) bool {
+			t, err := parseInetDiagMsg(msg)
+			if err != nil {
+				perr = err
+				return false
+			}
+			l.tcp[t.addr] = t
+			return true
+		})
+		if err := dumpErr(err, perr); err != nil {
+			return nil, fmt.Errorf("sock_diag dump of TCP listeners (family %d): %w", fam, err)
+		}
+	}
+	req := nl.NewNetlinkRequest(nl.SOCK_DIAG_BY_FAMILY, unix.NLM_F_DUMP)
+	req.AddData(unixDiagReq{})
+	var perr error
+	err := req.ExecuteIter(unix.NETLINK_INET_DIAG, nl.SOCK_DIAG_BY_FAMILY, func(msg []byte) bool {
+		u, ok, err := parseUnixDiagMsg(msg)
+		if err != nil {
+			perr = err
+			return false
+		}
+		if ok {
+			l.unix[u.name] = append(l.unix[u.name], u)
+		}
+		return true
+	})
+	if err := dumpErr(err, perr); err != nil {
+		return nil, fmt.Errorf("sock_diag dump of unix listeners: %w", err)
+	}
+	return l, nil
+}
+
+// dumpErr keeps an interrupted dump (a socket came or went while the
+// kernel walked its tables): what was read is still each socket's truth,
+// and the next refresh reads again.
+func dumpErr(err, parse error) error {
+	if parse != nil {
+		return parse
+	}
+	if err != nil && !errors.Is(err, nl.ErrDumpInterrupted) {
+		return err
+	}
+	return nil
+}
+
+var errShortDiag = errors.New("short sock_diag message")
+
+// parseInetDiagMsg reads struct inet_diag_msg and its attributes.
+func parseInetDiagMsg(b []byte) (tcpListener, error) {
+	var t tcpListener
+	if len(b) < sizeofInetDiagMsg {
+		return t, errShortDiag
+	}
+	ne := nl.NativeEndian()
+	fam := b[0]
+	// struct inet_diag_sockid at offset 4: ports in network order, then
+	// the source address in four 32-bit words.
+	port := binary.BigEndian.Uint16(b[4:6])
+	var ip netip.Addr
+	if fam == unix.AF_INET {
+		ip = netip.AddrFrom4([4]byte(b[8:12]))
+	} else {
+		ip = netip.AddrFrom16([16]byte(b[8:24]))
+	}
+	t.addr = netip.AddrPortFrom(ip, port)
+	t.Queue = ne.Uint32(b[56:60])
+	t.Limit = ne.Uint32(b[60:64])
+	t.Inode = ne.Uint32(b[68:72])
+	err := walkAttrs(b[sizeofInetDiagMsg:], func(typ uint16, v []byte) {
+		if typ == inetDiagSKV6Only && len(v) > 0 {
+			t.v6only = v[0] != 0
+		}
+	})
+	if err != nil {
+		return t, err
+	}
+	t.dualAddr = fam == unix.AF_INET6 && ip.IsUnspecified() && !t.v6only
+	return t, nil
+}
+
+// parseUnixDiagMsg reads struct unix_diag_msg and its attributes. ok is
+// false for a listener with no path (abstract or unbound names cannot be
+// nginx's unix: targets, which are paths).
+func parseUnixDiagMsg(b []byte) (u unixListener, ok bool, err error) {
+	if len(b) < sizeofUnixDiagMsg {
+		return u, false, errShortDiag
+	}
+	ne := nl.NativeEndian()
+	if b[0] != unix.AF_UNIX || b[2] != tcpListen {
+		return u, false, nil
+	}
+	u.Inode = ne.Uint32(b[4:8])
+	err = walkAttrs(b[sizeofUnixDiagMsg:], func(typ uint16, value []byte) {
+		switch typ {
+		case unixDiagName:
+			// The value is the sun_path bytes the socket was bound
+			// with, with the terminating NUL when the binder counted
+			// it (Go does). (The library's own unix helper slices past
+			// the attribute, which is why its names carry stray bytes.)
+			v := value
+			if i := bytes.IndexByte(v, 0); i > 0 {
+				v = v[:i]
+			}
+			u.name = string(v)
+		case unixDiagVFS:
+			if len(value) >= 8 {
+				u.vfsIno = ne.Uint32(value[0:4])
+			}
+		case unixDiagRQLen:
+			if len(value) >= 8 {
+				u.Queue = ne.Uint32(value[0:4])
+				u.Limit = ne.Uint32(value[4:8])
+			}
+		}
+	})
+	if err != nil {
+		return u, false, err
+	}
+	if u.name == "" || u.name[0] == 0 {
+		return u, false, nil
+	}
+	return u, true, nil
+}
+
+// walkAttrs calls fn for each netlink attribute (struct nlattr: length,
+// type, value padded to 4 bytes) of b without allocating: a dump of
+// 10,000 listeners would otherwise allocate a slice per socket.
+func walkAttrs(b []byte, fn func(typ uint16, value []byte)) error {
+	ne := nl.NativeEndian()
+	for len(b) >= 4 {
+		l := int(ne.Uint16(b[0:2]))
+		if l < 4 || l > len(b) {
+			return fmt.Errorf("sock_diag attribute of length %d in %d bytes", l, len(b))
+		}
+		fn(ne.Uint16(b[2:4])&0x3fff, b[4:l])
+		b = b[min((l+3)&^3, len(b)):]
+	}
+	return nil
+}
+
+// TCP returns the listener that accepts connections to addr: one bound to
+// addr itself, else one bound to the wildcard address of addr's family
+// (an IPv6 wildcard without IPV6_V6ONLY also takes IPv4), provided that
+// addr is an address of this namespace (local reports that).
+func (l *Listeners) TCP(addr netip.AddrPort, local func(netip.Addr) bool) (Listener, bool) {
+	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	if t, ok := l.tcp[addr]; ok {
+		return t.Listener, true
+	}
+	if !local(addr.Addr()) {
+		return Listener{}, false
+	}
+	if addr.Addr().Is4() {
+		if t, ok := l.tcp[netip.AddrPortFrom(netip.IPv4Unspecified(), addr.Port())]; ok {
+			return t.Listener, true
+		}
+		if t, ok := l.tcp[netip.AddrPortFrom(netip.IPv6Unspecified(), addr.Port())]; ok && t.dualAddr {
+			return t.Listener, true
+		}
+		return Listener{}, false
+	}
+	if t, ok := l.tcp[netip.AddrPortFrom(netip.IPv6Unspecified(), addr.Port())]; ok {
+		return t.Listener, true
+	}
+	return Listener{}, false
+}
+
+// Unix returns the listener bound to path whose bound file is the inode
+// vfsIno (from stat(2) of path): another socket once bound to the same
+// path, whose file was removed and replaced, is not the one nginx reaches.
+func (l *Listeners) Unix(path string, vfsIno uint64) (Listener, bool) {
+	for _, u := range l.unix[path] {
+		if u.vfsIno == uint32(vfsIno) { // the kernel reports the low 32 bits
+			return u.Listener, true
+		}
+	}
+	return Listener{}, false
+}
+
+// Len returns the number of listening sockets read.
+func (l *Listeners) Len() int {
+	n := len(l.tcp)
+	for _, us := range l.unix {
+		n += len(us)
+	}
+	return n
+}
