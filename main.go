@@ -41,6 +41,7 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/reload"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/server"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/statuspage"
 )
 
 const exporterName = "nginx_upstream_exporter"
@@ -463,6 +464,24 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		reg.MustRegister(collector.NewLogs(logs))
 	}
 
+	// The status page and the JSON API read the schedule's results; they
+	// never probe. They share the scrapes' bound on concurrent renders.
+	status := statuspage.New(statuspage.Options{
+		Source: sched,
+		Config: func() statuspage.ConfigState {
+			ok, at := state.LastSuccess()
+			return statuspage.ConfigState{Loaded: mgr.Last(), LastOK: ok, LastSuccess: at}
+		},
+		NginxConfig:  c.nginxConfig,
+		Interval:     interval,
+		ProbeTimeout: c.probeTimeout,
+		Version:      version.Version,
+		MetricsPath:  metricsPath,
+		MaxRequests:  maxRequests,
+		Nginx:        nginxSection(tracker),
+		Logged:       loggedByTarget(logs),
+		Logger:       logger,
+	}).Routes()
 	handler, err := server.New(server.Options{
 		MetricsPath: metricsPath,
 		// Per-target families bypass the registry: see collector.TextWriter.
@@ -472,7 +491,10 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		Ready:    func() bool { return mgr.Last() != nil },
 		Version:  version.Info(),
 		Logger:   logger,
+		Landing:  status[statuspage.PathPage],
 		Extra: map[string]http.Handler{
+			statuspage.PathTarget: status[statuspage.PathTarget],
+			statuspage.PathAPI:    status[statuspage.PathAPI],
 			"/probe": probehandler.New(probehandler.Options{
 				Targets:        sched.Targets,
 				Prober:         probe,

@@ -79,8 +79,8 @@ func assertNoSecret(t *testing.T, where, text string) {
 }
 
 // TestSecretsNeverLeave checks every output of the exporter: /metrics,
-// /probe, the landing page, debug logs, and the diagnose table, JSON and
-// list.
+// /probe, the status page, /api/v1/targets, /target, debug logs, and the
+// diagnose table, JSON and list.
 func TestSecretsNeverLeave(t *testing.T) {
 	conf, backend, tlsBackend := secretConf(t)
 
@@ -110,7 +110,22 @@ func TestSecretsNeverLeave(t *testing.T) {
 			assertNoSecret(t, "/probe", body)
 		}
 		_, body := do(t, c, http.MethodGet, "http://"+addr+"/", "", "")
-		assertNoSecret(t, "landing page", body)
+		assertNoSecret(t, "status page", body)
+		if !strings.Contains(body, backend) {
+			t.Errorf("the status page does not list the backend %s", backend)
+		}
+		_, body = do(t, c, http.MethodGet, "http://"+addr+"/api/v1/targets", "", "")
+		assertNoSecret(t, "/api/v1/targets", body)
+		if !strings.Contains(body, `"tls":{"verify":false,"verify_name":"secure","sni":"secure","client_certificate":true}`) {
+			t.Errorf("/api/v1/targets does not describe the TLS target (without its secrets):\n%s", body)
+		}
+		for _, target := range []string{backend, tlsBackend} {
+			code, body := do(t, c, http.MethodGet, "http://"+addr+"/target?server="+target, "", "")
+			if code != http.StatusOK {
+				t.Errorf("/target?server=%s: %d", target, code)
+			}
+			assertNoSecret(t, "/target?server="+target, body)
+		}
 		_, body = do(t, c, http.MethodPost, "http://"+addr+"/-/reload", "", "")
 		assertNoSecret(t, "/-/reload", body)
 		if !strings.Contains(logs.String(), "level=DEBUG") {

@@ -145,6 +145,8 @@ func endpoints(backend string) []endpoint {
 		{http.MethodGet, "/-/ready", http.StatusOK},
 		{http.MethodPost, "/-/reload", http.StatusOK},
 		{http.MethodGet, "/", http.StatusOK},
+		{http.MethodGet, "/api/v1/targets", http.StatusOK},
+		{http.MethodGet, "/target?server=" + backend, http.StatusOK},
 	}
 }
 

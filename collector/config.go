@@ -38,3 +38,11 @@ func (s *ConfigState) OK() bool {
 	defer s.mu.Unlock()
 	return s.ok
 }
+
+// LastSuccess reports whether the last load succeeded and when the last
+// successful one happened (zero before the first), for the status page.
+func (s *ConfigState) LastSuccess() (ok bool, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ok, s.lastSuccess
+}

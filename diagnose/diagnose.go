@@ -12,7 +12,6 @@ package diagnose
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +23,7 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/loadstate"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
@@ -147,7 +147,7 @@ func Run(ctx context.Context, opts Options) int {
 		// that runs keeps its loaded configuration until then.
 		fmt.Fprintln(opts.Stderr, "diagnose: the next reload or restart of nginx would fail with this error; a running nginx keeps serving its loaded configuration until then (nginx -t shows the same)")
 		if opts.Output == OutputJSON {
-			writeJSON(opts.Stdout, &Report{Config: opts.Load.NginxConfig, Error: err.Error()})
+			writeJSON(opts.Stdout, &Report{Config: opts.Load.NginxConfig, Error: err.Error(), Targets: []Target{}})
 		}
 		return ExitUsage
 	}
@@ -156,7 +156,7 @@ func Run(ctx context.Context, opts Options) int {
 	if opts.Running != nil {
 		loaded, running = checkRunning(ctx, &opts, loaded)
 	}
-	rep := newReport(opts.Load.NginxConfig, loaded, opts.Timeout)
+	rep := report.New(opts.Load.NginxConfig, loaded, opts.Timeout)
 	rep.Nginx = running
 	rep.Notes = privilegeNotes(loaded.Set.Targets, opts.Geteuid())
 	if !opts.List {
@@ -172,8 +172,8 @@ func Run(ctx context.Context, opts Options) int {
 		if capDone != nil {
 			caps = <-capDone
 		}
-		rep.addResults(statuses)
-		rep.addCapacity(loaded.Set.Targets, caps)
+		rep.AddResults(statuses)
+		addCapacity(rep, loaded.Set.Targets, caps)
 		if interrupted {
 			// An honest partial report: what was probed has its verdict,
 			// the rest says no_result.
@@ -182,11 +182,11 @@ func Run(ctx context.Context, opts Options) int {
 				rep.Summary.Probed-rep.Summary.NoResult, rep.Summary.Probed)
 			return ExitInterrupted
 		}
-		if rep.Nginx.problems() {
+		if rep.Nginx.Problems() {
 			rep.Healthy = false
 		}
 		if opts.ErrorLog != nil {
-			rep.addLogged(loaded, opts.ErrorLog, opts.Logger)
+			addLogged(rep, loaded, opts.ErrorLog, opts.Logger)
 		}
 	}
 	if code := writeReport(&opts, rep); code != 0 {
@@ -287,9 +287,4 @@ func privilegeNotes(targets []*discovery.Target, euid int) []string {
 		}
 	}
 	return nil
-}
-
-// unverified reports a permission verdict the exporter could not confirm.
-func unverified(r *prober.Result) bool {
-	return r.Err != nil && errors.Is(r.Err, prober.ErrCannotCheck)
 }

@@ -157,7 +157,7 @@ func TestJSONReport(t *testing.T) {
 	if rep.Healthy || !rep.Probed || rep.Config != conf {
 		t.Errorf("healthy=%v probed=%v config=%q", rep.Healthy, rep.Probed, rep.Config)
 	}
-	want := Summary{Targets: 4, Probed: 3, Healthy: 1, Failing: 2, FailingPrimary: 1, FailingBackup: 1, Down: 1, Dynamic: 1}
+	want := Summary{Upstreams: 2, Targets: 4, Probed: 3, Healthy: 1, Failing: 2, FailingPrimary: 1, FailingBackup: 1, Down: 1, Dynamic: 1}
 	if rep.Summary != want {
 		t.Errorf("summary %+v, want %+v", rep.Summary, want)
 	}

@@ -13,56 +13,6 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxproc"
 )
 
-// Nginx is the report's section on the running nginx: what it loaded
-// compared with the disk and with DNS now.
-type Nginx struct {
-	// Running: nginx's master was found.
-	Running bool `json:"running"`
-	// Error says why it was not found (or cannot be seen).
-	Error string `json:"error,omitempty"`
-	// LastReload is when nginx last loaded its configuration.
-	LastReload *time.Time `json:"last_reload,omitempty"`
-	// ReloadPending lists the files changed since that load; Changes
-	// what a reload would change in the targets (when known).
-	ReloadPending []PendingFile `json:"reload_pending,omitempty"`
-	Changes       []string      `json:"changes,omitempty"`
-	// WouldFail: the next reload or restart would fail, with nginx's
-	// message.
-	WouldFail []Failure `json:"would_fail,omitempty"`
-	// Stale lists static hostname servers whose name no longer
-	// resolves to the addresses nginx dials.
-	Stale []Stale `json:"stale,omitempty"`
-	// Unknown lists static hostname servers whose nginx addresses the
-	// exporter cannot know (nginx loaded before it looked, and no
-	// worker was seen dialling them).
-	Unknown []string `json:"unknown,omitempty"`
-	// Messages are the plain-words lines of the table, each with the
-	// command that fixes it.
-	Messages []string `json:"messages,omitempty"`
-}
-
-// PendingFile is a file changed since nginx's last load.
-type PendingFile struct {
-	Path   string `json:"path"`
-	Kind   string `json:"kind"`
-	Change string `json:"change"`
-}
-
-// Failure is a reason the next reload or restart would fail.
-type Failure struct {
-	Reason  string `json:"reason"`
-	Message string `json:"nginx_message"`
-}
-
-// Stale is a server nginx dials at an address DNS no longer gives.
-type Stale struct {
-	Upstream string   `json:"upstream"`
-	Server   string   `json:"server"`
-	Nginx    []string `json:"nginx_addresses"`
-	DNS      []string `json:"dns_addresses"`
-	Source   string   `json:"source"`
-}
-
 // checkRunning looks at the running nginx once. When its workers show
 // which addresses it dials, the configuration is loaded again so that
 // the probes target those, as serve does.
@@ -81,13 +31,16 @@ func checkRunning(ctx context.Context, opts *Options, loaded *discovery.Loaded) 
 			break
 		}
 	}
-	return loaded, nginxSection(res)
+	return loaded, NginxSection(res)
 }
 
 // reloadCommand is how an operator reloads nginx, checking it first.
 const reloadCommand = "nginx -t && nginx -s reload (or systemctl reload nginx)"
 
-func nginxSection(r loadstate.Result) *Nginx {
+// NginxSection is the report's section on the running nginx, from the
+// tracker's last look: what diagnose prints and the status page and the
+// API show.
+func NginxSection(r loadstate.Result) *Nginx {
 	n := &Nginx{Running: r.Up}
 	if !r.Up {
 		switch {
@@ -159,11 +112,6 @@ func wouldFailFix(reason string) string {
 		return "restore the file (or fix the path) before the next reload or reboot; then nginx -t"
 	}
 	return "correct the configuration at the position shown; then nginx -t"
-}
-
-// problems reports whether the section asks for action.
-func (n *Nginx) problems() bool {
-	return n != nil && (len(n.WouldFail) > 0 || len(n.Stale) > 0)
 }
 
 func writeNginx(w io.Writer, n *Nginx, p palette) {

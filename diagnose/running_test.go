@@ -15,7 +15,7 @@ import (
 // fixes it; unknown stays unknown; an invisible nginx is no problem.
 func TestNginxSection(t *testing.T) {
 	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	n := nginxSection(loadstate.Result{
+	n := NginxSection(loadstate.Result{
 		Up: true, Known: true, LastLoad: at,
 		Pending:        []loadstate.PendingFile{{Path: "/etc/nginx/conf.d/app.conf", Kind: loadstate.KindConfig, Change: "modified"}},
 		PendingChanges: []string{"adds server b:80 to upstream app (http)"},
@@ -44,15 +44,15 @@ func TestNginxSection(t *testing.T) {
 	if strings.Contains(out, "ok:80") {
 		t.Errorf("a server that is not stale is reported:\n%s", out)
 	}
-	if !n.problems() || len(n.Stale) != 1 {
-		t.Errorf("problems() = %v, stale %v", n.problems(), n.Stale)
+	if !n.Problems() || len(n.Stale) != 1 {
+		t.Errorf("problems() = %v, stale %v", n.Problems(), n.Stale)
 	}
 
-	hidden := nginxSection(loadstate.Result{FindErr: errors.Join(nginxproc.ErrNoAccess)})
-	if hidden.problems() || !strings.Contains(hidden.Error, "cannot see nginx's processes") {
+	hidden := NginxSection(loadstate.Result{FindErr: errors.Join(nginxproc.ErrNoAccess)})
+	if hidden.Problems() || !strings.Contains(hidden.Error, "cannot see nginx's processes") {
 		t.Errorf("hidden nginx: %+v", hidden)
 	}
-	gone := nginxSection(loadstate.Result{
+	gone := NginxSection(loadstate.Result{
 		Up: true, Known: true, LastLoad: at,
 		Servers: []loadstate.ServerAddresses{{Upstream: "app", Server: "app:3000", Nginx: []string{"10.0.0.5"}, NowErr: &net.DNSError{Err: "no such host", Name: "app", IsNotFound: true}, Source: loadstate.SourceLoad, Known: true, Stale: true}},
 	})

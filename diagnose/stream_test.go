@@ -7,6 +7,7 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
 
@@ -17,8 +18,8 @@ func TestReportUnknownVerdict(t *testing.T) {
 	tg := &discovery.Target{Key: discovery.Key{Upstream: "dns", Server: "127.0.0.1:53", Address: "127.0.0.1:53", Protocol: "udp"},
 		Network: "udp", Probe: &prober.Peer{Network: "udp"}}
 	l := &discovery.Loaded{Nginx: &nginxconf.Config{}, Set: &discovery.Set{Targets: []*discovery.Target{tg}, Probed: 1}}
-	rep := newReport("nginx.conf", l, 0)
-	rep.addResults([]scheduler.Status{{Target: tg, HasResult: true,
+	rep := report.New("nginx.conf", l, 0)
+	rep.AddResults([]scheduler.Status{{Target: tg, HasResult: true,
 		Result: prober.Result{Inconclusive: prober.InconclusiveNoAnswer, Detail: "no answer and no ICMP error"}}})
 	got := rep.Targets[0]
 	if got.Verdict != VerdictInconclusive || got.Reason != "no_answer" || got.Success || got.Detail == "" || !strings.Contains(got.Hint, "UDP") {

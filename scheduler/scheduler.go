@@ -83,8 +83,9 @@ type Status struct {
 }
 
 type state struct {
-	mu     sync.Mutex
-	status Status
+	mu      sync.Mutex
+	status  Status
+	history history // guarded by mu
 
 	// Fields below are guarded by Scheduler.mu.
 	target *discovery.Target
@@ -387,6 +388,7 @@ func (s *Scheduler) record(st *state, t *discovery.Target, r *prober.Result, now
 	if !r.Success && r.Inconclusive == "" {
 		st.status.Failures[reasonIndex(r.Reason)]++
 	}
+	st.history.add(r, now)
 	st.mu.Unlock()
 
 	logger := t.Logger()

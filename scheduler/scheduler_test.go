@@ -205,3 +205,41 @@ func TestJitterIsStableAndWithinInterval(t *testing.T) {
 		t.Errorf("jitter %v / %v not stable or outside the interval", j1, j2)
 	}
 }
+
+// TestHistory: the last HistoryLen outcomes of a target, newest first,
+// with reasons and phases as probed.
+func TestHistory(t *testing.T) {
+	tg := target("app", "10.0.0.1:80", false)
+	s := New(Options{Interval: time.Second, Prober: newCountingProber()})
+	s.Update(set(tg))
+	st := s.states[tg.Key]
+	if h := s.History(tg.Key); len(h) != 0 {
+		t.Fatalf("history before any probe: %v", h)
+	}
+	start := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
+	results := []prober.Result{
+		{Success: true, Duration: time.Millisecond},
+		{Reason: prober.ReasonConnectionRefused, Duration: 2 * time.Millisecond},
+		{Inconclusive: prober.InconclusiveProbeTimeout, Duration: 3 * time.Millisecond},
+	}
+	for i := range 7 {
+		r := results[i%len(results)]
+		r.Phases[prober.PhaseConnect] = time.Duration(i+1) * time.Millisecond
+		s.record(st, tg, &r, start.Add(time.Duration(i)*time.Second))
+	}
+	h := s.History(tg.Key)
+	if len(h) != HistoryLen {
+		t.Fatalf("%d outcomes, want %d", len(h), HistoryLen)
+	}
+	for j, o := range h {
+		i := 6 - j // newest first
+		want := results[i%len(results)]
+		if !o.Finished.Equal(start.Add(time.Duration(i)*time.Second)) || o.Success != want.Success || o.Reason != want.Reason ||
+			o.Inconclusive != want.Inconclusive || o.Duration != want.Duration || o.Phases[prober.PhaseConnect] != time.Duration(i+1)*time.Millisecond {
+			t.Errorf("outcome %d = %+v, want probe %d: %+v", j, o, i, want)
+		}
+	}
+	if h := s.History(discovery.Key{Upstream: "other"}); h != nil {
+		t.Errorf("history of an unknown target: %v", h)
+	}
+}

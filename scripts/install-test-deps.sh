@@ -6,7 +6,7 @@
 # machine that already has everything is left alone.
 set -euo pipefail
 
-packages=(nginx-light libnginx-mod-stream php-fpm prometheus prometheus-alertmanager iptables nftables iproute2 util-linux procps ca-certificates)
+packages=(nginx-light libnginx-mod-stream php-fpm prometheus prometheus-alertmanager iptables nftables iproute2 util-linux procps ca-certificates chromium)
 # binary that proves each package is present
 probe_of() {
   case "$1" in
@@ -21,6 +21,7 @@ probe_of() {
     util-linux) echo /usr/bin/unshare ;;
     procps) echo /usr/bin/pgrep ;;
     ca-certificates) echo /etc/ssl/certs/ca-certificates.crt ;;
+    chromium) echo /usr/bin/chromium ;; # the status page's real-browser test (e2e)
   esac
 }
 

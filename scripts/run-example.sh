@@ -29,5 +29,7 @@ echo
 echo "Verdicts (nginx_upstream_probe_success and failure reasons) from http://$addr/metrics:"
 fetch /metrics | grep -E '^nginx_upstream_(probe_success|probe_failure_reason|exporter_targets)' || true
 echo
-echo "Exporter running on http://$addr/ (Ctrl-C to stop)."
+echo "Status page: open http://$addr/ in a browser: which servers fail, why, and what to try."
+echo "The same as JSON: http://$addr/api/v1/targets"
+echo "Exporter running (Ctrl-C to stop)."
 wait $pid

@@ -30,6 +30,9 @@ type Options struct {
 	Logger  *slog.Logger
 	// Extra routes (e.g. /probe) mounted as given.
 	Extra map[string]http.Handler
+	// Landing serves / (the status page); nil means exporter-toolkit's
+	// page of links.
+	Landing http.Handler
 }
 
 // New returns the exporter's HTTP handler.
@@ -65,7 +68,11 @@ func New(opts Options) (http.Handler, error) {
 	for path, h := range opts.Extra {
 		mux.Handle(path, h)
 	}
-	if opts.MetricsPath != "/" && opts.MetricsPath != "" {
+	switch {
+	case opts.MetricsPath == "/" || opts.MetricsPath == "":
+	case opts.Landing != nil:
+		mux.Handle("/", opts.Landing)
+	default:
 		links := []web.LandingLinks{
 			{Address: opts.MetricsPath, Text: "Metrics"},
 			{Address: "/-/healthy", Text: "Health"},

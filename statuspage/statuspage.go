@@ -1,0 +1,338 @@
+// Package statuspage serves what the exporter knows about every upstream
+// server to people and tools: the status page at / (server-rendered HTML,
+// readable without JavaScript), the per-target view at /target and the
+// JSON API at /api/v1/targets.
+//
+// Everything is rendered from the scheduler's latest results: no request
+// ever triggers a probe (that is /probe's job). Every value that comes
+// from nginx's configuration, a backend or a log line reaches the page
+// through html/template, which escapes it for its context, or, in the
+// rows of the page, through html/template's own escaper (rows.go says
+// why); nothing secret is ever in the view model (see package report). Renders are bounded like
+// scrapes: at most MaxRequests at once, each holding one snapshot.
+package statuspage
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
+)
+
+// Paths the handlers are meant to be mounted at; the page links to them.
+const (
+	PathPage   = "/"
+	PathTarget = "/target"
+	PathAPI    = "/api/v1/targets"
+)
+
+// DefaultDocsURL is where the runbook and the other documents are read
+// from: the project's repository. Links only; the page loads nothing from
+// there.
+const DefaultDocsURL = "https://github.com/nginx-upstream-exporter/nginx_upstream_exporter/blob/main/"
+
+// Source is where results come from; *scheduler.Scheduler satisfies it.
+type Source interface {
+	// Each calls fn with a copy of every target's status in
+	// configuration order; fn must not keep it.
+	Each(fn func(st *scheduler.Status))
+}
+
+// HistorySource is a Source that also keeps each target's last probes
+// (*scheduler.Scheduler does); the per-target view then lists them.
+type HistorySource interface {
+	Source
+	History(k discovery.Key) []scheduler.Outcome
+}
+
+// ConfigState is the exporter's view of its last configuration loads.
+type ConfigState struct {
+	// Loaded is nil before the first successful load.
+	Loaded *discovery.Loaded
+	// LastOK is false when the last load failed (the targets are those
+	// of the last good one); LastSuccess is when that one happened.
+	LastOK      bool
+	LastSuccess time.Time
+}
+
+// TargetFacts contributes the facts one signal knows about a target.
+// Signals added later (the error log, nginx's running state, saturation,
+// streams) plug in here; the page, the API and the schema need no change.
+type TargetFacts func(k discovery.Key) []report.Fact
+
+// Facts contributes facts about the whole configuration.
+type Facts func() []report.Fact
+
+// Options configure the handlers.
+type Options struct {
+	Source Source
+	// Config returns the configuration state; nil means unknown.
+	Config func() ConfigState
+	// NginxConfig is the path of nginx's main file, for the header.
+	NginxConfig string
+	// Interval is --probe.interval; ProbeTimeout is --probe.timeout.
+	Interval     time.Duration
+	ProbeTimeout time.Duration
+	Version      string
+	MetricsPath  string
+	// DocsURL is the base of runbook links (DefaultDocsURL when empty).
+	DocsURL string
+	// MaxRequests bounds renders in progress; more get 503.
+	MaxRequests int
+	TargetFacts []TargetFacts
+	Facts       []Facts
+	// Nginx is the running nginx's section (the shape diagnose prints);
+	// nil when it is not followed.
+	Nginx func() *report.Nginx
+	// Logged returns what nginx's error log said about each target since
+	// the exporter started; nil when the log is not read.
+	Logged func() map[discovery.Key]*report.Logged
+	// Now is the clock (time.Now when nil), fixed in golden tests.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Handlers serves the page, the per-target view and the API.
+type Handlers struct {
+	opts Options
+	sem  chan struct{}
+}
+
+// New returns the handlers.
+func New(opts Options) *Handlers {
+	if opts.DocsURL == "" {
+		opts.DocsURL = DefaultDocsURL
+	}
+	if opts.MaxRequests <= 0 {
+		opts.MaxRequests = 1
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MetricsPath == "" {
+		opts.MetricsPath = "/metrics"
+	}
+	return &Handlers{opts: opts, sem: make(chan struct{}, opts.MaxRequests)}
+}
+
+// Routes returns the handlers by the path to mount them at.
+func (h *Handlers) Routes() map[string]http.Handler {
+	return map[string]http.Handler{
+		PathPage:   h.bounded(http.HandlerFunc(h.page)),
+		PathTarget: h.bounded(http.HandlerFunc(h.target)),
+		PathAPI:    h.bounded(http.HandlerFunc(h.api)),
+	}
+}
+
+// bounded answers 503 when MaxRequests renders are in progress: each holds
+// a snapshot of every target, so their number bounds the memory clients
+// can make the exporter hold.
+func (h *Handlers) bounded(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "This endpoint only answers GET.", http.StatusMethodNotAllowed)
+			return
+		}
+		select {
+		case h.sem <- struct{}{}:
+			defer func() { <-h.sem }()
+		default:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "Too many status page requests in progress; try again.", http.StatusServiceUnavailable)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// snapshot is one read of every target's latest result, as report.Targets
+// (each target is copied under its own lock, as for /metrics).
+type snapshot struct {
+	at      time.Time
+	cfg     ConfigState
+	targets []report.Target
+	// Only when asked (the detail view): per target, its failure
+	// counters, skipped runs and labels (a target's address in targets
+	// may be the one a runtime lookup dialled).
+	failures [][len(scheduler.Status{}.Failures)]uint64
+	skipped  []uint64
+	keys     []discovery.Key
+	summary  report.Summary
+	healthy  bool
+	nginx    *report.Nginx
+}
+
+// filter selects targets; the zero value selects all.
+type filter struct {
+	// Upstream keeps the targets of this upstream (exact name); Search
+	// those whose upstream or server contains it.
+	Upstream string
+	Search   string
+	// State is one of the states below, or empty.
+	State string
+	// Key, when set, selects targets with exactly these labels (empty
+	// fields match anything).
+	Key *discovery.Key
+}
+
+// States a filter can select, as the page and the API name them.
+const (
+	StateAll          = ""
+	StateProblems     = "problems" // failed, inconclusive or pending
+	StateFailing      = "failing"
+	StateInconclusive = "inconclusive"
+	StatePending      = "pending"
+	StateOK           = "ok"
+	StateDown         = "down"
+	StateBackup       = "backup"
+)
+
+var filterStates = []string{StateAll, StateProblems, StateFailing, StateInconclusive, StatePending, StateOK, StateDown, StateBackup}
+
+func parseFilter(r *http.Request) (filter, bool) {
+	q := r.URL.Query()
+	f := filter{Upstream: q.Get("upstream"), Search: q.Get("q"), State: q.Get("state")}
+	if f.State == "all" {
+		f.State = StateAll
+	}
+	return f, slices.Contains(filterStates, f.State)
+}
+
+// match says whether f selects t, whose labels are key: t.Address may be
+// the address a runtime lookup dialled, the label is the configured one.
+func (f *filter) match(t *report.Target, key discovery.Key) bool {
+	if f.Key != nil {
+		k := f.Key
+		if (k.Upstream != "" && k.Upstream != key.Upstream) || (k.Server != "" && k.Server != key.Server) ||
+			(k.Protocol != "" && k.Protocol != key.Protocol) || (k.Address != "" && k.Address != key.Address) {
+			return false
+		}
+	}
+	if f.Upstream != "" && f.Upstream != t.Upstream {
+		return false
+	}
+	if f.Search != "" && !strings.Contains(t.Upstream, f.Search) && !strings.Contains(t.Server, f.Search) {
+		return false
+	}
+	switch f.State {
+	case StateAll:
+		return true
+	case StateProblems:
+		return t.Verdict == report.VerdictFailed || t.Verdict == report.VerdictInconclusive || t.Verdict == report.VerdictPending
+	case StateFailing:
+		return t.Verdict == report.VerdictFailed
+	case StateInconclusive:
+		return t.Verdict == report.VerdictInconclusive
+	case StatePending:
+		return t.Verdict == report.VerdictPending
+	case StateOK:
+		return t.Verdict == report.VerdictOK
+	case StateDown:
+		return t.Verdict == report.VerdictDown
+	case StateBackup:
+		return t.Backup
+	}
+	return false
+}
+
+// take reads every target's latest result. The summary counts every
+// target; targets holds only those f selects. withCounters keeps the
+// per-reason failure counters (the detail view).
+func (h *Handlers) take(f *filter, withCounters bool) *snapshot {
+	s := &snapshot{at: h.opts.Now(), healthy: true}
+	if h.opts.Config != nil {
+		s.cfg = h.opts.Config()
+	}
+	capSeconds := h.opts.ProbeTimeout.Seconds()
+	upstreams := map[string]struct{}{}
+	var logged map[discovery.Key]*report.Logged
+	if h.opts.Logged != nil {
+		logged = h.opts.Logged()
+	}
+	if l := s.cfg.Loaded; l != nil && f.Key == nil && f.State == StateAll && f.Upstream == "" && f.Search == "" {
+		// Growing a slice of 10,000 targets by appending copies them
+		// about twice over; the last load says how many there are.
+		s.targets = make([]report.Target, 0, len(l.Set.Targets))
+	}
+	h.opts.Source.Each(func(st *scheduler.Status) {
+		t := report.FromStatus(st, capSeconds, report.VerdictPending)
+		if lg := logged[st.Target.Key]; lg != nil {
+			cp := *lg
+			// nginx failed real requests to a server whose probe passes.
+			cp.WhileProbePasses = t.Verdict == report.VerdictOK
+			t.Logged = &cp
+		}
+		s.summary.Targets++
+		upstreams[t.Upstream] = struct{}{}
+		if st.Target.Probe != nil {
+			s.summary.Probed++
+		} else {
+			s.summary.Down++
+		}
+		if !s.summary.Count(&t) {
+			s.healthy = false
+		}
+		if !f.match(&t, st.Target.Key) {
+			return
+		}
+		for _, tf := range h.opts.TargetFacts {
+			t.Facts = append(t.Facts, tf(st.Target.Key)...)
+		}
+		s.targets = append(s.targets, t)
+		if withCounters {
+			s.failures = append(s.failures, st.Failures)
+			s.skipped = append(s.skipped, st.Skipped)
+			s.keys = append(s.keys, st.Target.Key)
+		}
+	})
+	s.summary.Upstreams = len(upstreams)
+	if h.opts.Nginx != nil {
+		s.nginx = h.opts.Nginx()
+	}
+	if l := s.cfg.Loaded; l != nil {
+		s.summary.Dynamic = l.Set.Dynamic
+	}
+	return s
+}
+
+func (h *Handlers) facts() []report.Fact {
+	var out []report.Fact
+	for _, f := range h.opts.Facts {
+		out = append(out, f()...)
+	}
+	return out
+}
+
+func (h *Handlers) exporterState(s *snapshot) *report.ExporterState {
+	e := &report.ExporterState{
+		Version:         h.opts.Version,
+		ConfigLoaded:    s.cfg.LastOK,
+		IntervalSeconds: h.opts.Interval.Seconds(),
+	}
+	if !s.cfg.LastSuccess.IsZero() {
+		at := s.cfg.LastSuccess.UTC()
+		e.ConfigLoadedAt = &at
+	}
+	if s.cfg.Loaded != nil {
+		e.ConfigFilesLoaded = len(s.cfg.Loaded.Nginx.Files)
+	}
+	return e
+}
+
+var errNoTargetsField = errors.New("the report has no targets field")
+
+// fail answers 500 for a render that failed before anything was written.
+func (h *Handlers) fail(w http.ResponseWriter, err error) {
+	h.opts.Logger.Error("rendering the status page failed", "err", err)
+	http.Error(w, "internal error rendering the status page; see the exporter's log", http.StatusInternalServerError)
+}

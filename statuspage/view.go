@@ -1,0 +1,327 @@
+package statuspage
+
+import (
+	"cmp"
+	"fmt"
+	"html/template"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
+)
+
+// rowView is one upstream server as the page shows it. Strings are
+// computed here, not in the template, so the template stays a layout and
+// the words are tested once.
+type rowView struct {
+	T *report.Target
+	// Flat copies of what every row shows: a row of the page costs one
+	// field lookup per value, which is what keeps 10,000 rows within the
+	// render budget. Address is empty when it is the server itself.
+	Server, Address, Protocol, NginxMessage, Detail string
+	// Logged is what nginx's error log said about the server, in words.
+	Logged       string
+	Backup, Down bool
+	Facts        []report.Fact
+	// State is the row's class and Word what it says, with Symbol:
+	// colour is never the only carrier of meaning. Verdict is both.
+	State, Symbol, Word, Verdict string
+	// Why is the reason in words; Hint the first thing to try, without
+	// the runbook reference, which RunbookURL links.
+	Why, Hint  string
+	RunbookURL template.URL
+	Latency    string
+	Timeouts   string
+	// LastProbe is relative ("4s ago"), LastProbeISO its timestamp.
+	LastProbe, LastProbeISO string
+	// DetailURL is built from query-escaped labels under a constant path.
+	DetailURL template.URL
+	rank      int
+	order     int
+}
+
+type groupView struct {
+	Upstream string
+	URL      string
+	Rows     []rowView
+	Failing  int
+	rank     int
+	order    int
+}
+
+// Ranks order rows and groups: what needs attention first.
+const (
+	rankFailingPrimary = iota
+	rankFailingBackup
+	rankInconclusive
+	rankPending
+	rankOK
+	rankDown
+)
+
+func newRow(t *report.Target, order int, now time.Time, docs string) rowView {
+	r := rowView{
+		T: t, order: order, DetailURL: detailURL(t),
+		Server: t.Server, Protocol: t.Protocol, NginxMessage: t.NginxMessage, Detail: t.Detail,
+		Backup: t.Backup, Down: t.Down, Facts: t.Facts,
+	}
+	if t.Address != t.Server {
+		r.Address = t.Address
+	}
+	if lg := t.Logged; lg != nil {
+		r.Logged = loggedText(lg)
+	}
+	switch t.Verdict {
+	case report.VerdictFailed:
+		r.State, r.Symbol, r.Word = "failing", "✖", "FAILING"
+		r.rank = rankFailingPrimary
+		if t.Backup {
+			r.rank = rankFailingBackup
+		}
+		r.Why = reasonWords(t.Reason)
+		if t.Unverified {
+			r.Why += " (unverified: the exporter could not check as nginx's worker user)"
+		}
+	case report.VerdictInconclusive:
+		r.State, r.Symbol, r.Word = "inconclusive", "?", "NO VERDICT"
+		r.rank = rankInconclusive
+		if t.Reason == string(prober.InconclusiveNoAnswer) {
+			// The usual state of a healthy UDP server: after the
+			// servers that need attention.
+			r.rank = rankPending
+		}
+		r.Why = "no verdict: " + reasonWords(t.Reason)
+	case report.VerdictPending:
+		r.State, r.Symbol, r.Word = "pending", "…", "PENDING"
+		r.rank = rankPending
+		r.Why = "not probed yet"
+	case report.VerdictOK:
+		r.State, r.Symbol, r.Word = "ok", "✔", "OK"
+		r.rank = rankOK
+		r.Why = "answers as nginx needs"
+		if t.HTTPStatus != 0 {
+			r.Why += " (HTTP " + strconv.Itoa(t.HTTPStatus) + ")"
+		}
+	default: // down
+		r.State, r.Symbol, r.Word = "down", "–", "DOWN"
+		r.rank = rankDown
+		r.Why = "marked down in nginx's configuration: nginx sends it nothing, not probed"
+	}
+	r.Verdict = r.Symbol + " " + r.Word
+	r.Hint = strings.TrimSuffix(t.Hint, "; see "+t.Runbook)
+	if t.Runbook != "" {
+		// The runbook path is the reason's section: a closed vocabulary.
+		r.RunbookURL = template.URL(docs + t.Runbook)
+	}
+	if t.Verdict != report.VerdictDown {
+		r.Timeouts = "connect " + seconds(t.Settings.ConnectTimeoutSeconds) + " · send " + seconds(t.Settings.SendTimeoutSeconds) + " · read " + seconds(t.Settings.ReadTimeoutSeconds)
+	}
+	r.Latency = "–"
+	if t.LastProbe != nil {
+		r.Latency = seconds(t.DurationSeconds)
+		r.LastProbe = ago(now.Sub(*t.LastProbe))
+		r.LastProbeISO = t.LastProbe.UTC().Format(time.RFC3339)
+	}
+	return r
+}
+
+// reasonWords turns a reason label into words: connection_refused →
+// "connection refused".
+func reasonWords(reason string) string {
+	return strings.ReplaceAll(reason, "_", " ")
+}
+
+// detailURL links the target's own view by its upstream, server and
+// protocol: the address is left out because t.Address may be the one a
+// runtime lookup dialled rather than the label, and a server line that
+// resolves to several peers is best seen with all of them. Every label
+// is query-escaped, so the URL is safe in an attribute as it is.
+func detailURL(t *report.Target) template.URL {
+	return template.URL(PathTarget + "?upstream=" + url.QueryEscape(t.Upstream) + "&server=" + url.QueryEscape(t.Server) +
+		"&protocol=" + url.QueryEscape(t.Protocol))
+}
+
+// seconds renders a duration in seconds the way people read latency.
+func seconds(s float64) string {
+	switch {
+	case s == 0:
+		return "0"
+	case s < 0.001:
+		return fmt.Sprintf("%.0f µs", s*1e6)
+	case s < 1:
+		return fmt.Sprintf("%.1f ms", s*1e3)
+	case s < 100:
+		return strconv.FormatFloat(s, 'f', -1, 64) + " s"
+	}
+	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
+}
+
+func ago(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "just now"
+	case d < time.Minute:
+		return strconv.Itoa(int(d/time.Second)) + " s ago"
+	case d < time.Hour:
+		return strconv.Itoa(int(d/time.Minute)) + " min ago"
+	}
+	return d.Round(time.Minute).String() + " ago"
+}
+
+// group orders rows for someone looking for the problem: upstreams with
+// a failing primary first, then failing backups, no verdicts, pending and
+// healthy ones, each group in configuration order; within an upstream,
+// failing servers first.
+func group(targets []report.Target, now time.Time, docs, refresh string) []groupView {
+	var groups []groupView
+	index := map[string]int{}
+	for i := range targets {
+		t := &targets[i]
+		g, ok := index[t.Upstream]
+		if !ok {
+			g = len(groups)
+			index[t.Upstream] = g
+			v := url.Values{"upstream": {t.Upstream}}
+			if refresh != "" {
+				v.Set("refresh", refresh)
+			}
+			groups = append(groups, groupView{Upstream: t.Upstream, URL: PathPage + "?" + v.Encode(), rank: rankDown + 1, order: g})
+		}
+		r := newRow(t, i, now, docs)
+		gv := &groups[g]
+		gv.Rows = append(gv.Rows, r)
+		gv.rank = min(gv.rank, r.rank)
+		if t.Verdict == report.VerdictFailed {
+			gv.Failing++
+		}
+	}
+	slices.SortStableFunc(groups, func(a, b groupView) int {
+		return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.order, b.order))
+	})
+	for i := range groups {
+		slices.SortStableFunc(groups[i].Rows, func(a, b rowView) int {
+			return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.order, b.order))
+		})
+	}
+	return groups
+}
+
+// phaseRow is one phase of the last probe in the detail view, beside the
+// nginx timeout that bounds it.
+type phaseRow struct {
+	Name, Took, Timeout string
+}
+
+func phases(t *report.Target) []phaseRow {
+	out := make([]phaseRow, 0, len(prober.PhaseNames))
+	// The directives that set the bounds, named as in the target's own
+	// configuration: proxy_read_timeout, fastcgi_read_timeout, …
+	prefix := "proxy"
+	if kind, ok := protocol.ParseLabel(t.Protocol); ok && kind.Protocol.Spec().Prefix != "" {
+		prefix = kind.Protocol.Spec().Prefix
+	}
+	for _, name := range prober.PhaseNames {
+		var timeout string
+		switch name {
+		case "connect":
+			timeout = prefix + "_connect_timeout " + seconds(t.Settings.ConnectTimeoutSeconds)
+		case "tls":
+			timeout = "within " + prefix + "_connect_timeout"
+		case "processing":
+			timeout = prefix + "_read_timeout " + seconds(t.Settings.ReadTimeoutSeconds) + " (after " + prefix + "_send_timeout " + seconds(t.Settings.SendTimeoutSeconds) + " for the request)"
+		case "transfer":
+			timeout = prefix + "_read_timeout " + seconds(t.Settings.ReadTimeoutSeconds) + " between reads"
+		case "resolve":
+			timeout = "resolver_timeout (runtime names only)"
+		}
+		took := "–"
+		if s, ok := t.PhasesSeconds[name]; ok {
+			took = seconds(s)
+		}
+		out = append(out, phaseRow{Name: name, Took: took, Timeout: timeout})
+	}
+	return out
+}
+
+// reasonCount is one failure reason and how often a target failed with it.
+type reasonCount struct {
+	Reason string
+	Count  uint64
+}
+
+func reasonCounts(failures [len(prober.Reasons)]uint64) []reasonCount {
+	var out []reasonCount
+	for i, n := range failures {
+		if n > 0 {
+			out = append(out, reasonCount{Reason: string(prober.Reasons[i]), Count: n})
+		}
+	}
+	return out
+}
+
+// pastProbe is one of a target's last probes in the detail view.
+type pastProbe struct {
+	When, WhenISO  string
+	State, Outcome string
+	Took           string
+	Phases         []string
+}
+
+func pastProbes(h []scheduler.Outcome, now time.Time) []pastProbe {
+	out := make([]pastProbe, 0, len(h))
+	for _, o := range h {
+		p := pastProbe{When: ago(now.Sub(o.Finished)), WhenISO: o.Finished.UTC().Format(time.RFC3339), Took: seconds(o.Duration.Seconds())}
+		switch {
+		case o.Success:
+			p.State, p.Outcome = "ok", "✔ ok"
+		case o.Inconclusive != "":
+			p.State, p.Outcome = "inconclusive", "? no verdict: "+reasonWords(string(o.Inconclusive))
+		default:
+			p.State, p.Outcome = "failing", "✖ "+reasonWords(string(o.Reason))
+		}
+		for _, d := range o.Phases {
+			p.Phases = append(p.Phases, seconds(d.Seconds()))
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// loggedText says what nginx logged about a server: counts by reason,
+// most frequent first, and when the last one was read.
+func loggedText(lg *report.Logged) string {
+	text := "nginx logged " + countsText(lg.Errors)
+	if len(lg.BodyErrors) > 0 {
+		text += "; truncated responses: " + countsText(lg.BodyErrors)
+	}
+	if !lg.Last.IsZero() {
+		text += " (last at " + lg.Last.UTC().Format("2006-01-02 15:04:05 UTC") + ")"
+	}
+	if lg.WhileProbePasses {
+		text += ", although the probe passes: the failures are intermittent or load-dependent"
+	}
+	return text
+}
+
+func countsText(m map[string]int) string {
+	type rc struct {
+		r string
+		n int
+	}
+	all := make([]rc, 0, len(m))
+	for r, n := range m {
+		all = append(all, rc{r, n})
+	}
+	slices.SortFunc(all, func(a, b rc) int { return cmp.Or(cmp.Compare(b.n, a.n), cmp.Compare(a.r, b.r)) })
+	parts := make([]string, 0, len(all))
+	for _, x := range all {
+		parts = append(parts, strconv.Itoa(x.n)+" "+reasonWords(x.r))
+	}
+	return strings.Join(parts, ", ")
+}
