@@ -480,6 +480,8 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		MaxRequests:  maxRequests,
 		Nginx:        nginxSection(tracker),
 		Logged:       loggedByTarget(logs),
+		TargetFacts:  nonNil(capacityFacts(capMon), staleFacts(tracker)),
+		Facts:        []statuspage.Facts{problemCounts(capMon, tracker)},
 		Logger:       logger,
 	}).Routes()
 	handler, err := server.New(server.Options{
@@ -599,4 +601,15 @@ func (e logEvidence) Peers(_ context.Context, nginx *nginxproc.Snapshot) ([]load
 		}
 	}
 	return out, nil
+}
+
+// nonNil keeps the fact sources that exist.
+func nonNil(fs ...statuspage.TargetFacts) []statuspage.TargetFacts {
+	out := fs[:0]
+	for _, f := range fs {
+		if f != nil {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -1,12 +1,19 @@
 package main
 
 import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/capacity"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/diagnose"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/errorlog"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/loadstate"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/statuspage"
 )
 
 // What the other signals tell the status page and the API, in the shapes
@@ -43,4 +50,99 @@ func counts(m map[prober.Reason]uint64) map[string]int {
 		out[string(r)] = int(n)
 	}
 	return out
+}
+
+// capacityFacts says, per server that listens on this host, whether it is
+// full or down (the line diagnose prints); nil without a monitor.
+func capacityFacts(m *capacity.Monitor) statuspage.TargetFacts {
+	if m == nil {
+		return nil
+	}
+	return func(k discovery.Key) []report.Fact {
+		st, ok := m.Lookup(k)
+		if !ok {
+			return nil
+		}
+		s := st.Summarize(time.Now())
+		state := report.FactOK
+		switch s.Verdict {
+		case capacity.VerdictFull:
+			state = report.FactWarning
+		case capacity.VerdictDown:
+			state = report.FactFailing
+		case capacity.VerdictUnknown:
+			state = report.FactUnknown
+		}
+		return []report.Fact{{Source: "capacity", Name: "capacity", Value: s.Line, State: state}}
+	}
+}
+
+// staleFacts says, per static hostname server, when nginx still dials an
+// address the name no longer resolves to; nothing when it is not known.
+// The tracker's result is indexed at most once a second, not once per row.
+func staleFacts(t *loadstate.Tracker) statuspage.TargetFacts {
+	var (
+		mu    sync.Mutex
+		at    time.Time
+		stale map[[2]string]loadstate.ServerAddresses
+	)
+	return func(k discovery.Key) []report.Fact {
+		mu.Lock()
+		if now := time.Now(); now.Sub(at) > time.Second {
+			at = now
+			stale = map[[2]string]loadstate.ServerAddresses{}
+			for _, sa := range t.Result().Servers {
+				if sa.Known && sa.Stale {
+					stale[[2]string{sa.Upstream, sa.Server}] = sa
+				}
+			}
+		}
+		sa, ok := stale[[2]string{k.Upstream, k.Server}]
+		mu.Unlock()
+		if !ok {
+			return nil
+		}
+		return []report.Fact{{Source: "running_nginx", Name: "stale address", State: report.FactFailing,
+			Value: fmt.Sprintf("nginx still dials %s for %s; DNS now answers %s; reload nginx (nginx -t && nginx -s reload)",
+				strings.Join(sa.Nginx, ", "), sa.Server, strings.Join(sa.Now, ", "))}}
+	}
+}
+
+// problemCounts is the summary the page's header adds: servers full, and
+// static names nginx dials stale.
+func problemCounts(m *capacity.Monitor, t *loadstate.Tracker) statuspage.Facts {
+	return func() []report.Fact {
+		var out []report.Fact
+		if m != nil {
+			full := 0
+			m.Each(func(_ *discovery.Target, st *capacity.State) {
+				if st.SaturationKnown && st.Saturated {
+					full++
+				}
+			})
+			state := report.FactOK
+			if full > 0 {
+				state = report.FactWarning
+			}
+			out = append(out, report.Fact{Source: "capacity", Name: "full", Value: fmt.Sprintf("%d server(s) full, not down", full), State: state})
+		}
+		r := t.Result()
+		if !r.Up {
+			// Unknown is not 0: without nginx's processes, what it dials
+			// is not known.
+			return append(out, report.Fact{Source: "running_nginx", Name: "stale", State: report.FactUnknown,
+				Value: "stale upstream addresses unknown: the running nginx is not seen"})
+		}
+		stale := 0
+		for _, sa := range r.Servers {
+			if sa.Known && sa.Stale {
+				stale++
+			}
+		}
+		state := report.FactOK
+		if stale > 0 {
+			state = report.FactFailing
+		}
+		return append(out, report.Fact{Source: "running_nginx", Name: "stale", Value: fmt.Sprintf("%d stale upstream address(es)", stale), State: state})
+	}
 }
