@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -271,32 +270,8 @@ func TestIsTerminal(t *testing.T) {
 	}
 }
 
-// countingListener counts connections, to prove --list never probes.
-func countingListener(t *testing.T) (string, *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return ln.Addr().String(), &n
-}
-
 func TestList(t *testing.T) {
-	addr, accepted := countingListener(t)
+	addr, accepted := testutil.CountingListener(t)
 	conf := testutil.WriteNginxConf(t, fmt.Sprintf(`
     upstream app { server %s weight=5 max_conns=10; server 127.0.0.1:9 down; }
     server {
@@ -332,7 +307,7 @@ func TestList(t *testing.T) {
 }
 
 func TestProgress(t *testing.T) {
-	addr, _ := countingListener(t)
+	addr, _ := testutil.CountingListener(t)
 	_, port, _ := net.SplitHostPort(addr)
 	var servers strings.Builder
 	// Distinct loopback addresses: only 127.0.0.1 accepts, the others
@@ -492,5 +467,19 @@ func TestHugeTimeout(t *testing.T) {
 	}
 	if !strings.Contains(res.stdout, ">292y") || strings.Contains(res.stdout, "-2562047h") {
 		t.Errorf("list shows the timeout wrongly:\n%s", res.stdout)
+	}
+}
+
+// Only what nginx itself would refuse is said to fail nginx's next
+// reload; a wrong --nginx.config path is not a prediction about nginx.
+func TestLoadErrorPredictionOnlyForNginxErrors(t *testing.T) {
+	refused := testutil.WriteNginxConf(t, "server { location / { proxy_pass http://127.0.0.1; }")
+	res := runDiagnose(t, refused, nil)
+	if res.code != ExitUsage || !strings.Contains(res.stderr, "the next reload or restart of nginx would fail") {
+		t.Errorf("a configuration nginx refuses: exit %d\n%s", res.code, res.stderr)
+	}
+	res = runDiagnose(t, filepath.Join(t.TempDir(), "missing.conf"), nil)
+	if res.code != ExitUsage || strings.Contains(res.stderr, "next reload") {
+		t.Errorf("a missing main file: exit %d\n%s", res.code, res.stderr)
 	}
 }

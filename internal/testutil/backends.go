@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/fcgi"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -68,4 +69,30 @@ func FastCGIBackend(tb testing.TB, l net.Listener) string {
 func DeadAddr(tb testing.TB) string {
 	tb.Helper()
 	return FreeAddr(tb)
+}
+
+// CountingListener accepts TCP connections on loopback and closes them at
+// once, counting them: a backend that is up, and proof of whether anything
+// connected to it. It stops when the test ends.
+func CountingListener(tb testing.TB) (addr string, accepted *atomic.Int64) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	accepted = new(atomic.Int64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	tb.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String(), accepted
 }

@@ -192,3 +192,21 @@ func TestRunAsNobody(t *testing.T) {
 		}
 	}
 }
+
+func TestCountingListenerCounts(t *testing.T) {
+	addr, n := CountingListener(t)
+	for range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for n.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := n.Load(); got != 3 {
+		t.Errorf("counted %d connections, want 3", got)
+	}
+}
