@@ -55,19 +55,23 @@ func BenchmarkProbeHTTPUnix(b *testing.B) {
 	benchProbe(b, srv.target("http"))
 }
 
-func BenchmarkProbeHTTPS(b *testing.B) {
-	ca := testutil.MustCert(b, "CA", testutil.CertOptions{CA: true, NotAfter: time.Now().Add(time.Hour)})
-	leaf := testutil.MustCert(b, "x", testutil.CertOptions{Parent: ca, NotAfter: time.Now().Add(time.Hour), Names: []string{"x"}})
+// httpsOK is an HTTPS backend answering 200 as fast as it can, with a
+// certificate made for the run.
+func httpsOK(tb testing.TB) *backend {
+	ca := testutil.MustCert(tb, "CA", testutil.CertOptions{CA: true, NotAfter: time.Now().Add(time.Hour)})
+	leaf := testutil.MustCert(tb, "x", testutil.CertOptions{Parent: ca, NotAfter: time.Now().Add(time.Hour), Names: []string{"x"}})
 	cfg := &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}}
-	srv := serveTCP(b, func(c net.Conn) {
+	return serveTCP(tb, func(c net.Conn) {
 		tc := tls.Server(c, cfg)
 		if tc.Handshake() != nil {
 			return
 		}
 		httpOK(tc)
 	})
-	tg := srv.target("https")
-	benchProbe(b, tg)
+}
+
+func BenchmarkProbeHTTPS(b *testing.B) {
+	benchProbe(b, httpsOK(b).target("https"))
 }
 
 func BenchmarkProbeFastCGI(b *testing.B) {
