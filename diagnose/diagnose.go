@@ -12,6 +12,7 @@ package diagnose
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/capacity"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/loadstate"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
 
@@ -143,9 +145,11 @@ func Run(ctx context.Context, opts Options) int {
 	}
 	if err != nil {
 		fmt.Fprintf(opts.Stderr, "diagnose: cannot load nginx configuration: %v\n", err)
-		// What nginx refuses now, it refuses at its next start: an nginx
-		// that runs keeps its loaded configuration until then.
-		fmt.Fprintln(opts.Stderr, "diagnose: the next reload or restart of nginx would fail with this error; a running nginx keeps serving its loaded configuration until then (nginx -t shows the same)")
+		if nginxRefuses(err) {
+			// What nginx refuses now, it refuses at its next start: an
+			// nginx that runs keeps its loaded configuration until then.
+			fmt.Fprintln(opts.Stderr, "diagnose: the next reload or restart of nginx would fail with this error; a running nginx keeps serving its loaded configuration until then (nginx -t shows the same)")
+		}
 		if opts.Output == OutputJSON {
 			writeJSON(opts.Stdout, &Report{Config: opts.Load.NginxConfig, Error: err.Error(), Targets: []Target{}})
 		}
@@ -287,4 +291,13 @@ func privilegeNotes(targets []*discovery.Target, euid int) []string {
 		}
 	}
 	return nil
+}
+
+// nginxRefuses reports a load error that nginx itself would give: not a
+// missing main file (a wrong --nginx.config), not one of the exporter's
+// own read limits or file-type checks, not the exporter's own file.
+func nginxRefuses(err error) bool {
+	var pe *nginxconf.ParseError
+	return errors.As(err, &pe) && !errors.Is(err, nginxconf.ErrLimitExceeded) &&
+		!errors.Is(err, nginxconf.ErrNotRegular) && !errors.Is(err, nginxconf.ErrNotFound)
 }
