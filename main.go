@@ -148,6 +148,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Default("false").BoolVar(&pf.allowAny)
 	serveCmd.Flag("probe.max-requests", "Maximum number of /probe requests served at once; more are answered with 503.").
 		Default("10").IntVar(&pf.maxRequests)
+	var ml memLimitFlags
+	serveCmd.Flag("auto-gomemlimit", "Set the Go runtime's soft memory limit (GOMEMLIMIT) to --auto-gomemlimit.ratio of the memory limit of the exporter's cgroup, when it has one and GOMEMLIMIT is not set.").
+		Default("true").BoolVar(&ml.auto)
+	serveCmd.Flag("auto-gomemlimit.ratio", "The share of the cgroup's memory limit used as the Go memory limit, in (0, 1]; the rest is left for the binary's pages, goroutine stacks and the kernel's socket buffers.").
+		Default("0.9").Float64Var(&ml.ratio)
 	phases := serveCmd.Flag("collector.probe.phases", "Export nginx_upstream_probe_phase_duration_seconds (5 series per probed server); --no-collector.probe.phases leaves them out.").
 		Default("true").Bool()
 	timeouts := serveCmd.Flag("collector.probe.timeouts", "Export nginx_upstream_probe_timeout_seconds (3 series per server); --no-collector.probe.timeouts leaves them out.").
@@ -181,7 +186,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "--web.max-requests and the --web.*-timeout flags must be positive, --web.max-connections not negative")
 			return 2
 		}
+		if err := ml.check(); err != nil {
+			fmt.Fprintf(stderr, "%s: %s\n", exporterName, err)
+			return 2
+		}
 		pf.noPhases, pf.noTimeouts = !*phases, !*timeouts
+		applyMemLimit(logger, ml, "/proc")
 		return serve(logger, &c, webFlags, *metricsPath, *interval, &pf, &wl)
 	case diagCmd.FullCommand():
 		if err := checkProbeFlags(&c); err != nil {

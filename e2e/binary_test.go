@@ -62,6 +62,14 @@ func (s *syncBuilder) String() string {
 
 func startBinExporter(t *testing.T, conf string, extra ...string) *binExporter {
 	t.Helper()
+	return startBinExporterVia(t, nil, conf, extra...)
+}
+
+// startBinExporterVia starts the exporter through a wrapper command
+// (argv prefix, e.g. a shell that first moves itself into a cgroup and
+// then execs the exporter), so that the exporter starts already there.
+func startBinExporterVia(t *testing.T, wrapper []string, conf string, extra ...string) *binExporter {
+	t.Helper()
 	requireExporter(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	// extra overrides a default of the same flag: kingpin refuses repeats.
@@ -74,7 +82,8 @@ func startBinExporter(t *testing.T, conf string, extra ...string) *binExporter {
 		}
 	}
 	args = append(args, extra...)
-	cmd := exec.Command(exporterBinary, args...)
+	argv := append(append(slices.Clone(wrapper), exporterBinary), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	logs := &syncBuilder{}
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
