@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
+)
+
+// liveHeap is the heap still reachable after two collections.
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// discardWriter is an http.ResponseWriter that keeps nothing, so that a
+// measured page costs only what the exporter holds to render it.
+type discardWriter struct {
+	h    http.Header
+	code int
+	n    int
+}
+
+func (d *discardWriter) Header() http.Header { return d.h }
+func (d *discardWriter) WriteHeader(c int)   { d.code = c }
+func (d *discardWriter) Write(b []byte) (int, error) {
+	d.n += len(b)
+	return len(b), nil
+}
+
+// memoryConfig writes an nginx.conf of n upstreams, one server each, on
+// ports nothing listens on (every probe is refused at once), spread over
+// http, https, fastcgi and memcached, with an error log holding one
+// upstream error per server as nginx would have written it.
+func memoryConfig(t *testing.T, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	var conf, log strings.Builder
+	errorLog := filepath.Join(dir, "error.log")
+	fmt.Fprintf(&conf, "pid %s;\nerror_log %s;\nevents {}\nhttp {\n", filepath.Join(dir, "nginx.pid"), errorLog)
+	for i := range n {
+		fmt.Fprintf(&conf, "upstream t%d { server 127.0.%d.%d:%d; }\n", i, 1+i/60000, 1+i%250, 1024+i%60000)
+	}
+	conf.WriteString("server { listen 127.0.0.1:8080;\n")
+	passes := []string{"proxy_pass http://", "proxy_pass https://", "fastcgi_pass ", "memcached_pass "}
+	for i := range n {
+		fmt.Fprintf(&conf, "location /t%d { %st%d; }\n", i, passes[i%len(passes)], i)
+		fmt.Fprintf(&log, "2026/11/27 12:00:00 [error] 100#100: *%d connect() failed (111: Connection refused) while connecting to upstream, client: 127.0.0.1, server: , request: \"GET /t%d HTTP/1.1\", upstream: \"http://127.0.%d.%d:%d/t%d\", host: \"localhost\"\n",
+			i+1, i, 1+i/60000, 1+i%250, 1024+i%60000, i)
+	}
+	conf.WriteString("}\n}\n")
+	path := filepath.Join(dir, "nginx.conf")
+	for p, s := range map[string]string{path: conf.String(), errorLog: log.String()} {
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path
+}
+
+// TestMemory10kAllSignals measures the live heap of the exporter as serve
+// builds and runs it, with every signal on: 10,000 upstream servers
+// probed (all refused), the error log read, the running-nginx tracker and
+// the capacity monitor running, and /metrics, the status page and the
+// JSON API each rendered once. It fails over a bound, so that growth of
+// any signal's state is caught by `make test` (make alloc-budgets runs it
+// without -race, which would distort the heap).
+//
+// MEMPROFILE=path writes a heap profile of the live set.
+func TestMemory10kAllSignals(t *testing.T) {
+	if testing.Short() || raceEnabled || testing.CoverMode() != "" {
+		t.Skip("scale test: run without -race, -short and -cover (make alloc-budgets)")
+	}
+	const n = 10000
+	conf := memoryConfig(t, n)
+	base := liveHeap()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := &commonFlags{nginxConfig: conf, probeTimeout: time.Second, probeConcurrency: 512,
+		errorLog: errorLogFlags{enabled: true, fromConfig: true, pollInterval: time.Second}}
+	exp, err := newExporter(ctx, slog.New(slog.DiscardHandler), c, "/metrics", time.Second, &probeFlags{maxRequests: 4}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.firstLoad(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { exp.capacity.Run(ctx) })
+	wg.Go(func() { exp.tracker.Run(ctx, time.Second) })
+	wg.Go(func() { exp.sched.Run(ctx) })
+	wg.Go(func() { _ = exp.logs.Run(ctx) })
+	defer wg.Wait()
+	defer cancel()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		probed := 0
+		exp.sched.Each(func(st *scheduler.Status) {
+			if st.HasResult {
+				probed++
+			}
+		})
+		if probed == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d targets probed in 30 s", probed, n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Two more intervals: the error log is read, capacity refreshed.
+	time.Sleep(2500 * time.Millisecond)
+	pages := map[string]int{}
+	for _, path := range []string{"/metrics", "/", "/api/v1/targets"} {
+		w := &discardWriter{h: http.Header{}}
+		exp.handler.ServeHTTP(w, httpGet(t, path))
+		if w.code != 0 && w.code != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, w.code)
+		}
+		pages[path] = w.n
+	}
+	if pages["/metrics"] < n*100 {
+		t.Fatalf("/metrics is %d bytes for %d targets", pages["/metrics"], n)
+	}
+	live := liveHeap() - base
+	t.Logf("live heap with every signal on at %d targets: %.2f MB, %d B/target (pages: %v)", n, float64(live)/1e6, live/n, pages)
+	if p := os.Getenv("MEMPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	const bound = 40e6
+	if live > bound {
+		t.Errorf("live heap with every signal on at %d targets: %.2f MB, over the %.0f MB bound", n, float64(live)/1e6, bound/1e6)
+	}
+	runtime.KeepAlive(exp)
+}
+
+func httpGet(t *testing.T, path string) *http.Request {
+	t.Helper()
+	r, err := http.NewRequest(http.MethodGet, "http://127.0.0.1"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
