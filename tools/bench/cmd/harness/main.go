@@ -34,6 +34,8 @@ type options struct {
 	verbose          bool
 	tcpProbe         string
 	pprofDir         string
+	reloadEvery      time.Duration
+	rotateEvery      time.Duration
 }
 
 func main() {
@@ -43,7 +45,7 @@ func main() {
 	}
 	var c Case
 	var o options
-	var mix, suite, out, mode string
+	var mix, suite, out, mode, signals string
 	flag.StringVar(&suite, "suite", "", "run a predefined set of cases: standard, quick, soak (overrides the single-case flags)")
 	flag.IntVar(&c.Targets, "targets", 1000, "number of upstream servers")
 	flag.StringVar(&mix, "mix", "tcp", "comma-separated kinds (tcp,http,https,fastcgi), targets split evenly")
@@ -68,9 +70,18 @@ func main() {
 	flag.BoolVar(&o.verbose, "v", false, "log progress to stderr")
 	flag.StringVar(&o.tcpProbe, "tcp-probe", "auto", "what the floor does for tcp targets, which the config declares with memcached_pass: connect, memcached (connect + get + read a line), or auto (memcached when the exporter has a memcached prober)")
 	flag.StringVar(&o.pprofDir, "pprof", "", "build the exporter with net/http/pprof on a side port (through go build -overlay, the tree is not changed) and save a CPU profile of each window and a heap profile at its end into this directory")
+	flag.StringVar(&signals, "signals", "", "what the exporter has on: all (error log written by the farm, a running nginx on the generated config, saturation, the status page and API fetched during the window) or probes (probes and saturation); default: all for the 10,000-target suite cases and the soak, probes otherwise")
+	flag.DurationVar(&o.reloadEvery, "reload-every", 10*time.Minute, "soak with -signals all: nginx -s reload this often")
+	flag.DurationVar(&o.rotateEvery, "rotate-every", 3*time.Minute, "soak with -signals all: rotate the error log (rename + reopen) this often")
 	flag.StringVar(&out, "out", "", "also write the markdown report here")
 	flag.Parse()
 	c.Mix = strings.Split(mix, ",")
+	switch signals {
+	case "", SignalsAll, SignalsProbes:
+		c.Signals = signals
+	default:
+		fatalf("-signals: all or probes")
+	}
 	switch mode {
 	case "parallel":
 		c.Parallel = true
@@ -101,6 +112,9 @@ func main() {
 	switch suite {
 	case "":
 		c.Name = fmt.Sprintf("%d %s", c.Targets, strings.Join(c.Mix, "+"))
+		if c.Signals == "" {
+			c.Signals = SignalsProbes
+		}
 		cases = []Case{c}
 	default:
 		cases = suiteCases(suite, c)
@@ -113,6 +127,7 @@ func main() {
 	fmt.Fprintf(&report, "%s\n\n", describeMachine(o))
 	fmt.Fprint(&report, tableHeader)
 	fmt.Print(report.String())
+	var after strings.Builder
 	for _, k := range cases {
 		var results []Result
 		for r := 0; r < o.runs; r++ {
@@ -123,10 +138,14 @@ func main() {
 			}
 			results = append(results, res)
 		}
-		rows := tableRows(k, median(results))
+		m := median(results)
+		rows := tableRows(k, m)
 		fmt.Print(rows)
 		report.WriteString(rows)
+		after.WriteString(samplesTable(k, m.Exporter))
 	}
+	fmt.Print(after.String())
+	report.WriteString(after.String())
 	if out != "" {
 		if err := os.WriteFile(out, []byte(report.String()), 0o644); err != nil {
 			fatalf("%v", err)
