@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
 	"time"
 )
@@ -47,6 +48,21 @@ type Options struct {
 	// User is written as the user directive when set (nginx honours it
 	// only when its master runs as root).
 	User string
+}
+
+// NginxUser is the user directive for a configuration that nginx runs as
+// the current user. nginx honours the directive only when its master runs
+// as root (it warns otherwise), so it is written only then, naming a user
+// and group that exist: nginx refuses a configuration whose user or group
+// is unknown. Workers as nobody are what an unconfigured nginx runs.
+func NginxUser() string {
+	if os.Geteuid() != 0 {
+		return ""
+	}
+	if _, err := user.LookupGroup("nogroup"); err == nil {
+		return "nobody nogroup"
+	}
+	return "nobody"
 }
 
 // Name is the upstream name of target i.

@@ -180,7 +180,7 @@ func runCase(c Case, o options, b binaries) (Result, error) {
 	copts := confgen.Options{Timeout: c.Timeout, Files: c.Files}
 	if all {
 		copts.Listen = fmt.Sprintf("127.0.0.1:%d", freePort())
-		copts.ErrorLog, copts.PIDFile, copts.RunDir, copts.User = files.errorLog, files.pidFile, files.runDir, nginxUser()
+		copts.ErrorLog, copts.PIDFile, copts.RunDir, copts.User = files.errorLog, files.pidFile, files.runDir, confgen.NginxUser()
 	}
 	confPath, err := confgen.Write(dir, ct, copts)
 	if err != nil {

@@ -70,7 +70,7 @@ func tableRows(c Case, r Result) string {
 	}
 	if c.Soak && e.Ran && len(e.Samples) > 0 {
 		fl := flatness(e.Samples)
-		row("RSS slope, second half (MB/h) / max − min (MB)", fmt.Sprintf("%+.2f / %.1f", fl.SlopeMBh, fl.SpreadMB), "", "", fmt.Sprintf("flat: |slope| ≤ %.0f MB/h → %s", flatSlopeMBh, fl.Verdict()))
+		row("RSS slope, second half (MB/h) / max − min (MB)", fmt.Sprintf("%+.2f / %.1f", fl.SlopeMBh, fl.SpreadMB), "", "", fmt.Sprintf("slope ≤ %.0f MB/h: %s", flatSlopeMBh, fl.Verdict()))
 		row("heap in use slope, second half (MB/h)", fmt.Sprintf("%+.2f", fl.HeapSlopeMBh), "", "", "")
 	}
 	sig := "probes + saturation"
@@ -179,24 +179,34 @@ func numCPU() int {
 	return strings.Count(string(raw), "processor\t:")
 }
 
-// flatSlopeMBh is the soak's verdict threshold: over an hour a leak of
-// this rate would be 1 MB, which sampling noise of RSS does not reach.
-const flatSlopeMBh float64 = 1
+// The soak's verdict: RSS grows when its least-squares slope over the
+// second half of the window exceeds flatSlopeMBh. With RSS swinging by a
+// couple of MB between garbage collections and a sample every 30 s, the
+// slope's standard error over half an hour is about 1 MB/h: below 2 MB/h
+// noise cannot be told from a leak. A second half shorter than
+// minVerdictHalf says nothing about hours.
+const (
+	flatSlopeMBh   float64 = 2
+	minVerdictHalf         = 10 * time.Minute
+)
 
 // Flatness is the soak verdict: the least-squares slope of RSS (and of the
 // heap in use) over the second half of the window, where start-up growth
 // is over, and the spread of RSS there.
 type Flatness struct {
 	SlopeMBh, HeapSlopeMBh, SpreadMB float64
+	Half                             time.Duration
 }
 
-// Verdict is "flat" or "growing".
+// Verdict is "flat", "growing" or why there is none.
 func (f Flatness) Verdict() string {
-	if f.SlopeMBh != f.SlopeMBh {
+	switch {
+	case f.SlopeMBh != f.SlopeMBh:
 		return "too few samples"
-	}
-	if f.SlopeMBh > flatSlopeMBh || f.SlopeMBh < -flatSlopeMBh {
-		return "NOT flat"
+	case f.Half < minVerdictHalf:
+		return fmt.Sprintf("no verdict: second half %s < %s", f.Half.Round(time.Second), minVerdictHalf)
+	case f.SlopeMBh > flatSlopeMBh:
+		return "GROWING"
 	}
 	return "flat"
 }
@@ -218,7 +228,8 @@ func flatness(samples []Sample) Flatness {
 		heap = append(heap, s.HeapInuse/1e6)
 		lo, hi = min(lo, mb), max(hi, mb)
 	}
-	return Flatness{SlopeMBh: procstat.Slope(x, rss), HeapSlopeMBh: procstat.Slope(x, heap), SpreadMB: hi - lo}
+	return Flatness{SlopeMBh: procstat.Slope(x, rss), HeapSlopeMBh: procstat.Slope(x, heap), SpreadMB: hi - lo,
+		Half: samples[len(samples)-1].T - half}
 }
 
 func nanF() float64 { return procstat.Slope(nil, nil) }

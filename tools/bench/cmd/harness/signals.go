@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -53,19 +52,6 @@ func findNginx() (string, error) {
 		return "/usr/sbin/nginx", nil
 	}
 	return "", errors.New("no nginx binary (PATH, /usr/sbin/nginx): -signals all needs one")
-}
-
-// nginxUser is the user directive to write. nginx honours it only when
-// its master runs as root, where its compiled-in default (nobody, group
-// nobody) fails on systems without a "nobody" group such as Debian.
-func nginxUser() string {
-	if os.Geteuid() != 0 {
-		return ""
-	}
-	if _, err := user.LookupGroup("nogroup"); err == nil {
-		return "nobody nogroup"
-	}
-	return "nobody"
 }
 
 // nginxProc is a running nginx master started by the harness.
