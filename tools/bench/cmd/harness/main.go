@@ -4,12 +4,15 @@
 //
 //	cd tools/bench && go run ./cmd/harness -suite standard -runs 3 -duration 60s -out results.md
 //	cd tools/bench && go run ./cmd/harness -targets 1000 -mix tcp -duration 60s
+//	cd tools/bench && go run ./cmd/harness -suite soak -duration 1h -sample-every 30s -out soak.md
 //
 // The harness is its own module so that none of it is part of the
 // exporter's import tree. Its files: cases.go (what is measured and how one
 // case runs), processes.go (building and driving the exporter and floor
 // processes), farm.go (the target farm, run as "harness farm" in its own
-// process), report.go (the markdown table).
+// process), signals.go (-signals all: a running nginx, the status page and
+// API fetched during the window, the check that every signal is live),
+// report.go (the markdown table and the soak's samples).
 //
 // See docs/performance.md for what each number means.
 package main
@@ -66,7 +69,7 @@ func main() {
 	flag.StringVar(&o.exporter, "exporter", "", "exporter binary (default: go build at the repository root)")
 	flag.StringVar(&o.exporterArgs, "exporter-args", "", "extra exporter flags, space-separated")
 	flag.IntVar(&o.scrapes, "scrapes", 5, "timed /metrics scrapes after the window")
-	flag.DurationVar(&o.sampleEvery, "sample-every", time.Second, "RSS sampling period")
+	flag.DurationVar(&o.sampleEvery, "sample-every", time.Second, "RSS sampling period; in the soak also heap, goroutines and open fds (default 30s with -suite soak)")
 	flag.BoolVar(&o.verbose, "v", false, "log progress to stderr")
 	flag.StringVar(&o.tcpProbe, "tcp-probe", "auto", "what the floor does for tcp targets, which the config declares with memcached_pass: connect, memcached (connect + get + read a line), or auto (memcached when the exporter has a memcached prober)")
 	flag.StringVar(&o.pprofDir, "pprof", "", "build the exporter with net/http/pprof on a side port (through go build -overlay, the tree is not changed) and save a CPU profile of each window and a heap profile at its end into this directory")
@@ -122,6 +125,11 @@ func main() {
 			fatalf("unknown -suite %q", suite)
 		}
 	}
+	if suite == "soak" && !flagSet("sample-every") {
+		// Each soak sample scrapes /metrics: once a second at 10,000
+		// targets would be a load of its own.
+		o.sampleEvery = 30 * time.Second
+	}
 
 	var report strings.Builder
 	fmt.Fprintf(&report, "%s\n\n", describeMachine(o))
@@ -151,6 +159,12 @@ func main() {
 			fatalf("%v", err)
 		}
 	}
+}
+
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func tail(b []byte) string {
