@@ -12,10 +12,11 @@ import (
 
 // LogWriter appends to an nginx error log what nginx would write for the
 // farm's failing targets if requests reached them: one upstream error per
-// failing target per Interval, spread evenly, plus some lines that are no
-// upstream error, in nginx's exact format (src/core/ngx_log.c,
-// ngx_http_log_error). It runs in the farm's process so that its CPU is
-// never counted as the exporter's.
+// failing target per Interval, spread evenly, plus lines that are no
+// upstream error (one per otherEvery targets per Interval, so a farm
+// without failures still has a log that moves), in nginx's exact format
+// (src/core/ngx_log.c, ngx_http_log_error). It runs in the farm's process
+// so that its CPU is never counted as the exporter's.
 type LogWriter struct {
 	Path string
 	// Targets[i] is the only server of upstream Names(i).
@@ -31,8 +32,8 @@ type LogWriter struct {
 	PIDFile     string
 }
 
-// otherEvery: one line that is no upstream error per this many upstream
-// errors (a missing favicon, an oversized body).
+// otherEvery: one line per interval that is no upstream error (a missing
+// favicon, an oversized body) per this many targets.
 const otherEvery = 20
 
 // Run writes until stop is closed.
@@ -48,7 +49,8 @@ func (w *LogWriter) Run(stop <-chan struct{}) error {
 		return fmt.Errorf("error log: %w", err)
 	}
 	defer func() { f.Close() }()
-	if len(failing) == 0 {
+	others := len(w.Targets) / otherEvery
+	if len(failing) == 0 && others == 0 {
 		<-stop
 		return nil
 	}
@@ -59,7 +61,7 @@ func (w *LogWriter) Run(stop <-chan struct{}) error {
 	lastRotate := start
 	pid := os.Getpid()
 	var conn uint64
-	var written int // lines due so far, over all intervals
+	var written, otherWritten int // lines due so far, over all intervals
 	var buf []byte
 	for {
 		select {
@@ -79,21 +81,21 @@ func (w *LogWriter) Run(stop <-chan struct{}) error {
 				f = nf
 				w.signalReopen()
 			}
-			due := int(float64(len(failing)) * now.Sub(start).Seconds() / w.Interval.Seconds())
-			for ; written < due; written++ {
+			intervals := now.Sub(start).Seconds() / w.Interval.Seconds()
+			// nginx writes each entry with its own write(2).
+			for due := int(float64(len(failing)) * intervals); written < due; written++ {
 				i := failing[written%len(failing)]
 				conn++
-				// nginx writes each entry with its own write(2).
 				buf = AppendErrorLine(buf[:0], now, pid, conn, w.Names(i), w.Targets[i], w.Server)
 				if _, err := f.Write(buf); err != nil {
 					return fmt.Errorf("error log: %w", err)
 				}
-				if written%otherEvery == otherEvery-1 {
-					conn++
-					buf = AppendOtherLine(buf[:0], now, pid, conn, written/otherEvery, w.Server)
-					if _, err := f.Write(buf); err != nil {
-						return fmt.Errorf("error log: %w", err)
-					}
+			}
+			for due := int(float64(others) * intervals); otherWritten < due; otherWritten++ {
+				conn++
+				buf = AppendOtherLine(buf[:0], now, pid, conn, otherWritten, w.Server)
+				if _, err := f.Write(buf); err != nil {
+					return fmt.Errorf("error log: %w", err)
 				}
 			}
 		}

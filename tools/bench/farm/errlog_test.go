@@ -88,9 +88,9 @@ func TestErrorLinesAttributed(t *testing.T) {
 }
 
 // TestLogWriterRatesAndRotation runs the writer briefly: it writes one
-// line per failing target per interval (none for healthy ones), keeps
-// every line whole across rotations, and leaves the rotated file beside
-// the new one.
+// line per failing target per interval (none for healthy ones) and one
+// other line per 20 targets per interval, keeps every line whole across
+// rotations, and leaves the rotated file beside the new one.
 func TestLogWriterRatesAndRotation(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "error.log")
@@ -99,6 +99,10 @@ func TestLogWriterRatesAndRotation(t *testing.T) {
 		{Kind: farm.KindHTTP, Addr: "127.0.0.1:20002", Mode: farm.ModeOK},
 		{Kind: farm.KindHTTP, Addr: "127.0.0.1:20003", Mode: farm.ModeHang},
 		{Kind: farm.KindFastCGI, Addr: "127.0.0.1:20004", Mode: farm.ModeRefuse},
+	}
+	// 36 healthy ones more: 40 targets, two other lines per interval.
+	for i := range 36 {
+		targets = append(targets, farm.Target{Kind: farm.KindHTTP, Addr: "127.0.0.1:" + strconv.Itoa(21000+i), Mode: farm.ModeOK})
 	}
 	w := &farm.LogWriter{Path: path, Targets: targets, Names: confgen.Name, Server: "main.bench.test",
 		Interval: 200 * time.Millisecond, RotateEvery: time.Second}
@@ -111,7 +115,7 @@ func TestLogWriterRatesAndRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	perAddr := map[string]int{}
-	total := 0
+	total, other := 0, 0
 	for _, p := range []string{path + ".1", path} {
 		f, err := os.Open(p)
 		if err != nil {
@@ -131,6 +135,7 @@ func TestLogWriterRatesAndRotation(t *testing.T) {
 					}
 				}
 			case errorlog.KindOther:
+				other++
 			default:
 				t.Errorf("%s: %q parsed as kind %v", p, sc.Text(), e.Kind)
 			}
@@ -140,6 +145,10 @@ func TestLogWriterRatesAndRotation(t *testing.T) {
 			t.Errorf("%s: empty", p)
 		}
 		total += n
+	}
+	// 1.5 s at two per 200 ms: about 15.
+	if other < 10 || other > 16 {
+		t.Errorf("%d other lines in 1.5 s at two per 200 ms", other)
 	}
 	// 1.5 s at one line per failing target per 200 ms: about 7 each.
 	for _, ft := range targets {

@@ -169,7 +169,11 @@ func runCase(c Case, o options, b binaries) (Result, error) {
 
 	var ct []confgen.Target
 	var ft []floor.Target
+	failing := 0
 	for i, t := range fm.Targets {
+		if t.Mode != farm.ModeOK {
+			failing++
+		}
 		ct = append(ct, confgen.Target{Kind: t.Kind, Addr: t.Addr})
 		kind := t.Kind
 		if kind == farm.KindTCP && o.tcpProbe == "memcached" {
@@ -296,6 +300,7 @@ func runCase(c Case, o options, b binaries) (Result, error) {
 			}
 			if all {
 				sc := &SignalCheck{
+					Failing:      failing > 0,
 					LogMatched:   exp.m1.LogMatched - exp.m0.LogMatched,
 					LogLines:     exp.m1.LogLines - exp.m0.LogLines,
 					NginxUp:      exp.m1.NginxUp,

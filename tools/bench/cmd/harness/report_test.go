@@ -51,12 +51,13 @@ func TestFlatness(t *testing.T) {
 }
 
 func TestSignalCheckProblems(t *testing.T) {
-	ok := SignalCheck{LogMatched: 10, LogLines: 12, NginxUp: 1, CapacityRows: 5, Reloads: 2, ReloadsSeen: 1}
+	ok := SignalCheck{Failing: true, LogMatched: 10, LogLines: 12, NginxUp: 1, CapacityRows: 5, Reloads: 2, ReloadsSeen: 1}
 	if p := ok.problems(); len(p) != 0 {
 		t.Fatalf("all live: %v", p)
 	}
 	for name, broken := range map[string]func(*SignalCheck){
 		"error log":     func(s *SignalCheck) { s.LogMatched = 0 },
+		"no log line":   func(s *SignalCheck) { s.LogMatched, s.LogLines = 0, 0 },
 		"nginx_up":      func(s *SignalCheck) { s.NginxUp = 0 },
 		"no nginx_up":   func(s *SignalCheck) { s.NginxUp = -1 },
 		"saturation":    func(s *SignalCheck) { s.CapacityRows = 0 },
@@ -67,5 +68,11 @@ func TestSignalCheckProblems(t *testing.T) {
 		if p := s.problems(); len(p) != 1 {
 			t.Errorf("%s broken: problems %v, want one", name, p)
 		}
+	}
+	// No failing target: nginx logs no upstream error, only other lines.
+	healthy := ok
+	healthy.Failing, healthy.LogMatched = false, 0
+	if p := healthy.problems(); len(p) != 0 {
+		t.Errorf("no failing target, other lines read: %v", p)
 	}
 }

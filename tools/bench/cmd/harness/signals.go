@@ -253,6 +253,7 @@ func (p *pages) timings() []PageTiming {
 
 // SignalCheck is what /metrics showed of each signal at the window's end.
 type SignalCheck struct {
+	Failing      bool    // the case has failing targets, so upstream errors in the log
 	LogMatched   float64 // error-log lines attributed to a target during the window
 	LogLines     float64 // every error-log line read during the window
 	NginxUp      float64
@@ -264,7 +265,10 @@ type SignalCheck struct {
 // problems lists the signals that are not live.
 func (s SignalCheck) problems() []string {
 	var p []string
-	if s.LogMatched <= 0 {
+	switch {
+	case s.LogLines <= 0:
+		p = append(p, "error log: no line read during the window")
+	case s.Failing && s.LogMatched <= 0:
 		p = append(p, fmt.Sprintf("error log: no line attributed to a target during the window (%.0f lines read)", s.LogLines))
 	}
 	if s.NginxUp != 1 {
