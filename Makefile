@@ -75,9 +75,11 @@ bench-scale:
 	cd $(BENCH) && $(GOTEST) -run 'TestReload10k' -count=1 -v .
 
 # A few seconds of the harness on 40 targets: it builds, runs all three
-# processes and reports.
+# processes and reports; then again with every signal on (a running nginx,
+# the error log, the status page), failing if one is not live.
 bench-harness-smoke:
 	cd $(BENCH) && $(GO) run ./cmd/harness -targets 40 -mix tcp,http,https,fastcgi -interval 1s -warmup 1s -duration 3s -scrapes 1
+	cd $(BENCH) && $(GO) run ./cmd/harness -targets 40 -mix tcp,http,https,fastcgi -refuse 0.25 -hang 0.25 -timeout 1s -interval 1s -warmup 2s -duration 4s -scrapes 1 -signals all
 
 # The scale harness of docs/performance.md: exporter and floor side by side
 # on loopback target farms (about 35 minutes).

@@ -9,6 +9,7 @@ package floor
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"io"
 	"math"
@@ -32,6 +33,21 @@ type Stats struct {
 	LagCount uint64   `json:"lag_count"`
 	LagSum   float64  `json:"lag_sum"`
 	LagBkts  []uint64 `json:"lag_buckets"` // cumulative-free counts per LagBounds bucket
+}
+
+// NginxGroups are the TLS key-exchange groups nginx offers with OpenSSL's
+// defaults, as the exporter's prober offers them: the handshake cost
+// depends on the group the server picks, so the floor offers the same ones
+// to compare like with like.
+func NginxGroups() []tls.CurveID {
+	return []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521}
+}
+
+// ClientTLS is the floor's client configuration: no verification when
+// roots is nil (nginx's proxy_ssl_verify off), and nginx's groups.
+func ClientTLS(roots *x509.CertPool, serverName string) *tls.Config {
+	c := &tls.Config{InsecureSkipVerify: roots == nil, RootCAs: roots, ServerName: serverName, CurvePreferences: NginxGroups()}
+	return c
 }
 
 const numLagBounds = 94

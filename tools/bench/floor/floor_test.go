@@ -2,6 +2,7 @@ package floor
 
 import (
 	"crypto/tls"
+	"slices"
 	"testing"
 	"time"
 
@@ -102,3 +103,49 @@ func BenchmarkFloorTCP(b *testing.B)     { benchmarkKind(b, farm.KindTCP) }
 func BenchmarkFloorHTTP(b *testing.B)    { benchmarkKind(b, farm.KindHTTP) }
 func BenchmarkFloorHTTPS(b *testing.B)   { benchmarkKind(b, farm.KindHTTPS) }
 func BenchmarkFloorFastCGI(b *testing.B) { benchmarkKind(b, farm.KindFastCGI) }
+
+// TestOffersNginxGroups checks that the floor's handshake offers the
+// key-exchange groups nginx (and the exporter's prober) offer, so the
+// servers pick the same group for both.
+func TestOffersNginxGroups(t *testing.T) {
+	ca, err := farm.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	offered := make(chan []tls.CurveID, 1)
+	cfg := ca.ServerConfig()
+	cfg.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		offered <- append([]tls.CurveID(nil), h.SupportedCurves...)
+		return nil, nil
+	}
+	ln, err := tls.Listen("tcp4", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.(*tls.Conn).Handshake()
+	}()
+	p := &Prober{Timeout: 2 * time.Second, TLS: ClientTLS(nil, "")}
+	p.probe(&Target{Kind: "https", Addr: ln.Addr().String(), Name: "t"})
+	got := <-offered
+	want := []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521}
+	// Go's default list starts with a post-quantum hybrid nginx with
+	// OpenSSL 3.0 does not offer: exactly nginx's groups, in its order.
+	var filtered []tls.CurveID
+	for _, c := range got {
+		for _, w := range want {
+			if c == w {
+				filtered = append(filtered, c)
+			}
+		}
+	}
+	if len(got) != len(want) || !slices.Equal(filtered, want) {
+		t.Errorf("offered groups %v, want %v", got, want)
+	}
+}

@@ -71,11 +71,23 @@ type Metrics struct {
 	LagCount   float64
 	LagSum     float64
 	Series     int // lines that are samples
+
+	// Memory of the exporter, for the soak.
+	HeapInuse float64 // go_memstats_heap_inuse_bytes
+	NextGC    float64 // go_memstats_next_gc_bytes
+	OpenFDs   float64 // process_open_fds
+
+	// Whether each signal is live, for -signals all.
+	LogMatched      float64 // nginx_upstream_exporter_log_lines_total{result="matched"}
+	LogLines        float64 // nginx_upstream_exporter_log_lines_total, every result
+	NginxUp         float64 // nginx_upstream_nginx_up; -1 when absent
+	NginxReloads    float64 // nginx_upstream_nginx_reloads_total
+	CapacitySamples int     // samples of nginx_upstream_backend_listen_queue_limit
 }
 
 // ParseMetrics reads a Prometheus text exposition.
 func ParseMetrics(r io.Reader) (Metrics, error) {
-	m := Metrics{LagBuckets: map[float64]float64{}}
+	m := Metrics{LagBuckets: map[float64]float64{}, NginxUp: -1}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
@@ -111,6 +123,23 @@ func ParseMetrics(r io.Reader) (Metrics, error) {
 			m.Failures += v
 		case "go_goroutines":
 			m.Goroutines = v
+		case "go_memstats_heap_inuse_bytes":
+			m.HeapInuse = v
+		case "go_memstats_next_gc_bytes":
+			m.NextGC = v
+		case "process_open_fds":
+			m.OpenFDs = v
+		case "nginx_upstream_exporter_log_lines_total":
+			m.LogLines += v
+			if strings.Contains(name, `result="matched"`) {
+				m.LogMatched += v
+			}
+		case "nginx_upstream_nginx_up":
+			m.NginxUp = v
+		case "nginx_upstream_nginx_reloads_total":
+			m.NginxReloads += v
+		case "nginx_upstream_backend_listen_queue_limit":
+			m.CapacitySamples++
 		case "nginx_upstream_exporter_probes_in_flight":
 			m.InFlight = v
 		case "nginx_upstream_exporter_probe_queue_length":

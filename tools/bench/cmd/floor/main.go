@@ -5,7 +5,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"flag"
@@ -37,7 +36,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	p.TLS = &tls.Config{InsecureSkipVerify: true}
+	p.TLS = floor.ClientTLS(nil, "")
 	if *caFile != "" {
 		pem, err := os.ReadFile(*caFile)
 		if err != nil {
@@ -46,7 +45,7 @@ func main() {
 		}
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(pem)
-		p.TLS = &tls.Config{RootCAs: pool, ServerName: *serverName}
+		p.TLS = floor.ClientTLS(pool, *serverName)
 	}
 
 	stop := make(chan struct{})

@@ -5,9 +5,12 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/tools/bench/confgen"
@@ -30,6 +33,9 @@ type Case struct {
 	Parallel    bool // exporter and floor measured at the same time
 	Soak        bool // print a time series of RSS and goroutines
 	Files       int  // spread the generated config over this many files
+	// Signals is SignalsAll (error log, running nginx, saturation, status
+	// page and API) or SignalsProbes (probes and saturation only).
+	Signals string
 }
 
 func suiteCases(name string, base Case) []Case {
@@ -38,6 +44,14 @@ func suiteCases(name string, base Case) []Case {
 		c := base
 		c.Name, c.Targets, c.Mix, c.Parallel = n, targets, mix, true
 		c.Interval = 15 * time.Second
+		if c.Signals == "" {
+			// At 10,000 targets the exporter runs as deployed: every
+			// signal on. The 1k cases compare the probing alone.
+			c.Signals = SignalsProbes
+			if targets >= 10000 {
+				c.Signals = SignalsAll
+			}
+		}
 		if f != nil {
 			f(&c)
 		}
@@ -98,6 +112,20 @@ type Side struct {
 	Goroutines0   float64
 	Goroutines1   float64
 	RSS0          int64
+
+	Signals *SignalCheck // with -signals all
+	Pages   []PageTiming // fetches during the window, with -signals all
+	Samples []Sample     // every -sample-every, in the soak
+}
+
+// Sample is one reading of the exporter during the soak.
+type Sample struct {
+	T          time.Duration // since the window began
+	RSS        int64
+	HeapInuse  float64 // go_memstats_heap_inuse_bytes
+	NextGC     float64 // go_memstats_next_gc_bytes
+	Goroutines float64
+	FDs        int
 }
 
 // Rate is probes per second achieved in the window.
@@ -114,8 +142,26 @@ func runCase(c Case, o options, b binaries) (Result, error) {
 	}
 	defer os.RemoveAll(dir)
 
-	// The farm: a separate process, so its CPU is never counted.
-	fm, stopFarm, err := startFarm(c, b, dir)
+	files := newCaseFiles(dir)
+	all := c.Signals == SignalsAll
+	var nginxBin string
+	if all {
+		if nginxBin, err = findNginx(); err != nil {
+			return res, err
+		}
+	}
+	// The farm: a separate process, so its CPU is never counted; with
+	// every signal on it also writes nginx's error log.
+	var logArgs []string
+	if all {
+		rotate := time.Duration(0)
+		if c.Soak {
+			rotate = o.rotateEvery
+		}
+		logArgs = []string{"-errorlog", files.errorLog, "-log-interval", c.Interval.String(),
+			"-rotate-every", rotate.String(), "-nginx-pid", files.pidFile}
+	}
+	fm, stopFarm, err := startFarm(c, b, dir, logArgs...)
 	if err != nil {
 		return res, err
 	}
@@ -123,7 +169,11 @@ func runCase(c Case, o options, b binaries) (Result, error) {
 
 	var ct []confgen.Target
 	var ft []floor.Target
+	failing := 0
 	for i, t := range fm.Targets {
+		if t.Mode != farm.ModeOK {
+			failing++
+		}
 		ct = append(ct, confgen.Target{Kind: t.Kind, Addr: t.Addr})
 		kind := t.Kind
 		if kind == farm.KindTCP && o.tcpProbe == "memcached" {
@@ -131,9 +181,26 @@ func runCase(c Case, o options, b binaries) (Result, error) {
 		}
 		ft = append(ft, floor.Target{Kind: kind, Addr: t.Addr, Name: confgen.Name(i)})
 	}
-	confPath, err := confgen.Write(dir, ct, confgen.Options{Timeout: c.Timeout, Files: c.Files})
+	copts := confgen.Options{Timeout: c.Timeout, Files: c.Files}
+	if all {
+		copts.Listen = fmt.Sprintf("127.0.0.1:%d", freePort())
+		copts.ErrorLog, copts.PIDFile, copts.RunDir, copts.User = files.errorLog, files.pidFile, files.runDir, confgen.NginxUser()
+	}
+	confPath, err := confgen.Write(dir, ct, copts)
 	if err != nil {
 		return res, err
+	}
+	exporterArgs := o.exporterArgs
+	var ngx *nginxProc
+	if all {
+		if ngx, err = startNginx(nginxBin, confPath, files); err != nil {
+			return res, err
+		}
+		defer ngx.stop()
+	} else {
+		// Probes (and saturation, which is always on) only: no error log,
+		// and no nginx to find through the default pid file.
+		exporterArgs = "--no-nginx.error-log.enabled --nginx.pid-file=" + filepath.Join(dir, "no-nginx.pid") + " " + exporterArgs
 	}
 	ftPath := filepath.Join(dir, "floor-targets.json")
 	raw, _ := json.Marshal(ft)
@@ -158,7 +225,7 @@ func runCase(c Case, o options, b binaries) (Result, error) {
 	runFloor := o.which != "exporter"
 	var exp, flr *proc
 	startExp := func() error {
-		exp, err = startExporter(b.exporter, confPath, interval, c.Concurrency, o.exporterArgs, dir, o.pprofDir != "")
+		exp, err = startExporter(b.exporter, confPath, interval, c.Concurrency, exporterArgs, dir, o.pprofDir != "")
 		return err
 	}
 	startFloor := func() error {
@@ -186,7 +253,40 @@ func runCase(c Case, o options, b binaries) (Result, error) {
 				savePprof(exp.pprofAddr, fmt.Sprintf("profile?seconds=%d", secs), filepath.Join(o.pprofDir, slug(c.Name)+".cpu.pprof"))
 			}()
 		}
+		var pg *pages
+		stopBg := make(chan struct{})
+		var bg sync.WaitGroup
+		if exp != nil && all {
+			pg = &pages{base: strings.TrimSuffix(exp.metricsURL, "/metrics")}
+			bg.Go(func() { pg.run(stopBg) })
+		}
+		var reloadErr error
+		if ngx != nil && c.Soak && o.reloadEvery > 0 {
+			bg.Go(func() {
+				t := time.NewTicker(o.reloadEvery)
+				defer t.Stop()
+				for {
+					select {
+					case <-stopBg:
+						return
+					case <-t.C:
+						if err := ngx.reload(); err != nil && reloadErr == nil {
+							reloadErr = err
+						}
+						logf(o, "nginx reloaded (%d)", ngx.reloads)
+					}
+				}
+			})
+		}
 		sampleUntil(time.Now().Add(o.duration), o.sampleEvery, c.Soak, exp, flr)
+		close(stopBg)
+		bg.Wait()
+		if reloadErr != nil {
+			return reloadErr
+		}
+		if ngx != nil && !ngx.alive() {
+			return errors.New("nginx exited during the window")
+		}
 		if profDone != nil {
 			<-profDone
 			savePprof(exp.pprofAddr, "heap", filepath.Join(o.pprofDir, slug(c.Name)+".heap.pprof"))
@@ -197,6 +297,24 @@ func runCase(c Case, o options, b binaries) (Result, error) {
 		if exp != nil {
 			if err := exp.end(); err != nil {
 				return err
+			}
+			if all {
+				sc := &SignalCheck{
+					Failing:      failing > 0,
+					LogMatched:   exp.m1.LogMatched - exp.m0.LogMatched,
+					LogLines:     exp.m1.LogLines - exp.m0.LogLines,
+					NginxUp:      exp.m1.NginxUp,
+					ReloadsSeen:  exp.m1.NginxReloads - exp.m0.NginxReloads,
+					CapacityRows: exp.m1.CapacitySamples,
+				}
+				if ngx != nil {
+					sc.Reloads = ngx.reloads
+				}
+				exp.side.Signals = sc
+				exp.side.Pages = pg.timings()
+				if p := sc.problems(); len(p) > 0 {
+					return fmt.Errorf("-signals all, but not every signal is live: %s", strings.Join(p, "; "))
+				}
 			}
 			exp.timeScrapes(o.scrapes)
 		}
@@ -268,17 +386,30 @@ func sampleUntil(end time.Time, every time.Duration, soak bool, ps ...*proc) {
 			}
 			p.side.RSSMax = max(p.side.RSSMax, s.RSS)
 			if soak {
+				fds := countFDs(p.cmd.Process.Pid)
 				g := ""
 				if p.metricsURL != "" {
 					if m, _, err := scrape(p.metricsURL); err == nil {
-						g = fmt.Sprintf(" goroutines=%.0f in_flight=%.0f queue=%.0f", m.Goroutines, m.InFlight, m.Queue)
+						g = fmt.Sprintf(" heap_inuse=%.1fMB next_gc=%.1fMB goroutines=%.0f in_flight=%.0f queue=%.0f",
+							m.HeapInuse/1e6, m.NextGC/1e6, m.Goroutines, m.InFlight, m.Queue)
+						p.side.Samples = append(p.side.Samples, Sample{T: time.Since(t0), RSS: s.RSS,
+							HeapInuse: m.HeapInuse, NextGC: m.NextGC, Goroutines: m.Goroutines, FDs: fds})
 					}
 				}
-				fmt.Fprintf(os.Stderr, "soak t=%5.0fs %-8s rss=%6.1fMB threads=%d%s\n",
-					time.Since(t0).Seconds(), p.name, float64(s.RSS)/1e6, s.Threads, g)
+				fmt.Fprintf(os.Stderr, "soak t=%5.0fs %-8s rss=%6.1fMB threads=%d fds=%d%s\n",
+					time.Since(t0).Seconds(), p.name, float64(s.RSS)/1e6, s.Threads, fds, g)
 			}
 		}
 	}
+}
+
+// countFDs counts the open descriptors of pid; -1 when unreadable.
+func countFDs(pid int) int {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return -1
+	}
+	return len(ents)
 }
 
 // proc is a measured process.

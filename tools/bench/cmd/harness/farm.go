@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/tools/bench/confgen"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/tools/bench/farm"
 )
 
@@ -21,7 +22,7 @@ type farmManifest struct {
 	CAFile  string        `json:"ca_file"`
 }
 
-func startFarm(c Case, b binaries, dir string) (*farmManifest, func(), error) {
+func startFarm(c Case, b binaries, dir string, extra ...string) (*farmManifest, func(), error) {
 	per := c.Targets / len(c.Mix)
 	args := []string{"farm", "-dir", dir, fmt.Sprintf("-refuse=%g", c.Refuse), fmt.Sprintf("-hang=%g", c.Hang)}
 	for i, k := range c.Mix {
@@ -31,6 +32,7 @@ func startFarm(c Case, b binaries, dir string) (*farmManifest, func(), error) {
 		}
 		args = append(args, fmt.Sprintf("-%s=%d", k, n))
 	}
+	args = append(args, extra...)
 	cmd := exec.Command(b.self, args...)
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
@@ -68,6 +70,11 @@ func runFarm(args []string) {
 	fs.Float64Var(&spec.Hang, "hang", 0, "")
 	fs.Uint64Var(&spec.Seed, "seed", uint64(time.Now().UnixNano()), "")
 	dir := fs.String("dir", ".", "where ca.pem goes")
+	var lw farm.LogWriter
+	fs.StringVar(&lw.Path, "errorlog", "", "append nginx error-log lines for the failing targets to this file")
+	fs.DurationVar(&lw.Interval, "log-interval", 15*time.Second, "one line per failing target per this interval")
+	fs.DurationVar(&lw.RotateEvery, "rotate-every", 0, "rename and reopen the error log this often (0: never)")
+	fs.StringVar(&lw.PIDFile, "nginx-pid", "", "nginx's pid file: nginx is told to reopen its logs after a rotation")
 	fs.Parse(args)
 	for k, n := range counts {
 		spec.Counts[k] = *n
@@ -80,6 +87,21 @@ func runFarm(args []string) {
 	caFile := filepath.Join(*dir, "ca.pem")
 	os.WriteFile(caFile, f.CAPEM, 0o644)
 	json.NewEncoder(os.Stdout).Encode(farmManifest{Targets: f.Targets, CAFile: caFile})
+	stop := make(chan struct{})
+	logDone := make(chan struct{})
+	if lw.Path != "" {
+		lw.Targets, lw.Names, lw.Server = f.Targets, confgen.Name, "main.bench.test"
+		go func() {
+			defer close(logDone)
+			if err := lw.Run(stop); err != nil {
+				fmt.Fprintf(os.Stderr, "farm: %v\n", err)
+			}
+		}()
+	} else {
+		close(logDone)
+	}
 	// Serve until the harness closes our stdin (or dies).
 	io.Copy(io.Discard, os.Stdin)
+	close(stop)
+	<-logDone
 }

@@ -4,12 +4,15 @@
 //
 //	cd tools/bench && go run ./cmd/harness -suite standard -runs 3 -duration 60s -out results.md
 //	cd tools/bench && go run ./cmd/harness -targets 1000 -mix tcp -duration 60s
+//	cd tools/bench && go run ./cmd/harness -suite soak -duration 1h -sample-every 30s -out soak.md
 //
 // The harness is its own module so that none of it is part of the
 // exporter's import tree. Its files: cases.go (what is measured and how one
 // case runs), processes.go (building and driving the exporter and floor
 // processes), farm.go (the target farm, run as "harness farm" in its own
-// process), report.go (the markdown table).
+// process), signals.go (-signals all: a running nginx, the status page and
+// API fetched during the window, the check that every signal is live),
+// report.go (the markdown table and the soak's samples).
 //
 // See docs/performance.md for what each number means.
 package main
@@ -34,6 +37,8 @@ type options struct {
 	verbose          bool
 	tcpProbe         string
 	pprofDir         string
+	reloadEvery      time.Duration
+	rotateEvery      time.Duration
 }
 
 func main() {
@@ -43,7 +48,7 @@ func main() {
 	}
 	var c Case
 	var o options
-	var mix, suite, out, mode string
+	var mix, suite, out, mode, signals string
 	flag.StringVar(&suite, "suite", "", "run a predefined set of cases: standard, quick, soak (overrides the single-case flags)")
 	flag.IntVar(&c.Targets, "targets", 1000, "number of upstream servers")
 	flag.StringVar(&mix, "mix", "tcp", "comma-separated kinds (tcp,http,https,fastcgi), targets split evenly")
@@ -64,13 +69,22 @@ func main() {
 	flag.StringVar(&o.exporter, "exporter", "", "exporter binary (default: go build at the repository root)")
 	flag.StringVar(&o.exporterArgs, "exporter-args", "", "extra exporter flags, space-separated")
 	flag.IntVar(&o.scrapes, "scrapes", 5, "timed /metrics scrapes after the window")
-	flag.DurationVar(&o.sampleEvery, "sample-every", time.Second, "RSS sampling period")
+	flag.DurationVar(&o.sampleEvery, "sample-every", time.Second, "RSS sampling period; in the soak also heap, goroutines and open fds (default 30s with -suite soak)")
 	flag.BoolVar(&o.verbose, "v", false, "log progress to stderr")
 	flag.StringVar(&o.tcpProbe, "tcp-probe", "auto", "what the floor does for tcp targets, which the config declares with memcached_pass: connect, memcached (connect + get + read a line), or auto (memcached when the exporter has a memcached prober)")
 	flag.StringVar(&o.pprofDir, "pprof", "", "build the exporter with net/http/pprof on a side port (through go build -overlay, the tree is not changed) and save a CPU profile of each window and a heap profile at its end into this directory")
+	flag.StringVar(&signals, "signals", "", "what the exporter has on: all (error log written by the farm, a running nginx on the generated config, saturation, the status page and API fetched during the window) or probes (probes and saturation); default: all for the 10,000-target suite cases and the soak, probes otherwise")
+	flag.DurationVar(&o.reloadEvery, "reload-every", 10*time.Minute, "soak with -signals all: nginx -s reload this often")
+	flag.DurationVar(&o.rotateEvery, "rotate-every", 3*time.Minute, "soak with -signals all: rotate the error log (rename + reopen) this often")
 	flag.StringVar(&out, "out", "", "also write the markdown report here")
 	flag.Parse()
 	c.Mix = strings.Split(mix, ",")
+	switch signals {
+	case "", SignalsAll, SignalsProbes:
+		c.Signals = signals
+	default:
+		fatalf("-signals: all or probes")
+	}
 	switch mode {
 	case "parallel":
 		c.Parallel = true
@@ -101,6 +115,9 @@ func main() {
 	switch suite {
 	case "":
 		c.Name = fmt.Sprintf("%d %s", c.Targets, strings.Join(c.Mix, "+"))
+		if c.Signals == "" {
+			c.Signals = SignalsProbes
+		}
 		cases = []Case{c}
 	default:
 		cases = suiteCases(suite, c)
@@ -108,11 +125,17 @@ func main() {
 			fatalf("unknown -suite %q", suite)
 		}
 	}
+	if suite == "soak" && !flagSet("sample-every") {
+		// Each soak sample scrapes /metrics: once a second at 10,000
+		// targets would be a load of its own.
+		o.sampleEvery = 30 * time.Second
+	}
 
 	var report strings.Builder
 	fmt.Fprintf(&report, "%s\n\n", describeMachine(o))
 	fmt.Fprint(&report, tableHeader)
 	fmt.Print(report.String())
+	var after strings.Builder
 	for _, k := range cases {
 		var results []Result
 		for r := 0; r < o.runs; r++ {
@@ -123,15 +146,25 @@ func main() {
 			}
 			results = append(results, res)
 		}
-		rows := tableRows(k, median(results))
+		m := median(results)
+		rows := tableRows(k, m)
 		fmt.Print(rows)
 		report.WriteString(rows)
+		after.WriteString(samplesTable(k, m.Exporter))
 	}
+	fmt.Print(after.String())
+	report.WriteString(after.String())
 	if out != "" {
 		if err := os.WriteFile(out, []byte(report.String()), 0o644); err != nil {
 			fatalf("%v", err)
 		}
 	}
+}
+
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func tail(b []byte) string {

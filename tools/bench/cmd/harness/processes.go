@@ -115,7 +115,7 @@ type proc struct {
 
 	t0     time.Time
 	s0     procstat.Sample
-	m0     procstat.Metrics
+	m0, m1 procstat.Metrics
 	fs0    floor.Stats
 	stderr *os.File
 }
@@ -215,6 +215,7 @@ func (p *proc) end() error {
 		if err != nil {
 			return err
 		}
+		p.m1 = m1
 		p.side.Probes = m1.Runs - p.m0.Runs
 		p.side.Failures = m1.Failures - p.m0.Failures
 		p.side.LagP50 = procstat.Quantile(0.5, p.m0.LagBuckets, m1.LagBuckets)

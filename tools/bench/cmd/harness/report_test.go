@@ -1,0 +1,78 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func soakSamples(d, every time.Duration, mbPerHour float64) []Sample {
+	var out []Sample
+	for i := 1; time.Duration(i)*every <= d; i++ {
+		t := time.Duration(i) * every
+		// ±1.5 MB of GC swing in the pattern +,-,-,+ (uncorrelated with t).
+		noise := 1.5
+		if i%4 == 1 || i%4 == 2 {
+			noise = -1.5
+		}
+		mb := 40 + mbPerHour*t.Hours() + noise
+		out = append(out, Sample{T: t, RSS: int64(mb * 1e6), HeapInuse: 15e6})
+	}
+	return out
+}
+
+func TestFlatness(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		d         time.Duration
+		mbPerHour float64
+		verdict   string
+	}{
+		{"flat hour", time.Hour, 0, "flat"},
+		{"slow drift below the threshold", time.Hour, 1, "flat"},
+		{"leak", time.Hour, 6, "GROWING"},
+		{"falling", time.Hour, -5, "flat"},
+		{"too short", 10 * time.Minute, 50, "no verdict"},
+	} {
+		fl := flatness(soakSamples(tc.d, 30*time.Second, tc.mbPerHour))
+		if !strings.HasPrefix(fl.Verdict(), tc.verdict) {
+			t.Errorf("%s: verdict %q (slope %.2f MB/h), want %q", tc.name, fl.Verdict(), fl.SlopeMBh, tc.verdict)
+		}
+		if tc.d == time.Hour && (fl.SlopeMBh < tc.mbPerHour-0.5 || fl.SlopeMBh > tc.mbPerHour+0.5) {
+			t.Errorf("%s: slope %.2f MB/h, want %.0f", tc.name, fl.SlopeMBh, tc.mbPerHour)
+		}
+		if tc.d == time.Hour && tc.mbPerHour == 0 && (fl.SpreadMB < 2.9 || fl.SpreadMB > 3.1) {
+			t.Errorf("%s: spread %.2f MB, want 3 (±1.5 MB)", tc.name, fl.SpreadMB)
+		}
+	}
+	if v := flatness(nil).Verdict(); v != "too few samples" {
+		t.Errorf("no samples: %q", v)
+	}
+}
+
+func TestSignalCheckProblems(t *testing.T) {
+	ok := SignalCheck{Failing: true, LogMatched: 10, LogLines: 12, NginxUp: 1, CapacityRows: 5, Reloads: 2, ReloadsSeen: 1}
+	if p := ok.problems(); len(p) != 0 {
+		t.Fatalf("all live: %v", p)
+	}
+	for name, broken := range map[string]func(*SignalCheck){
+		"error log":     func(s *SignalCheck) { s.LogMatched = 0 },
+		"no log line":   func(s *SignalCheck) { s.LogMatched, s.LogLines = 0, 0 },
+		"nginx_up":      func(s *SignalCheck) { s.NginxUp = 0 },
+		"no nginx_up":   func(s *SignalCheck) { s.NginxUp = -1 },
+		"saturation":    func(s *SignalCheck) { s.CapacityRows = 0 },
+		"reloads_total": func(s *SignalCheck) { s.ReloadsSeen = 0 },
+	} {
+		s := ok
+		broken(&s)
+		if p := s.problems(); len(p) != 1 {
+			t.Errorf("%s broken: problems %v, want one", name, p)
+		}
+	}
+	// No failing target: nginx logs no upstream error, only other lines.
+	healthy := ok
+	healthy.Failing, healthy.LogMatched = false, 0
+	if p := healthy.problems(); len(p) != 0 {
+		t.Errorf("no failing target, other lines read: %v", p)
+	}
+}
