@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -134,9 +135,13 @@ func startExporter(bin, conf string, interval time.Duration, conc int, extra, di
 		"--web.listen-address=" + addr,
 		"--probe.interval=" + interval.String(),
 		fmt.Sprintf("--probe.concurrency=%d", conc),
-		"--log.level=warn",
 	}
-	args = append(args, strings.Fields(extra)...)
+	extraArgs := strings.Fields(extra)
+	// -exporter-args may set its own log level: kingpin refuses repeats.
+	if !slices.ContainsFunc(extraArgs, func(a string) bool { return strings.HasPrefix(a, "--log.level=") }) {
+		args = append(args, "--log.level=warn")
+	}
+	args = append(args, extraArgs...)
 	cmd := exec.Command(bin, args...)
 	var pprofAddr string
 	if pprof {
