@@ -28,7 +28,7 @@ type Outcome struct {
 // entry n%HistoryLen holds the outcome of the target's n-th probe (from
 // 0, state.runs counts them). It is kept column-wise, times as integers,
 // durations in microseconds (nginx logs milliseconds; a phase saturates
-// at ~71 min) and verdicts as one code: 173 bytes, the bulk of a
+// at ~71 min) and verdicts as one code: 168 bytes, the bulk of a
 // target's state.
 type history struct {
 	finished [HistoryLen]int64 // UnixNano
