@@ -1,15 +1,19 @@
 package collector
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
@@ -62,4 +66,45 @@ func BenchmarkTextWriter10k(b *testing.B) {
 		n, _ = tw.WriteTo(io.Discard)
 	}
 	b.ReportMetric(float64(n), "bytes/page")
+}
+
+// BenchmarkTextWriter10kScheduler is BenchmarkTextWriter10k reading a real
+// scheduler, whose targets were each probed (half refused): each family
+// reads every target's compact state under its lock.
+func BenchmarkTextWriter10kScheduler(b *testing.B) {
+	src := bigSource(10000)
+	targets := make([]*discovery.Target, len(src))
+	for i := range src {
+		targets[i] = src[i].Target
+	}
+	s := scheduler.New(scheduler.Options{Interval: time.Second, Concurrency: 64, Prober: halfFailing{new(atomic.Uint64)}})
+	s.Update(&discovery.Set{Targets: targets, Probed: len(targets)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	for all := false; !all; time.Sleep(100 * time.Millisecond) {
+		all = true
+		s.Each(func(st *scheduler.Status) { all = all && st.HasResult })
+	}
+	cancel()
+	<-done
+	tw := NewTextWriter(s)
+	var n int64
+	b.ReportAllocs()
+	for b.Loop() {
+		n, _ = tw.WriteTo(io.Discard)
+	}
+	b.ReportMetric(float64(n), "bytes/page")
+}
+
+// halfFailing refuses every other probe.
+type halfFailing struct{ n *atomic.Uint64 }
+
+func (h halfFailing) Probe(_ context.Context, _ *prober.Peer, r *prober.Result) {
+	r.Duration = time.Millisecond
+	if h.n.Add(1)%2 == 0 {
+		r.Success, r.HTTPStatus = true, 200
+		return
+	}
+	r.Fail(prober.ReasonConnectionRefused, errors.New("dial tcp 10.0.0.1:8080: connect: connection refused"))
 }

@@ -27,9 +27,11 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 type fakeSource []scheduler.Status
 
+// Each hands out one reused copy, as the scheduler does.
 func (f fakeSource) Each(fn func(st *scheduler.Status)) {
+	var st scheduler.Status
 	for i := range f {
-		st := f[i]
+		st = f[i]
 		fn(&st)
 	}
 }

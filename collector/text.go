@@ -14,7 +14,7 @@ import (
 )
 
 // TextWriter renders the per-target families straight into the Prometheus
-// text format from a snapshot of the scheduler. With 10,000 targets the
+// text format while reading the scheduler. With 10,000 targets the
 // generic path (a const metric and a protobuf message per series, then
 // sorting) costs about a second and 170 MB per scrape; here the label set
 // of each target is escaped once per configuration and only the values
@@ -23,9 +23,14 @@ import (
 // It renders the same families table as Collector (a test holds the two
 // pages equal); Collector stays the reference and serves /probe.
 //
-// No lock is held while writing to the client: each scrape renders from
-// its own snapshot, so a client that stops reading holds nothing but its
-// own connection (bounded by the server's write timeout).
+// It keeps no snapshot: the text format wants each family's series
+// together, so it reads the source once per family, rendering each target
+// from the copy Each hands it (read under that target's lock alone) into
+// a bounded buffer, and writes the buffer between targets. No lock is held
+// while writing to the client, so a client that stops reading holds
+// nothing but its own connection (bounded by the server's write timeout).
+// Each family is consistent per target; a probe that ends during a scrape
+// shows in the families read after it, as it would in the next scrape.
 type TextWriter struct {
 	src      Source
 	families []*family
@@ -46,11 +51,13 @@ type renderedLabels struct {
 	info   string // ,backup="…",… of the info family
 }
 
-// page is the per-scrape state: a snapshot and a bounded output buffer.
+// page is the per-scrape state: the targets in the order the first family
+// read them, with their labels, so that later families find their labels
+// without the map, and a bounded output buffer.
 type page struct {
-	snap   []scheduler.Status
-	labels []*renderedLabels
-	buf    []byte
+	targets []*discovery.Target
+	labels  []*renderedLabels
+	buf     []byte
 }
 
 // flushSize bounds the buffer a scrape renders into before writing: the
@@ -87,11 +94,6 @@ func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
 	}
 	defer tw.release(p)
 
-	tw.src.Each(func(st *scheduler.Status) { p.snap = append(p.snap, *st) })
-	tw.mu.Lock()
-	tw.refreshLabels(p)
-	tw.mu.Unlock()
-
 	cw := &countingWriter{w: w}
 	b := p.buf[:0]
 	defer func() { p.buf = b[:0] }()
@@ -99,12 +101,16 @@ func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
 		b = header(b, f)
 		var l *renderedLabels
 		yield := func(lv string, v float64) { b = sample(b, f.name, l.target, f.label, lv, v) }
-		for j := range p.snap {
-			st := &p.snap[j]
-			if !f.scope.has(st) {
-				continue
+		j := 0
+		tw.src.Each(func(st *scheduler.Status) {
+			if cw.err != nil {
+				return
 			}
-			l = p.labels[j]
+			l = tw.labelsAt(p, j, st.Target)
+			j++
+			if !f.scope.has(st) {
+				return
+			}
 			if f.info != nil {
 				b = append(b, f.name...)
 				b = append(b, '{')
@@ -115,57 +121,74 @@ func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
 				f.values(st, yield)
 			}
 			if len(b) >= flushSize {
-				if _, err := cw.Write(b); err != nil {
-					return cw.n, err
-				}
+				cw.Write(b)
 				b = b[:0]
 			}
+		})
+		if cw.err != nil {
+			return cw.n, cw.err
 		}
 	}
 	cw.Write(b)
+	tw.forget(p)
 	return cw.n, cw.err
 }
 
 // release returns p to the pool without references to targets, so a
 // reload's old targets can be collected.
 func (tw *TextWriter) release(p *page) {
-	clear(p.snap)
+	clear(p.targets)
 	clear(p.labels)
-	p.snap, p.labels = p.snap[:0], p.labels[:0]
+	p.targets, p.labels = p.targets[:0], p.labels[:0]
 	tw.pages.Put(p)
 }
 
-// refreshLabels gives every target of p's snapshot its escaped labels,
-// rendering those of new targets and forgetting those of targets gone
-// with a reload. Called with tw.mu held.
-func (tw *TextWriter) refreshLabels(p *page) {
-	if len(tw.labels) > 2*len(p.snap)+16 {
-		next := make(map[*discovery.Target]*renderedLabels, len(p.snap))
-		for i := range p.snap {
-			t := p.snap[i].Target
-			if l, ok := tw.labels[t]; ok {
-				next[t] = l
-			}
-		}
-		tw.labels = next
-		// Strings in use stay referenced by their labels; the next
-		// targets intern afresh, so values gone with a reload go too.
-		tw.infos = map[string]string{}
+// labelsAt returns the escaped labels of t, the j-th target of a family:
+// those p holds at j when an earlier family read the same target there,
+// else those rendered for t once per configuration, which p then holds.
+func (tw *TextWriter) labelsAt(p *page, j int, t *discovery.Target) *renderedLabels {
+	if j < len(p.targets) && p.targets[j] == t {
+		return p.labels[j]
 	}
-	for i := range p.snap {
-		t := p.snap[i].Target
-		l, ok := tw.labels[t]
-		if !ok {
-			l = renderLabels(t)
-			if v, ok := tw.infos[l.info]; ok {
-				l.info = v
-			} else {
-				tw.infos[l.info] = l.info
-			}
-			tw.labels[t] = l
+	tw.mu.Lock()
+	l, ok := tw.labels[t]
+	if !ok {
+		l = renderLabels(t)
+		if v, ok := tw.infos[l.info]; ok {
+			l.info = v
+		} else {
+			tw.infos[l.info] = l.info
 		}
-		p.labels = append(p.labels, l)
+		tw.labels[t] = l
 	}
+	tw.mu.Unlock()
+	if j < len(p.targets) {
+		// The targets changed with a reload during this scrape.
+		p.targets[j], p.labels[j] = t, l
+	} else {
+		p.targets, p.labels = append(p.targets, t), append(p.labels, l)
+	}
+	return l
+}
+
+// forget drops the labels of targets gone with a reload, once they
+// outnumber the targets p read.
+func (tw *TextWriter) forget(p *page) {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	if len(tw.labels) <= 2*len(p.targets)+16 {
+		return
+	}
+	next := make(map[*discovery.Target]*renderedLabels, len(p.targets))
+	for _, t := range p.targets {
+		if l, ok := tw.labels[t]; ok {
+			next[t] = l
+		}
+	}
+	tw.labels = next
+	// Strings in use stay referenced by their labels; the next targets
+	// intern afresh, so values gone with a reload go too.
+	tw.infos = map[string]string{}
 }
 
 func renderLabels(t *discovery.Target) *renderedLabels {

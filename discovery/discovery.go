@@ -56,17 +56,56 @@ type Target struct {
 }
 
 // Logger says which target a line is about (upstream, server, address,
-// protocol); the target's prober logs through it too.
+// protocol); the target's prober logs through it too. Until a record at
+// an enabled level is handled it is a small stand-in (~64 bytes, not the
+// ~300 of a logger with the target's attributes): most targets never log,
+// yet probers and the scheduler ask for it on every probe.
 func (t *Target) Logger() *slog.Logger {
-	t.logOnce.Do(func() {
-		base := t.base
-		if base == nil {
-			base = slog.New(slog.DiscardHandler)
-		}
-		t.log = base.With("upstream", t.Upstream, "server", t.Server, "address", t.Address, "protocol", t.Protocol)
-	})
+	t.logOnce.Do(func() { t.log = slog.New(&lazyHandler{t: t}) })
 	return t.log
 }
+
+// discardLogger is read-only: a logger that drops everything.
+var discardLogger = slog.New(slog.DiscardHandler)
+
+// lazyHandler is a target's handler: levels are the base logger's, which
+// the target's attributes do not change, and the first record handled
+// builds the base handler with the attributes.
+type lazyHandler struct {
+	t    *Target
+	once sync.Once
+	h    slog.Handler
+}
+
+func (h *lazyHandler) base() slog.Handler {
+	if h.t.base == nil {
+		return discardLogger.Handler()
+	}
+	return h.t.base.Handler()
+}
+
+func (h *lazyHandler) built() slog.Handler {
+	h.once.Do(func() {
+		t := h.t
+		h.h = h.base().WithAttrs([]slog.Attr{
+			slog.String("upstream", t.Upstream), slog.String("server", t.Server),
+			slog.String("address", t.Address), slog.String("protocol", t.Protocol),
+		})
+	})
+	return h.h
+}
+
+func (h *lazyHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.base().Enabled(ctx, l)
+}
+
+func (h *lazyHandler) Handle(ctx context.Context, r slog.Record) error {
+	return h.built().Handle(ctx, r)
+}
+
+func (h *lazyHandler) WithAttrs(as []slog.Attr) slog.Handler { return h.built().WithAttrs(as) }
+
+func (h *lazyHandler) WithGroup(name string) slog.Handler { return h.built().WithGroup(name) }
 
 // Set is the result of one discovery.
 type Set struct {

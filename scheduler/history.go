@@ -24,58 +24,104 @@ type Outcome struct {
 	Phases       [len(prober.PhaseNames)]time.Duration
 }
 
-// outcome is Outcome as kept in memory: reasons as indices, times as
-// integers, phases in microseconds: 40 bytes, so the ring of a target
-// costs about 210 bytes, 2.1 MB at 10,000 targets.
-type outcome struct {
-	finished int64 // UnixNano
-	duration int64
-	phases   [len(prober.PhaseNames)]uint32 // µs, saturating at ~71 min
-	reason   uint8                          // 0: none, else prober.Reasons[reason-1]
-	cause    uint8                          // 0: none, else prober.InconclusiveCauses[cause-1]
-	success  bool
-}
-
-// history is a ring of a target's last outcomes, guarded by state.mu.
+// history is a target's last HistoryLen outcomes, guarded by state.mu:
+// entry n%HistoryLen holds the outcome of the target's n-th probe (from
+// 0, state.runs counts them). It is kept column-wise, times as integers,
+// durations in microseconds (nginx logs milliseconds; a phase saturates
+// at ~71 min) and verdicts as one code: 168 bytes, the bulk of a
+// target's state.
 type history struct {
-	ring [HistoryLen]outcome
-	n    uint64 // outcomes recorded so far
+	finished [HistoryLen]int64 // UnixNano
+	duration [HistoryLen]uint32
+	phases   [HistoryLen][len(prober.PhaseNames)]uint32
+	code     [HistoryLen]uint8
 }
 
-func (h *history) add(r *prober.Result, finished time.Time) {
-	o := outcome{finished: finished.UnixNano(), duration: int64(r.Duration), success: r.Success}
-	for i, d := range r.Phases {
-		o.phases[i] = uint32(min(d/time.Microsecond, 1<<32-1))
+// Verdict codes: success, then a reason (prober.Reasons[code-codeReason]),
+// then a cause (prober.InconclusiveCauses[code-codeCause]).
+const (
+	codeSuccess = 0
+	codeReason  = 1
+	codeCause   = codeReason + len(prober.Reasons)
+	// codeNoReason: a failure without a reason, which prober.Table never
+	// reports; kept as it came rather than given one.
+	codeNoReason = 255
+)
+
+func encode(r *prober.Result) uint8 {
+	switch {
+	case r.Inconclusive != "":
+		for i, v := range prober.InconclusiveCauses {
+			if v == r.Inconclusive {
+				return uint8(codeCause + i)
+			}
+		}
+		return uint8(codeCause)
+	case r.Success:
+		return codeSuccess
 	}
 	for i, v := range prober.Reasons {
 		if v == r.Reason {
-			o.reason = uint8(i + 1)
+			return uint8(codeReason + i)
 		}
 	}
-	for i, v := range prober.InconclusiveCauses {
-		if v == r.Inconclusive {
-			o.cause = uint8(i + 1)
-		}
-	}
-	h.ring[h.n%HistoryLen] = o
-	h.n++
+	return codeNoReason
 }
 
-// list returns the outcomes, newest first.
-func (h *history) list() []Outcome {
-	n := min(h.n, HistoryLen)
+// outcome is one entry of a history, decoded on demand.
+type outcome struct {
+	finished int64
+	duration uint32
+	phases   [len(prober.PhaseNames)]uint32
+	code     uint8
+}
+
+func (o *outcome) success() bool { return o.code == codeSuccess }
+
+func (o *outcome) reason() prober.Reason {
+	if o.code >= codeReason && int(o.code) < codeCause {
+		return prober.Reasons[o.code-codeReason]
+	}
+	return ""
+}
+
+func (o *outcome) cause() prober.Inconclusive {
+	if int(o.code) >= codeCause && int(o.code) < codeCause+len(prober.InconclusiveCauses) {
+		return prober.InconclusiveCauses[int(o.code)-codeCause]
+	}
+	return ""
+}
+
+func micros(d time.Duration) uint32 { return uint32(min(max(d/time.Microsecond, 0), 1<<32-1)) }
+
+// put records r, the outcome of probe number n.
+func (h *history) put(n uint64, r *prober.Result, finished time.Time) {
+	i := n % HistoryLen
+	h.finished[i] = finished.UnixNano()
+	h.duration[i] = micros(r.Duration)
+	for p, d := range r.Phases {
+		h.phases[i][p] = micros(d)
+	}
+	h.code[i] = encode(r)
+}
+
+// at returns the outcome of probe number n, one of the last HistoryLen.
+func (h *history) at(n uint64) outcome {
+	i := n % HistoryLen
+	return outcome{finished: h.finished[i], duration: h.duration[i], phases: h.phases[i], code: h.code[i]}
+}
+
+// list returns the outcomes of a target that ran runs probes, newest
+// first.
+func (h *history) list(runs uint64) []Outcome {
+	n := min(runs, HistoryLen)
 	out := make([]Outcome, 0, n)
 	for i := range n {
-		o := &h.ring[(h.n-1-i)%HistoryLen]
-		x := Outcome{Finished: time.Unix(0, o.finished), Success: o.success, Duration: time.Duration(o.duration)}
+		o := h.at(runs - 1 - i)
+		x := Outcome{Finished: time.Unix(0, o.finished), Success: o.success(), Reason: o.reason(), Inconclusive: o.cause(),
+			Duration: time.Duration(o.duration) * time.Microsecond}
 		for p, us := range o.phases {
 			x.Phases[p] = time.Duration(us) * time.Microsecond
-		}
-		if o.reason > 0 {
-			x.Reason = prober.Reasons[o.reason-1]
-		}
-		if o.cause > 0 {
-			x.Inconclusive = prober.InconclusiveCauses[o.cause-1]
 		}
 		out = append(out, x)
 	}
@@ -93,5 +139,5 @@ func (s *Scheduler) History(k discovery.Key) []Outcome {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return st.history.list()
+	return st.history.list(st.runs)
 }

@@ -16,6 +16,7 @@ package scheduler
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"hash/fnv"
 	"log/slog"
 	"sync"
@@ -67,6 +68,12 @@ type Options struct {
 }
 
 // Status is a copy of one target's state, handed to readers.
+//
+// The scheduler keeps the last result compactly (see state) and rebuilds
+// it here: durations and phases have microsecond precision (nginx logs
+// milliseconds), and Result.Err is only the error's text, kept while the
+// target fails for the status page and the API, not the error value with
+// everything it wraps.
 type Status struct {
 	Target *discovery.Target
 	// HasResult is false until the first probe finished (and always for
@@ -82,23 +89,78 @@ type Status struct {
 	Skipped uint64
 }
 
+// state is one target's schedule and results. It is kept small because
+// there is one per configured server (10,000 and more): the last result
+// is the newest entry of the history, reasons and causes are indices,
+// times integers, and what only some targets have (failure counters, the
+// texts of a failure, a runtime address) is in extra.
 type state struct {
-	mu      sync.Mutex
-	status  Status
-	history history // guarded by mu
-
-	// Fields below are guarded by Scheduler.mu.
+	mu sync.Mutex
+	// target is written under both Scheduler.mu and mu, so holding either
+	// is enough to read it.
 	target *discovery.Target
+
+	// Fields below up to index are guarded by Scheduler.mu.
 	// due is the grid time of the next run; lagFrom is the time its lag is
-	// measured from, earlier than due when runs were skipped.
-	due     time.Time
-	lagFrom time.Time
-	index   int   // in its lane's heap, -1 when not queued
-	lane    *lane // the lane it is queued in or would be queued in
+	// measured from, earlier than due when runs were skipped. Both are
+	// nanoseconds since Scheduler.epoch, which keeps the monotonic clock.
+	due     int64
+	lagFrom int64
+
+	// Fields below are guarded by mu.
+	// runs counts finished probes; the newest history entry is at
+	// (runs-1) % HistoryLen.
+	runs uint64
+	// tlsNotAfter is the last result's certificate expiry in Unix seconds
+	// (X.509 times have no fraction), valid when hasTLS.
+	tlsNotAfter int64
+	extra       *extra
+	history     history
+
+	index int32 // in its lane's heap, -1 when not queued; Scheduler.mu
+	// httpStatus of the last result: three digits (nginx's parser).
+	httpStatus uint16 // mu
+	hasTLS     bool   // mu
+
+	// Guarded by Scheduler.mu.
+	inSlow  bool // the lane it is queued in or would be queued in
 	running bool
 	slow    bool
 	removed bool
 }
+
+// extra holds what few targets need, so that the others pay one pointer.
+type extra struct {
+	// failures counts failed probes by reason: one or two entries for a
+	// target that fails, in the order the reasons first happened.
+	failures []failureCount
+	skipped  uint64
+	// Of the last result: the peer dialled when resolved at run time, and
+	// while the target fails, the detail and the error's text.
+	address string
+	detail  string
+	err     *lastError
+}
+
+type failureCount struct {
+	n      uint64
+	reason uint8 // index into prober.Reasons
+}
+
+// lastError stands in for a result's error once it has been logged: its
+// text, and whether it said the exporter could not check a path as
+// nginx's worker user (report marks such verdicts unverified). It is
+// never modified, so a Status can hold it after the lock is released.
+type lastError struct {
+	text        string
+	cannotCheck bool
+}
+
+func (e *lastError) Error() string { return e.text }
+
+// Is lets errors.Is(err, prober.ErrCannotCheck) answer as it did for the
+// original error.
+func (e *lastError) Is(target error) bool { return e.cannotCheck && target == prober.ErrCannotCheck }
 
 // lane is a queue of due times with its own budget of slots.
 type lane struct {
@@ -111,6 +173,8 @@ type lane struct {
 type Scheduler struct {
 	opts   Options
 	logger *slog.Logger
+	// epoch is what due times count from; it keeps the monotonic clock.
+	epoch time.Time
 
 	mu         sync.Mutex
 	states     map[discovery.Key]*state
@@ -148,6 +212,7 @@ func New(opts Options) *Scheduler {
 	s := &Scheduler{
 		opts:   opts,
 		logger: opts.Logger,
+		epoch:  time.Now(),
 		states: map[discovery.Key]*state{},
 		wake:   make(chan struct{}, 1),
 		// Only counts: collector.SelfMetrics names and exposes it.
@@ -160,24 +225,34 @@ func New(opts Options) *Scheduler {
 	return s
 }
 
+// at is t as nanoseconds since s.epoch, on the monotonic clock.
+func (s *Scheduler) at(t time.Time) int64 { return int64(t.Sub(s.epoch)) }
+
+// laneOf is the lane st is queued in or would be queued in. Called with
+// s.mu held.
+func (s *Scheduler) laneOf(st *state) *lane {
+	if st.inSlow {
+		return &s.slow
+	}
+	return &s.fast
+}
+
 // Update replaces the target set. Targets whose labels did not change keep
 // their state and schedule; new ones are spread over the next interval.
 func (s *Scheduler) Update(set *discovery.Set) {
-	now := time.Now()
+	now := s.at(time.Now())
 	s.mu.Lock()
 	next := make(map[discovery.Key]*state, len(set.Targets))
 	order := make([]*state, 0, len(set.Targets))
 	for _, t := range set.Targets {
 		st, ok := s.states[t.Key]
 		if !ok {
-			st = &state{index: -1, lane: &s.fast}
-			st.status.Target = t
-			st.due = now.Add(jitter(t.Key, s.opts.Interval))
+			st = &state{index: -1, target: t}
+			st.due = now + int64(jitter(t.Key, s.opts.Interval))
 			st.lagFrom = st.due
 		}
-		st.target = t
 		st.mu.Lock()
-		st.status.Target = t
+		st.target = t
 		st.mu.Unlock()
 		next[t.Key] = st
 		order = append(order, st)
@@ -198,7 +273,7 @@ func (s *Scheduler) Update(set *discovery.Set) {
 	for _, st := range order {
 		// A running target is queued again when its probe ends.
 		if st.target.Probe != nil && !st.running {
-			heap.Push(&st.lane.q, st)
+			heap.Push(&s.laneOf(st).q, st)
 		}
 	}
 	s.mu.Unlock()
@@ -235,7 +310,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 type run struct {
 	st      *state
 	target  *discovery.Target
-	lagFrom time.Time
+	lagFrom int64 // since Scheduler.epoch
 	lane    *lane // guarded by Scheduler.mu: the lane whose slot it holds
 	ended   bool  // guarded by Scheduler.mu
 }
@@ -245,6 +320,7 @@ type run struct {
 // is woken by the end or demotion of one of its probes.
 func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup, now time.Time) time.Duration {
 	wait := time.Hour
+	nowAt := s.at(now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ctx.Err() != nil {
@@ -253,7 +329,7 @@ func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup, now time.T
 	for _, l := range []*lane{&s.fast, &s.slow} {
 		for len(l.q) > 0 {
 			st := l.q[0]
-			if w := st.due.Sub(now); w > 0 {
+			if w := time.Duration(st.due - nowAt); w > 0 {
 				wait = min(wait, w)
 				break
 			}
@@ -266,7 +342,7 @@ func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup, now time.T
 			r := &run{st: st, target: st.target, lagFrom: st.lagFrom, lane: l}
 			// Keep the grid: the next run is one interval after the
 			// scheduled time, not after "now", so lag does not accumulate.
-			st.due = st.due.Add(s.opts.Interval)
+			st.due += int64(s.opts.Interval)
 			st.lagFrom = st.due
 			s.inFlight.Add(1)
 			wg.Add(1)
@@ -280,7 +356,7 @@ func (s *Scheduler) probe(ctx context.Context, wg *sync.WaitGroup, run *run) {
 	defer wg.Done()
 	defer s.inFlight.Add(-1)
 	start := time.Now()
-	s.lag.Observe(start.Sub(run.lagFrom).Seconds())
+	s.lag.Observe(time.Duration(s.at(start) - run.lagFrom).Seconds())
 
 	var demote *time.Timer
 	if run.lane == &s.fast {
@@ -333,22 +409,19 @@ func (s *Scheduler) finish(run *run, end time.Time, slow bool) {
 	st := run.st
 	st.running = false
 	st.slow = slow
-	st.lane = &s.fast
-	if slow {
-		st.lane = &s.slow
-	}
-	if !st.removed && st.target.Probe != nil {
-		if st.due.Before(end) {
+	st.inSlow = slow
+	if endAt := s.at(end); !st.removed && st.target.Probe != nil {
+		if st.due < endAt {
 			st.lagFrom = st.due
-			if missed := end.Sub(st.due) / s.opts.Interval; missed > 0 {
-				st.due = st.due.Add(missed * s.opts.Interval)
+			if missed := (endAt - st.due) / int64(s.opts.Interval); missed > 0 {
+				st.due += missed * int64(s.opts.Interval)
 				s.skipped.Add(uint64(missed))
 				st.mu.Lock()
-				st.status.Skipped += uint64(missed)
+				st.more().skipped += uint64(missed)
 				st.mu.Unlock()
 			}
 		}
-		heap.Push(&st.lane.q, st)
+		heap.Push(&s.laneOf(st).q, st)
 	}
 	s.mu.Unlock()
 	s.signal()
@@ -378,23 +451,28 @@ func probeBound(p *prober.Peer, limit time.Duration) time.Duration {
 
 func (s *Scheduler) record(st *state, t *discovery.Target, r *prober.Result, now time.Time) {
 	st.mu.Lock()
-	wasOK, had := st.status.Result.Success, st.status.HasResult
-	oldReason, oldCause := st.status.Result.Reason, st.status.Result.Inconclusive
-	st.status.Target = t
-	st.status.HasResult = true
-	st.status.Result = *r
-	st.status.Finished = now
-	st.status.Runs++
-	if !r.Success && r.Inconclusive == "" {
-		st.status.Failures[reasonIndex(r.Reason)]++
+	had := st.runs > 0
+	var old outcome
+	if had {
+		old = st.history.at(st.runs - 1)
 	}
-	st.history.add(r, now)
+	st.history.put(st.runs, r, now)
+	st.runs++
+	st.httpStatus = uint16(min(max(r.HTTPStatus, 0), 1<<16-1))
+	st.hasTLS = !r.TLSNotAfter.IsZero()
+	st.tlsNotAfter = r.TLSNotAfter.Unix()
+	st.keepTexts(r)
+	if !r.Success && r.Inconclusive == "" {
+		st.more().fail(reasonIndex(r.Reason))
+	}
 	st.mu.Unlock()
+	wasOK, oldReason, oldCause := old.success(), old.reason(), old.cause()
 
-	logger := t.Logger()
+	// The target's logger is asked for only to log a line: most targets
+	// never log.
 	if r.Inconclusive != "" {
 		s.inconclusive[inconclusiveIndex(r.Inconclusive)].Add(1)
-		s.logInconclusive(logger, r, oldCause)
+		s.logInconclusive(t, r, oldCause)
 		return
 	}
 	switch {
@@ -406,12 +484,103 @@ func (s *Scheduler) record(st *state, t *discovery.Target, r *prober.Result, now
 		if r.Address != "" {
 			attrs = append(attrs, "dialled", r.Address)
 		}
-		logger.Warn("upstream server failing", attrs...)
+		t.Logger().Warn("upstream server failing", attrs...)
 	case r.Success && had && !wasOK:
-		logger.Info("upstream server recovered")
+		t.Logger().Info("upstream server recovered")
 	default:
-		if logger.Enabled(context.Background(), slog.LevelDebug) {
+		// The scheduler's logger and the targets' come from the same
+		// one (main.go): asking the scheduler's first keeps a target that
+		// never logs from getting even the stand-in of its logger.
+		if !s.logger.Enabled(context.Background(), slog.LevelDebug) {
+			return
+		}
+		if logger := t.Logger(); logger.Enabled(context.Background(), slog.LevelDebug) {
 			logger.Debug("probe finished", "success", r.Success, "reason", string(r.Reason), "duration", r.Duration)
+		}
+	}
+}
+
+// more returns st's extra, allocating it. Called with st.mu held.
+func (st *state) more() *extra {
+	if st.extra == nil {
+		st.extra = &extra{}
+	}
+	return st.extra
+}
+
+// fail counts one failed probe of reason (an index into prober.Reasons).
+func (e *extra) fail(reason int) {
+	for i := range e.failures {
+		if int(e.failures[i].reason) == reason {
+			e.failures[i].n++
+			return
+		}
+	}
+	e.failures = append(e.failures, failureCount{n: 1, reason: uint8(reason)})
+}
+
+// keepTexts keeps what the status page and the API show of r's texts: the
+// runtime address, and while the target fails the detail and the error's
+// text. Unchanged texts keep their strings, so a target failing the same
+// way allocates nothing to remember it. Called with st.mu held.
+func (st *state) keepTexts(r *prober.Result) {
+	var detail, errText string
+	cannotCheck := false
+	if !r.Success {
+		detail = r.Detail
+		if r.Err != nil {
+			errText = r.Err.Error()
+			cannotCheck = errors.Is(r.Err, prober.ErrCannotCheck)
+		}
+	}
+	if st.extra == nil && r.Address == "" && detail == "" && r.Err == nil {
+		return
+	}
+	e := st.more()
+	if e.address != r.Address {
+		e.address = r.Address
+	}
+	if e.detail != detail {
+		e.detail = detail
+	}
+	switch {
+	case r.Success || r.Err == nil:
+		e.err = nil
+	case e.err == nil || e.err.text != errText || e.err.cannotCheck != cannotCheck:
+		e.err = &lastError{text: errText, cannotCheck: cannotCheck}
+	}
+}
+
+// read copies st into cp, which it overwrites whole. Called with st.mu
+// held.
+func (st *state) read(cp *Status) {
+	*cp = Status{Target: st.target, Runs: st.runs}
+	if e := st.extra; e != nil {
+		cp.Skipped = e.skipped
+		for _, f := range e.failures {
+			cp.Failures[f.reason] = f.n
+		}
+	}
+	if st.runs == 0 {
+		return
+	}
+	cp.HasResult = true
+	o := st.history.at(st.runs - 1)
+	cp.Finished = time.Unix(0, o.finished)
+	r := &cp.Result
+	r.Success, r.Reason, r.Inconclusive = o.success(), o.reason(), o.cause()
+	r.Duration = time.Duration(o.duration) * time.Microsecond
+	for p, us := range o.phases {
+		r.Phases[p] = time.Duration(us) * time.Microsecond
+	}
+	r.HTTPStatus = int(st.httpStatus)
+	if st.hasTLS {
+		r.TLSNotAfter = time.Unix(st.tlsNotAfter, 0).UTC()
+	}
+	if e := st.extra; e != nil {
+		r.Address, r.Detail = e.address, e.detail
+		if e.err != nil {
+			r.Err = e.err
 		}
 	}
 }
@@ -419,7 +588,7 @@ func (s *Scheduler) record(st *state, t *discovery.Target, r *prober.Result, now
 // logInconclusive says once per target and cause that a probe gave no
 // verdict; running out of the exporter's own resources is logged at most
 // once a minute over all targets, since it hits them all at once.
-func (s *Scheduler) logInconclusive(logger *slog.Logger, r *prober.Result, old prober.Inconclusive) {
+func (s *Scheduler) logInconclusive(t *discovery.Target, r *prober.Result, old prober.Inconclusive) {
 	if r.Inconclusive == prober.InconclusiveExporterResources {
 		now := time.Now().UnixNano()
 		last := s.lastResourceLog.Load()
@@ -436,10 +605,10 @@ func (s *Scheduler) logInconclusive(logger *slog.Logger, r *prober.Result, old p
 	if r.Inconclusive == prober.InconclusiveNoAnswer {
 		// Usual for a healthy UDP server: most ignore the probe's empty
 		// datagram. Not a warning.
-		logger.Info("no verdict: the UDP server neither answered nor drew an ICMP error", "cause", string(r.Inconclusive), "detail", r.Detail)
+		t.Logger().Info("no verdict: the UDP server neither answered nor drew an ICMP error", "cause", string(r.Inconclusive), "detail", r.Detail)
 		return
 	}
-	logger.Warn("probe stopped by the exporter's own time bound before nginx's timeout: no verdict", "cause", string(r.Inconclusive), "err", r.Err)
+	t.Logger().Warn("probe stopped by the exporter's own time bound before nginx's timeout: no verdict", "cause", string(r.Inconclusive), "err", r.Err)
 }
 
 // Inconclusive counts probes without a verdict for cause since start.
@@ -476,7 +645,7 @@ func (s *Scheduler) Each(fn func(st *Status)) {
 	var cp Status
 	for _, st := range order {
 		st.mu.Lock()
-		cp = st.status
+		st.read(&cp)
 		st.mu.Unlock()
 		fn(&cp)
 	}
@@ -506,13 +675,13 @@ func (s *Scheduler) Targets() []*discovery.Target {
 
 // QueueLength counts probes that are due but not started.
 func (s *Scheduler) QueueLength() int {
-	now := time.Now()
+	nowAt := s.at(time.Now())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
 	for _, l := range []*lane{&s.fast, &s.slow} {
 		for _, st := range l.q {
-			if !st.due.After(now) {
+			if st.due <= nowAt {
 				n++
 			}
 		}
@@ -551,15 +720,15 @@ func jitter(k discovery.Key, interval time.Duration) time.Duration {
 type stateHeap []*state
 
 func (h stateHeap) Len() int           { return len(h) }
-func (h stateHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h stateHeap) Less(i, j int) bool { return h[i].due < h[j].due }
 func (h stateHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
+	h[i].index = int32(i)
+	h[j].index = int32(j)
 }
 func (h *stateHeap) Push(x any) {
 	st := x.(*state)
-	st.index = len(*h)
+	st.index = int32(len(*h))
 	*h = append(*h, st)
 }
 func (h *stateHeap) Pop() any {

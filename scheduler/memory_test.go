@@ -1,0 +1,153 @@
+package scheduler
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+)
+
+// liveHeap is the heap still reachable after two collections.
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// memoryTargets are n targets as a large nginx has them: a quarter each of
+// tcp, http, https and fastcgi.
+func memoryTargets(n int) []*discovery.Target {
+	protos := []string{"tcp", "http", "https", "fastcgi"}
+	ts := make([]*discovery.Target, n)
+	for i := range ts {
+		addr := fmt.Sprintf("127.%d.%d.%d:%d", i>>16&255, i>>8&255, i&255, 8000+i%100)
+		ts[i] = &discovery.Target{
+			Key:    discovery.Key{Upstream: fmt.Sprintf("u%d", i/10), Server: addr, Address: addr, Protocol: protos[i%4]},
+			Params: nginxconf.ServerParams{Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second},
+			Probe:  &prober.Peer{Network: "tcp", Address: addr},
+		}
+	}
+	return ts
+}
+
+// memoryResult is probe round of target i: half the targets fail (refused,
+// with the error's text; one in ten of those with a detail), the others
+// answer, https ones with a certificate.
+func memoryResult(i, round int, t *discovery.Target, r *prober.Result) {
+	r.Reset()
+	r.Duration = time.Duration(1000+i+round) * time.Microsecond
+	r.Phases[prober.PhaseConnect] = r.Duration / 2
+	r.Phases[prober.PhaseProcessing] = r.Duration / 2
+	if i%2 == 1 {
+		r.Fail(prober.ReasonConnectionRefused, fmt.Errorf("dial tcp %s: connect: connection refused", t.Address))
+		if i%20 == 1 {
+			r.Detail = "the backend speaks TLS"
+		}
+		return
+	}
+	r.Success = true
+	if t.Protocol != "tcp" {
+		r.HTTPStatus = 200
+	}
+	if t.Protocol == "https" {
+		r.TLSNotAfter = time.Unix(1_800_000_000, 0).UTC()
+	}
+}
+
+// TestMemoryPerTarget bounds the scheduler's live heap per target at
+// 10,000 targets, half of them failing, after several probes of each: the
+// state, its history, the sparse failure counters and texts, and the
+// scheduler's index and order. It was ~1 KB a target with a full
+// prober.Result, a counter per reason and time.Time everywhere.
+func TestMemoryPerTarget(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's bookkeeping distorts the heap")
+	}
+	if testing.CoverMode() != "" {
+		t.Skip("coverage counters distort the heap")
+	}
+	if size := unsafe.Sizeof(state{}); size > 240 {
+		t.Errorf("state is %d bytes, want at most 240 (a 240-byte size class)", size)
+	}
+	const n = 10000
+	ts := memoryTargets(n)
+	var r prober.Result
+	before := liveHeap()
+
+	s := New(Options{Interval: time.Second, Prober: newCountingProber()})
+	s.Update(&discovery.Set{Targets: ts, Probed: n})
+	for round := range 3 {
+		for i, tg := range ts {
+			memoryResult(i, round, tg, &r)
+			s.record(s.states[tg.Key], tg, &r, time.Now())
+		}
+	}
+	r.Reset()
+	after := liveHeap()
+	perTarget := (float64(after) - float64(before)) / n
+	t.Logf("scheduler live heap: %.0f bytes per target at %d targets (state %d B)", perTarget, n, unsafe.Sizeof(state{}))
+
+	// The same reads as before the state was made compact.
+	failing, tls := 0, 0
+	s.Each(func(st *Status) {
+		if st.Runs != 3 || !st.HasResult {
+			t.Fatalf("%s: %d runs", st.Target.Address, st.Runs)
+		}
+		if !st.Result.Success {
+			failing++
+			want := "dial tcp " + st.Target.Address + ": connect: connection refused"
+			if st.Failures[reasonIndex(prober.ReasonConnectionRefused)] != 3 || st.Result.Err == nil || st.Result.Err.Error() != want {
+				t.Fatalf("%s: failures %v, err %v", st.Target.Address, st.Failures, st.Result.Err)
+			}
+		}
+		if !st.Result.TLSNotAfter.IsZero() {
+			tls++
+		}
+	})
+	if failing != n/2 || tls != n/4 {
+		t.Errorf("%d failing, %d with a certificate; want %d and %d", failing, tls, n/2, n/4)
+	}
+	runtime.KeepAlive(s)
+	runtime.KeepAlive(ts)
+	// Measured 513 bytes (909 before the state was made compact): 240 of
+	// state, ~110 of index (map by labels) and order, and for a failing
+	// target its counter, error text and logger (~250, half the targets).
+	if perTarget > 540 {
+		t.Errorf("scheduler state is %.0f bytes per target, want at most 540", perTarget)
+	}
+}
+
+// TestLastErrorIs: the kept text of an error still says whether the
+// exporter could not check a path as nginx's worker user, which the
+// report shows as an unverified verdict.
+func TestLastErrorIs(t *testing.T) {
+	tg := target("app", "/run/app.sock", false)
+	s := New(Options{Interval: time.Second, Prober: newCountingProber()})
+	s.Update(set(tg))
+	st := s.states[tg.Key]
+	for _, err := range []error{fmt.Errorf("stat /run: %w", prober.ErrCannotCheck), errors.New("permission denied")} {
+		r := prober.Result{Reason: prober.ReasonPermissionDenied, Err: err}
+		s.record(st, tg, &r, time.Now())
+		var got Status
+		s.Each(func(cp *Status) { got = *cp })
+		if got.Result.Err == nil || got.Result.Err.Error() != err.Error() ||
+			errors.Is(got.Result.Err, prober.ErrCannotCheck) != errors.Is(err, prober.ErrCannotCheck) {
+			t.Errorf("kept %v for %v", got.Result.Err, err)
+		}
+	}
+	r := prober.Result{Success: true}
+	s.record(st, tg, &r, time.Now())
+	s.Each(func(cp *Status) {
+		if cp.Result.Err != nil || cp.Failures[reasonIndex(prober.ReasonPermissionDenied)] != 2 {
+			t.Errorf("after recovery: err %v, failures %v", cp.Result.Err, cp.Failures)
+		}
+	})
+}
