@@ -13,6 +13,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
@@ -47,25 +48,30 @@ type Target struct {
 	Network string
 	// Sources are the config positions using this target, for logs.
 	Sources []string
-	// base, logOnce and log make Logger: built on first use, because a
-	// logger with its attributes costs about 300 bytes and most targets
-	// never log anything.
-	base    *slog.Logger
-	logOnce sync.Once
-	log     *slog.Logger
+	// base and log make Logger: built on first use, because a logger
+	// with its attributes costs about 300 bytes and most targets never
+	// log anything. An atomic pointer rather than a sync.Once: 8 bytes
+	// instead of 24 per target; two first calls racing build two loggers
+	// and keep one.
+	base *slog.Logger
+	log  atomic.Pointer[slog.Logger]
 }
 
 // Logger says which target a line is about (upstream, server, address,
 // protocol); the target's prober logs through it too.
 func (t *Target) Logger() *slog.Logger {
-	t.logOnce.Do(func() {
-		base := t.base
-		if base == nil {
-			base = slog.New(slog.DiscardHandler)
-		}
-		t.log = base.With("upstream", t.Upstream, "server", t.Server, "address", t.Address, "protocol", t.Protocol)
-	})
-	return t.log
+	if l := t.log.Load(); l != nil {
+		return l
+	}
+	base := t.base
+	if base == nil {
+		base = slog.New(slog.DiscardHandler)
+	}
+	l := base.With("upstream", t.Upstream, "server", t.Server, "address", t.Address, "protocol", t.Protocol)
+	if t.log.CompareAndSwap(nil, l) {
+		return l
+	}
+	return t.log.Load()
 }
 
 // Set is the result of one discovery.
@@ -143,10 +149,11 @@ func Build(ctx context.Context, cfg *nginxconf.Config, opts Options) *Set {
 
 	set := &Set{Dynamic: len(cfg.Dynamic), ErrorLogs: cfg.ErrorLogs}
 	seen := make(map[Key]bool, len(cfg.Servers))
+	in := newInterner()
 	for i := range cfg.Servers {
 		ct := &cfg.Servers[i]
 		for _, addr := range addressesOf(ct, addrs) {
-			t := newTarget(ct, addr, opts)
+			t := newTarget(ct, addr, opts, in)
 			if seen[t.Key] {
 				// Two server lines resolving to one peer: nginx keeps
 				// both, one probe is enough.
@@ -240,7 +247,10 @@ func addressesOf(t *nginxconf.UpstreamServer, addrs map[string]resolved) []strin
 	return []string{""}
 }
 
-func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options) *Target {
+// newTarget builds the target of one peer of ct. What many targets have
+// in common (TLS settings, the probe request) comes from in, one value
+// per distinct setting, never a copy per target.
+func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *interner) *Target {
 	kind := ct.Kind()
 	t := &Target{
 		Key: Key{
@@ -277,12 +287,12 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options) *Target 
 		ReadTimeout:    ct.Settings.ReadTimeout,
 		SendTimeout:    ct.Settings.SendTimeout,
 		BufferSize:     ct.Settings.BufferSize,
-		HTTP: prober.HTTPSettings{
+		Exchange: &prober.Exchange{HTTP: prober.HTTPSettings{
 			Version: ct.Settings.HTTPVersion,
 			Host:    ct.Settings.HostHeader,
 			Method:  "GET",
 			Path:    "/",
-		},
+		}},
 	}
 	switch {
 	case ct.SocketPath != "":
@@ -292,6 +302,10 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options) *Target 
 		p.Resolve = &prober.RuntimeResolve{Host: ct.Host, Port: ct.Port, Resolvers: resolverAddrs(ct.Resolvers)}
 	case addr == "" && net.ParseIP(strings.Trim(ct.Host, "[]")) != nil:
 		p.Address = net.JoinHostPort(strings.Trim(ct.Host, "[]"), ct.Port)
+		if p.Address == ct.Server {
+			// Usually written that way: share the label's string.
+			p.Address = ct.Server
+		}
 	case addr == "":
 		// The name did not resolve at load time. nginx would refuse the
 		// configuration; keep asking the system resolver so the verdict
@@ -299,11 +313,12 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options) *Target 
 		p.Resolve = &prober.RuntimeResolve{Host: ct.Host, Port: ct.Port, System: true}
 	}
 	if kind.TLS {
-		p.TLS = tlsSettings(ct)
+		p.TLS = in.tls(tlsSettings(ct))
 	}
 	if opts.Overrides != nil {
 		opts.Overrides.Apply(ct.Upstream, p)
 	}
+	p.Exchange = in.exchange(p.Exchange)
 	p.Logger = t.Logger
 	t.Probe = p
 	return t
@@ -333,9 +348,9 @@ func tlsSettings(ct *nginxconf.UpstreamServer) *prober.TLSSettings {
 		Certificate:        ssl.Certificate,
 		CertificateKey:     ssl.CertificateKey,
 	}
-	if !ssl.NoSessionReuse {
-		s.Sessions = &prober.Sessions{}
-	}
+	// Each peer keeps its own session (created with the first one), so
+	// the settings themselves can be shared.
+	s.SessionReuse = !ssl.NoSessionReuse
 	if ssl.ServerName {
 		s.ServerName = name
 	}

@@ -291,7 +291,7 @@ func NewTarget(t *discovery.Target) Target {
 	out.Network = p.Network
 	out.Settings.BufferSizeBytes = p.BufferSize
 	if t.Kind.Protocol == protocol.HTTP {
-		out.Settings.HTTPVersion = p.HTTP.Version
+		out.Settings.HTTPVersion = p.Request().HTTP.Version
 	}
 	out.Settings.RuntimeResolve = p.Resolve != nil && !p.Resolve.System
 	if p.TLS != nil {

@@ -1,0 +1,103 @@
+package discovery
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"testing"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
+)
+
+// liveHeap is the heap still reachable after two collections.
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// writeMixedConfig writes the benchmark harness's configuration
+// (tools/bench/confgen): one upstream block and one location per server,
+// tcp (memcached), http, https and fastcgi in turn, with the timeouts set
+// once at http{} level.
+func writeMixedConfig(t *testing.T, n int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "nginx.conf")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	fmt.Fprintf(w, "worker_processes 1;\nevents { worker_connections 1024; }\nhttp {\n")
+	for _, m := range []string{"proxy", "fastcgi", "memcached"} {
+		fmt.Fprintf(w, "    %s_connect_timeout 5000ms;\n    %s_read_timeout 5000ms;\n    %s_send_timeout 5000ms;\n", m, m, m)
+	}
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(w, "    upstream t%d { server 127.0.%d.%d:%d; }\n", i, 1+i/60000, 2+(i/240)%250, 10000+i%240)
+	}
+	fmt.Fprintf(w, "    server {\n        listen 127.0.0.1:8080;\n")
+	for i := 0; i < n; i++ {
+		switch i % 4 {
+		case 0:
+			fmt.Fprintf(w, "        location /t%d { set $memcached_key $uri; memcached_pass t%d; }\n", i, i)
+		case 1:
+			fmt.Fprintf(w, "        location /t%d { proxy_pass http://t%d; }\n", i, i)
+		case 2:
+			fmt.Fprintf(w, "        location /t%d { proxy_pass https://t%d; }\n", i, i)
+		default:
+			fmt.Fprintf(w, "        location /t%d { fastcgi_pass t%d; }\n", i, i)
+		}
+	}
+	fmt.Fprintf(w, "    }\n}\n")
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestTargetSetMemory10k measures what a target set of 10,000 mixed
+// targets keeps alive once the configuration model is gone: the targets,
+// their peers, settings, strings and source positions. The bound catches
+// a per-target copy of what targets share.
+func TestTargetSetMemory10k(t *testing.T) {
+	if testing.Short() {
+		t.Skip("scale test")
+	}
+	if testing.CoverMode() != "" {
+		t.Skip("coverage counters distort the heap")
+	}
+	const n = 10000
+	path := writeMixedConfig(t, n)
+	base := liveHeap()
+	cfg, err := nginxconf.Load(path, nginxconf.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := Build(context.Background(), cfg, Options{})
+	if set.Probed != n {
+		t.Fatalf("%d probed targets, want %d", set.Probed, n)
+	}
+	cfg = nil
+	live := int64(liveHeap()) - int64(base)
+	if p := os.Getenv("MEMPROFILE"); p != "" {
+		f, _ := os.Create(p)
+		pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+	}
+	runtime.KeepAlive(set)
+	perTarget := live / n
+	t.Logf("target set of %d mixed targets: %.2f MB live, %d B per target", n, float64(live)/1e6, perTarget)
+	const bound = 100000
+	if perTarget > bound {
+		t.Errorf("%d B per target, over the %d B bound", perTarget, bound)
+	}
+}
