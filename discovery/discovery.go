@@ -287,9 +287,11 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *inte
 		ReadTimeout:    ct.Settings.ReadTimeout,
 		SendTimeout:    ct.Settings.SendTimeout,
 		BufferSize:     ct.Settings.BufferSize,
+		// The Host header differs per upstream block: on the peer, so
+		// that the request itself is shared.
+		Host: ct.Settings.HostHeader,
 		Exchange: &prober.Exchange{HTTP: prober.HTTPSettings{
 			Version: ct.Settings.HTTPVersion,
-			Host:    ct.Settings.HostHeader,
 			Method:  "GET",
 			Path:    "/",
 		}},

@@ -69,12 +69,14 @@ func appendHTTPRequest(b []byte, t *Peer) []byte {
 	return append(b, "\r\n"...)
 }
 
-// hostHeader is Peer.HTTP.Host, else what nginx's $proxy_host would be:
-// the address, or "localhost" for a unix socket.
+// hostHeader is Peer.HTTP.Host, else Peer.Host, else what nginx's
+// $proxy_host would be: the address, or "localhost" for a unix socket.
 func hostHeader(t *Peer) string {
 	switch {
 	case t.Request().HTTP.Host != "":
 		return t.Request().HTTP.Host
+	case t.Host != "":
+		return t.Host
 	case t.Network == "unix":
 		return "localhost"
 	case t.Address != "":

@@ -32,6 +32,11 @@ type Peer struct {
 	// Resolve is set when nginx resolves the host at run time through its
 	// `resolver`; Address is then filled per probe.
 	Resolve *RuntimeResolve
+	// Host is the Host header nginx sends (proxy_set_header Host, else
+	// $proxy_host) when HTTP.Host does not set one; empty means what
+	// $proxy_host would be for the address. Kept here rather than in the
+	// shared Exchange because it differs per upstream block.
+	Host string
 
 	ConnectTimeout time.Duration
 	ReadTimeout    time.Duration
