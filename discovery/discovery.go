@@ -35,11 +35,12 @@ type Target struct {
 	Key
 	// Kind is the protocol and TLS flag the Protocol label names.
 	Kind     protocol.Kind
-	Params   nginxconf.ServerParams
 	Implicit bool
-	// Timeouts are nginx's effective timeouts (not capped by the
-	// exporter's --probe.timeout), exported for alerting on latency.
-	ConnectTimeout, ReadTimeout, SendTimeout time.Duration
+	// ServerSettings are the server's parameters and timeouts, one value
+	// for every target of a set with the same ones (most servers of a
+	// configuration share them); read-only. Read them through Settings,
+	// which also serves a target built without them.
+	*ServerSettings
 	// Probe is nil for servers marked `down`: nginx sends them nothing.
 	Probe *prober.Peer
 	// Network is the socket type nginx opens: "tcp", "udp" (stream
@@ -55,6 +56,26 @@ type Target struct {
 	// and keep one.
 	base *slog.Logger
 	log  atomic.Pointer[slog.Logger]
+}
+
+// ServerSettings are what nginx applies toward a target besides its
+// address: the server line's parameters and the effective timeouts.
+type ServerSettings struct {
+	Params nginxconf.ServerParams
+	// Timeouts are nginx's effective timeouts (not capped by the
+	// exporter's --probe.timeout), exported for alerting on latency.
+	ConnectTimeout, ReadTimeout, SendTimeout time.Duration
+}
+
+// noSettings is read-only: the settings of a target built without any.
+var noSettings = &ServerSettings{}
+
+// Settings returns t's parameters and timeouts; zero ones when t has none.
+func (t *Target) Settings() *ServerSettings {
+	if t.ServerSettings == nil {
+		return noSettings
+	}
+	return t.ServerSettings
 }
 
 // Logger says which target a line is about (upstream, server, address,
@@ -248,7 +269,8 @@ func addressesOf(t *nginxconf.UpstreamServer, addrs map[string]resolved) []strin
 }
 
 // newTarget builds the target of one peer of ct. What many targets have
-// in common (TLS settings, the probe request) comes from in, one value
+// in common (parameters and timeouts, TLS settings, the probe request)
+// comes from in, one value
 // per distinct setting, never a copy per target.
 func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *interner) *Target {
 	kind := ct.Kind()
@@ -259,14 +281,16 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *inte
 			Address:  ct.Server,
 			Protocol: kind.Label(),
 		},
-		Kind:           kind,
-		Network:        ct.Protocol.Network(ct.SocketPath != ""),
-		Params:         ct.Params,
-		Implicit:       ct.Implicit,
-		ConnectTimeout: ct.Settings.ConnectTimeout,
-		ReadTimeout:    ct.Settings.ReadTimeout,
-		SendTimeout:    ct.Settings.SendTimeout,
-		Sources:        ct.Sources,
+		Kind:     kind,
+		Network:  ct.Protocol.Network(ct.SocketPath != ""),
+		Implicit: ct.Implicit,
+		ServerSettings: in.settings(ServerSettings{
+			Params:         ct.Params,
+			ConnectTimeout: ct.Settings.ConnectTimeout,
+			ReadTimeout:    ct.Settings.ReadTimeout,
+			SendTimeout:    ct.Settings.SendTimeout,
+		}),
+		Sources: ct.Sources,
 	}
 	if addr != "" {
 		t.Address = addr

@@ -8,16 +8,31 @@ import (
 )
 
 // interner hands out one value per distinct setting while a set is built:
-// the targets of a configuration mostly share their TLS settings and probe
-// request, so 10,000 targets hold a handful of values, not 10,000 copies.
+// the targets of a configuration mostly share their parameters, timeouts,
+// TLS settings and probe request, so 10,000 targets hold a handful of values, not 10,000 copies.
 // The values are read-only once built: probes only read them.
 type interner struct {
+	shared      map[ServerSettings]*ServerSettings
 	tlsSettings map[tlsKey]*prober.TLSSettings
 	exchanges   map[exchangeKey]*prober.Exchange
 }
 
 func newInterner() *interner {
-	return &interner{tlsSettings: map[tlsKey]*prober.TLSSettings{}, exchanges: map[exchangeKey]*prober.Exchange{}}
+	return &interner{
+		shared:      map[ServerSettings]*ServerSettings{},
+		tlsSettings: map[tlsKey]*prober.TLSSettings{},
+		exchanges:   map[exchangeKey]*prober.Exchange{},
+	}
+}
+
+// settings returns the shared value equal to s.
+func (in *interner) settings(s ServerSettings) *ServerSettings {
+	if v, ok := in.shared[s]; ok {
+		return v
+	}
+	v := &s
+	in.shared[s] = v
+	return v
 }
 
 // tlsKey is a comparable TLSSettings. A settings value with its own
