@@ -71,8 +71,13 @@ func EscapeLabelValue(v string) string { return escaper.Replace(v) }
 
 // TargetLabels is t's escaped label pairs
 // upstream="…",server="…",address="…",protocol="…", the identity every
-// per-target family of this exporter carries.
+// per-target family of this exporter carries. A target discovery built
+// carries them already (discovery.Target.Labels): that one string is
+// returned, not a copy, so every cache of rendered labels shares it.
 func TargetLabels(t *discovery.Target) string {
+	if l := t.Labels(); l != "" {
+		return l
+	}
 	return `upstream="` + escaper.Replace(t.Upstream) +
 		`",server="` + escaper.Replace(t.Server) +
 		`",address="` + escaper.Replace(t.Address) +

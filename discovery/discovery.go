@@ -49,6 +49,9 @@ type Target struct {
 	Network string
 	// Sources are the config positions using this target, for logs.
 	Sources []string
+	// labels is Key rendered as Prometheus text-format label pairs; see
+	// Labels.
+	labels string
 	// base and log make Logger: built on first use, because a logger
 	// with its attributes costs about 300 bytes and most targets never
 	// log anything. An atomic pointer rather than a sync.Once: 8 bytes
@@ -76,6 +79,45 @@ func (t *Target) Settings() *ServerSettings {
 		return noSettings
 	}
 	return t.ServerSettings
+}
+
+// Labels is the target's identity as escaped Prometheus text-format label
+// pairs, upstream="…",server="…",address="…",protocol="…": what every
+// per-target series of the exporter carries. It is rendered once when the
+// target is built and the Key's strings are slices of it, so a target set
+// holds one copy of each name, and every exposition (/metrics, capacity)
+// reads it rather than keeping one of its own. Empty for a target that
+// discovery did not build (tests build some by hand).
+func (t *Target) Labels() string { return t.labels }
+
+// labelEscaper escapes a label value for the text format: backslash,
+// newline and double quote, as the Prometheus text encoder does.
+var labelEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+
+// renderLabels sets t.labels from t.Key, and points the Key's strings
+// into it when they need no escaping (always, in practice). The protocol
+// label is a constant and stays one.
+func (t *Target) renderLabels() {
+	up, server, addr := labelEscaper.Replace(t.Upstream), labelEscaper.Replace(t.Server), labelEscaper.Replace(t.Address)
+	const (
+		pUp     = `upstream="`
+		pServer = `",server="`
+		pAddr   = `",address="`
+		pProto  = `",protocol="`
+	)
+	t.labels = pUp + up + pServer + server + pAddr + addr + pProto + labelEscaper.Replace(t.Protocol) + `"`
+	i := len(pUp)
+	if up == t.Upstream {
+		t.Upstream = t.labels[i : i+len(up)]
+	}
+	i += len(up) + len(pServer)
+	if server == t.Server {
+		t.Server = t.labels[i : i+len(server)]
+	}
+	i += len(server) + len(pAddr)
+	if addr == t.Address {
+		t.Address = t.labels[i : i+len(addr)]
+	}
 }
 
 // Logger says which target a line is about (upstream, server, address,
@@ -270,8 +312,7 @@ func addressesOf(t *nginxconf.UpstreamServer, addrs map[string]resolved) []strin
 
 // newTarget builds the target of one peer of ct. What many targets have
 // in common (parameters and timeouts, TLS settings, the probe request)
-// comes from in, one value
-// per distinct setting, never a copy per target.
+// comes from in, one value per distinct setting, never a copy per target.
 func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *interner) *Target {
 	kind := ct.Kind()
 	t := &Target{
@@ -295,6 +336,7 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *inte
 	if addr != "" {
 		t.Address = addr
 	}
+	t.renderLabels()
 	t.base = opts.Logger
 	if ct.Params.Down {
 		return t
@@ -302,7 +344,6 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *inte
 	p := &prober.Peer{
 		Protocol: ct.Protocol,
 		Network:  t.Network,
-		Address:  addr,
 		// nginx's own timeouts, uncapped: a probe waits as long as nginx
 		// would in each phase. The operator's --probe.timeout bounds the
 		// whole probe in the scheduler and yields no verdict, never a
@@ -313,7 +354,7 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *inte
 		BufferSize:     ct.Settings.BufferSize,
 		// The Host header differs per upstream block: on the peer, so
 		// that the request itself is shared.
-		Host: ct.Settings.HostHeader,
+		Host: shareString(ct.Settings.HostHeader, t.Upstream),
 		Exchange: &prober.Exchange{HTTP: prober.HTTPSettings{
 			Version: ct.Settings.HTTPVersion,
 			Method:  "GET",
@@ -321,6 +362,8 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *inte
 		}},
 	}
 	switch {
+	case addr != "":
+		p.Address = t.Address // the label's string
 	case ct.SocketPath != "":
 		p.Address = ct.SocketPath
 		p.Worker = opts.Worker
@@ -328,9 +371,9 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *inte
 		p.Resolve = &prober.RuntimeResolve{Host: ct.Host, Port: ct.Port, Resolvers: resolverAddrs(ct.Resolvers)}
 	case addr == "" && net.ParseIP(strings.Trim(ct.Host, "[]")) != nil:
 		p.Address = net.JoinHostPort(strings.Trim(ct.Host, "[]"), ct.Port)
-		if p.Address == ct.Server {
+		if p.Address == t.Server {
 			// Usually written that way: share the label's string.
-			p.Address = ct.Server
+			p.Address = t.Server
 		}
 	case addr == "":
 		// The name did not resolve at load time. nginx would refuse the
@@ -339,7 +382,7 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *inte
 		p.Resolve = &prober.RuntimeResolve{Host: ct.Host, Port: ct.Port, System: true}
 	}
 	if kind.TLS {
-		p.TLS = in.tls(tlsSettings(ct))
+		p.TLS = in.tls(tlsSettings(ct, t.Upstream))
 	}
 	if opts.Overrides != nil {
 		opts.Overrides.Apply(ct.Upstream, p)
@@ -353,13 +396,16 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *inte
 // tlsSettings maps proxy_ssl_* to the probe. The name nginx sends and
 // verifies defaults to $proxy_host: the upstream block's name, or the host
 // of an implicit upstream, never the individual server's address.
-func tlsSettings(ct *nginxconf.UpstreamServer) *prober.TLSSettings {
+//
+// upstream is ct.Upstream as the target holds it (a slice of its labels),
+// so that the names share its bytes.
+func tlsSettings(ct *nginxconf.UpstreamServer, upstream string) *prober.TLSSettings {
 	ssl := ct.Settings.SSL
 	name := ssl.Name
 	if name == "" {
-		name = ct.Upstream
+		name = upstream
 		if ct.Implicit {
-			if h, _, err := net.SplitHostPort(ct.Upstream); err == nil {
+			if h, _, err := net.SplitHostPort(upstream); err == nil {
 				name = h
 			}
 		}
@@ -379,6 +425,15 @@ func tlsSettings(ct *nginxconf.UpstreamServer) *prober.TLSSettings {
 	s.SessionReuse = !ssl.NoSessionReuse
 	if ssl.ServerName {
 		s.ServerName = name
+	}
+	return s
+}
+
+// shareString returns have when it equals s: a string the target keeps
+// anyway, so that s's own copy can go with the configuration model.
+func shareString(s, have string) string {
+	if s == have {
+		return have
 	}
 	return s
 }

@@ -1,0 +1,84 @@
+package discovery
+
+import (
+	"context"
+	"testing"
+	"unsafe"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
+)
+
+// within reports whether s's bytes lie inside whole's.
+func within(s, whole string) bool {
+	if len(s) == 0 {
+		return true
+	}
+	p, w := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.StringData(whole)))
+	return p >= w && p+uintptr(len(s)) <= w+uintptr(len(whole))
+}
+
+// A target's labels are rendered once, escaped as the text format wants,
+// and its Key's strings are slices of them: one copy of each name.
+func TestLabels(t *testing.T) {
+	cfg := &nginxconf.Config{Servers: []nginxconf.UpstreamServer{
+		{Upstream: "app", Server: "127.0.0.1:3000", Host: "127.0.0.1", Port: "3000", Protocol: protocol.HTTP, Settings: settings()},
+		{Upstream: "app.internal", Server: "app.internal:80", Host: "app.internal", Port: "80", Protocol: protocol.HTTP, Settings: tlsOn(settings())},
+		{Upstream: "odd\"up\\stream\n", Server: "127.0.0.2:3000", Host: "127.0.0.2", Port: "3000", Protocol: protocol.FastCGI, Settings: settings()},
+	}}
+	set := Build(context.Background(), cfg, Options{Resolver: fakeResolver{"app.internal": {"10.0.0.1"}}})
+	if len(set.Targets) != 3 {
+		t.Fatalf("%d targets", len(set.Targets))
+	}
+	want := []string{
+		`upstream="app",server="127.0.0.1:3000",address="127.0.0.1:3000",protocol="http"`,
+		`upstream="app.internal",server="app.internal:80",address="10.0.0.1:80",protocol="https"`,
+		`upstream="odd\"up\\stream\n",server="127.0.0.2:3000",address="127.0.0.2:3000",protocol="fastcgi"`,
+	}
+	for i, tg := range set.Targets {
+		if got := tg.Labels(); got != want[i] {
+			t.Errorf("labels\n got %s\nwant %s", got, want[i])
+		}
+		if !within(tg.Server, tg.Labels()) || !within(tg.Address, tg.Labels()) {
+			t.Errorf("%s: server and address are copies, not slices of the labels", tg.Key)
+		}
+		if !within(tg.Probe.Address, tg.Labels()) {
+			t.Errorf("%s: the dialled address %q is a copy", tg.Key, tg.Probe.Address)
+		}
+	}
+	if tg := set.Targets[0]; !within(tg.Upstream, tg.Labels()) || !within(tg.Probe.Host, tg.Labels()) {
+		t.Errorf("upstream name and Host header are copies, not slices of the labels")
+	}
+	if tg := set.Targets[1]; !within(tg.Probe.TLS.VerifyName, tg.Labels()) {
+		t.Errorf("TLS name is a copy, not a slice of the labels")
+	}
+	// The escaped name keeps its raw value in the Key.
+	if tg := set.Targets[2]; tg.Upstream != "odd\"up\\stream\n" {
+		t.Errorf("upstream %q", tg.Upstream)
+	}
+}
+
+// Targets with equal settings share one value; different ones do not.
+func TestSettingsShared(t *testing.T) {
+	verify := tlsOn(settings())
+	verify.SSL.Verify = true
+	cfg := &nginxconf.Config{Servers: []nginxconf.UpstreamServer{
+		{Upstream: "a", Server: "127.0.0.1:1", Host: "127.0.0.1", Port: "1", Protocol: protocol.HTTP, Settings: tlsOn(settings())},
+		{Upstream: "a", Server: "127.0.0.1:2", Host: "127.0.0.1", Port: "2", Protocol: protocol.HTTP, Settings: tlsOn(settings())},
+		{Upstream: "a", Server: "127.0.0.1:3", Host: "127.0.0.1", Port: "3", Protocol: protocol.HTTP, Settings: verify},
+		{Upstream: "a", Server: "127.0.0.1:4", Host: "127.0.0.1", Port: "4", Protocol: protocol.HTTP, Settings: settings(), Params: nginxconf.ServerParams{Weight: 5}},
+	}}
+	ts := Build(context.Background(), cfg, Options{}).Targets
+	if ts[0].ServerSettings != ts[1].ServerSettings || ts[0].Probe.TLS != ts[1].Probe.TLS || ts[0].Probe.Exchange != ts[1].Probe.Exchange {
+		t.Error("equal settings are not shared")
+	}
+	if ts[0].Probe.TLS == ts[2].Probe.TLS || !ts[2].Probe.TLS.Verify {
+		t.Error("different TLS settings are shared")
+	}
+	if ts[0].ServerSettings == ts[3].ServerSettings || ts[3].Params.Weight != 5 {
+		t.Error("different server parameters are shared")
+	}
+	if ts[0].Probe.TLS.Sessions != nil || !ts[0].Probe.TLS.SessionReuse {
+		t.Error("shared TLS settings must leave sessions to each peer")
+	}
+}
