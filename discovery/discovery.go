@@ -355,12 +355,12 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *inte
 		// The Host header differs per upstream block: on the peer, so
 		// that the request itself is shared.
 		Host: shareString(ct.Settings.HostHeader, t.Upstream),
-		Exchange: &prober.Exchange{HTTP: prober.HTTPSettings{
-			Version: ct.Settings.HTTPVersion,
-			Method:  "GET",
-			Path:    "/",
-		}},
 	}
+	req := prober.Exchange{HTTP: prober.HTTPSettings{
+		Version: ct.Settings.HTTPVersion,
+		Method:  "GET",
+		Path:    "/",
+	}}
 	switch {
 	case addr != "":
 		p.Address = t.Address // the label's string
@@ -385,9 +385,13 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *inte
 		p.TLS = in.tls(tlsSettings(ct, t.Upstream))
 	}
 	if opts.Overrides != nil {
+		// Applied to a value of the peer's own, then shared.
+		p.Exchange = new(prober.Exchange)
+		*p.Exchange = req
 		opts.Overrides.Apply(ct.Upstream, p)
+		req = *p.Exchange
 	}
-	p.Exchange = in.exchange(p.Exchange)
+	p.Exchange = in.exchange(req)
 	p.Logger = t.Logger
 	t.Probe = p
 	return t

@@ -30,7 +30,10 @@ func (in *interner) settings(s ServerSettings) *ServerSettings {
 	if v, ok := in.shared[s]; ok {
 		return v
 	}
-	v := &s
+	// A new value rather than &s: s would then move to the heap on every
+	// call, found or not.
+	v := new(ServerSettings)
+	*v = s
 	in.shared[s] = v
 	return v
 }
@@ -43,9 +46,13 @@ type tlsKey struct {
 	verifyDepth            int
 	trusted                string
 	protocols              string
-	ciphers                string
-	certificate, key       string
-	sessionReuse           bool
+	// nProtocols and nilProtocols tell [""] from [] and [] from nil, so
+	// that a shared value is exactly what the target built.
+	nProtocols       int
+	nilProtocols     bool
+	ciphers          string
+	certificate, key string
+	sessionReuse     bool
 }
 
 // tls returns the shared value equal to s.
@@ -56,12 +63,8 @@ func (in *interner) tls(s *prober.TLSSettings) *prober.TLSSettings {
 	k := tlsKey{
 		serverName: s.ServerName, verifyName: s.VerifyName, verify: s.Verify, verifyDepth: s.VerifyDepth,
 		trusted: s.TrustedCertificate, protocols: joinKey(s.Protocols), ciphers: s.Ciphers,
+		nProtocols: len(s.Protocols), nilProtocols: s.Protocols == nil,
 		certificate: s.Certificate, key: s.CertificateKey, sessionReuse: s.SessionReuse,
-	}
-	// nil and empty Protocols both mean nginx's default, but keep them
-	// apart so that a shared value is exactly what the target built.
-	if s.Protocols != nil && len(s.Protocols) == 0 {
-		k.protocols = "\x00empty"
 	}
 	if v, ok := in.tlsSettings[k]; ok {
 		return v
@@ -80,7 +83,7 @@ type exchangeKey struct {
 }
 
 // exchange returns the shared value equal to e.
-func (in *interner) exchange(e *prober.Exchange) *prober.Exchange {
+func (in *interner) exchange(e prober.Exchange) *prober.Exchange {
 	k := exchangeKey{
 		version: e.HTTP.Version, host: e.HTTP.Host, method: e.HTTP.Method, path: e.HTTP.Path,
 		ping: e.FastCGI.PingPath, memcachedKey: e.Memcached.Key, service: e.GRPC.Service,
@@ -92,18 +95,14 @@ func (in *interner) exchange(e *prober.Exchange) *prober.Exchange {
 	if v, ok := in.exchanges[k]; ok {
 		return v
 	}
-	in.exchanges[k] = e
-	return e
+	v := new(prober.Exchange)
+	*v = e
+	in.exchanges[k] = v
+	return v
 }
 
-// joinKey joins strings unambiguously for a map key.
+// joinKey joins strings unambiguously for a map key: directive arguments
+// cannot hold a NUL byte.
 func joinKey(ss []string) string {
-	if len(ss) == 0 {
-		return ""
-	}
-	var b strings.Builder
-	for _, s := range ss {
-		fmt.Fprintf(&b, "%q ", s)
-	}
-	return b.String()
+	return strings.Join(ss, "\x00")
 }

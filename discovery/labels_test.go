@@ -2,10 +2,12 @@ package discovery
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"unsafe"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
 
@@ -80,5 +82,56 @@ func TestSettingsShared(t *testing.T) {
 	}
 	if ts[0].Probe.TLS.Sessions != nil || !ts[0].Probe.TLS.SessionReuse {
 		t.Error("shared TLS settings must leave sessions to each peer")
+	}
+}
+
+// The interner's keys name every field of what they share: a field added
+// to one of these types must join its key, or two targets that differ in
+// it would share one value.
+func TestInternKeysCoverEveryField(t *testing.T) {
+	for _, tt := range []struct {
+		v    any
+		want int
+	}{
+		{prober.TLSSettings{}, 11},
+		{prober.Exchange{}, 4},
+		{prober.HTTPSettings{}, 6},
+		{prober.FastCGISettings{}, 1},
+		{prober.MemcachedSettings{}, 1},
+		{prober.GRPCSettings{}, 1},
+	} {
+		if n := reflect.TypeOf(tt.v).NumField(); n != tt.want {
+			t.Errorf("%T has %d fields, the interner's key knows %d (intern.go)", tt.v, n, tt.want)
+		}
+	}
+}
+
+// overrideFor sets a probe path and status for one upstream.
+type overrideFor string
+
+func (o overrideFor) Apply(upstream string, p *prober.Peer) {
+	if upstream == string(o) {
+		p.HTTP.Path = "/healthz"
+		p.HTTP.ExpectStatus = []int{200}
+	}
+}
+
+// Requests changed by the exporter's configuration are shared only with
+// equal ones.
+func TestOverriddenRequestsShared(t *testing.T) {
+	cfg := &nginxconf.Config{Servers: []nginxconf.UpstreamServer{
+		{Upstream: "a", Server: "127.0.0.1:1", Host: "127.0.0.1", Port: "1", Protocol: protocol.HTTP, Settings: settings()},
+		{Upstream: "a", Server: "127.0.0.1:2", Host: "127.0.0.1", Port: "2", Protocol: protocol.HTTP, Settings: settings()},
+		{Upstream: "b", Server: "127.0.0.1:3", Host: "127.0.0.1", Port: "3", Protocol: protocol.HTTP, Settings: settings()},
+	}}
+	ts := Build(context.Background(), cfg, Options{Overrides: overrideFor("a")}).Targets
+	if ts[0].Probe.Exchange != ts[1].Probe.Exchange {
+		t.Error("equal requests are not shared")
+	}
+	if ts[0].Probe.Exchange == ts[2].Probe.Exchange || ts[2].Probe.HTTP.Path != "/" || ts[2].Probe.HTTP.ExpectStatus != nil {
+		t.Errorf("upstream b got a's request: %+v", ts[2].Probe.HTTP)
+	}
+	if ts[0].Probe.HTTP.Path != "/healthz" || len(ts[0].Probe.HTTP.ExpectStatus) != 1 {
+		t.Errorf("upstream a lost its override: %+v", ts[0].Probe.HTTP)
 	}
 }
