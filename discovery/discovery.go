@@ -361,9 +361,10 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *inte
 		Method:  "GET",
 		Path:    "/",
 	}}
-	switch {
-	case addr != "":
+	if addr != "" {
 		p.Address = t.Address // the label's string
+	}
+	switch {
 	case ct.SocketPath != "":
 		p.Address = ct.SocketPath
 		p.Worker = opts.Worker
