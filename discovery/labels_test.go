@@ -135,3 +135,21 @@ func TestOverriddenRequestsShared(t *testing.T) {
 		t.Errorf("upstream a lost its override: %+v", ts[0].Probe.HTTP)
 	}
 }
+
+// A server nginx resolves at run time keeps its resolver even when the
+// same name, written without `resolve` elsewhere, resolved at load time.
+func TestRuntimeResolveBesideStaticName(t *testing.T) {
+	cfg := &nginxconf.Config{Servers: []nginxconf.UpstreamServer{
+		{Upstream: "static", Server: "app.internal:80", Host: "app.internal", Port: "80", Protocol: protocol.HTTP, Settings: settings()},
+		{Upstream: "dyn", Server: "app.internal:80", Host: "app.internal", Port: "80", Protocol: protocol.HTTP, RuntimeResolve: true, Resolvers: []string{"127.0.0.53"}, Settings: settings()},
+	}}
+	ts := Build(context.Background(), cfg, Options{Resolver: fakeResolver{"app.internal": {"10.0.0.1"}}}).Targets
+	for _, tg := range ts {
+		if tg.Upstream == "dyn" && (tg.Probe.Resolve == nil || tg.Probe.Resolve.Host != "app.internal") {
+			t.Errorf("dyn: resolver lost: %+v", tg.Probe)
+		}
+		if tg.Upstream == "static" && (tg.Probe.Resolve != nil || tg.Probe.Address != "10.0.0.1:80") {
+			t.Errorf("static: %+v", tg.Probe)
+		}
+	}
+}
