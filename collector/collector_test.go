@@ -38,9 +38,9 @@ func (f fakeSource) Each(fn func(st *scheduler.Status)) {
 
 func tgt(upstream, server, address, proto string, params nginxconf.ServerParams, probed bool) *discovery.Target {
 	t := &discovery.Target{
-		Key:            discovery.Key{Upstream: upstream, Server: server, Address: address, Protocol: proto},
-		Params:         params,
-		ConnectTimeout: time.Second, ReadTimeout: 60 * time.Second, SendTimeout: 60 * time.Second,
+		Key: discovery.Key{Upstream: upstream, Server: server, Address: address, Protocol: proto},
+		ServerSettings: &discovery.ServerSettings{Params: params,
+			ConnectTimeout: time.Second, ReadTimeout: 60 * time.Second, SendTimeout: 60 * time.Second},
 	}
 	if probed {
 		t.Probe = &prober.Peer{}

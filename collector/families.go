@@ -90,7 +90,7 @@ var families = buildFamilies([]family{
 		name: "target_info", help: helpInfo, typ: prometheus.GaugeValue, scope: allTargets,
 		infoLabels: []string{"backup", "down", "weight", "max_fails", "fail_timeout", "max_conns", "resolve", "implicit"},
 		info: func(t *discovery.Target) []string {
-			p := t.Params
+			p := t.Settings().Params
 			return []string{strconv.FormatBool(p.Backup), strconv.FormatBool(p.Down), strconv.Itoa(p.Weight),
 				strconv.Itoa(p.MaxFails), strconv.FormatFloat(p.FailTimeout.Seconds(), 'f', -1, 64), strconv.Itoa(p.MaxConns),
 				strconv.FormatBool(p.Resolve), strconv.FormatBool(t.Implicit)}
@@ -99,9 +99,10 @@ var families = buildFamilies([]family{
 	{
 		name: "timeout_seconds", help: helpTimeout, typ: prometheus.GaugeValue, scope: probedTargets, label: "kind",
 		values: func(st *scheduler.Status, yield func(string, float64)) {
-			yield("connect", st.Target.ConnectTimeout.Seconds())
-			yield("read", st.Target.ReadTimeout.Seconds())
-			yield("send", st.Target.SendTimeout.Seconds())
+			s := st.Target.Settings()
+			yield("connect", s.ConnectTimeout.Seconds())
+			yield("read", s.ReadTimeout.Seconds())
+			yield("send", s.SendTimeout.Seconds())
 		},
 	},
 	{

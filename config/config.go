@@ -299,6 +299,9 @@ func (f FastCGIOverrides) Apply(s *prober.FastCGISettings) {
 // works on a nil *Config and makes *Config a discovery.Overrides.
 func (c *Config) Apply(upstream string, t *prober.Peer) {
 	h, f := c.ProbeSettings(upstream)
+	if t.Exchange == nil {
+		t.Exchange = &prober.Exchange{}
+	}
 	h.Apply(&t.HTTP)
 	f.Apply(&t.FastCGI)
 }

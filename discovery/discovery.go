@@ -13,6 +13,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
@@ -34,11 +35,12 @@ type Target struct {
 	Key
 	// Kind is the protocol and TLS flag the Protocol label names.
 	Kind     protocol.Kind
-	Params   nginxconf.ServerParams
 	Implicit bool
-	// Timeouts are nginx's effective timeouts (not capped by the
-	// exporter's --probe.timeout), exported for alerting on latency.
-	ConnectTimeout, ReadTimeout, SendTimeout time.Duration
+	// ServerSettings are the server's parameters and timeouts, one value
+	// for every target of a set with the same ones (most servers of a
+	// configuration share them); read-only. Read them through Settings,
+	// which also serves a target built without them.
+	*ServerSettings
 	// Probe is nil for servers marked `down`: nginx sends them nothing.
 	Probe *prober.Peer
 	// Network is the socket type nginx opens: "tcp", "udp" (stream
@@ -47,12 +49,75 @@ type Target struct {
 	Network string
 	// Sources are the config positions using this target, for logs.
 	Sources []string
-	// base, logOnce and log make Logger: built on first use, because a
-	// logger with its attributes costs about 300 bytes and most targets
-	// never log anything.
-	base    *slog.Logger
-	logOnce sync.Once
-	log     *slog.Logger
+	// labels is Key rendered as Prometheus text-format label pairs; see
+	// Labels.
+	labels string
+	// base and log make Logger: built on first use, because a logger
+	// with its attributes costs about 300 bytes and most targets never
+	// log anything. An atomic pointer rather than a sync.Once: 8 bytes
+	// instead of 24 per target; two first calls racing build two loggers
+	// and keep one.
+	base *slog.Logger
+	log  atomic.Pointer[slog.Logger]
+}
+
+// ServerSettings are what nginx applies toward a target besides its
+// address: the server line's parameters and the effective timeouts.
+type ServerSettings struct {
+	Params nginxconf.ServerParams
+	// Timeouts are nginx's effective timeouts (not capped by the
+	// exporter's --probe.timeout), exported for alerting on latency.
+	ConnectTimeout, ReadTimeout, SendTimeout time.Duration
+}
+
+// noSettings is read-only: the settings of a target built without any.
+var noSettings = &ServerSettings{}
+
+// Settings returns t's parameters and timeouts; zero ones when t has none.
+func (t *Target) Settings() *ServerSettings {
+	if t.ServerSettings == nil {
+		return noSettings
+	}
+	return t.ServerSettings
+}
+
+// Labels is the target's identity as escaped Prometheus text-format label
+// pairs, upstream="…",server="…",address="…",protocol="…": what every
+// per-target series of the exporter carries. It is rendered once when the
+// target is built and the Key's strings are slices of it, so a target set
+// holds one copy of each name, and every exposition (/metrics, capacity)
+// reads it rather than keeping one of its own. Empty for a target that
+// discovery did not build (tests build some by hand).
+func (t *Target) Labels() string { return t.labels }
+
+// labelEscaper escapes a label value for the text format: backslash,
+// newline and double quote, as the Prometheus text encoder does.
+var labelEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+
+// renderLabels sets t.labels from t.Key, and points the Key's strings
+// into it when they need no escaping (always, in practice). The protocol
+// label is a constant and stays one.
+func (t *Target) renderLabels() {
+	up, server, addr := labelEscaper.Replace(t.Upstream), labelEscaper.Replace(t.Server), labelEscaper.Replace(t.Address)
+	const (
+		pUp     = `upstream="`
+		pServer = `",server="`
+		pAddr   = `",address="`
+		pProto  = `",protocol="`
+	)
+	t.labels = pUp + up + pServer + server + pAddr + addr + pProto + labelEscaper.Replace(t.Protocol) + `"`
+	i := len(pUp)
+	if up == t.Upstream {
+		t.Upstream = t.labels[i : i+len(up)]
+	}
+	i += len(up) + len(pServer)
+	if server == t.Server {
+		t.Server = t.labels[i : i+len(server)]
+	}
+	i += len(server) + len(pAddr)
+	if addr == t.Address {
+		t.Address = t.labels[i : i+len(addr)]
+	}
 }
 
 // Logger says which target a line is about (upstream, server, address,
@@ -61,8 +126,14 @@ type Target struct {
 // ~300 of a logger with the target's attributes): most targets never log,
 // yet probers and the scheduler ask for it on every probe.
 func (t *Target) Logger() *slog.Logger {
-	t.logOnce.Do(func() { t.log = slog.New(&lazyHandler{t: t}) })
-	return t.log
+	if l := t.log.Load(); l != nil {
+		return l
+	}
+	l := slog.New(&lazyHandler{t: t})
+	if t.log.CompareAndSwap(nil, l) {
+		return l
+	}
+	return t.log.Load()
 }
 
 // discardLogger is read-only: a logger that drops everything.
@@ -182,10 +253,11 @@ func Build(ctx context.Context, cfg *nginxconf.Config, opts Options) *Set {
 
 	set := &Set{Dynamic: len(cfg.Dynamic), ErrorLogs: cfg.ErrorLogs}
 	seen := make(map[Key]bool, len(cfg.Servers))
+	in := newInterner()
 	for i := range cfg.Servers {
 		ct := &cfg.Servers[i]
 		for _, addr := range addressesOf(ct, addrs) {
-			t := newTarget(ct, addr, opts)
+			t := newTarget(ct, addr, opts, in)
 			if seen[t.Key] {
 				// Two server lines resolving to one peer: nginx keeps
 				// both, one probe is enough.
@@ -279,7 +351,10 @@ func addressesOf(t *nginxconf.UpstreamServer, addrs map[string]resolved) []strin
 	return []string{""}
 }
 
-func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options) *Target {
+// newTarget builds the target of one peer of ct. What many targets have
+// in common (parameters and timeouts, TLS settings, the probe request)
+// comes from in, one value per distinct setting, never a copy per target.
+func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *interner) *Target {
 	kind := ct.Kind()
 	t := &Target{
 		Key: Key{
@@ -288,18 +363,21 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options) *Target 
 			Address:  ct.Server,
 			Protocol: kind.Label(),
 		},
-		Kind:           kind,
-		Network:        ct.Protocol.Network(ct.SocketPath != ""),
-		Params:         ct.Params,
-		Implicit:       ct.Implicit,
-		ConnectTimeout: ct.Settings.ConnectTimeout,
-		ReadTimeout:    ct.Settings.ReadTimeout,
-		SendTimeout:    ct.Settings.SendTimeout,
-		Sources:        ct.Sources,
+		Kind:     kind,
+		Network:  ct.Protocol.Network(ct.SocketPath != ""),
+		Implicit: ct.Implicit,
+		ServerSettings: in.settings(ServerSettings{
+			Params:         ct.Params,
+			ConnectTimeout: ct.Settings.ConnectTimeout,
+			ReadTimeout:    ct.Settings.ReadTimeout,
+			SendTimeout:    ct.Settings.SendTimeout,
+		}),
+		Sources: ct.Sources,
 	}
 	if addr != "" {
 		t.Address = addr
 	}
+	t.renderLabels()
 	t.base = opts.Logger
 	if ct.Params.Down {
 		return t
@@ -307,7 +385,6 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options) *Target 
 	p := &prober.Peer{
 		Protocol: ct.Protocol,
 		Network:  t.Network,
-		Address:  addr,
 		// nginx's own timeouts, uncapped: a probe waits as long as nginx
 		// would in each phase. The operator's --probe.timeout bounds the
 		// whole probe in the scheduler and yields no verdict, never a
@@ -316,12 +393,17 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options) *Target 
 		ReadTimeout:    ct.Settings.ReadTimeout,
 		SendTimeout:    ct.Settings.SendTimeout,
 		BufferSize:     ct.Settings.BufferSize,
-		HTTP: prober.HTTPSettings{
-			Version: ct.Settings.HTTPVersion,
-			Host:    ct.Settings.HostHeader,
-			Method:  "GET",
-			Path:    "/",
-		},
+		// The Host header differs per upstream block: on the peer, so
+		// that the request itself is shared.
+		Host: shareString(ct.Settings.HostHeader, t.Upstream),
+	}
+	req := prober.Exchange{HTTP: prober.HTTPSettings{
+		Version: ct.Settings.HTTPVersion,
+		Method:  "GET",
+		Path:    "/",
+	}}
+	if addr != "" {
+		p.Address = t.Address // the label's string
 	}
 	switch {
 	case ct.SocketPath != "":
@@ -331,6 +413,10 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options) *Target 
 		p.Resolve = &prober.RuntimeResolve{Host: ct.Host, Port: ct.Port, Resolvers: resolverAddrs(ct.Resolvers)}
 	case addr == "" && net.ParseIP(strings.Trim(ct.Host, "[]")) != nil:
 		p.Address = net.JoinHostPort(strings.Trim(ct.Host, "[]"), ct.Port)
+		if p.Address == t.Server {
+			// Usually written that way: share the label's string.
+			p.Address = t.Server
+		}
 	case addr == "":
 		// The name did not resolve at load time. nginx would refuse the
 		// configuration; keep asking the system resolver so the verdict
@@ -338,11 +424,16 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options) *Target 
 		p.Resolve = &prober.RuntimeResolve{Host: ct.Host, Port: ct.Port, System: true}
 	}
 	if kind.TLS {
-		p.TLS = tlsSettings(ct)
+		p.TLS = in.tls(tlsSettings(ct, t.Upstream))
 	}
 	if opts.Overrides != nil {
+		// Applied to a value of the peer's own, then shared.
+		p.Exchange = new(prober.Exchange)
+		*p.Exchange = req
 		opts.Overrides.Apply(ct.Upstream, p)
+		req = *p.Exchange
 	}
+	p.Exchange = in.exchange(req)
 	p.Logger = t.Logger
 	t.Probe = p
 	return t
@@ -351,13 +442,16 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options) *Target 
 // tlsSettings maps proxy_ssl_* to the probe. The name nginx sends and
 // verifies defaults to $proxy_host: the upstream block's name, or the host
 // of an implicit upstream, never the individual server's address.
-func tlsSettings(ct *nginxconf.UpstreamServer) *prober.TLSSettings {
+//
+// upstream is ct.Upstream as the target holds it (a slice of its labels),
+// so that the names share its bytes.
+func tlsSettings(ct *nginxconf.UpstreamServer, upstream string) *prober.TLSSettings {
 	ssl := ct.Settings.SSL
 	name := ssl.Name
 	if name == "" {
-		name = ct.Upstream
+		name = upstream
 		if ct.Implicit {
-			if h, _, err := net.SplitHostPort(ct.Upstream); err == nil {
+			if h, _, err := net.SplitHostPort(upstream); err == nil {
 				name = h
 			}
 		}
@@ -372,11 +466,20 @@ func tlsSettings(ct *nginxconf.UpstreamServer) *prober.TLSSettings {
 		Certificate:        ssl.Certificate,
 		CertificateKey:     ssl.CertificateKey,
 	}
-	if !ssl.NoSessionReuse {
-		s.Sessions = &prober.Sessions{}
-	}
+	// Each peer keeps its own session (created with the first one), so
+	// the settings themselves can be shared.
+	s.SessionReuse = !ssl.NoSessionReuse
 	if ssl.ServerName {
 		s.ServerName = name
+	}
+	return s
+}
+
+// shareString returns have when it equals s: a string the target keeps
+// anyway, so that s's own copy can go with the configuration model.
+func shareString(s, have string) string {
+	if s == have {
+		return have
 	}
 	return s
 }

@@ -85,5 +85,5 @@ func Arbitrary(server, upstream string, kind protocol.Kind, opts Options) (*Targ
 	if upstream != "" {
 		ct.Upstream = upstream
 	}
-	return newTarget(&ct, "", opts), nil
+	return newTarget(&ct, "", opts, newInterner()), nil
 }

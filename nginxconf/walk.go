@@ -706,11 +706,17 @@ func (w *walker) luaBalanced(n *node, u *upstream) bool {
 func (w *walker) addPass(n *node, sc *scope, p protocol.Protocol, set Settings, a address, u *upstream, runtime bool) {
 	if u != nil {
 		u.used = true
+		// One position for every server of the block: the targets keep
+		// it, so one string and one slice, not one per server. The
+		// slice's capacity is its length, so that add appending a later
+		// position to one server copies it rather than writing into the
+		// others'.
+		src := []string{n.source()}
 		for _, s := range u.servers {
 			t := s
 			t.Protocol = p
 			t.Settings = set
-			t.Sources = []string{n.source()}
+			t.Sources = src[:1:1]
 			w.add(t)
 		}
 		return

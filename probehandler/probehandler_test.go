@@ -33,8 +33,9 @@ func listen(t *testing.T) string {
 
 func target(upstream, server, protocol string) *discovery.Target {
 	return &discovery.Target{
-		Key:            discovery.Key{Upstream: upstream, Server: server, Address: server, Protocol: protocol},
-		ConnectTimeout: time.Second, ReadTimeout: time.Second, SendTimeout: time.Second,
+		Key: discovery.Key{Upstream: upstream, Server: server, Address: server, Protocol: protocol},
+		ServerSettings: &discovery.ServerSettings{
+			ConnectTimeout: time.Second, ReadTimeout: time.Second, SendTimeout: time.Second},
 		Probe: &prober.Peer{Network: "tcp", Address: server,
 			ConnectTimeout: time.Second, ReadTimeout: time.Second, SendTimeout: time.Second},
 	}

@@ -111,6 +111,7 @@ func (b *backend) target(label string) *Peer {
 		ReadTimeout:    time.Second,
 		SendTimeout:    time.Second,
 		BufferSize:     4096,
+		Exchange:       &Exchange{},
 	}
 }
 

@@ -29,7 +29,7 @@ const (
 // just as a real request would. With FastCGISettings.PingPath it sends a
 // real responder request, as nginx would, and reads the CGI header.
 func fastcgiExchange(c *conversation, t *Peer) {
-	if t.FastCGI.PingPath == "" {
+	if t.Request().FastCGI.PingPath == "" {
 		fcgiGetValuesExchange(c, t.logger())
 		return
 	}
@@ -89,7 +89,7 @@ func fcgiGetValuesExchange(c *conversation, logger *slog.Logger) {
 // appendFCGIParams appends the parameters nginx's stock fastcgi_params and the
 // usual SCRIPT_FILENAME line give a request for path.
 func appendFCGIParams(b []byte, t *Peer) []byte {
-	path := t.FastCGI.PingPath
+	path := t.Request().FastCGI.PingPath
 	b = appendFCGIPair(b, "SCRIPT_FILENAME", path)
 	b = appendFCGIPair(b, "QUERY_STRING", "")
 	b = appendFCGIPair(b, "REQUEST_METHOD", "GET")
@@ -106,7 +106,7 @@ func appendFCGIParams(b []byte, t *Peer) []byte {
 	b = appendFCGIPair(b, "SERVER_NAME", hostHeader(t))
 	b = appendFCGIPair(b, "REDIRECT_STATUS", "200")
 	b = appendFCGIPair(b, "HTTP_HOST", hostHeader(t))
-	for _, h := range t.HTTP.Headers {
+	for _, h := range t.Request().HTTP.Headers {
 		b = appendCGIHeaderName(b, h[0])
 		b = appendFCGILen(b, len(h[1]))
 		b = append(b, h[1]...)

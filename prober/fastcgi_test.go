@@ -208,7 +208,8 @@ func TestFastCGIRealPHPFPM(t *testing.T) {
 		for _, ping := range []string{"", "/ping"} {
 			t.Run(where.network+ping, func(t *testing.T) {
 				tg := &Peer{Protocol: protocol.FastCGI, Network: where.network, Address: where.address,
-					ConnectTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, SendTimeout: 2 * time.Second, BufferSize: 4096}
+					ConnectTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, SendTimeout: 2 * time.Second, BufferSize: 4096,
+					Exchange: &Exchange{}}
 				tg.FastCGI.PingPath = ping
 				r := runProbe(t, tg)
 				checkResult(t, r, ReasonNone)

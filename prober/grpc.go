@@ -39,11 +39,11 @@ func grpcRequest(t *Peer, secure bool) []byte {
 	enc.WriteField(hpack.HeaderField{Name: ":authority", Value: hostHeader(t)})
 	enc.WriteField(hpack.HeaderField{Name: "content-type", Value: "application/grpc"})
 	enc.WriteField(hpack.HeaderField{Name: "te", Value: "trailers"})
-	for _, h := range t.HTTP.Headers {
+	for _, h := range t.Request().HTTP.Headers {
 		enc.WriteField(hpack.HeaderField{Name: strings.ToLower(h[0]), Value: h[1], Sensitive: true})
 	}
 	// HealthCheckRequest{service = 1}: a length-prefixed protobuf message.
-	svc := t.GRPC.Service
+	svc := t.Request().GRPC.Service
 	var field []byte
 	if svc != "" {
 		// Field 1, wire type 2 (length-delimited): tag, varint length.

@@ -43,7 +43,7 @@ func headerExchange(c *conversation, t *Peer, build func(b []byte, t *Peer) []by
 // proxy_http_version (1.0 by default), Host, "Connection: close" (nginx's
 // default proxy_set_header Connection close), then the probe's own headers.
 func appendHTTPRequest(b []byte, t *Peer) []byte {
-	method, path := t.HTTP.Method, t.HTTP.Path
+	method, path := t.Request().HTTP.Method, t.Request().HTTP.Path
 	if method == "" {
 		method = "GET"
 	}
@@ -53,14 +53,14 @@ func appendHTTPRequest(b []byte, t *Peer) []byte {
 	b = append(b, method...)
 	b = append(b, ' ')
 	b = append(b, path...)
-	if t.HTTP.Version == "1.1" {
+	if t.Request().HTTP.Version == "1.1" {
 		b = append(b, " HTTP/1.1\r\nHost: "...)
 	} else {
 		b = append(b, " HTTP/1.0\r\nHost: "...)
 	}
 	b = append(b, hostHeader(t)...)
 	b = append(b, "\r\nConnection: close\r\n"...)
-	for _, h := range t.HTTP.Headers {
+	for _, h := range t.Request().HTTP.Headers {
 		b = append(b, h[0]...)
 		b = append(b, ": "...)
 		b = append(b, h[1]...)
@@ -69,12 +69,14 @@ func appendHTTPRequest(b []byte, t *Peer) []byte {
 	return append(b, "\r\n"...)
 }
 
-// hostHeader is Peer.HTTP.Host, else what nginx's $proxy_host would be:
-// the address, or "localhost" for a unix socket.
+// hostHeader is Peer.HTTP.Host, else Peer.Host, else what nginx's
+// $proxy_host would be: the address, or "localhost" for a unix socket.
 func hostHeader(t *Peer) string {
 	switch {
-	case t.HTTP.Host != "":
-		return t.HTTP.Host
+	case t.Request().HTTP.Host != "":
+		return t.Request().HTTP.Host
+	case t.Host != "":
+		return t.Host
 	case t.Network == "unix":
 		return "localhost"
 	case t.Address != "":
@@ -118,9 +120,9 @@ func readHeader(c *conversation, p *respParser, cgiFallback bool, self string) b
 func finishStatus(c *conversation, t *Peer, status int) {
 	r := c.r
 	r.HTTPStatus = status
-	if len(t.HTTP.ExpectStatus) > 0 {
+	if len(t.Request().HTTP.ExpectStatus) > 0 {
 		ok := false
-		for _, s := range t.HTTP.ExpectStatus {
+		for _, s := range t.Request().HTTP.ExpectStatus {
 			if s == status {
 				ok = true
 				break

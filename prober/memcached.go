@@ -50,10 +50,10 @@ func memcachedExchange(c *conversation, t *Peer) {
 
 func memcachedKey(t *Peer) string {
 	switch {
-	case t.Memcached.Key != "":
-		return t.Memcached.Key
-	case t.HTTP.Path != "":
-		return t.HTTP.Path
+	case t.Request().Memcached.Key != "":
+		return t.Request().Memcached.Key
+	case t.Request().HTTP.Path != "":
+		return t.Request().HTTP.Path
 	}
 	return "/"
 }

@@ -3,6 +3,7 @@ package prober
 import (
 	"log/slog"
 	"time"
+	"unsafe"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
@@ -31,6 +32,11 @@ type Peer struct {
 	// Resolve is set when nginx resolves the host at run time through its
 	// `resolver`; Address is then filled per probe.
 	Resolve *RuntimeResolve
+	// Host is the Host header nginx sends (proxy_set_header Host, else
+	// $proxy_host) when HTTP.Host does not set one; empty means what
+	// $proxy_host would be for the address. Kept here rather than in the
+	// shared Exchange because it differs per upstream block.
+	Host string
 
 	ConnectTimeout time.Duration
 	ReadTimeout    time.Duration
@@ -43,21 +49,50 @@ type Peer struct {
 	// user rather than as the exporter's own user.
 	Worker *Credentials
 
-	HTTP HTTPSettings
 	// TLS, when set, makes the probe run nginx's TLS handshake with these
-	// settings before the protocol exchange, whatever the protocol.
-	TLS     *TLSSettings
-	FastCGI FastCGISettings
+	// settings before the protocol exchange, whatever the protocol. It may
+	// be shared by every peer with the same settings.
+	TLS *TLSSettings
 
-	// Memcached selects the key of the memcached probe.
-	Memcached MemcachedSettings
-	// GRPC selects the gRPC health check.
-	GRPC GRPCSettings
+	// Exchange is what the probe sends once connected. A pointer, because
+	// most peers of a configuration send the same: discovery shares one
+	// value per distinct request. Read it through Request, which also
+	// serves a peer without one; write it only before probes run.
+	*Exchange
 
 	// Logger returns a logger carrying the target's identity (upstream,
 	// server, address, protocol), so every line a prober logs says which
 	// server it is about; built on first use. nil discards.
 	Logger func() *slog.Logger
+
+	// sessions is the peer's *Sessions when TLS.SessionReuse keeps one
+	// per peer: created when the first session arrives, so that a peer
+	// that never completed a handshake holds nothing. Accessed atomically
+	// (/probe may probe a configured peer while the scheduler does); an
+	// unsafe.Pointer rather than an atomic.Pointer keeps Peer copyable.
+	sessions unsafe.Pointer
+}
+
+// Exchange selects the request a protocol prober sends.
+type Exchange struct {
+	HTTP    HTTPSettings
+	FastCGI FastCGISettings
+	// Memcached selects the key of the memcached probe.
+	Memcached MemcachedSettings
+	// GRPC selects the gRPC health check.
+	GRPC GRPCSettings
+}
+
+// noExchange is read-only: the request of a peer built without one.
+var noExchange = &Exchange{}
+
+// Request returns what the probe sends: the peer's Exchange, or the zero
+// one (nginx-like defaults) when it has none.
+func (p *Peer) Request() *Exchange {
+	if p.Exchange == nil {
+		return noExchange
+	}
+	return p.Exchange
 }
 
 // logger returns the peer's logger, or a discarding one.
@@ -117,10 +152,14 @@ type TLSSettings struct {
 	CertificateKey     string
 	// Sessions, when set, holds the target's saved TLS session and offers
 	// it on the next handshake, as nginx does with
-	// proxy_ssl_session_reuse on (its default); nil means off. One per
-	// target, as nginx keeps one per upstream peer; it goes with the
-	// target on a reload, as sessions go with nginx's old workers.
+	// proxy_ssl_session_reuse on (its default). One per target, as nginx
+	// keeps one per upstream peer.
 	Sessions *Sessions
+	// SessionReuse, when Sessions is nil, gives every peer using these
+	// settings a session of its own, created when its first session
+	// arrives: how settings shared by many peers turn reuse on. Both
+	// unset means proxy_ssl_session_reuse off.
+	SessionReuse bool
 }
 
 // FastCGISettings select the FastCGI exchange.

@@ -9,7 +9,9 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // tlsFiles loads and caches what the proxy_ssl_* file directives name: the
@@ -193,8 +195,17 @@ func (f *tlsFiles) handshake(c *conversation, t *Peer, alpn []string) bool {
 		// server names; Go's Certificates field would filter.
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return pair, nil }
 	}
-	if s.Sessions != nil {
-		cfg.ClientSessionCache = s.Sessions.begin()
+	sessions := s.Sessions
+	switch {
+	case sessions != nil:
+		cfg.ClientSessionCache = sessions.begin()
+	case s.SessionReuse:
+		// The peer's own sessions, if a session ever arrived; the cache
+		// creates them when the first one does.
+		if sessions = t.peerSessions(); sessions != nil {
+			sessions.begin()
+		}
+		cfg.ClientSessionCache = (*peerSessions)(t)
 	}
 	tc := tls.Client(c.conn, cfg)
 	start := time.Now()
@@ -207,8 +218,8 @@ func (f *tlsFiles) handshake(c *conversation, t *Peer, alpn []string) bool {
 	c.conn.SetDeadline(time.Time{})
 	c.armed()
 	state := tc.ConnectionState()
-	if s.Sessions != nil {
-		s.Sessions.end(err == nil && state.DidResume)
+	if sessions != nil {
+		sessions.end(err == nil && state.DidResume)
 	}
 	if len(state.PeerCertificates) > 0 {
 		c.r.TLSNotAfter = state.PeerCertificates[0].NotAfter
@@ -373,4 +384,42 @@ func (s *Sessions) Put(_ string, cs *tls.ClientSessionState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.state = cs
+}
+
+// peerSessions is a Peer seen as the tls.ClientSessionCache of its own
+// sessions (TLSSettings.SessionReuse): it offers nothing until a session
+// arrives, and creates the peer's Sessions with the first one, so a peer
+// that never completes a handshake allocates nothing.
+type peerSessions Peer
+
+// peerSessions returns p's sessions, nil while none arrived.
+func (p *Peer) peerSessions() *Sessions {
+	return (*Sessions)(atomic.LoadPointer(&p.sessions))
+}
+
+// Get implements tls.ClientSessionCache.
+func (c *peerSessions) Get(key string) (*tls.ClientSessionState, bool) {
+	s := (*Peer)(c).peerSessions()
+	if s == nil {
+		return nil, false
+	}
+	return s.Get(key)
+}
+
+// Put implements tls.ClientSessionCache, creating the peer's sessions
+// with the first session. A nil session (Go dropping one) creates
+// nothing: Sessions ignores it.
+func (c *peerSessions) Put(key string, cs *tls.ClientSessionState) {
+	if cs == nil {
+		return
+	}
+	p := (*Peer)(c)
+	s := p.peerSessions()
+	if s == nil {
+		s = &Sessions{}
+		if !atomic.CompareAndSwapPointer(&p.sessions, nil, unsafe.Pointer(s)) {
+			s = p.peerSessions()
+		}
+	}
+	s.Put(key, cs)
 }

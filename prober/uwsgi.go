@@ -34,7 +34,7 @@ func appendUWSGIVar(b []byte, name, value string) []byte {
 // scgi_params send for a GET of the probe path, plus the Host and probe
 // headers as HTTP_* variables (*_pass_request_headers).
 func appendCGIVars(b []byte, t *Peer, add func(b []byte, name, value string) []byte) []byte {
-	path := t.HTTP.Path
+	path := t.Request().HTTP.Path
 	if path == "" {
 		path = "/"
 	}
@@ -45,7 +45,7 @@ func appendCGIVars(b []byte, t *Peer, add func(b []byte, name, value string) []b
 			break
 		}
 	}
-	method := t.HTTP.Method
+	method := t.Request().HTTP.Method
 	if method == "" {
 		method = "GET"
 	}
@@ -61,7 +61,7 @@ func appendCGIVars(b []byte, t *Peer, add func(b []byte, name, value string) []b
 	b = add(b, "SERVER_PORT", "80")
 	b = add(b, "HTTP_HOST", hostHeader(t))
 	var name [128]byte
-	for _, h := range t.HTTP.Headers {
+	for _, h := range t.Request().HTTP.Headers {
 		n := append(name[:0], "HTTP_"...)
 		for i := 0; i < len(h[0]); i++ {
 			ch := h[0][i]

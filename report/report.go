@@ -260,26 +260,27 @@ func DynamicOf(l *discovery.Loaded) []Dynamic {
 
 // NewTarget describes t before any probe.
 func NewTarget(t *discovery.Target) Target {
+	s := t.Settings()
 	out := Target{
 		Upstream: t.Upstream,
 		Server:   t.Server,
 		Address:  t.Address,
 		Protocol: t.Protocol,
 		Implicit: t.Implicit,
-		Backup:   t.Params.Backup,
-		Down:     t.Params.Down,
+		Backup:   s.Params.Backup,
+		Down:     s.Params.Down,
 		Verdict:  VerdictNotRun,
 		Params: Params{
-			Weight:             t.Params.Weight,
-			MaxFails:           t.Params.MaxFails,
-			FailTimeoutSeconds: t.Params.FailTimeout.Seconds(),
-			MaxConns:           t.Params.MaxConns,
-			Resolve:            t.Params.Resolve,
+			Weight:             s.Params.Weight,
+			MaxFails:           s.Params.MaxFails,
+			FailTimeoutSeconds: s.Params.FailTimeout.Seconds(),
+			MaxConns:           s.Params.MaxConns,
+			Resolve:            s.Params.Resolve,
 		},
 		Settings: Settings{
-			ConnectTimeoutSeconds: t.ConnectTimeout.Seconds(),
-			ReadTimeoutSeconds:    t.ReadTimeout.Seconds(),
-			SendTimeoutSeconds:    t.SendTimeout.Seconds(),
+			ConnectTimeoutSeconds: s.ConnectTimeout.Seconds(),
+			ReadTimeoutSeconds:    s.ReadTimeout.Seconds(),
+			SendTimeoutSeconds:    s.SendTimeout.Seconds(),
 		},
 		Sources: t.Sources,
 	}
@@ -291,7 +292,7 @@ func NewTarget(t *discovery.Target) Target {
 	out.Network = p.Network
 	out.Settings.BufferSizeBytes = p.BufferSize
 	if t.Kind.Protocol == protocol.HTTP {
-		out.Settings.HTTPVersion = p.HTTP.Version
+		out.Settings.HTTPVersion = p.Request().HTTP.Version
 	}
 	out.Settings.RuntimeResolve = p.Resolve != nil && !p.Resolve.System
 	if p.TLS != nil {

@@ -18,8 +18,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func target(backup, down bool) *discovery.Target {
 	t := &discovery.Target{
-		Key:            discovery.Key{Upstream: "app", Server: "10.0.0.1:80", Address: "10.0.0.1:80", Protocol: "http"},
-		ConnectTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second, SendTimeout: 60 * time.Second,
+		Key: discovery.Key{Upstream: "app", Server: "10.0.0.1:80", Address: "10.0.0.1:80", Protocol: "http"},
+		ServerSettings: &discovery.ServerSettings{
+			ConnectTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second, SendTimeout: 60 * time.Second},
 	}
 	t.Params.Backup, t.Params.Down = backup, down
 	if !down {

@@ -27,12 +27,14 @@ func liveHeap() uint64 {
 func memoryTargets(n int) []*discovery.Target {
 	protos := []string{"tcp", "http", "https", "fastcgi"}
 	ts := make([]*discovery.Target, n)
+	// One value shared by all, as discovery.Build shares equal settings.
+	settings := &discovery.ServerSettings{Params: nginxconf.ServerParams{Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second}}
 	for i := range ts {
 		addr := fmt.Sprintf("127.%d.%d.%d:%d", i>>16&255, i>>8&255, i&255, 8000+i%100)
 		ts[i] = &discovery.Target{
-			Key:    discovery.Key{Upstream: fmt.Sprintf("u%d", i/10), Server: addr, Address: addr, Protocol: protos[i%4]},
-			Params: nginxconf.ServerParams{Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second},
-			Probe:  &prober.Peer{Network: "tcp", Address: addr},
+			Key:            discovery.Key{Upstream: fmt.Sprintf("u%d", i/10), Server: addr, Address: addr, Protocol: protos[i%4]},
+			ServerSettings: settings,
+			Probe:          &prober.Peer{Network: "tcp", Address: addr},
 		}
 	}
 	return ts

@@ -54,8 +54,8 @@ func (c *countingProber) count(addr string) int {
 
 func target(upstream, addr string, down bool) *discovery.Target {
 	t := &discovery.Target{
-		Key:    discovery.Key{Upstream: upstream, Server: addr, Address: addr, Protocol: "test"},
-		Params: nginxconf.ServerParams{Down: down, Weight: 1},
+		Key:            discovery.Key{Upstream: upstream, Server: addr, Address: addr, Protocol: "test"},
+		ServerSettings: &discovery.ServerSettings{Params: nginxconf.ServerParams{Down: down, Weight: 1}},
 	}
 	if !down {
 		t.Probe = &prober.Peer{Network: "tcp", Address: addr}

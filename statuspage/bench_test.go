@@ -23,9 +23,10 @@ func many(n int) statuses {
 	for i := range n {
 		addr := fmt.Sprintf("10.%d.%d.%d:8080", i>>16&255, i>>8&255, i&255)
 		t := &discovery.Target{
-			Key:            discovery.Key{Upstream: fmt.Sprintf("app-%04d", i/4), Server: addr, Address: addr, Protocol: "http"},
-			Network:        "tcp",
-			ConnectTimeout: 2 * time.Second, ReadTimeout: 60 * time.Second, SendTimeout: 60 * time.Second,
+			Key:     discovery.Key{Upstream: fmt.Sprintf("app-%04d", i/4), Server: addr, Address: addr, Protocol: "http"},
+			Network: "tcp",
+			ServerSettings: &discovery.ServerSettings{
+				ConnectTimeout: 2 * time.Second, ReadTimeout: 60 * time.Second, SendTimeout: 60 * time.Second},
 			Sources: []string{fmt.Sprintf("/etc/nginx/sites-enabled/app-%04d.conf:12", i/4)},
 		}
 		st := scheduler.Status{Target: t}

@@ -34,13 +34,17 @@ func newFakeSource(n int) fakeSource {
 	protos := []string{"memcached", "http", "https", "fastcgi"}
 	out := make(fakeSource, n)
 	now := time.Now()
+	// One value for every target, as discovery.Build shares it.
+	settings := &discovery.ServerSettings{
+		Params:         nginxconf.ServerParams{Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second},
+		ConnectTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, SendTimeout: 5 * time.Second,
+	}
 	for i := range out {
 		addr := fmt.Sprintf("127.0.%d.%d:%d", i/60000, 2+(i/240)%250, 10000+i%240)
 		t := &discovery.Target{
 			Key:            discovery.Key{Upstream: fmt.Sprintf("t%d", i), Server: addr, Address: addr, Protocol: protos[i%4]},
-			Params:         nginxconf.ServerParams{Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second},
-			ConnectTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, SendTimeout: 5 * time.Second,
-			Probe: &prober.Peer{Network: "tcp", Address: addr},
+			ServerSettings: settings,
+			Probe:          &prober.Peer{Network: "tcp", Address: addr},
 		}
 		st := scheduler.Status{Target: t, HasResult: true, Finished: now, Runs: 100}
 		st.Result.Success = i%10 != 0

@@ -31,7 +31,7 @@ func BenchmarkProbe(b *testing.B) {
 				p := &prober.Peer{
 					Protocol: pk.Protocol, Network: "tcp", Address: ft.Addr,
 					ConnectTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, SendTimeout: 5 * time.Second,
-					BufferSize: 4096, HTTP: prober.HTTPSettings{Version: "1.0", Host: "t1"},
+					BufferSize: 4096, Exchange: &prober.Exchange{HTTP: prober.HTTPSettings{Version: "1.0", Host: "t1"}},
 				}
 				if pk.TLS {
 					p.TLS = &prober.TLSSettings{}

@@ -1,0 +1,108 @@
+package discovery
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+)
+
+// interner hands out one value per distinct setting while a set is built:
+// the targets of a configuration mostly share their parameters, timeouts,
+// TLS settings and probe request, so 10,000 targets hold a handful of values, not 10,000 copies.
+// The values are read-only once built: probes only read them.
+type interner struct {
+	shared      map[ServerSettings]*ServerSettings
+	tlsSettings map[tlsKey]*prober.TLSSettings
+	exchanges   map[exchangeKey]*prober.Exchange
+}
+
+func newInterner() *interner {
+	return &interner{
+		shared:      map[ServerSettings]*ServerSettings{},
+		tlsSettings: map[tlsKey]*prober.TLSSettings{},
+		exchanges:   map[exchangeKey]*prober.Exchange{},
+	}
+}
+
+// settings returns the shared value equal to s.
+func (in *interner) settings(s ServerSettings) *ServerSettings {
+	if v, ok := in.shared[s]; ok {
+		return v
+	}
+	// A new value rather than &s: s would then move to the heap on every
+	// call, found or not.
+	v := new(ServerSettings)
+	*v = s
+	in.shared[s] = v
+	return v
+}
+
+// tlsKey is a comparable TLSSettings. A settings value with its own
+// Sessions is never shared: sessions belong to one peer.
+type tlsKey struct {
+	serverName, verifyName string
+	verify                 bool
+	verifyDepth            int
+	trusted                string
+	protocols              string
+	// nProtocols and nilProtocols tell [""] from [] and [] from nil, so
+	// that a shared value is exactly what the target built.
+	nProtocols       int
+	nilProtocols     bool
+	ciphers          string
+	certificate, key string
+	sessionReuse     bool
+}
+
+// tls returns the shared value equal to s.
+func (in *interner) tls(s *prober.TLSSettings) *prober.TLSSettings {
+	if s.Sessions != nil {
+		return s
+	}
+	k := tlsKey{
+		serverName: s.ServerName, verifyName: s.VerifyName, verify: s.Verify, verifyDepth: s.VerifyDepth,
+		trusted: s.TrustedCertificate, protocols: joinKey(s.Protocols), ciphers: s.Ciphers,
+		nProtocols: len(s.Protocols), nilProtocols: s.Protocols == nil,
+		certificate: s.Certificate, key: s.CertificateKey, sessionReuse: s.SessionReuse,
+	}
+	if v, ok := in.tlsSettings[k]; ok {
+		return v
+	}
+	in.tlsSettings[k] = s
+	return s
+}
+
+// exchangeKey is a comparable Exchange; extra encodes the headers and
+// expected statuses, empty without either (the common case: no
+// formatting).
+type exchangeKey struct {
+	version, host, method, path string
+	ping, memcachedKey, service string
+	extra                       string
+}
+
+// exchange returns the shared value equal to e.
+func (in *interner) exchange(e prober.Exchange) *prober.Exchange {
+	k := exchangeKey{
+		version: e.HTTP.Version, host: e.HTTP.Host, method: e.HTTP.Method, path: e.HTTP.Path,
+		ping: e.FastCGI.PingPath, memcachedKey: e.Memcached.Key, service: e.GRPC.Service,
+	}
+	if e.HTTP.Headers != nil || e.HTTP.ExpectStatus != nil {
+		// %#v tells nil from empty and quotes every string.
+		k.extra = fmt.Sprintf("%#v %#v", e.HTTP.Headers, e.HTTP.ExpectStatus)
+	}
+	if v, ok := in.exchanges[k]; ok {
+		return v
+	}
+	v := new(prober.Exchange)
+	*v = e
+	in.exchanges[k] = v
+	return v
+}
+
+// joinKey joins strings unambiguously for a map key: directive arguments
+// cannot hold a NUL byte.
+func joinKey(ss []string) string {
+	return strings.Join(ss, "\x00")
+}

@@ -1,0 +1,141 @@
+package discovery
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"testing"
+	"unsafe"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+)
+
+// liveHeap is the heap still reachable after two collections.
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// writeMixedConfig writes the benchmark harness's configuration
+// (tools/bench/confgen) with per servers per upstream block: with per 1,
+// one upstream block and one location per server, tcp (memcached), http,
+// https and fastcgi in turn, with the timeouts set once at http{} level.
+func writeMixedConfig(t *testing.T, n, per int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "nginx.conf")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	fmt.Fprintf(w, "worker_processes 1;\nevents { worker_connections 1024; }\nhttp {\n")
+	for _, m := range []string{"proxy", "fastcgi", "memcached"} {
+		fmt.Fprintf(w, "    %s_connect_timeout 5000ms;\n    %s_read_timeout 5000ms;\n    %s_send_timeout 5000ms;\n", m, m, m)
+	}
+	for u := 0; u < n/per; u++ {
+		fmt.Fprintf(w, "    upstream t%d {", u)
+		for i := u * per; i < (u+1)*per; i++ {
+			fmt.Fprintf(w, " server 127.0.%d.%d:%d;", 1+i/60000, 2+(i/240)%250, 10000+i%240)
+		}
+		fmt.Fprintf(w, " }\n")
+	}
+	fmt.Fprintf(w, "    server {\n        listen 127.0.0.1:8080;\n")
+	for i := 0; i < n/per; i++ {
+		switch i % 4 {
+		case 0:
+			fmt.Fprintf(w, "        location /t%d { set $memcached_key $uri; memcached_pass t%d; }\n", i, i)
+		case 1:
+			fmt.Fprintf(w, "        location /t%d { proxy_pass http://t%d; }\n", i, i)
+		case 2:
+			fmt.Fprintf(w, "        location /t%d { proxy_pass https://t%d; }\n", i, i)
+		default:
+			fmt.Fprintf(w, "        location /t%d { fastcgi_pass t%d; }\n", i, i)
+		}
+	}
+	fmt.Fprintf(w, "    }\n}\n")
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestTargetSetMemory10k measures what a target set of 10,000 mixed
+// targets keeps alive once the configuration model is gone: the targets,
+// their peers, shared settings, rendered labels, strings and source
+// positions. MEMPROFILE=path writes a heap profile of that live set
+// (go test -memprofilerate=1 for every allocation; go tool pprof -top
+// -inuse_space path).
+func TestTargetSetMemory10k(t *testing.T) {
+	if testing.Short() {
+		t.Skip("scale test")
+	}
+	if testing.CoverMode() != "" {
+		t.Skip("coverage counters distort the heap")
+	}
+	const n = 10000
+	for _, per := range []int{1, 4} {
+		t.Run(fmt.Sprintf("%d servers per upstream", per), func(t *testing.T) {
+			measureTargetSet(t, n, per)
+		})
+	}
+}
+
+func measureTargetSet(t *testing.T, n, per int) {
+	path := writeMixedConfig(t, n, per)
+	// A first small load sets up what the parser builds once per
+	// process (its directive tables), which is not the set's.
+	if _, err := nginxconf.Load(writeMixedConfig(t, 4, 1), nginxconf.LoadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	base := liveHeap()
+	cfg, err := nginxconf.Load(path, nginxconf.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := Build(context.Background(), cfg, Options{})
+	if set.Probed != n {
+		t.Fatalf("%d probed targets, want %d", set.Probed, n)
+	}
+	cfg = nil
+	live := int64(liveHeap()) - int64(base)
+	if p := os.Getenv("MEMPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.KeepAlive(set)
+	perTarget := live / int64(n)
+	t.Logf("target set of %d mixed targets, %d per upstream: %.2f MB live, %d B per target (Target %d B, Peer %d B)",
+		n, per, float64(live)/1e6, perTarget, unsafe.Sizeof(Target{}), unsafe.Sizeof(prober.Peer{}))
+	// Measured with one server per upstream (the harness's
+	// configuration) 570 B, with four 461 B; of the 570 B the rendered
+	// labels (~96 B) and the source position (the configuration's path
+	// and line, here ~95 B) are the target's own strings. 757 B before
+	// the targets shared their settings (and without the labels, which
+	// the renderers then copied). The bound catches a per-target copy of
+	// anything targets share (server settings, TLS settings, the probe
+	// request); it grows with the temporary directory's path, which
+	// every position repeats.
+	bound := 520 + int64(len(path))
+	if perTarget > bound {
+		t.Errorf("%d B per target, over the %d B bound", perTarget, bound)
+	}
+}
