@@ -1,0 +1,136 @@
+package capacity
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+)
+
+func liveHeap() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// TestHeap10k bounds what a Monitor keeps per local target between
+// refreshes (with a scrape's TextWriter), and what one steady-state
+// refresh allocates, at 10,000 listening unix sockets.
+func TestHeap10k(t *testing.T) {
+	if testing.Short() {
+		t.Skip("heap measurement")
+	}
+	targets := benchTargets(t, 10000)
+	ctx := context.Background()
+	before := liveHeap()
+	m := New(Options{Targets: func() []*discovery.Target { return targets }, Interval: 15 * time.Second})
+	tw := NewTextWriter(m)
+	for range 3 {
+		m.Refresh(ctx)
+		if _, err := tw.WriteTo(io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := int64(liveHeap()) - int64(before)
+	n := 0
+	m.Each(func(_ *discovery.Target, st *State) {
+		if st.Listen == Listening && st.Owner != nil {
+			n++
+		}
+	})
+	if n != len(targets) {
+		t.Fatalf("%d of %d targets listening with a known owner", n, len(targets))
+	}
+
+	var a, b runtime.MemStats
+	runtime.ReadMemStats(&a)
+	m.Refresh(ctx)
+	runtime.ReadMemStats(&b)
+	refresh := b.TotalAlloc - a.TotalAlloc
+	runtime.ReadMemStats(&a)
+	if _, err := tw.WriteTo(io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&b)
+	scrape := b.TotalAlloc - a.TotalAlloc
+	runtime.KeepAlive(m)
+	runtime.KeepAlive(tw)
+	t.Logf("kept %d B (%.1f B/target); a refresh allocates %d B (%.1f B/target), a scrape %d B (%.1f B/target)",
+		kept, float64(kept)/10000, refresh, float64(refresh)/10000, scrape, float64(scrape)/10000)
+	if kept > 150*10000 {
+		t.Errorf("kept %d B, more than 150 B a target", kept)
+	}
+}
+
+// blockingWriter blocks its first Write until release is closed.
+type blockingWriter struct {
+	buf      bytes.Buffer
+	started  chan struct{}
+	release  chan struct{}
+	didBlock bool
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	if !w.didBlock {
+		w.didBlock = true
+		close(w.started)
+		<-w.release
+	}
+	return w.buf.Write(p)
+}
+
+// TestScrapeHoldsItsView: a scrape that a slow client holds up renders
+// the state of one refresh, whatever refreshes run meanwhile (the race
+// detector watches the view not being reused under it), and the next
+// scrape shows the new state.
+func TestScrapeHoldsItsView(t *testing.T) {
+	targets := benchTargets(t, 100)
+	ctx := context.Background()
+	m := New(Options{Targets: func() []*discovery.Target { return targets }, Interval: time.Second})
+	m.Refresh(ctx)
+	var before bytes.Buffer
+	if _, err := NewTextWriter(m).WriteTo(&before); err != nil {
+		t.Fatal(err)
+	}
+	if before.Len() < 64<<10 {
+		t.Fatalf("page of %d bytes: too small to flush while rendering", before.Len())
+	}
+	w := &blockingWriter{started: make(chan struct{}), release: make(chan struct{})}
+	done := make(chan error)
+	go func() {
+		_, err := NewTextWriter(m).WriteTo(w)
+		done <- err
+	}()
+	<-w.started
+	// Every socket file removed: nothing listens at the paths now.
+	for _, tg := range targets {
+		if err := os.Remove(tg.Probe.Address); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Refresh(ctx)
+	m.Refresh(ctx)
+	m.Refresh(ctx)
+	close(w.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if w.buf.String() != before.String() {
+		t.Error("the held scrape changed under a refresh")
+	}
+	var after bytes.Buffer
+	if _, err := NewTextWriter(m).WriteTo(&after); err != nil {
+		t.Fatal(err)
+	}
+	if want := `nginx_upstream_backend_listener_state{upstream="` + targets[0].Upstream + `",server="` + targets[0].Server + `",address="` + targets[0].Address + `",protocol="fastcgi",state="not_listening"} 1`; !strings.Contains(after.String(), want) {
+		t.Errorf("after the refreshes, no %s", want)
+	}
+}
