@@ -154,9 +154,11 @@ type Monitor struct {
 	// refresh fills it again unless a scrape still reads it.
 	spare *view
 	// Scratch of a refresh, cleared and reused.
-	want   map[uint32]struct{}
-	procs  map[int]int32 // pid → position in the view's procs
-	ooms   map[string]oomRead
+	want  map[uint32]struct{}
+	procs map[int]int32 // pid → position in the view's procs
+	ooms  map[string]oomRead
+	// fpm says, per process of the view, whether it is php-fpm.
+	fpmOf  []fpmCheck
 	fpmSet map[fpmKey]bool
 
 	mu       sync.RWMutex // guards the published view
@@ -165,6 +167,13 @@ type Monitor struct {
 	nsOK     bool
 	lastErr  error
 	duration time.Duration
+}
+
+// fpmCheck is isPHPFPM's answer for one process, asked once a refresh
+// however many sockets it holds.
+type fpmCheck struct {
+	config    string
+	ok, asked bool
 }
 
 type oomRead struct {
@@ -507,6 +516,8 @@ func (m *Monitor) Refresh(ctx context.Context) {
 	// Attribute: owners, restarts, OOM kills, php-fpm pools.
 	clear(m.fpmSet)
 	clear(m.ooms)
+	clear(m.fpmOf)
+	m.fpmOf = m.fpmOf[:0]
 	now := m.opts.Now()
 	for i, t := range l.targets {
 		s := &v.slots[i]
@@ -555,7 +566,15 @@ func (m *Monitor) Refresh(ctx context.Context) {
 			st.Restarts, st.LastRestart = rec.n, rec.last
 		}
 		if st.Owner != nil {
-			if config, ok := isPHPFPM(st.Owner.Cmdline); ok && config != "" {
+			for len(m.fpmOf) < len(v.procs) {
+				m.fpmOf = append(m.fpmOf, fpmCheck{})
+			}
+			fc := &m.fpmOf[owner-1]
+			if !fc.asked {
+				fc.config, fc.ok = isPHPFPM(st.Owner.Cmdline)
+				fc.asked = true
+			}
+			if config, ok := fc.config, fc.ok; ok && config != "" {
 				k := fpmKey{pid: st.Owner.PID, startTicks: st.Owner.startTicks, config: config}
 				m.fpmSet[k] = true
 				pools, err := m.fpm.pools(st.Owner, config, now)
@@ -679,8 +698,17 @@ func (m *Monitor) restart(tr *tracker, st *State, now time.Time) {
 // lookupUnix finds the listener of a socket path: the socket whose bound
 // file is the one at the path now.
 func lookupUnix(lis *Listeners, path string) (ListenState, Listener) {
-	var fi syscall.Stat_t
-	if err := syscall.Stat(path, &fi); err != nil {
+	var (
+		fi  syscall.Stat_t
+		err error
+		p   cPath
+	)
+	if p.set(path) {
+		err = p.stat(&fi)
+	} else {
+		err = syscall.Stat(path, &fi)
+	}
+	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			return NotListening, Listener{}
 		}

@@ -221,7 +221,14 @@ func preferOwner(old, pid int, start func(int) uint64) bool {
 // holds checks that ref still is a descriptor of socket ino.
 func (p *procReader) holds(ref fdRef, ino uint32) bool {
 	var link [64]byte
-	n, err := readlinkInto(filepath.Join(p.root, strconv.Itoa(int(ref.pid)), "fd", strconv.Itoa(int(ref.fd))), link[:])
+	var path cPath
+	var n int
+	var err error
+	if path.set(p.root) && path.appendString("/") && path.appendUint(uint64(ref.pid)) && path.appendString("/fd/") && path.appendUint(uint64(ref.fd)) {
+		n, err = path.readlink(link[:])
+	} else {
+		n, err = readlinkInto(filepath.Join(p.root, strconv.Itoa(int(ref.pid)), "fd", strconv.Itoa(int(ref.fd))), link[:])
+	}
 	if err != nil {
 		return false
 	}
