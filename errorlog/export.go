@@ -1,8 +1,10 @@
 package errorlog
 
 import (
+	"cmp"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -194,6 +196,8 @@ type TargetErrors struct {
 	Key discovery.Key
 	// Errors count failures before the response header (502/504);
 	// BodyErrors failures while reading the body (truncated responses).
+	// Either is nil when it has no count: most targets have errors of
+	// one stage, and a scrape copies every target's.
 	Errors, BodyErrors map[prober.Reason]uint64
 	// Last is when the exporter read the target's last error.
 	Last time.Time
@@ -227,13 +231,20 @@ func (c *counters) snapshot() Snapshot {
 		k  discovery.Key
 		tc *targetCounts
 	}
-	var all []counted
+	n := 0
+	for _, tc := range c.counts {
+		if tc != nil {
+			n++
+		}
+	}
+	all := make([]counted, 0, n)
+	s.Targets = make([]TargetErrors, 0, n)
 	for i, tc := range c.counts {
 		if tc != nil {
 			all = append(all, counted{c.cur.targets[i].Key, tc})
 		}
 	}
-	sort.SliceStable(all, func(i, j int) bool { return keyLess(all[i].k, all[j].k) })
+	slices.SortStableFunc(all, func(a, b counted) int { return keyCompare(a.k, b.k) })
 	for i, e := range all {
 		if i > 0 && all[i-1].k == e.k {
 			if !slices.ContainsFunc(all[:i], func(o counted) bool { return o.tc == e.tc }) {
@@ -241,7 +252,7 @@ func (c *counters) snapshot() Snapshot {
 			}
 			continue
 		}
-		te := TargetErrors{Key: e.k, Errors: map[prober.Reason]uint64{}, BodyErrors: map[prober.Reason]uint64{}}
+		te := TargetErrors{Key: e.k}
 		addCounts(&te, e.tc)
 		s.Targets = append(s.Targets, te)
 	}
@@ -276,11 +287,14 @@ func (c *counters) snapshot() Snapshot {
 // addCounts adds tc's counts to te.
 func addCounts(te *TargetErrors, tc *targetCounts) {
 	for _, c := range tc.counts {
+		m := &te.Errors
 		if c.body {
-			te.BodyErrors[prober.Reasons[c.reason]] += c.n
-		} else {
-			te.Errors[prober.Reasons[c.reason]] += c.n
+			m = &te.BodyErrors
 		}
+		if *m == nil {
+			*m = map[prober.Reason]uint64{}
+		}
+		(*m)[prober.Reasons[c.reason]] += c.n
 	}
 	if tc.last.After(te.Last) {
 		te.Last = tc.last
@@ -297,17 +311,9 @@ func (tc *targetCounts) merge(o *targetCounts) {
 	}
 }
 
-func keyLess(a, b discovery.Key) bool {
-	if a.Upstream != b.Upstream {
-		return a.Upstream < b.Upstream
-	}
-	if a.Server != b.Server {
-		return a.Server < b.Server
-	}
-	if a.Address != b.Address {
-		return a.Address < b.Address
-	}
-	return a.Protocol < b.Protocol
+func keyCompare(a, b discovery.Key) int {
+	return cmp.Or(strings.Compare(a.Upstream, b.Upstream), strings.Compare(a.Server, b.Server),
+		strings.Compare(a.Address, b.Address), strings.Compare(a.Protocol, b.Protocol))
 }
 
 // unknownPeers copies the unknown peers per upstream.

@@ -18,9 +18,10 @@ func liveHeap() uint64 {
 	return m.HeapAlloc
 }
 
-// TestHeap10k bounds the attribution index of 10,000 targets, and the
+// TestHeap10k bounds the attribution index of 10,000 targets, the
 // counters of 5,000 of them that nginx logged errors for (one or two
-// reasons each), per target.
+// reasons each), per target, and what a scrape's snapshot of them
+// allocates.
 func TestHeap10k(t *testing.T) {
 	if testing.Short() {
 		t.Skip("heap measurement")
@@ -57,14 +58,26 @@ func TestHeap10k(t *testing.T) {
 	if len(s.Targets) != 5000 || s.Lines[LineMatched] != 7500 {
 		t.Fatalf("%d targets with errors, %d lines matched", len(s.Targets), s.Lines[LineMatched])
 	}
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	s = r.Snapshot()
+	runtime.ReadMemStats(&m1)
+	snapshot := m1.TotalAlloc - m0.TotalAlloc
+	if len(s.Targets) != 5000 {
+		t.Fatalf("%d targets in the second snapshot", len(s.Targets))
+	}
 	runtime.KeepAlive(r)
 	runtime.KeepAlive(data)
-	t.Logf("index %d B (%.1f B/target); counters %d B (%.1f B per target with errors)", index, float64(index)/10000, counters, float64(counters)/5000)
+	t.Logf("index %d B (%.1f B/target); counters %d B (%.1f B per target with errors); a snapshot allocates %d B (%.1f B per target with errors)",
+		index, float64(index)/10000, counters, float64(counters)/5000, snapshot, float64(snapshot)/5000)
 	if index > 60*10000 {
 		t.Errorf("index %d B, more than 60 B a target", index)
 	}
 	if counters > 150*5000 {
 		t.Errorf("counters %d B, more than 150 B per target with errors", counters)
+	}
+	if snapshot > 800*5000 {
+		t.Errorf("a snapshot allocates %d B, more than 800 B per target with errors", snapshot)
 	}
 }
 
