@@ -220,9 +220,15 @@ func newLayout(targets []*discovery.Target) *layout {
 
 // find returns the position of the target with key k, -1 when none.
 func (l *layout) find(k discovery.Key) int {
-	if i, ok := l.index[uint32(maphash.Comparable(l.seed, k))]; ok && l.targets[i].Key == k {
+	i, ok := l.index[uint32(maphash.Comparable(l.seed, k))]
+	switch {
+	case !ok:
+		// Every key of the layout has its hash in the index.
+		return -1
+	case l.targets[i].Key == k:
 		return int(i)
 	}
+	// Another key with the same hash took the entry.
 	for i := len(l.targets) - 1; i >= 0; i-- {
 		if l.targets[i].Key == k {
 			return i

@@ -3,6 +3,8 @@ package capacity
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"hash/maphash"
 	"io"
 	"os"
 	"runtime"
@@ -145,5 +147,32 @@ func TestScrapeHoldsItsView(t *testing.T) {
 	}
 	if want := `nginx_upstream_backend_listener_state{upstream="` + targets[0].Upstream + `",server="` + targets[0].Server + `",address="` + targets[0].Address + `",protocol="fastcgi",state="not_listening"} 1`; !strings.Contains(after.String(), want) {
 		t.Errorf("after the refreshes, no %s", want)
+	}
+}
+
+// TestLayoutFind: every key is found at its position, an absent key is
+// not (without a search), and a key whose hash entry another key took
+// (a 32-bit collision) is still found.
+func TestLayoutFind(t *testing.T) {
+	var targets []*discovery.Target
+	for i := range 1000 {
+		targets = append(targets, &discovery.Target{Key: discovery.Key{Upstream: "u", Server: fmt.Sprint(i), Address: fmt.Sprint(i), Protocol: "http"}})
+	}
+	l := newLayout(targets)
+	for i, tg := range targets {
+		if got := l.find(tg.Key); got != i {
+			t.Fatalf("find(%v) = %d, want %d", tg.Key, got, i)
+		}
+	}
+	if got := l.find(discovery.Key{Upstream: "u", Server: "x"}); got != -1 {
+		t.Errorf("absent key found at %d", got)
+	}
+	// The entry of key 7 taken by key 3.
+	l.index[uint32(maphash.Comparable(l.seed, targets[7].Key))] = 3
+	if got := l.find(targets[7].Key); got != 7 {
+		t.Errorf("collided key found at %d, want 7", got)
+	}
+	if got := l.find(targets[3].Key); got != 3 {
+		t.Errorf("key 3 found at %d", got)
 	}
 }
