@@ -29,6 +29,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -208,12 +209,21 @@ type layout struct {
 	// and find falls back to a search.
 	index map[uint32]int32
 	seed  maphash.Seed
+	// escape has the bit of each target with a label value to escape in
+	// the text format: the others' values are written as they are.
+	escape []uint64
 }
 
 func newLayout(targets []*discovery.Target) *layout {
-	l := &layout{targets: targets, index: make(map[uint32]int32, len(targets)), seed: maphash.MakeSeed()}
+	l := &layout{targets: targets, index: make(map[uint32]int32, len(targets)), seed: maphash.MakeSeed(),
+		escape: make([]uint64, (len(targets)+63)/64)}
 	for i, t := range targets {
 		l.index[uint32(maphash.Comparable(l.seed, t.Key))] = int32(i)
+		for _, v := range [...]string{t.Upstream, t.Server, t.Address, t.Protocol} {
+			if strings.ContainsAny(v, "\\\n\"") {
+				l.escape[i/64] |= 1 << (i % 64)
+			}
+		}
 	}
 	return l
 }

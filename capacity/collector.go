@@ -3,7 +3,6 @@ package capacity
 import (
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -296,15 +295,16 @@ func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
 		f := &families[i]
 		b = collector.AppendHeader(b, f.name, f.help, f.typ)
 		var (
-			t  *discovery.Target
-			st State
-			ok bool
+			t   *discovery.Target
+			esc bool
+			st  State
+			ok  bool
 		)
 		// One closure per family, not per target and family.
 		yield := func(v float64, l1, l2 string) {
 			b = append(b, f.name...)
 			b = append(b, '{')
-			b = appendTargetLabels(b, t)
+			b = appendTargetLabels(b, t, esc)
 			for k, name := range f.labels {
 				val := l1
 				if k == 1 {
@@ -324,7 +324,7 @@ func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
 			if st, ok = v.state(j); !ok {
 				continue
 			}
-			t = tg
+			t, esc = tg, v.layout.escape[j/64]&(1<<(j%64)) != 0
 			f.values(&st, yield)
 			if err := flush(false); err != nil {
 				return n, err
@@ -335,21 +335,22 @@ func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
 }
 
 // appendTargetLabels appends t's label pairs as collector.TargetLabels
-// writes them, without building the string: label values rarely need
-// escaping, and a cache of the pairs would cost more than 100 bytes a
-// target for as long as the target exists.
-func appendTargetLabels(b []byte, t *discovery.Target) []byte {
-	for _, l := range [...]struct{ name, value string }{
-		{`upstream="`, t.Upstream}, {`",server="`, t.Server}, {`",address="`, t.Address}, {`",protocol="`, t.Protocol},
-	} {
-		b = append(b, l.name...)
-		if strings.ContainsAny(l.value, "\\\n\"") {
-			b = append(b, collector.EscapeLabelValue(l.value)...)
-		} else {
-			b = append(b, l.value...)
-		}
+// writes them, without building the string: a cache of the pairs would
+// cost more than 100 bytes a target for as long as the target exists.
+// escape says that a value needs escaping (layout.escape), which few do.
+func appendTargetLabels(b []byte, t *discovery.Target, escape bool) []byte {
+	if !escape {
+		b = append(b, `upstream="`...)
+		b = append(b, t.Upstream...)
+		b = append(b, `",server="`...)
+		b = append(b, t.Server...)
+		b = append(b, `",address="`...)
+		b = append(b, t.Address...)
+		b = append(b, `",protocol="`...)
+		b = append(b, t.Protocol...)
+		return append(b, '"')
 	}
-	return append(b, '"')
+	return append(b, collector.TargetLabels(t)...)
 }
 
 func b2f(b bool) float64 {
