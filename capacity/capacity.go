@@ -154,6 +154,8 @@ type Monitor struct {
 	// spare is the view published before the current one: the next
 	// refresh fills it again unless a scrape still reads it.
 	spare *view
+	// dumped is how many TCP and unix listeners the last dump had.
+	dumped [2]int
 	// Scratch of a refresh, cleared and reused.
 	want  map[uint32]struct{}
 	procs map[int]int32 // pid → position in the view's procs
@@ -471,7 +473,10 @@ func (m *Monitor) Refresh(ctx context.Context) {
 		err error
 	)
 	if len(l.targets) > 0 {
-		lis, err = DumpListeners()
+		lis, err = dumpListeners(m.dumped[0], m.dumped[1])
+		if lis != nil {
+			m.dumped = [2]int{len(lis.tcp), len(lis.unix)}
+		}
 	}
 	if err != nil {
 		// Once per outage, not once per interval.
