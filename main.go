@@ -34,7 +34,6 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/errorlog"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/loadstate"
-	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxproc"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/probehandler"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
@@ -557,7 +556,7 @@ func (c *commonFlags) tracker(logger *slog.Logger, addressesChanged func(context
 		Started:          time.Now(),
 		Logger:           logger,
 	})
-	f.disk = t.Disk
+	f.pidFile = t.PIDFile
 	return t
 }
 
@@ -565,16 +564,12 @@ func (c *commonFlags) tracker(logger *slog.Logger, addressesChanged func(context
 // or else the loaded configuration's `pid` directive, names.
 type nginxFinder struct {
 	flag, prefix, config string
-	disk                 func() *nginxconf.Config
+	pidFile              func() string
 	f                    nginxproc.Finder
 }
 
 func (n *nginxFinder) Find() (*nginxproc.Snapshot, error) {
-	directive := ""
-	if cfg := n.disk(); cfg != nil {
-		directive = cfg.PIDFile
-	}
-	n.f.PIDFile = nginxproc.PIDFilePath(n.flag, directive, n.prefix)
+	n.f.PIDFile = nginxproc.PIDFilePath(n.flag, n.pidFile(), n.prefix)
 	n.f.ConfigFile = n.config
 	return n.f.Find()
 }

@@ -20,7 +20,7 @@ import (
 // benchTargets listens on n unix sockets (never accepting) and returns a
 // target for each: the worst case of docs/performance.md, every target
 // local, every socket held by one process with n descriptors.
-func benchTargets(b *testing.B, n int) []*discovery.Target {
+func benchTargets(b testing.TB, n int) []*discovery.Target {
 	b.Helper()
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < uint64(n+1024) {

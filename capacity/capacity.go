@@ -21,13 +21,17 @@ package capacity
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -141,24 +145,204 @@ type Monitor struct {
 	proc      *procReader
 	procErr   error
 	fpm       fpmConfigCache
-	track     map[discovery.Key]*tracker
+	// layout lists the targets that may listen on this host; trackers
+	// (aligned with it) and restarts are what a target keeps from one
+	// refresh to the next.
+	layout   *layout
+	trackers []tracker
+	restarts []restartRecord
+	// spare is the view published before the current one: the next
+	// refresh fills it again unless a scrape still reads it.
+	spare *view
+	// dumped is how many TCP and unix listeners the last dump had.
+	dumped [2]int
+	// Scratch of a refresh, cleared and reused.
+	want  map[uint32]struct{}
+	procs map[int]int32 // pid → position in the view's procs
+	ooms  map[string]oomRead
+	// fpm says, per process of the view, whether it is php-fpm.
+	fpmOf  []fpmCheck
+	fpmSet map[fpmKey]bool
 
-	mu       sync.RWMutex // guards the published snapshot
-	snap     map[discovery.Key]*State
-	order    []*discovery.Target
+	mu       sync.RWMutex // guards the published view
+	cur      *view
 	netstat  NetStat
 	nsOK     bool
 	lastErr  error
 	duration time.Duration
 }
 
-// tracker is what a target's state keeps from one refresh to the next.
+// fpmCheck is isPHPFPM's answer for one process, asked once a refresh
+// however many sockets it holds.
+type fpmCheck struct {
+	config    string
+	ok, asked bool
+}
+
+type oomRead struct {
+	n   uint64
+	err error
+}
+
+// tracker is what a target keeps from one refresh to the next.
 type tracker struct {
-	inode       uint32
-	owner       *Process
-	restarts    uint64
-	lastRestart time.Time
-	cgroup      cgroupRef
+	// owner is the last known owner; cg the process whose memory cgroup
+	// is the last known one (kept while the owner is gone).
+	owner, cg *Process
+	inode     uint32
+	// restart indexes Monitor.restarts plus one; 0 until the first
+	// restart, which few targets ever see.
+	restart int32
+}
+
+// restartRecord counts a target's restarts.
+type restartRecord struct {
+	n    uint64
+	last time.Time
+}
+
+// layout is a list of targets that may listen on this host (a socket
+// path or a literal IP address), fixed while the target set is: a view
+// holds their states at the same positions.
+type layout struct {
+	targets []*discovery.Target
+	// index maps a 32-bit hash of a target's key to its position (the
+	// last of equal keys); a position whose key differs is a collision,
+	// and find falls back to a search.
+	index map[uint32]int32
+	seed  maphash.Seed
+	// escape has the bit of each target with a label value to escape in
+	// the text format: the others' values are written as they are.
+	escape []uint64
+}
+
+func newLayout(targets []*discovery.Target) *layout {
+	l := &layout{targets: targets, index: make(map[uint32]int32, len(targets)), seed: maphash.MakeSeed(),
+		escape: make([]uint64, (len(targets)+63)/64)}
+	for i, t := range targets {
+		l.index[uint32(maphash.Comparable(l.seed, t.Key))] = int32(i)
+		for _, v := range [...]string{t.Upstream, t.Server, t.Address, t.Protocol} {
+			if strings.ContainsAny(v, "\\\n\"") {
+				l.escape[i/64] |= 1 << (i % 64)
+			}
+		}
+	}
+	return l
+}
+
+// find returns the position of the target with key k, -1 when none.
+func (l *layout) find(k discovery.Key) int {
+	i, ok := l.index[uint32(maphash.Comparable(l.seed, k))]
+	switch {
+	case !ok:
+		// Every key of the layout has its hash in the index.
+		return -1
+	case l.targets[i].Key == k:
+		return int(i)
+	}
+	// Another key with the same hash took the entry.
+	for i := len(l.targets) - 1; i >= 0; i-- {
+		if l.targets[i].Key == k {
+			return i
+		}
+	}
+	return -1
+}
+
+// view is the state of every target of a layout as one refresh left it.
+// It is not modified once published: a scrape renders from it without a
+// lock, holding it through readers.
+type view struct {
+	layout *layout
+	slots  []slot
+	// procs are the owners of the sockets, one per process.
+	procs []*Process
+	// rare holds the whole State of the targets with more to say than a
+	// slot holds: a php-fpm pool, restarts, a saturation reason.
+	rare    []State
+	readers atomic.Int32
+}
+
+// slot is a target's state in 28 bytes: what most targets have.
+type slot struct {
+	listener Listener
+	// owner indexes view.procs plus one; 0 when unknown.
+	owner    uint32
+	oomKills uint32
+	listen   ListenState
+	flags    uint8
+	// rare indexes view.rare plus one; 0 when the slot is the state.
+	rare int32
+}
+
+// Flags of a slot.
+const (
+	slotPresent = 1 << iota // the target listens on this host
+	slotOOMKnown
+	slotSaturated
+	slotSaturationKnown
+)
+
+// fitsSlot reports whether a slot can hold st.
+func (st *State) fitsSlot() bool {
+	return st.Restarts == 0 && st.LastRestart.IsZero() && st.Pool == nil && st.Status == nil &&
+		st.StatusCause == "" && !st.statusSelf && st.SaturationWhy == "" && (st.OOMKnown || st.OOMKills == 0) &&
+		st.OOMKills <= math.MaxUint32
+}
+
+// put stores st at position i; owner is st.Owner's position in v.procs
+// plus one (0 for none).
+func (v *view) put(i int, st *State, owner uint32) {
+	s := &v.slots[i]
+	if !st.fitsSlot() {
+		v.rare = append(v.rare, *st)
+		*s = slot{flags: slotPresent, rare: int32(len(v.rare))}
+		return
+	}
+	*s = slot{owner: owner, oomKills: uint32(st.OOMKills), listener: st.Listener, listen: st.Listen, flags: slotPresent}
+	if st.OOMKnown {
+		s.flags |= slotOOMKnown
+	}
+	if st.Saturated {
+		s.flags |= slotSaturated
+	}
+	if st.SaturationKnown {
+		s.flags |= slotSaturationKnown
+	}
+}
+
+// state returns the state at position i; ok is false when the target
+// does not listen on this host.
+func (v *view) state(i int) (State, bool) {
+	s := &v.slots[i]
+	if s.flags&slotPresent == 0 {
+		return State{}, false
+	}
+	if s.rare > 0 {
+		return v.rare[s.rare-1], true
+	}
+	st := State{Listen: s.listen, Listener: s.listener, OOMKills: uint64(s.oomKills),
+		OOMKnown: s.flags&slotOOMKnown != 0, Saturated: s.flags&slotSaturated != 0,
+		SaturationKnown: s.flags&slotSaturationKnown != 0}
+	if s.owner > 0 {
+		st.Owner = v.procs[s.owner-1]
+	}
+	return st, true
+}
+
+// reset makes v an empty view of l, reusing its memory.
+func (v *view) reset(l *layout) {
+	v.layout = l
+	if cap(v.slots) >= len(l.targets) {
+		v.slots = v.slots[:len(l.targets)]
+		clear(v.slots)
+	} else {
+		v.slots = make([]slot, len(l.targets))
+	}
+	clear(v.rare)
+	v.rare = v.rare[:0]
+	clear(v.procs)
+	v.procs = v.procs[:0]
 }
 
 // New returns a Monitor; it reads nothing until Refresh or Run.
@@ -181,7 +365,9 @@ func New(opts Options) *Monitor {
 	if opts.Targets == nil {
 		opts.Targets = func() []*discovery.Target { return nil }
 	}
-	m := &Monitor{opts: opts, logger: opts.Logger, track: map[discovery.Key]*tracker{}, snap: map[discovery.Key]*State{}}
+	empty := newLayout(nil)
+	m := &Monitor{opts: opts, logger: opts.Logger, layout: empty, cur: &view{layout: empty},
+		want: map[uint32]struct{}{}, procs: map[int]int32{}, ooms: map[string]oomRead{}, fpmSet: map[fpmKey]bool{}}
 	m.fpm.procRoot = opts.ProcRoot
 	m.proc, m.procErr = newProcReader(opts.ProcRoot)
 	if m.procErr != nil {
@@ -208,13 +394,67 @@ func (m *Monitor) Run(ctx context.Context) {
 	}
 }
 
-// candidate is a target that may listen on this host.
-type candidate struct {
-	t     *discovery.Target
-	unix  string         // socket path, for unix targets
-	tcp   netip.AddrPort // for TCP targets
-	state *State
-	tr    *tracker
+// address returns where a target may listen on this host: a socket path,
+// or a literal IP address and port; ok is false for neither.
+func address(t *discovery.Target) (unix string, tcp netip.AddrPort, ok bool) {
+	if t.Probe == nil || t.Probe.Address == "" {
+		return "", netip.AddrPort{}, false
+	}
+	if t.Probe.Network == "unix" {
+		return t.Probe.Address, netip.AddrPort{}, true
+	}
+	ap, err := netip.ParseAddrPort(t.Probe.Address)
+	if err != nil {
+		return "", netip.AddrPort{}, false
+	}
+	return "", ap, true
+}
+
+// follow makes the layout that of targets, when they changed since the
+// last refresh, and carries the trackers of the targets that stay.
+func (m *Monitor) follow(targets []*discovery.Target) {
+	l := m.layout
+	j := 0
+	same := true
+	for _, t := range targets {
+		if _, _, ok := address(t); !ok {
+			continue
+		}
+		if j >= len(l.targets) || l.targets[j] != t {
+			same = false
+			break
+		}
+		j++
+	}
+	if same && j == len(l.targets) {
+		return
+	}
+	n := 0
+	for _, t := range targets {
+		if _, _, ok := address(t); ok {
+			n++
+		}
+	}
+	kept := make([]*discovery.Target, 0, n)
+	for _, t := range targets {
+		if _, _, ok := address(t); ok {
+			kept = append(kept, t)
+		}
+	}
+	nl := newLayout(kept)
+	trackers := make([]tracker, len(kept))
+	var restarts []restartRecord
+	for i, t := range kept {
+		if o := l.find(t.Key); o >= 0 {
+			tr := m.trackers[o]
+			if tr.restart > 0 {
+				restarts = append(restarts, m.restarts[tr.restart-1])
+				tr.restart = int32(len(restarts))
+			}
+			trackers[i] = tr
+		}
+	}
+	m.layout, m.trackers, m.restarts = nl, trackers, restarts
 }
 
 // Refresh reads everything once and publishes the new state.
@@ -224,32 +464,19 @@ func (m *Monitor) Refresh(ctx context.Context) {
 	start := m.opts.Now()
 
 	// Find: targets with a socket path or a literal IP address.
-	targets := m.opts.Targets()
-	cands := make([]candidate, 0, len(targets))
-	for _, t := range targets {
-		if t.Probe == nil || t.Probe.Address == "" {
-			continue
-		}
-		c := candidate{t: t}
-		if t.Probe.Network == "unix" {
-			c.unix = t.Probe.Address
-		} else {
-			ap, err := netip.ParseAddrPort(t.Probe.Address)
-			if err != nil {
-				continue
-			}
-			c.tcp = ap
-		}
-		cands = append(cands, c)
-	}
+	m.follow(m.opts.Targets())
+	l := m.layout
 
 	// Read: the kernel's listeners, in one dump.
 	var (
 		lis *Listeners
 		err error
 	)
-	if len(cands) > 0 {
-		lis, err = DumpListeners()
+	if len(l.targets) > 0 {
+		lis, err = dumpListeners(m.dumped[0], m.dumped[1])
+		if lis != nil {
+			m.dumped = [2]int{len(lis.tcp), len(lis.unix)}
+		}
 	}
 	if err != nil {
 		// Once per outage, not once per interval.
@@ -261,105 +488,125 @@ func (m *Monitor) Refresh(ctx context.Context) {
 		m.mu.RUnlock()
 		m.logger.Log(ctx, level, "cannot read listen queues through sock_diag; every listen state is unknown", "err", err)
 	}
+	v := m.spare
+	if v == nil || v.readers.Load() != 0 {
+		v = &view{}
+	}
+	m.spare = nil
+	v.reset(l)
 	local := localAddrs()
-	next := make(map[discovery.Key]*State, len(cands))
-	kept := cands[:0]
-	want := map[uint32]struct{}{}
-	for _, c := range cands {
-		st := &State{}
+	clear(m.want)
+	for i, t := range l.targets {
+		unix, tcp, _ := address(t)
+		s := &v.slots[i]
 		switch {
 		case lis == nil:
-			if c.unix == "" && !local(c.tcp.Addr()) {
+			if unix == "" && !local(tcp.Addr()) {
+				m.trackers[i] = tracker{}
 				continue
 			}
-		case c.unix != "":
-			st.Listen, st.Listener = lookupUnix(lis, c.unix)
+		case unix != "":
+			s.listen, s.listener = lookupUnix(lis, unix)
 		default:
-			if l, ok := lis.TCP(c.tcp, local); ok {
-				st.Listen, st.Listener = Listening, l
-			} else if local(c.tcp.Addr()) {
-				st.Listen = NotListening
+			if ln, ok := lis.TCP(tcp, local); ok {
+				s.listen, s.listener = Listening, ln
+			} else if local(tcp.Addr()) {
+				s.listen = NotListening
 			} else {
-				continue // not on this host: nothing to say
+				// Not on this host: nothing to say.
+				m.trackers[i] = tracker{}
+				continue
 			}
 		}
-		if st.Listen == Listening {
-			want[st.Listener.Inode] = struct{}{}
+		s.flags = slotPresent
+		if s.listen == Listening {
+			m.want[s.listener.Inode] = struct{}{}
 		}
-		c.state = st
-		c.tr = m.track[c.t.Key]
-		if c.tr == nil {
-			c.tr = &tracker{}
-		}
-		next[c.t.Key] = st
-		kept = append(kept, c)
 	}
-	cands = kept
 
 	// Read: the processes behind the sockets, in at most one pass.
-	var owners map[uint32]fdRef
-	procs := map[int]*Process{}
-	if m.proc != nil && len(want) > 0 {
-		var ss scanStats
-		owners, ss = m.proc.owners(want)
+	clear(m.procs)
+	owners := m.proc != nil && len(m.want) > 0
+	if owners {
+		ss := m.proc.owners(m.want)
 		if ss.Scanned {
 			m.logger.Debug("scanned /proc for socket owners", "descriptors", ss.FDs, "unreadable_processes", ss.Unreadable)
 		}
 	}
 
 	// Attribute: owners, restarts, OOM kills, php-fpm pools.
-	seenMasters := map[fpmKey]bool{}
-	type oomRead struct {
-		n   uint64
-		err error
-	}
-	ooms := map[string]oomRead{}
-	var reads statusReads
+	clear(m.fpmSet)
+	clear(m.ooms)
+	clear(m.fpmOf)
+	m.fpmOf = m.fpmOf[:0]
 	now := m.opts.Now()
-	for i := range cands {
-		c := &cands[i]
-		st, tr := c.state, c.tr
+	for i, t := range l.targets {
+		s := &v.slots[i]
+		if s.flags&slotPresent == 0 {
+			continue
+		}
+		st := State{Listen: s.listen, Listener: s.listener}
+		tr := &m.trackers[i]
+		var owner uint32
 		if st.Listen == Listening {
-			if ref, ok := owners[st.Listener.Inode]; ok {
-				pr := procs[ref.pid]
-				if pr == nil {
-					if p, err := m.proc.process(ref.pid); err == nil {
-						pr = p
-						procs[ref.pid] = p
+			if ref, ok := m.owner(owners, st.Listener.Inode); ok {
+				pid := int(ref.pid)
+				j, ok := m.procs[pid]
+				if !ok {
+					j = -1
+					if p, err := m.proc.process(pid); err == nil {
+						v.procs = append(v.procs, p)
+						j = int32(len(v.procs) - 1)
+						m.procs[pid] = j
 					}
 				}
-				st.Owner = pr
+				if j >= 0 {
+					st.Owner, owner = v.procs[j], uint32(j+1)
+				}
 			}
-			m.restart(tr, st, now)
+			m.restart(tr, &st, now)
 		}
 		if st.Owner != nil && st.Owner.Cgroup.file != "" {
-			tr.cgroup = st.Owner.Cgroup
+			tr.cg = st.Owner
 		}
-		if tr.cgroup.file != "" {
+		if tr.cg != nil {
 			// Many targets share one backend, hence one cgroup: read
 			// each counter file once per refresh.
-			r, ok := ooms[tr.cgroup.file]
+			f := tr.cg.Cgroup.file
+			r, ok := m.ooms[f]
 			if !ok {
-				r.n, r.err = tr.cgroup.oomKills()
-				ooms[tr.cgroup.file] = r
+				r.n, r.err = tr.cg.Cgroup.oomKills()
+				m.ooms[f] = r
 			}
 			if r.err == nil {
 				st.OOMKills, st.OOMKnown = r.n, true
 			}
 		}
-		st.Restarts, st.LastRestart = tr.restarts, tr.lastRestart
+		if tr.restart > 0 {
+			rec := m.restarts[tr.restart-1]
+			st.Restarts, st.LastRestart = rec.n, rec.last
+		}
 		if st.Owner != nil {
-			if config, ok := isPHPFPM(st.Owner.Cmdline); ok && config != "" {
+			for len(m.fpmOf) < len(v.procs) {
+				m.fpmOf = append(m.fpmOf, fpmCheck{})
+			}
+			fc := &m.fpmOf[owner-1]
+			if !fc.asked {
+				fc.config, fc.ok = isPHPFPM(st.Owner.Cmdline)
+				fc.asked = true
+			}
+			if config, ok := fc.config, fc.ok; ok && config != "" {
 				k := fpmKey{pid: st.Owner.PID, startTicks: st.Owner.startTicks, config: config}
-				seenMasters[k] = true
+				m.fpmSet[k] = true
 				pools, err := m.fpm.pools(st.Owner, config, now)
 				if err != nil {
-					c.t.Logger().Debug("cannot read php-fpm configuration", "config", config, "err", err)
+					t.Logger().Debug("cannot read php-fpm configuration", "config", config, "err", err)
 				}
+				unix, tcp, _ := address(t)
 				for j := range pools {
-					network, addr := "tcp", c.tcp.String()
-					if c.unix != "" {
-						network, addr = "unix", c.unix
+					network, addr := "tcp", tcp.String()
+					if unix != "" {
+						network, addr = "unix", unix
 					}
 					if pools[j].listensOn(network, addr) {
 						p := pools[j]
@@ -369,35 +616,73 @@ func (m *Monitor) Refresh(ctx context.Context) {
 				}
 			}
 		}
-		if st.Pool != nil && st.Pool.StatusPath != "" {
+		v.put(i, &st, owner)
+	}
+	m.fpm.trim(m.fpmSet)
+	// The status reads hold pointers into v.rare: nothing is appended
+	// to it until they are done.
+	var reads statusReads
+	for i := range v.rare {
+		if st := &v.rare[i]; st.Pool != nil && st.Pool.StatusPath != "" {
 			reads.add(st)
 		}
 	}
-	m.fpm.trim(seenMasters)
 	reads.run(ctx, m.opts.StatusTimeout, m.logger)
 
-	for i := range cands {
-		c := &cands[i]
-		saturation(c.state)
-		m.track[c.t.Key] = c.tr
-	}
-	for k := range m.track {
-		if _, ok := next[k]; !ok {
-			delete(m.track, k)
+	for i := range l.targets {
+		s := &v.slots[i]
+		if s.flags&slotPresent == 0 {
+			continue
 		}
+		if s.rare > 0 {
+			saturation(&v.rare[s.rare-1])
+			continue
+		}
+		st, _ := v.state(i)
+		saturation(&st)
+		v.put(i, &st, s.owner)
 	}
 
+	m.compactRestarts()
+
 	ns, nsErr := m.readNetStat()
-	order := make([]*discovery.Target, 0, len(cands))
-	for i := range cands {
-		order = append(order, cands[i].t)
-	}
 	m.mu.Lock()
-	m.snap, m.order = next, order
+	m.spare, m.cur = m.cur, v
 	m.netstat, m.nsOK = ns, nsErr == nil
 	m.lastErr = err
 	m.duration = m.opts.Now().Sub(start)
 	m.mu.Unlock()
+}
+
+// owner returns the owner of a socket found by this refresh, if it
+// looked (read).
+func (m *Monitor) owner(read bool, ino uint32) (fdRef, bool) {
+	if !read {
+		return fdRef{}, false
+	}
+	return m.proc.owner(ino)
+}
+
+// compactRestarts drops the restart records of targets that forgot them
+// (they left this host), once they are the larger part.
+func (m *Monitor) compactRestarts() {
+	live := 0
+	for i := range m.trackers {
+		if m.trackers[i].restart > 0 {
+			live++
+		}
+	}
+	if len(m.restarts) <= 2*live+16 {
+		return
+	}
+	var out []restartRecord
+	for i := range m.trackers {
+		if tr := &m.trackers[i]; tr.restart > 0 {
+			out = append(out, m.restarts[tr.restart-1])
+			tr.restart = int32(len(out))
+		}
+	}
+	m.restarts = out
 }
 
 // restart counts a change of the listening socket or its owner against
@@ -412,10 +697,15 @@ func (m *Monitor) restart(tr *tracker, st *State, now time.Time) {
 		changed = true
 	}
 	if changed {
-		tr.restarts++
-		tr.lastRestart = now
+		if tr.restart == 0 {
+			m.restarts = append(m.restarts, restartRecord{})
+			tr.restart = int32(len(m.restarts))
+		}
+		rec := &m.restarts[tr.restart-1]
+		rec.n++
+		rec.last = now
 		if st.Owner != nil {
-			tr.lastRestart = st.Owner.Start
+			rec.last = st.Owner.Start
 		}
 	}
 	tr.inode = st.Listener.Inode
@@ -429,8 +719,17 @@ func (m *Monitor) restart(tr *tracker, st *State, now time.Time) {
 // lookupUnix finds the listener of a socket path: the socket whose bound
 // file is the one at the path now.
 func lookupUnix(lis *Listeners, path string) (ListenState, Listener) {
-	var fi syscall.Stat_t
-	if err := syscall.Stat(path, &fi); err != nil {
+	var (
+		fi  syscall.Stat_t
+		err error
+		p   cPath
+	)
+	if p.set(path) {
+		err = p.stat(&fi)
+	} else {
+		err = syscall.Stat(path, &fi)
+	}
+	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			return NotListening, Listener{}
 		}
@@ -480,24 +779,43 @@ func (m *Monitor) readNetStat() (NetStat, error) {
 func (m *Monitor) Lookup(k discovery.Key) (State, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	st, ok := m.snap[k]
-	if !ok {
+	v := m.cur
+	i := v.layout.find(k)
+	if i < 0 {
 		return State{}, false
 	}
-	return *st, true
+	return v.state(i)
 }
 
 // Each calls fn for each local target in configuration order, under the
-// read lock: fn must not block.
+// read lock: fn must not block, and st is valid only during the call.
 func (m *Monitor) Each(fn func(t *discovery.Target, st *State)) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	for _, t := range m.order {
-		if st, ok := m.snap[t.Key]; ok {
-			fn(t, st)
+	m.cur.each(fn)
+}
+
+func (v *view) each(fn func(t *discovery.Target, st *State)) {
+	// One State for all the calls: st escapes through fn.
+	var st State
+	var ok bool
+	for i, t := range v.layout.targets {
+		if st, ok = v.state(i); ok {
+			fn(t, &st)
 		}
 	}
 }
+
+// acquire returns the published view, held until release: a refresh
+// does not reuse it meanwhile.
+func (m *Monitor) acquire() *view {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	m.cur.readers.Add(1)
+	return m.cur
+}
+
+func (v *view) release() { v.readers.Add(-1) }
 
 // NetStat returns the namespace's listen counters; ok is false when
 // /proc/net/netstat could not be read.

@@ -3,7 +3,6 @@ package capacity
 import (
 	"io"
 	"strconv"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -238,46 +237,24 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 // TextWriter renders the families straight into the text exposition
 // format, as collector.TextWriter does for the probe families: the
 // registry's path costs a const metric per series (90,000 at 10,000 local
-// targets) on every scrape. Label pairs are escaped once per target.
+// targets) on every scrape. It renders from the monitor's published view,
+// which a refresh leaves alone while a scrape holds it: nothing is copied
+// and nothing is locked while writing, so a client that stops reading
+// holds up no refresh.
 type TextWriter struct {
 	m *Monitor
-
-	mu     sync.Mutex // guards labels; never held while writing
-	labels map[*discovery.Target]string
 }
 
 // NewTextWriter returns a TextWriter over m.
 func NewTextWriter(m *Monitor) *TextWriter {
-	return &TextWriter{m: m, labels: map[*discovery.Target]string{}}
+	return &TextWriter{m: m}
 }
 
-// snapshot is one target's state, copied under the monitor's lock.
-type snapshot struct {
-	labels string
-	st     State
-}
-
-// WriteTo writes the families of every local target to w. Nothing is
-// locked while writing: a client that stops reading holds only its own
-// snapshot.
+// WriteTo writes the families of every local target to w.
 func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
-	var snap []snapshot
 	ns, nsOK := tw.m.NetStat()
-	tw.mu.Lock()
-	seen := 0
-	tw.m.Each(func(t *discovery.Target, st *State) {
-		l, ok := tw.labels[t]
-		if !ok {
-			l = collector.TargetLabels(t)
-			tw.labels[t] = l
-		}
-		seen++
-		snap = append(snap, snapshot{labels: l, st: *st})
-	})
-	if len(tw.labels) > 2*seen+16 {
-		tw.labels = map[*discovery.Target]string{} // targets gone with a reload
-	}
-	tw.mu.Unlock()
+	v := tw.m.acquire()
+	defer v.release()
 
 	var n int64
 	b := make([]byte, 0, 32<<10)
@@ -305,18 +282,29 @@ func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
 			b = append(b, '\n')
 		}
 	}
-	if len(snap) == 0 {
+	present := 0
+	for i := range v.slots {
+		if v.slots[i].flags&slotPresent != 0 {
+			present++
+		}
+	}
+	if present == 0 {
 		return n, flush(true)
 	}
 	for i := range families {
 		f := &families[i]
 		b = collector.AppendHeader(b, f.name, f.help, f.typ)
-		var s *snapshot
+		var (
+			t   *discovery.Target
+			esc bool
+			st  State
+			ok  bool
+		)
 		// One closure per family, not per target and family.
 		yield := func(v float64, l1, l2 string) {
 			b = append(b, f.name...)
 			b = append(b, '{')
-			b = append(b, s.labels...)
+			b = appendTargetLabels(b, t, esc)
 			for k, name := range f.labels {
 				val := l1
 				if k == 1 {
@@ -332,15 +320,37 @@ func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
 			b = collector.AppendFloat(b, v)
 			b = append(b, '\n')
 		}
-		for j := range snap {
-			s = &snap[j]
-			f.values(&s.st, yield)
+		for j, tg := range v.layout.targets {
+			if st, ok = v.state(j); !ok {
+				continue
+			}
+			t, esc = tg, v.layout.escape[j/64]&(1<<(j%64)) != 0
+			f.values(&st, yield)
 			if err := flush(false); err != nil {
 				return n, err
 			}
 		}
 	}
 	return n, flush(true)
+}
+
+// appendTargetLabels appends t's label pairs as collector.TargetLabels
+// writes them, without building the string: a cache of the pairs would
+// cost more than 100 bytes a target for as long as the target exists.
+// escape says that a value needs escaping (layout.escape), which few do.
+func appendTargetLabels(b []byte, t *discovery.Target, escape bool) []byte {
+	if !escape {
+		b = append(b, `upstream="`...)
+		b = append(b, t.Upstream...)
+		b = append(b, `",server="`...)
+		b = append(b, t.Server...)
+		b = append(b, `",address="`...)
+		b = append(b, t.Address...)
+		b = append(b, `",protocol="`...)
+		b = append(b, t.Protocol...)
+		return append(b, '"')
+	}
+	return append(b, collector.TargetLabels(t)...)
 }
 
 func b2f(b bool) float64 {

@@ -32,18 +32,33 @@ func fixedMonitor(t *testing.T) *Monitor {
 	start := time.Unix(1700000000, 500000000)
 	pool := &Pool{Name: "web", PM: "static", MaxChildren: 4, StatusPath: "/status"}
 	m := New(Options{})
-	m.order = []*discovery.Target{full, idle, down, unknown, noStatus}
-	m.snap = map[discovery.Key]*State{
-		full.Key: {Listen: Listening, Listener: Listener{Queue: 5, Limit: 5}, Owner: &Process{Start: start}, Restarts: 2,
+	m.publish([]*discovery.Target{full, idle, down, unknown, noStatus}, []State{
+		{Listen: Listening, Listener: Listener{Queue: 5, Limit: 5}, Owner: &Process{Start: start}, Restarts: 2,
 			OOMKills: 1, OOMKnown: true, Pool: pool, StatusCause: CausePoolFull, Saturated: true, SaturationKnown: true},
-		idle.Key: {Listen: Listening, Listener: Listener{Queue: 0, Limit: 511}, Owner: &Process{Start: start}, OOMKnown: true,
+		{Listen: Listening, Listener: Listener{Queue: 0, Limit: 511}, Owner: &Process{Start: start}, OOMKnown: true,
 			Pool: pool, Status: &FPMStatus{ActiveProcesses: 2, IdleProcesses: 2, MaxChildrenReached: 3, SlowRequests: 7}, statusSelf: true, SaturationKnown: true},
-		down.Key:     {Listen: NotListening, Restarts: 1},
-		unknown.Key:  {Listen: ListenUnknown},
-		noStatus.Key: {Listen: Listening, Listener: Listener{Limit: 8}, Pool: &Pool{Name: "api", PM: "ondemand"}, SaturationKnown: true},
-	}
+		{Listen: NotListening, Restarts: 1},
+		{Listen: ListenUnknown},
+		{Listen: Listening, Listener: Listener{Limit: 8}, Pool: &Pool{Name: "api", PM: "ondemand"}, SaturationKnown: true},
+	})
 	m.netstat, m.nsOK = NetStat{ListenOverflows: 12, ListenDrops: 15}, true
 	return m
+}
+
+// publish sets the monitor's published state: states[i] of targets[i].
+func (m *Monitor) publish(targets []*discovery.Target, states []State) {
+	l := newLayout(targets)
+	v := &view{}
+	v.reset(l)
+	for i := range states {
+		var owner uint32
+		if states[i].Owner != nil {
+			v.procs = append(v.procs, states[i].Owner)
+			owner = uint32(len(v.procs))
+		}
+		v.put(i, &states[i], owner)
+	}
+	m.layout, m.cur = l, v
 }
 
 func TestCollectorLint(t *testing.T) {

@@ -54,9 +54,10 @@ type procReader struct {
 	mem   cgroupMounts
 }
 
-// fdRef is one descriptor of a process.
+// fdRef is one descriptor of a process (pids and descriptors fit 32
+// bits: the cache holds one per socket).
 type fdRef struct {
-	pid, fd int
+	pid, fd int32
 }
 
 func newProcReader(root string) (*procReader, error) {
@@ -102,24 +103,28 @@ type scanStats struct {
 // several processes (a pre-forking server's master and its workers) is
 // owned by the one that started first (see preferOwner): the master,
 // which outlives its workers, so that worker churn is not a restart.
-func (p *procReader) owners(want map[uint32]struct{}) (map[uint32]fdRef, scanStats) {
-	found := make(map[uint32]fdRef, len(want))
+//
+// The owners are left in the cache: owner returns them. The cache is the
+// result, not a copy of it: 10,000 sockets would cost another map.
+func (p *procReader) owners(want map[uint32]struct{}) scanStats {
 	var st scanStats
 	missing := false
 	for ino := range want {
 		ref, ok := p.cache[ino]
-		if ok && p.holds(ref, ino) {
-			found[ino] = ref
-			continue
+		if !ok || !p.holds(ref, ino) {
+			missing = true
+			break
 		}
-		missing = true
 	}
 	if !missing {
 		p.trimCache(want)
-		return found, st
+		return st
 	}
 	st.Scanned = true
-	clear(found)
+	// Every owner is found again: none of the cached ones is known to
+	// hold (an owner that is not found is unknown, not stale).
+	clear(p.cache)
+	found := p.cache
 	starts := map[int]uint64{}
 	start := func(pid int) uint64 {
 		s, ok := starts[pid]
@@ -136,7 +141,7 @@ func (p *procReader) owners(want map[uint32]struct{}) (map[uint32]fdRef, scanSta
 	d, err := os.Open(p.root)
 	if err != nil {
 		st.Unreadable++
-		return found, st
+		return st
 	}
 	defer d.Close()
 	var link [64]byte
@@ -169,8 +174,8 @@ func (p *procReader) owners(want map[uint32]struct{}) (map[uint32]fdRef, scanSta
 					continue
 				}
 				fd, _ := strconv.Atoi(name)
-				ref := fdRef{pid: pid, fd: fd}
-				if old, ok := found[ino]; ok && !preferOwner(old.pid, pid, start) {
+				ref := fdRef{pid: int32(pid), fd: int32(fd)}
+				if old, ok := found[ino]; ok && !preferOwner(int(old.pid), pid, start) {
 					continue
 				}
 				found[ino] = ref
@@ -180,11 +185,14 @@ func (p *procReader) owners(want map[uint32]struct{}) (map[uint32]fdRef, scanSta
 			break // io.EOF or an unreadable /proc: stop either way
 		}
 	}
-	clear(p.cache)
-	for ino, ref := range found {
-		p.cache[ino] = ref
-	}
-	return found, st
+	return st
+}
+
+// owner returns the owner of a socket inode of the last owners call's
+// want.
+func (p *procReader) owner(ino uint32) (fdRef, bool) {
+	ref, ok := p.cache[ino]
+	return ref, ok
 }
 
 func (p *procReader) trimCache(want map[uint32]struct{}) {
@@ -213,7 +221,14 @@ func preferOwner(old, pid int, start func(int) uint64) bool {
 // holds checks that ref still is a descriptor of socket ino.
 func (p *procReader) holds(ref fdRef, ino uint32) bool {
 	var link [64]byte
-	n, err := readlinkInto(filepath.Join(p.root, strconv.Itoa(ref.pid), "fd", strconv.Itoa(ref.fd)), link[:])
+	var path cPath
+	var n int
+	var err error
+	if path.set(p.root) && path.appendString("/") && path.appendUint(uint64(ref.pid)) && path.appendString("/fd/") && path.appendUint(uint64(ref.fd)) {
+		n, err = path.readlink(link[:])
+	} else {
+		n, err = readlinkInto(filepath.Join(p.root, strconv.Itoa(int(ref.pid)), "fd", strconv.Itoa(int(ref.fd))), link[:])
+	}
 	if err != nil {
 		return false
 	}

@@ -54,7 +54,15 @@ type unixListener struct {
 // Listeners is one dump of the namespace's listening sockets.
 type Listeners struct {
 	tcp  map[netip.AddrPort]tcpListener
-	unix map[string][]unixListener // by bound path
+	unix map[unixKey]Listener
+}
+
+// unixKey is a unix listener's bound path and the inode of the file
+// bound (a path may have several sockets, all stale but one). Keying by
+// both spares a slice per path.
+type unixKey struct {
+	name   string
+	vfsIno uint32
 }
 
 // sock_diag constants (linux/inet_diag.h, linux/unix_diag.h,
@@ -114,7 +122,14 @@ func (unixDiagReq) Serialize() []byte {
 // thread's network namespace. Unprivileged processes may do this: the
 // kernel answers sock_diag dumps for any user.
 func DumpListeners() (*Listeners, error) {
-	l := &Listeners{tcp: map[netip.AddrPort]tcpListener{}, unix: map[string][]unixListener{}}
+	return dumpListeners(0, 0)
+}
+
+// dumpListeners is DumpListeners with the maps sized for the number of
+// TCP and unix listeners expected (those of the previous dump), so that
+// they are allocated once rather than grown.
+func dumpListeners(tcpHint, unixHint int) (*Listeners, error) {
+	l := &Listeners{tcp: make(map[netip.AddrPort]tcpListener, tcpHint), unix: make(map[unixKey]Listener, unixHint)}
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		req := nl.NewNetlinkRequest(nl.SOCK_DIAG_BY_FAMILY, unix.NLM_F_DUMP)
 		req.AddData(inetDiagReq{family: fam})
@@ -141,8 +156,12 @@ func DumpListeners() (*Listeners, error) {
 			perr = err
 			return false
 		}
-		if ok {
-			l.unix[u.name] = append(l.unix[u.name], u)
+		if k := (unixKey{u.name, u.vfsIno}); ok {
+			// The first of two sockets at one file, as the kernel
+			// lists them (there is none: a file is bound once).
+			if _, dup := l.unix[k]; !dup {
+				l.unix[k] = u.Listener
+			}
 		}
 		return true
 	})
@@ -291,19 +310,12 @@ func (l *Listeners) TCP(addr netip.AddrPort, local func(netip.Addr) bool) (Liste
 // vfsIno (from stat(2) of path): another socket once bound to the same
 // path, whose file was removed and replaced, is not the one nginx reaches.
 func (l *Listeners) Unix(path string, vfsIno uint64) (Listener, bool) {
-	for _, u := range l.unix[path] {
-		if u.vfsIno == uint32(vfsIno) { // the kernel reports the low 32 bits
-			return u.Listener, true
-		}
-	}
-	return Listener{}, false
+	// The kernel reports the low 32 bits of the inode.
+	u, ok := l.unix[unixKey{path, uint32(vfsIno)}]
+	return u, ok
 }
 
 // Len returns the number of listening sockets read.
 func (l *Listeners) Len() int {
-	n := len(l.tcp)
-	for _, us := range l.unix {
-		n += len(us)
-	}
-	return n
+	return len(l.tcp) + len(l.unix)
 }

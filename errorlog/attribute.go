@@ -2,6 +2,7 @@ package errorlog
 
 import (
 	"bytes"
+	"math"
 	"net"
 	"net/netip"
 	"strings"
@@ -18,10 +19,17 @@ const ambiguous = -1
 // yields comes from there, never from log text.
 type Index struct {
 	targets []*discovery.Target
-	// peers maps protocol label, then the peer as nginx prints it
-	// (ngx_sock_ntop: "10.0.0.5:8080", "[::1]:80", "unix:/path"), to
-	// the target's position or ambiguous.
-	peers map[string]map[string]int
+	// protos are the protocol labels of the set; a label's position
+	// numbers it in addrs and names.
+	protos []string
+	// addrs maps the IP peers (ngx_sock_ntop: "10.0.0.5:8080",
+	// "[::1]:80") to the target's position or ambiguous: a key of 20
+	// bytes without pointers, where the peer's text would cost a string
+	// per target and a map the collector scans.
+	addrs map[addrKey]int32
+	// names maps, by protocol, the peers that are no IP address and port
+	// ("unix:/path", an address with a zone) as nginx prints them.
+	names []map[string]int32
 	// upstreams are the upstream{} names, for "no live upstreams".
 	upstreams map[string]bool
 	// named maps protocol label and port to the one upstream with a
@@ -35,26 +43,69 @@ type Index struct {
 	resolved map[string]int
 }
 
+// addrKey is an IP peer of one protocol. is4 tells 10.0.0.5 from
+// ::ffff:10.0.0.5, which nginx prints differently.
+type addrKey struct {
+	ip    [16]byte
+	port  uint16
+	is4   bool
+	proto uint8
+}
+
+func keyOf(ap netip.AddrPort, proto int) addrKey {
+	a := ap.Addr()
+	return addrKey{ip: a.As16(), port: ap.Port(), is4: a.Is4(), proto: uint8(proto)}
+}
+
+// proto numbers a protocol label, -1 when no target has it.
+func (x *Index) proto(label string) int {
+	for i, p := range x.protos {
+		if p == label {
+			return i
+		}
+	}
+	return -1
+}
+
 // NewIndex indexes the targets of set; nil gives an empty index.
 func NewIndex(set *discovery.Set) *Index {
-	x := &Index{peers: map[string]map[string]int{}, upstreams: map[string]bool{}, named: map[string]map[string]string{}, resolved: map[string]int{}}
+	x := &Index{upstreams: map[string]bool{}, named: map[string]map[string]string{}, resolved: map[string]int{}}
 	if set == nil {
 		return x
 	}
 	x.targets = set.Targets
+	x.addrs = make(map[addrKey]int32, len(set.Targets))
 	for i, t := range set.Targets {
 		x.upstreams[t.Upstream] = true
-		m := x.peers[t.Protocol]
-		if m == nil {
-			m = map[string]int{}
-			x.peers[t.Protocol] = m
+		pi := x.proto(t.Protocol)
+		if pi < 0 {
+			if len(x.protos) > math.MaxUint8 {
+				continue // more labels than the protocol table has
+			}
+			pi = len(x.protos)
+			x.protos = append(x.protos, t.Protocol)
+			x.names = append(x.names, nil)
 		}
 		for _, p := range peerNames(t) {
-			if j, ok := m[p]; ok && j != i {
+			if ap, ok := plainAddrPort(p); ok {
+				k := keyOf(ap, pi)
+				if j, ok := x.addrs[k]; ok && j != int32(i) {
+					x.addrs[k] = ambiguous
+				} else {
+					x.addrs[k] = int32(i)
+				}
+				continue
+			}
+			m := x.names[pi]
+			if m == nil {
+				m = map[string]int32{}
+				x.names[pi] = m
+			}
+			if j, ok := m[p]; ok && j != int32(i) {
 				m[p] = ambiguous
 				continue
 			}
-			m[p] = i
+			m[p] = int32(i)
 		}
 		if t.Probe != nil && t.Probe.Resolve != nil && !t.Probe.Resolve.System {
 			h := t.Probe.Resolve.Host
@@ -78,6 +129,16 @@ func NewIndex(set *discovery.Set) *Index {
 		}
 	}
 	return x
+}
+
+// plainAddrPort parses an IP address and port without a zone as nginx
+// prints it: the form addrs holds.
+func plainAddrPort(p string) (netip.AddrPort, bool) {
+	ap, err := netip.ParseAddrPort(p)
+	if err != nil || ap.Addr().Zone() != "" || ap.String() != p {
+		return netip.AddrPort{}, false
+	}
+	return ap, true
 }
 
 // Len is the number of targets indexed.
@@ -136,6 +197,8 @@ type Attribution struct {
 	// Protocol is the protocol label the peer was looked up with (a
 	// stream line over TCP is tcp or tls).
 	Protocol string
+	// pos is Target's position in the index.
+	pos int32
 }
 
 // Attribute finds the target of an entry's peer. Peer is the upstream
@@ -161,7 +224,11 @@ func (x *Index) attribute(protocol string, peer []byte) Attribution {
 	if protocol == "" || len(peer) == 0 {
 		return Attribution{}
 	}
-	m := x.peers[protocol]
+	pi := x.proto(protocol)
+	var m map[string]int32
+	if pi >= 0 {
+		m = x.names[pi]
+	}
 	if bytes.HasPrefix(peer, []byte("unix:")) {
 		// "unix:PATH:URI" (nginx adds the colon for AF_UNIX): a path
 		// may hold colons, so try each split, shortest first.
@@ -183,7 +250,11 @@ func (x *Index) attribute(protocol string, peer []byte) Attribution {
 		return x.result(j, p, protocol)
 	}
 	if ap, err := netip.ParseAddrPort(string(p)); err == nil {
-		if j, ok := m[ap.String()]; ok {
+		if pi >= 0 && ap.Addr().Zone() == "" {
+			if j, ok := x.addrs[keyOf(ap, pi)]; ok {
+				return x.result(j, p, protocol)
+			}
+		} else if j, ok := m[ap.String()]; ok {
 			return x.result(j, p, protocol)
 		}
 		a := Attribution{Peer: string(p), Protocol: protocol}
@@ -195,18 +266,18 @@ func (x *Index) attribute(protocol string, peer []byte) Attribution {
 	return Attribution{Peer: string(p), Protocol: protocol}
 }
 
-func (x *Index) result(j int, peer []byte, protocol string) Attribution {
+func (x *Index) result(j int32, peer []byte, protocol string) Attribution {
 	if j == ambiguous {
 		return Attribution{Peer: string(peer), Protocol: protocol}
 	}
-	return Attribution{Target: x.targets[j], Protocol: protocol}
+	return Attribution{Target: x.targets[j], Protocol: protocol, pos: j}
 }
 
 // AttributeHost finds the one target whose name nginx resolves per
 // request and failed to resolve.
 func (x *Index) AttributeHost(host []byte) Attribution {
 	if j, ok := x.resolved[string(host)]; ok && j != ambiguous {
-		return Attribution{Target: x.targets[j]}
+		return Attribution{Target: x.targets[j], pos: int32(j)}
 	}
 	return Attribution{}
 }

@@ -62,8 +62,11 @@ func New(opts Options) *Reader {
 // set are dropped; those of the others carry on.
 func (r *Reader) Update(set *discovery.Set) {
 	x := NewIndex(set)
+	r.c.mu.Lock()
+	// Under the counters' lock: they follow the index's positions.
 	r.index.Store(x)
 	r.c.prune(x)
+	r.c.mu.Unlock()
 	var paths []string
 	if set != nil {
 		paths = Find(set.ErrorLogs, r.opts.Find, r.opts.Logger)
@@ -117,9 +120,9 @@ type lineState struct {
 // consume splits chunk into lines and counts each, holding the lock once.
 func (r *Reader) consume(st *lineState, chunk []byte) {
 	now := r.opts.Now()
-	x := r.index.Load()
 	r.c.mu.Lock()
 	defer r.c.mu.Unlock()
+	x := r.index.Load()
 	for len(chunk) > 0 {
 		nl := bytes.IndexByte(chunk, '\n')
 		if nl < 0 {
@@ -247,16 +250,18 @@ func (r *Reader) count(x *Index, e *Entry, now time.Time) {
 		return
 	}
 	c.lines[LineMatched]++
-	tc := c.targets[a.Target.Key]
+	// x is the index of the last Update, which moved the counters to
+	// its positions; follow covers an index given otherwise.
+	c.follow(x)
+	if c.counts == nil {
+		c.counts = make([]*targetCounts, len(x.targets))
+	}
+	tc := c.counts[a.pos]
 	if tc == nil {
 		tc = &targetCounts{}
-		c.targets[a.Target.Key] = tc
+		c.counts[a.pos] = tc
 	}
-	if e.Stage == StageBody {
-		tc.body[ri]++
-	} else {
-		tc.header[ri]++
-	}
+	tc.add(ri, e.Stage == StageBody, 1)
 	tc.last = now
 }
 

@@ -1,7 +1,10 @@
 package errorlog
 
 import (
+	"cmp"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,11 +73,33 @@ var reasonIndex = func() map[prober.Reason]int {
 
 const numReasons = len(prober.Reasons)
 
-// targetCounts are the counters of one target.
+// A reason's index fits targetCounts' byte.
+var _ [255 - numReasons]struct{}
+
+// targetCounts are the counters of one target, made at its first error.
+// A target fails for one or two reasons, seldom more: the counts are a
+// short list rather than an array of every reason and stage (300 bytes).
 type targetCounts struct {
-	header [numReasons]uint64
-	body   [numReasons]uint64
 	last   time.Time
+	counts []reasonCount
+}
+
+// reasonCount counts the errors of one reason and stage.
+type reasonCount struct {
+	n      uint64
+	reason uint8 // index in prober.Reasons
+	body   bool
+}
+
+// add counts n errors.
+func (tc *targetCounts) add(ri int, body bool, n uint64) {
+	for i := range tc.counts {
+		if c := &tc.counts[i]; int(c.reason) == ri && c.body == body {
+			c.n += n
+			return
+		}
+	}
+	tc.counts = append(tc.counts, reasonCount{n: n, reason: uint8(ri), body: body})
 }
 
 // unknownKey is an upstream and protocol whose peer matched no target.
@@ -96,8 +121,13 @@ const maxUnknownPeers = 16
 
 // counters hold everything exported; safe for concurrent use.
 type counters struct {
-	mu           sync.Mutex
-	targets      map[discovery.Key]*targetCounts
+	mu sync.Mutex
+	// cur is the index the lines are attributed with (Reader.index);
+	// counts holds, at a target's position in it, the target's
+	// counters, nil until its first error. counts is nil while no
+	// target has any: 8 bytes a target once one has.
+	cur          *Index
+	counts       []*targetCounts
 	noLive       map[string]uint64
 	unattributed [numReasons]uint64
 	unknown      map[unknownKey]*[numReasons]uint64
@@ -107,26 +137,18 @@ type counters struct {
 
 func newCounters() *counters {
 	return &counters{
-		targets:      map[discovery.Key]*targetCounts{},
+		cur:          NewIndex(nil),
 		noLive:       map[string]uint64{},
 		unknown:      map[unknownKey]*[numReasons]uint64{},
 		unknownPeers: map[unknownKey][]UnknownPeer{},
 	}
 }
 
-// prune forgets the counters of targets and upstreams that left the set.
+// prune moves the counters to the positions of x, the new index, and
+// forgets those of targets and upstreams that left the set; c.mu is
+// held.
 func (c *counters) prune(x *Index) {
-	keep := make(map[discovery.Key]bool, len(x.targets))
-	for _, t := range x.targets {
-		keep[t.Key] = true
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k := range c.targets {
-		if !keep[k] {
-			delete(c.targets, k)
-		}
-	}
+	c.follow(x)
 	for u := range c.noLive {
 		if !x.upstreams[u] {
 			delete(c.noLive, u)
@@ -140,11 +162,42 @@ func (c *counters) prune(x *Index) {
 	}
 }
 
+// follow moves the targets' counters to their positions in x and drops
+// those of targets x does not have; c.mu is held.
+func (c *counters) follow(x *Index) {
+	if c.cur == x {
+		return
+	}
+	var old map[discovery.Key]*targetCounts
+	for i, tc := range c.counts {
+		if tc != nil {
+			if old == nil {
+				old = map[discovery.Key]*targetCounts{}
+			}
+			k := c.cur.targets[i].Key
+			if o := old[k]; o != nil && o != tc {
+				o.merge(tc)
+				continue
+			}
+			old[k] = tc
+		}
+	}
+	c.cur, c.counts = x, nil
+	if len(old) > 0 {
+		c.counts = make([]*targetCounts, len(x.targets))
+		for i, t := range x.targets {
+			c.counts[i] = old[t.Key]
+		}
+	}
+}
+
 // TargetErrors are the logged errors of one target.
 type TargetErrors struct {
 	Key discovery.Key
 	// Errors count failures before the response header (502/504);
 	// BodyErrors failures while reading the body (truncated responses).
+	// Either is nil when it has no count: most targets have errors of
+	// one stage, and a scrape copies every target's.
 	Errors, BodyErrors map[prober.Reason]uint64
 	// Last is when the exporter read the target's last error.
 	Last time.Time
@@ -172,19 +225,37 @@ func (c *counters) snapshot() Snapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := Snapshot{NoLiveUpstreams: make(map[string]uint64, len(c.noLive)), Unattributed: map[prober.Reason]uint64{}, Lines: c.lines}
-	for k, tc := range c.targets {
-		te := TargetErrors{Key: k, Errors: map[prober.Reason]uint64{}, BodyErrors: map[prober.Reason]uint64{}, Last: tc.last}
-		for i, r := range prober.Reasons {
-			if tc.header[i] > 0 {
-				te.Errors[r] = tc.header[i]
-			}
-			if tc.body[i] > 0 {
-				te.BodyErrors[r] = tc.body[i]
-			}
+	// One key at two positions (a set built with a server twice) is
+	// one target: its counters add up.
+	type counted struct {
+		k  discovery.Key
+		tc *targetCounts
+	}
+	n := 0
+	for _, tc := range c.counts {
+		if tc != nil {
+			n++
 		}
+	}
+	all := make([]counted, 0, n)
+	s.Targets = make([]TargetErrors, 0, n)
+	for i, tc := range c.counts {
+		if tc != nil {
+			all = append(all, counted{c.cur.targets[i].Key, tc})
+		}
+	}
+	slices.SortStableFunc(all, func(a, b counted) int { return keyCompare(a.k, b.k) })
+	for i, e := range all {
+		if i > 0 && all[i-1].k == e.k {
+			if !slices.ContainsFunc(all[:i], func(o counted) bool { return o.tc == e.tc }) {
+				addCounts(&s.Targets[len(s.Targets)-1], e.tc)
+			}
+			continue
+		}
+		te := TargetErrors{Key: e.k}
+		addCounts(&te, e.tc)
 		s.Targets = append(s.Targets, te)
 	}
-	sort.Slice(s.Targets, func(i, j int) bool { return keyLess(s.Targets[i].Key, s.Targets[j].Key) })
 	for u, n := range c.noLive {
 		s.NoLiveUpstreams[u] = n
 	}
@@ -213,17 +284,36 @@ func (c *counters) snapshot() Snapshot {
 	return s
 }
 
-func keyLess(a, b discovery.Key) bool {
-	if a.Upstream != b.Upstream {
-		return a.Upstream < b.Upstream
+// addCounts adds tc's counts to te.
+func addCounts(te *TargetErrors, tc *targetCounts) {
+	for _, c := range tc.counts {
+		m := &te.Errors
+		if c.body {
+			m = &te.BodyErrors
+		}
+		if *m == nil {
+			*m = map[prober.Reason]uint64{}
+		}
+		(*m)[prober.Reasons[c.reason]] += c.n
 	}
-	if a.Server != b.Server {
-		return a.Server < b.Server
+	if tc.last.After(te.Last) {
+		te.Last = tc.last
 	}
-	if a.Address != b.Address {
-		return a.Address < b.Address
+}
+
+// merge adds o's counts to tc.
+func (tc *targetCounts) merge(o *targetCounts) {
+	for _, c := range o.counts {
+		tc.add(int(c.reason), c.body, c.n)
 	}
-	return a.Protocol < b.Protocol
+	if o.last.After(tc.last) {
+		tc.last = o.last
+	}
+}
+
+func keyCompare(a, b discovery.Key) int {
+	return cmp.Or(strings.Compare(a.Upstream, b.Upstream), strings.Compare(a.Server, b.Server),
+		strings.Compare(a.Address, b.Address), strings.Compare(a.Protocol, b.Protocol))
 }
 
 // unknownPeers copies the unknown peers per upstream.

@@ -51,8 +51,8 @@ func (t *Tracker) Choose(set *discovery.Set) *discovery.Set {
 			}
 		}
 	}()
-	if !t.seenLoad || t.loadedCfg == nil || !t.diskChanged() {
-		if t.seenLoad && t.loadedCfg != nil {
+	if !t.seenLoad || t.loaded == nil || !t.diskChanged() {
+		if t.seenLoad && t.loaded != nil {
 			t.loadedSet = set
 		}
 		t.probing = ProbingDisk
@@ -77,7 +77,7 @@ func (t *Tracker) diskChanged() bool {
 		}
 	}
 	if t.disk != nil {
-		for path := range loadFiles(t.disk) {
+		for path := range t.disk.files {
 			if _, ok := t.baseline[path]; !ok {
 				return true
 			}

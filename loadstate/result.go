@@ -3,12 +3,10 @@ package loadstate
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"sort"
 	"time"
 
-	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 )
 
@@ -86,7 +84,7 @@ func (t *Tracker) Result() Result {
 }
 
 // derive computes the Result. t.mu is held.
-func (t *Tracker) derive(cfg *nginxconf.Config) Result {
+func (t *Tracker) derive(cfg *summary) Result {
 	r := Result{Up: t.up, FindErr: t.findErr, Reloads: t.reloads, Probing: t.probing}
 	if t.genKey != (genKey{}) {
 		r.Known = true
@@ -96,8 +94,8 @@ func (t *Tracker) derive(cfg *nginxconf.Config) Result {
 			r.Current, r.Old = len(t.snap.Current), len(t.snap.Old)
 		}
 		r.Pending = t.pending(cfg)
-		if len(r.Pending) > 0 && t.loadedCfg != nil && cfg != nil {
-			r.PendingChanges = changes(t.loadedCfg, cfg)
+		if len(r.Pending) > 0 && t.loaded != nil && cfg != nil {
+			r.PendingChanges = changes(&t.loaded.prints, &cfg.prints)
 		}
 	}
 	r.WouldFail = t.wouldFail(cfg)
@@ -107,7 +105,7 @@ func (t *Tracker) derive(cfg *nginxconf.Config) Result {
 	return r
 }
 
-func (t *Tracker) pending(cfg *nginxconf.Config) []PendingFile {
+func (t *Tracker) pending(cfg *summary) []PendingFile {
 	var out []PendingFile
 	for path, b := range t.baseline {
 		change := ""
@@ -126,7 +124,7 @@ func (t *Tracker) pending(cfg *nginxconf.Config) []PendingFile {
 		}
 	}
 	if cfg != nil {
-		for path, kind := range loadFiles(cfg) {
+		for path, kind := range cfg.files {
 			if _, ok := t.baseline[path]; !ok {
 				// A file the tree on disk reads that nginx did not:
 				// a new include, a new certificate.
@@ -140,30 +138,23 @@ func (t *Tracker) pending(cfg *nginxconf.Config) []PendingFile {
 
 // changes describes what a reload would change in the targets: servers
 // added or removed, settings changed.
-func changes(loaded, disk *nginxconf.Config) []string {
-	type key struct{ upstream, server, proto string }
-	index := func(c *nginxconf.Config) map[key]*nginxconf.UpstreamServer {
-		m := make(map[key]*nginxconf.UpstreamServer, len(c.Servers))
-		for i := range c.Servers {
-			s := &c.Servers[i]
-			m[key{s.Upstream, s.Server, s.Kind().Label()}] = s
-		}
-		return m
-	}
-	before, after := index(loaded), index(disk)
+func changes(loaded, disk *serverPrints) []string {
 	var out []string
-	for k, s := range after {
-		old, ok := before[k]
+	for i := range disk.entries {
+		s := &disk.entries[i]
+		server, upstream, proto := disk.server(s), disk.upstream(s), disk.protos[s.protocol]
+		old := loaded.find(disk, s)
 		switch {
-		case !ok:
-			out = append(out, fmt.Sprintf("adds server %s to upstream %s (%s)", k.server, k.upstream, k.proto))
-		case !reflect.DeepEqual(old.Params, s.Params) || !reflect.DeepEqual(old.Settings, s.Settings):
-			out = append(out, fmt.Sprintf("changes the settings of server %s in upstream %s (%s)", k.server, k.upstream, k.proto))
+		case old == nil:
+			out = append(out, fmt.Sprintf("adds server %s to upstream %s (%s)", server, upstream, proto))
+		case old.settings != s.settings:
+			out = append(out, fmt.Sprintf("changes the settings of server %s in upstream %s (%s)", server, upstream, proto))
 		}
 	}
-	for k := range before {
-		if _, ok := after[k]; !ok {
-			out = append(out, fmt.Sprintf("removes server %s from upstream %s (%s)", k.server, k.upstream, k.proto))
+	for i := range loaded.entries {
+		s := &loaded.entries[i]
+		if disk.find(loaded, s) == nil {
+			out = append(out, fmt.Sprintf("removes server %s from upstream %s (%s)", loaded.server(s), loaded.upstream(s), loaded.protos[s.protocol]))
 		}
 	}
 	sort.Strings(out)
@@ -174,7 +165,7 @@ func changes(loaded, disk *nginxconf.Config) []string {
 // with nginx's own wording (ngx_parse_url's "host not found in upstream",
 // ngx_ssl_certificate's "cannot load certificate", ngx_conf_parse's
 // "open() ... failed").
-func (t *Tracker) wouldFail(cfg *nginxconf.Config) []Failure {
+func (t *Tracker) wouldFail(cfg *summary) []Failure {
 	// nginx -t, when it ran, is nginx's own word.
 	out := slices.Clone(t.testFailures)
 	var pe *nginxconf.ParseError
@@ -192,28 +183,22 @@ func (t *Tracker) wouldFail(cfg *nginxconf.Config) []Failure {
 		return out
 	}
 	seen := map[string]bool{}
-	for i := range cfg.Servers {
-		s := &cfg.Servers[i]
-		if !discovery.IsStaticHostname(s) || seen[s.Server] {
+	for i := range cfg.static {
+		s := &cfg.static[i]
+		if seen[s.server] {
 			continue
 		}
-		seen[s.Server] = true
-		if r, ok := t.current[s.Host]; ok && r.err != nil {
-			msg := fmt.Sprintf("host not found in upstream %q", s.Server)
-			if len(s.Sources) > 0 {
-				msg += " (used at " + s.Sources[0] + ")"
+		seen[s.server] = true
+		if r, ok := t.current[s.host]; ok && r.err != nil {
+			msg := fmt.Sprintf("host not found in upstream %q", s.server)
+			if s.source != "" {
+				msg += " (used at " + s.source + ")"
 			}
 			out = append(out, Failure{Reason: ReasonHostNotFound, Message: msg})
 		}
 	}
-	files := loadFiles(cfg)
-	paths := make([]string, 0, len(files))
-	for p := range files {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		kind := files[p]
+	for _, p := range cfg.paths {
+		kind := cfg.files[p]
 		if kind == KindConfig {
 			continue // a missing include fails the exporter's own load above
 		}
@@ -243,22 +228,22 @@ func missingMessage(kind FileKind, path string) string {
 
 // servers compares nginx's addresses with today's for every static
 // hostname server.
-func (t *Tracker) servers(cfg *nginxconf.Config) []ServerAddresses {
+func (t *Tracker) servers(cfg *summary) []ServerAddresses {
 	type key struct{ upstream, server string }
 	seen := map[key]bool{}
 	var out []ServerAddresses
-	for i := range cfg.Servers {
-		s := &cfg.Servers[i]
-		k := key{s.Upstream, s.Server}
-		if !discovery.IsStaticHostname(s) || seen[k] {
+	for i := range cfg.static {
+		s := &cfg.static[i]
+		k := key{s.upstream, s.server}
+		if seen[k] {
 			continue
 		}
 		seen[k] = true
-		sa := ServerAddresses{Upstream: s.Upstream, Server: s.Server, Host: s.Host, Port: s.Port, Source: SourceUnknown}
-		if r, ok := t.current[s.Host]; ok {
+		sa := ServerAddresses{Upstream: s.upstream, Server: s.server, Host: s.host, Port: s.port, Source: SourceUnknown}
+		if r, ok := t.current[s.host]; ok {
 			sa.Now, sa.NowErr = r.ips, r.err
 		}
-		if kn, ok := t.nginxAddrs[s.Host]; ok && t.up && kn.source != SourceUnknown {
+		if kn, ok := t.nginxAddrs[s.host]; ok && t.up && kn.source != SourceUnknown {
 			sa.Nginx, sa.Source = kn.ips, kn.source
 			switch {
 			case sa.NowErr != nil:

@@ -20,9 +20,11 @@ package loadstate
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 	"io/fs"
 	"log/slog"
 	"net"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -31,7 +33,6 @@ import (
 	"time"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
-	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxproc"
 )
 
@@ -90,9 +91,10 @@ type Tracker struct {
 	opts Options
 
 	mu sync.Mutex
-	// disk is the configuration on disk as last loaded by the exporter,
-	// diskErr why the last load failed (nil when it succeeded).
-	disk    *nginxconf.Config
+	// disk is what is kept of the configuration on disk as last loaded
+	// by the exporter, diskErr why the last load failed (nil when it
+	// succeeded).
+	disk    *summary
 	diskErr error
 	// diskVersion counts loads; tested is the version nginx -t last ran
 	// on, testFailures what it refused.
@@ -116,7 +118,7 @@ type Tracker struct {
 
 	// At the current generation: the configuration (when the exporter
 	// saw the load), the files nginx read, and the addresses it resolved.
-	loadedCfg *nginxconf.Config
+	loaded *summary
 	// loadedSet is the target set of the configuration nginx loaded
 	// (Choose); probing says which set the probes follow.
 	loadedSet  *discovery.Set
@@ -218,22 +220,40 @@ func New(opts Options) *Tracker {
 
 // Observe records the outcome of a load of the configuration on disk
 // (reload.Options.OnLoad).
+// Only a summary of the model is kept: the model itself is released
+// with the load.
 func (t *Tracker) Observe(loaded *discovery.Loaded, err error) {
+	var sum *summary
+	if err == nil && loaded != nil && loaded.Nginx != nil {
+		sum = summarize(loaded.Nginx)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.diskErr = err
 	t.diskVersion++
-	if err == nil && loaded != nil {
-		t.disk = loaded.Nginx
+	if sum != nil {
+		// The same configuration loaded again (the usual case: nginx
+		// runs what is on disk) shares the summary already held.
+		switch {
+		case t.loaded != nil && reflect.DeepEqual(sum, t.loaded):
+			sum = t.loaded
+		case t.disk != nil && reflect.DeepEqual(sum, t.disk):
+			sum = t.disk
+		}
+		t.disk = sum
 	}
 }
 
-// Disk returns the configuration on disk as last observed, nil before
-// the first successful load.
-func (t *Tracker) Disk() *nginxconf.Config {
+// PIDFile returns the `pid` directive of the configuration on disk as
+// last observed, as written; empty before the first successful load or
+// without the directive.
+func (t *Tracker) PIDFile() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.disk
+	if t.disk == nil {
+		return ""
+	}
+	return t.disk.pidFile
 }
 
 // NginxAddresses implements discovery.NginxAddresses: the addresses the
@@ -282,7 +302,7 @@ func (t *Tracker) Tick(ctx context.Context) {
 	}
 	var hosts []string
 	if cfg != nil {
-		hosts = staticHosts(cfg)
+		hosts = cfg.hosts
 	}
 	// Lookups and evidence run without the lock: they may take seconds.
 	current := resolveAll(ctx, t.opts.Resolver, t.opts.ResolveTimeout, hosts)
@@ -312,7 +332,7 @@ func (t *Tracker) Tick(ctx context.Context) {
 
 // update applies one tick's observations; it reports whether nginx's
 // addresses changed. t.mu is held.
-func (t *Tracker) update(snap *nginxproc.Snapshot, findErr error, cfg *nginxconf.Config, current map[string]resolution, peers []Peer, looked time.Time) bool {
+func (t *Tracker) update(snap *nginxproc.Snapshot, findErr error, cfg *summary, current map[string]resolution, peers []Peer, looked time.Time) bool {
 	if t.prevLook.IsZero() {
 		t.prevLook = t.opts.Started
 	}
@@ -383,18 +403,18 @@ func (t *Tracker) update(snap *nginxproc.Snapshot, findErr error, cfg *nginxconf
 // newGeneration takes the baseline of a generation: the files and, when
 // the exporter saw the load, the addresses resolved now, as nginx just
 // did.
-func (t *Tracker) newGeneration(cfg *nginxconf.Config, current map[string]resolution) {
+func (t *Tracker) newGeneration(cfg *summary, current map[string]resolution) {
 	t.baseline = map[string]baseFile{}
 	t.nginxAddrs = map[string]addrKnowledge{}
-	t.loadedCfg, t.loadedSet = nil, nil
+	t.loaded, t.loadedSet = nil, nil
 	if t.seenLoad {
-		t.loadedCfg = cfg
+		t.loaded = cfg
 	}
 	if cfg == nil {
 		return
 	}
 	load := t.genKey.start
-	for path, kind := range loadFiles(cfg) {
+	for path, kind := range cfg.files {
 		st := statFile(path, true)
 		b := baseFile{kind: kind, at: st, now: st}
 		if !t.seenLoad && st.exists && st.modTime.After(load.Add(mtimeSlack)) {
@@ -438,36 +458,12 @@ func (t *Tracker) compareFiles() {
 // name only when that name is the one static name of the configuration
 // with the peer's port and the peer is no IP literal server: anything
 // else would be a guess.
-func (t *Tracker) addEvidence(cfg *nginxconf.Config, peers []Peer) {
-	if len(peers) == 0 {
+func (t *Tracker) addEvidence(cfg *summary, peers []Peer) {
+	if len(peers) == 0 || cfg.ev.blind {
 		return
 	}
-	byPort := map[string][]string{} // port -> static hosts
-	literal := map[string]bool{}    // ip:port of IP literal servers
-	shared := map[string]bool{}     // ports of names nginx resolves at run time
-	for i := range cfg.Servers {
-		s := &cfg.Servers[i]
-		switch {
-		case discovery.IsStaticHostname(s):
-			if !slices.Contains(byPort[s.Port], s.Host) {
-				byPort[s.Port] = append(byPort[s.Port], s.Host)
-			}
-		case s.RuntimeResolve:
-			shared[s.Port] = true
-		case s.SocketPath == "" && s.Host != "":
-			literal[net.JoinHostPort(trimBrackets(s.Host), s.Port)] = true
-		}
-	}
-	for _, d := range cfg.Dynamic {
-		// An address built from variables may reach any peer: its
-		// port, when written, is shared; when it is a variable too,
-		// no connection can be attributed.
-		m := dynamicPort.FindStringSubmatch(d.Address)
-		if m == nil {
-			return
-		}
-		shared[m[1]] = true
-	}
+	byPort, shared := cfg.ev.byPort, cfg.ev.shared
+	h := fnv.New64a()
 	if t.nginxAddrs == nil {
 		t.nginxAddrs = map[string]addrKnowledge{}
 	}
@@ -475,7 +471,7 @@ func (t *Tracker) addEvidence(cfg *nginxconf.Config, peers []Peer) {
 		ap := p.Addr.String()
 		port := strconv.Itoa(int(p.Addr.Port()))
 		hosts := byPort[port]
-		if len(hosts) != 1 || literal[ap] || shared[port] {
+		if len(hosts) != 1 || shared[port] || cfg.ev.isLiteral(h, ap) {
 			continue
 		}
 		host := hosts[0]
@@ -515,20 +511,6 @@ func sameAddrs(a, b map[string]addrKnowledge) bool {
 		}
 	}
 	return true
-}
-
-// staticHosts lists the distinct names nginx resolves at load time.
-func staticHosts(cfg *nginxconf.Config) []string {
-	seen := map[string]bool{}
-	var out []string
-	for i := range cfg.Servers {
-		s := &cfg.Servers[i]
-		if discovery.IsStaticHostname(s) && !seen[s.Host] {
-			seen[s.Host] = true
-			out = append(out, s.Host)
-		}
-	}
-	return out
 }
 
 // resolveAll looks up every name, at most 32 at once.

@@ -1,0 +1,179 @@
+package capacity
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+)
+
+func liveHeap() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// TestHeap10k bounds what a Monitor keeps per local target between
+// refreshes (with a scrape's TextWriter), and what one steady-state
+// refresh allocates, at 10,000 listening unix sockets.
+func TestHeap10k(t *testing.T) {
+	if testing.Short() {
+		t.Skip("heap measurement")
+	}
+	targets := benchTargets(t, 10000)
+	ctx := context.Background()
+	before := liveHeap()
+	m := New(Options{Targets: func() []*discovery.Target { return targets }, Interval: 15 * time.Second})
+	tw := NewTextWriter(m)
+	for range 3 {
+		m.Refresh(ctx)
+		if _, err := tw.WriteTo(io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := int64(liveHeap()) - int64(before)
+	n := 0
+	m.Each(func(_ *discovery.Target, st *State) {
+		if st.Listen == Listening && st.Owner != nil {
+			n++
+		}
+	})
+	if n != len(targets) {
+		t.Fatalf("%d of %d targets listening with a known owner", n, len(targets))
+	}
+
+	var a, b runtime.MemStats
+	runtime.ReadMemStats(&a)
+	m.Refresh(ctx)
+	runtime.ReadMemStats(&b)
+	refresh := b.TotalAlloc - a.TotalAlloc
+	// The kernel's answer, for comparison: one dump alone, sized as the
+	// monitor sizes it.
+	runtime.ReadMemStats(&a)
+	if _, err := dumpListeners(m.dumped[0], m.dumped[1]); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&b)
+	dump := b.TotalAlloc - a.TotalAlloc
+	runtime.ReadMemStats(&a)
+	if _, err := tw.WriteTo(io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&b)
+	scrape := b.TotalAlloc - a.TotalAlloc
+	runtime.KeepAlive(m)
+	runtime.KeepAlive(tw)
+	t.Logf("kept %d B (%.1f B/target); a refresh allocates %d B (%.1f B/target; the sock_diag dump alone %d B), a scrape %d B (%.1f B/target)",
+		kept, float64(kept)/10000, refresh, float64(refresh)/10000, dump, scrape, float64(scrape)/10000)
+	if kept > 150*10000 {
+		t.Errorf("kept %d B, more than 150 B a target", kept)
+	}
+	if extra := int64(refresh) - int64(dump); extra > 20*10000 {
+		t.Errorf("a refresh allocates %d B beyond the dump, more than 20 B a target", extra)
+	}
+	if scrape > 16*10000 {
+		t.Errorf("a scrape allocates %d B, more than 16 B a target", scrape)
+	}
+}
+
+// blockingWriter blocks its first Write until release is closed.
+type blockingWriter struct {
+	buf      bytes.Buffer
+	started  chan struct{}
+	release  chan struct{}
+	didBlock bool
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	if !w.didBlock {
+		w.didBlock = true
+		close(w.started)
+		<-w.release
+	}
+	return w.buf.Write(p)
+}
+
+// TestScrapeHoldsItsView: a scrape that a slow client holds up renders
+// the state of one refresh, whatever refreshes run meanwhile (the race
+// detector watches the view not being reused under it), and the next
+// scrape shows the new state.
+func TestScrapeHoldsItsView(t *testing.T) {
+	targets := benchTargets(t, 100)
+	ctx := context.Background()
+	m := New(Options{Targets: func() []*discovery.Target { return targets }, Interval: time.Second})
+	m.Refresh(ctx)
+	var before bytes.Buffer
+	if _, err := NewTextWriter(m).WriteTo(&before); err != nil {
+		t.Fatal(err)
+	}
+	if before.Len() < 64<<10 {
+		t.Fatalf("page of %d bytes: too small to flush while rendering", before.Len())
+	}
+	w := &blockingWriter{started: make(chan struct{}), release: make(chan struct{})}
+	done := make(chan error)
+	go func() {
+		_, err := NewTextWriter(m).WriteTo(w)
+		done <- err
+	}()
+	<-w.started
+	// Every socket file removed: nothing listens at the paths now.
+	for _, tg := range targets {
+		if err := os.Remove(tg.Probe.Address); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Refresh(ctx)
+	m.Refresh(ctx)
+	m.Refresh(ctx)
+	close(w.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if w.buf.String() != before.String() {
+		t.Error("the held scrape changed under a refresh")
+	}
+	var after bytes.Buffer
+	if _, err := NewTextWriter(m).WriteTo(&after); err != nil {
+		t.Fatal(err)
+	}
+	if want := `nginx_upstream_backend_listener_state{upstream="` + targets[0].Upstream + `",server="` + targets[0].Server + `",address="` + targets[0].Address + `",protocol="fastcgi",state="not_listening"} 1`; !strings.Contains(after.String(), want) {
+		t.Errorf("after the refreshes, no %s", want)
+	}
+}
+
+// TestLayoutFind: every key is found at its position, an absent key is
+// not (without a search), and a key whose hash entry another key took
+// (a 32-bit collision) is still found.
+func TestLayoutFind(t *testing.T) {
+	var targets []*discovery.Target
+	for i := range 1000 {
+		targets = append(targets, &discovery.Target{Key: discovery.Key{Upstream: "u", Server: fmt.Sprint(i), Address: fmt.Sprint(i), Protocol: "http"}})
+	}
+	l := newLayout(targets)
+	for i, tg := range targets {
+		if got := l.find(tg.Key); got != i {
+			t.Fatalf("find(%v) = %d, want %d", tg.Key, got, i)
+		}
+	}
+	if got := l.find(discovery.Key{Upstream: "u", Server: "x"}); got != -1 {
+		t.Errorf("absent key found at %d", got)
+	}
+	// The entry of key 7 taken by key 3.
+	l.index[uint32(maphash.Comparable(l.seed, targets[7].Key))] = 3
+	if got := l.find(targets[7].Key); got != 7 {
+		t.Errorf("collided key found at %d, want 7", got)
+	}
+	if got := l.find(targets[3].Key); got != 3 {
+		t.Errorf("key 3 found at %d", got)
+	}
+}
