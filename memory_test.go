@@ -178,7 +178,9 @@ func TestMemory10kAllSignals(t *testing.T) {
 		}
 		f.Close()
 	}
-	const bound = 40e6
+	// Measured 15.0-15.6 MB (39 MB before the memory work of
+	// docs/performance.md); the margin absorbs Go version drift.
+	const bound = 19e6
 	if live > bound {
 		t.Errorf("live heap with every signal on at %d targets: %.2f MB, over the %.0f MB bound", n, float64(live)/1e6, bound/1e6)
 	}
