@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/cgroupfs"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
@@ -48,49 +49,10 @@ func oomChild() {
 	}
 }
 
-// memoryCgroup creates a memory cgroup limited to limit bytes and returns
-// its directory and the file its processes are added through. The skip
-// message says why where the machine cannot.
-func memoryCgroup(t *testing.T, limit int64) (dir, procs string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("creating a memory cgroup needs root (or a delegated cgroup v2 subtree); parsing is covered by TestParseOOMKill")
-	}
-	m, err := readCgroupMounts("/proc/self/mountinfo")
-	if err != nil {
-		t.Skipf("cannot read mountinfo: %v", err)
-	}
-	name := fmt.Sprintf("nue-oom-test-%d", os.Getpid())
-	if m.v2 != "" {
-		d := filepath.Join(m.v2, name)
-		if err := os.Mkdir(d, 0o755); err == nil {
-			t.Cleanup(func() { os.Remove(d) })
-			if err := os.WriteFile(filepath.Join(d, "memory.max"), []byte(strconv.FormatInt(limit, 10)), 0o644); err == nil {
-				os.WriteFile(filepath.Join(d, "memory.swap.max"), []byte("0"), 0o644)
-				return d, filepath.Join(d, "cgroup.procs")
-			}
-		}
-	}
-	if m.v1Memory == "" {
-		t.Skip("no memory controller: neither cgroup v2 with memory nor cgroup v1 memory is mounted")
-	}
-	d := filepath.Join(m.v1Memory, name)
-	if err := os.Mkdir(d, 0o755); err != nil {
-		t.Skipf("cannot create a v1 memory cgroup: %v", err)
-	}
-	t.Cleanup(func() { os.Remove(d) })
-	if err := os.WriteFile(filepath.Join(d, "memory.limit_in_bytes"), []byte(strconv.FormatInt(limit, 10)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// Without swap accounting the limit could be met by swapping.
-	os.WriteFile(filepath.Join(d, "memory.memsw.limit_in_bytes"), []byte(strconv.FormatInt(limit, 10)), 0o644)
-	return d, filepath.Join(d, "cgroup.procs")
-}
-
 // TestOOMKill starts a backend in a memory cgroup the test creates, has
 // the OOM killer kill it, and reads one OOM kill for its target.
 func TestOOMKill(t *testing.T) {
-	dir, procs := memoryCgroup(t, 48<<20)
+	dir, procs := testutil.MemoryCgroup(t, 48<<20)
 	sock := filepath.Join(testutil.ShortDir(t), "oom.sock")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), oomChildEnv+"="+sock)
@@ -153,18 +115,18 @@ func TestOOMKill(t *testing.T) {
 // the machine's memory controller is on v1 (a hybrid hierarchy), it says
 // so: TestOOMKill then ran on v1 and TestParseOOMKill reads v2's format.
 func TestOOMKillCgroupV2(t *testing.T) {
-	m, err := readCgroupMounts("/proc/self/mountinfo")
-	if err != nil || m.v2 == "" {
+	m, err := cgroupfs.ReadMounts("/proc/self/mountinfo")
+	if err != nil || m.V2.Dir == "" {
 		t.Skip("cgroup v2 is not mounted here; memory.events parsing is covered by TestParseOOMKill")
 	}
-	ctl, _ := os.ReadFile(filepath.Join(m.v2, "cgroup.controllers"))
+	ctl, _ := os.ReadFile(filepath.Join(m.V2.Dir, "cgroup.controllers"))
 	if !strings.Contains(" "+string(ctl)+" ", " memory") {
-		t.Skipf("cgroup v2 at %s has no memory controller (controllers: %q; memory is on cgroup v1 at %q): TestOOMKill covers v1, TestParseOOMKill the v2 file", m.v2, strings.TrimSpace(string(ctl)), m.v1Memory)
+		t.Skipf("cgroup v2 at %s has no memory controller (controllers: %q; memory is on cgroup v1 at %q): TestOOMKill covers v1, TestParseOOMKill the v2 file", m.V2.Dir, strings.TrimSpace(string(ctl)), m.V1Memory.Dir)
 	}
-	// The memory controller is on v2: TestOOMKill used it (memoryCgroup
+	// The memory controller is on v2: TestOOMKill used it (MemoryCgroup
 	// tries v2 first). Check that a process's memory.events is found.
 	self, _ := os.ReadFile("/proc/self/cgroup")
-	ref := m.memoryCgroup(self)
+	ref := oomRef(m, self)
 	if !strings.HasSuffix(ref.file, "memory.events") {
 		t.Errorf("memory cgroup of this process: %q, want a memory.events", ref.file)
 	}
@@ -193,25 +155,17 @@ func TestMemoryCgroupPath(t *testing.T) {
 	v2 := filepath.Join(root, "unified")
 	os.MkdirAll(filepath.Join(v2, "system.slice", "php.service"), 0o755)
 	os.WriteFile(filepath.Join(v2, "system.slice", "php.service", "memory.events"), []byte("oom_kill 4\n"), 0o644)
-	m := cgroupMounts{v2: v2, v1Memory: filepath.Join(root, "memory")}
-	ref := m.memoryCgroup([]byte("0::/system.slice/php.service\n"))
+	m := cgroupfs.Mounts{V2: cgroupfs.Mount{Dir: v2, Root: "/"}, V1Memory: cgroupfs.Mount{Dir: filepath.Join(root, "memory"), Root: "/"}}
+	ref := oomRef(m, []byte("0::/system.slice/php.service\n"))
 	if n, err := ref.oomKills(); err != nil || n != 4 {
 		t.Errorf("v2: %d, %v (%q)", n, err, ref.file)
 	}
 	// Hybrid: v2 without memory.events, memory on v1.
-	ref = m.memoryCgroup([]byte("4:memory:/docker/abc\n0::/\n"))
+	ref = oomRef(m, []byte("4:memory:/docker/abc\n0::/\n"))
 	if ref.file != filepath.Join(root, "memory", "docker", "abc", "memory.oom_control") {
 		t.Errorf("v1: %q", ref.file)
 	}
 	if _, err := (cgroupRef{}).oomKills(); err == nil {
 		t.Error("unknown cgroup read as a count")
-	}
-	mounts := filepath.Join(root, "mountinfo")
-	os.WriteFile(mounts, []byte("30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw\n"+
-		"35 25 0:31 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"+
-		"36 25 0:32 / /mnt/with\\040space rw - cgroup cgroup rw,cpu\n"), 0o644)
-	got, err := readCgroupMounts(mounts)
-	if err != nil || got.v2 != "/sys/fs/cgroup/unified" || got.v1Memory != "/sys/fs/cgroup/memory" {
-		t.Errorf("mountinfo: %+v %v", got, err)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/cgroupfs"
 )
 
 // The process behind a listening socket: found by the socket's inode in
@@ -51,7 +53,7 @@ type procReader struct {
 	root  string
 	boot  time.Time
 	cache map[uint32]fdRef // socket inode → a descriptor of its owner
-	mem   cgroupMounts
+	mem   cgroupfs.Mounts
 }
 
 // fdRef is one descriptor of a process (pids and descriptors fit 32
@@ -69,7 +71,7 @@ func newProcReader(root string) (*procReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	mounts, _ := readCgroupMounts(filepath.Join(root, "self", "mountinfo"))
+	mounts, _ := cgroupfs.ReadMounts(filepath.Join(root, "self", "mountinfo"))
 	return &procReader{root: root, boot: boot, cache: map[uint32]fdRef{}, mem: mounts}, nil
 }
 
@@ -258,7 +260,7 @@ func (p *procReader) process(pid int) (*Process, error) {
 		pr.Cmdline = string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
 	}
 	if b, err := readBounded(filepath.Join(dir, "cgroup"), 16<<10); err == nil {
-		pr.Cgroup = p.mem.memoryCgroup(b)
+		pr.Cgroup = oomRef(p.mem, b)
 	}
 	return pr, nil
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/cgroupfs"
 )
 
 func TestLoadFPMPools(t *testing.T) {
@@ -165,7 +167,7 @@ func FuzzCgroupFiles(f *testing.F) {
 	f.Add([]byte("0::/system.slice/php8.2-fpm.service\n4:memory:/x\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		parseOOMKill(b)
-		cgroupMounts{v2: "/nonexistent-v2", v1Memory: "/nonexistent-v1"}.memoryCgroup(b)
+		oomRef(cgroupfs.Mounts{V2: cgroupfs.Mount{Dir: "/nonexistent-v2"}, V1Memory: cgroupfs.Mount{Dir: "/nonexistent-v1"}}, b)
 	})
 }
 

@@ -37,11 +37,15 @@ type Mounts struct {
 // ReadMounts finds the cgroup mounts in a mountinfo file
 // (/proc/self/mountinfo, or /proc/PID/mountinfo).
 func ReadMounts(path string) (Mounts, error) {
-	var m Mounts
 	b, err := ReadBounded(path, maxFile)
 	if err != nil {
-		return m, err
+		return Mounts{}, err
 	}
+	return parseMounts(b), nil
+}
+
+func parseMounts(b []byte) Mounts {
+	var m Mounts
 	for line := range bytes.SplitSeq(b, []byte("\n")) {
 		// 36 35 98:0 /root /mnt rw,noatime master:1 - cgroup2 cgroup2 rw
 		pre, post, ok := bytes.Cut(line, []byte(" - "))
@@ -66,7 +70,7 @@ func ReadMounts(path string) (Mounts, error) {
 			}
 		}
 	}
-	return m, nil
+	return m
 }
 
 // unescape undoes mountinfo's octal escapes (\040 for a space).

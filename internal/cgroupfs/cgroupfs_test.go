@@ -128,3 +128,17 @@ func TestReadBounded(t *testing.T) {
 		t.Fatalf("%q %v", b, err)
 	}
 }
+
+// FuzzParse feeds arbitrary mountinfo, /proc/PID/cgroup and limit files
+// to the parsers: no panic, and a parsed limit is never negative.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("31 22 0:27 /docker/abc /sys/fs/cgroup/mem\\040ory rw - cgroup cgroup rw,memory\n"), []byte("5:memory:/docker/abc/x\n0::/\n"), []byte("67108864\n"))
+	f.Add([]byte("30 22 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"), []byte("0::/a/../../b\n"), []byte("max\n"))
+	f.Fuzz(func(t *testing.T, mountinfo, cgroup, limit []byte) {
+		m := parseMounts(mountinfo)
+		m.Memory(cgroup)
+		if v, err := parseLimit(limit); err == nil && v < 0 {
+			t.Fatalf("limit %d from %q", v, limit)
+		}
+	})
+}
