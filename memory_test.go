@@ -49,7 +49,7 @@ func (d *discardWriter) Write(b []byte) (int, error) {
 // ports nothing listens on (every probe is refused at once), spread over
 // http, https, fastcgi and memcached, with an error log holding one
 // upstream error per server as nginx would have written it.
-func memoryConfig(t *testing.T, n int) string {
+func memoryConfig(t testing.TB, n int) string {
 	t.Helper()
 	dir := t.TempDir()
 	var conf, log strings.Builder
@@ -101,41 +101,9 @@ func TestMemory10kAllSignals(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := &commonFlags{nginxConfig: conf, probeTimeout: time.Second, probeConcurrency: 512,
-		errorLog: errorLogFlags{enabled: true, fromConfig: true, pollInterval: time.Second}}
-	exp, err := newExporter(ctx, slog.New(slog.DiscardHandler), c, "/metrics", time.Second, &probeFlags{maxRequests: 4}, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := exp.firstLoad(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() { exp.capacity.Run(ctx) })
-	wg.Go(func() { exp.tracker.Run(ctx, time.Second) })
-	wg.Go(func() { exp.sched.Run(ctx) })
-	wg.Go(func() { _ = exp.logs.Run(ctx) })
-	defer wg.Wait()
+	exp, wait := runAllSignals(t, ctx, conf, n)
+	defer wait()
 	defer cancel()
-
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		probed := 0
-		exp.sched.Each(func(st *scheduler.Status) {
-			if st.HasResult {
-				probed++
-			}
-		})
-		if probed == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d targets probed in 30 s", probed, n)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	// Two more intervals: the error log is read, capacity refreshed.
-	time.Sleep(2500 * time.Millisecond)
 	pages := map[string]int{}
 	for _, path := range []string{"/metrics", "/", "/api/v1/targets"} {
 		w := &discardWriter{h: http.Header{}}
@@ -187,7 +155,7 @@ func TestMemory10kAllSignals(t *testing.T) {
 	runtime.KeepAlive(exp)
 }
 
-func httpGet(t *testing.T, path string) *http.Request {
+func httpGet(t testing.TB, path string) *http.Request {
 	t.Helper()
 	r, err := http.NewRequest(http.MethodGet, "http://127.0.0.1"+path, nil)
 	if err != nil {
@@ -199,7 +167,7 @@ func httpGet(t *testing.T, path string) *http.Request {
 // startNginx runs Debian's nginx on conf until the test ends, when it is
 // installed, so that the exporter's running-nginx signal has a master
 // and workers to follow; without it that signal reports nginx down.
-func startNginx(t *testing.T, conf string) {
+func startNginx(t testing.TB, conf string) {
 	t.Helper()
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
@@ -242,5 +210,83 @@ func startNginx(t *testing.T, conf string) {
 		if time.Now().After(deadline) {
 			t.Fatal("nginx wrote no pid file in 15 s")
 		}
+	}
+}
+
+// runAllSignals runs the exporter as serve does, every signal on, with a
+// probe interval of one second, until ctx ends (then call wait), and
+// returns once every one of the n targets has been probed, the error log
+// read and capacity refreshed.
+func runAllSignals(tb testing.TB, ctx context.Context, conf string, n int) (exp *service, wait func()) {
+	tb.Helper()
+	c := &commonFlags{nginxConfig: conf, probeTimeout: time.Second, probeConcurrency: 512,
+		errorLog: errorLogFlags{enabled: true, fromConfig: true, pollInterval: time.Second}}
+	exp, err := newExporter(ctx, slog.New(slog.DiscardHandler), c, "/metrics", time.Second, &probeFlags{maxRequests: 4}, 4)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := exp.firstLoad(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { exp.capacity.Run(ctx) })
+	wg.Go(func() { exp.tracker.Run(ctx, time.Second) })
+	wg.Go(func() { exp.sched.Run(ctx) })
+	wg.Go(func() { _ = exp.logs.Run(ctx) })
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		probed := 0
+		exp.sched.Each(func(st *scheduler.Status) {
+			if st.HasResult {
+				probed++
+			}
+		})
+		if probed == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("only %d of %d targets probed in 30 s", probed, n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Two more intervals: the error log is read, capacity refreshed.
+	time.Sleep(2500 * time.Millisecond)
+	return exp, wg.Wait
+}
+
+// BenchmarkPages10kAllSignals serves /metrics (with and without gzip),
+// the status page and the JSON API of 10,000 targets with every signal
+// on, while the exporter keeps probing them, as the harness measures
+// them from outside but without the network: a profile of the render
+// (go test -run '^$' -bench Pages10k -cpuprofile cpu.out .).
+func BenchmarkPages10kAllSignals(b *testing.B) {
+	const n = 10000
+	conf := memoryConfig(b, n)
+	startNginx(b, conf)
+	ctx, cancel := context.WithCancel(context.Background())
+	exp, wait := runAllSignals(b, ctx, conf, n)
+	defer wait()
+	defer cancel()
+	for _, page := range []struct{ name, path, encoding string }{
+		{"metrics", "/metrics", ""},
+		{"metrics-gzip", "/metrics", "gzip"},
+		{"page", "/", ""},
+		{"api", "/api/v1/targets", ""},
+	} {
+		b.Run(page.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				r := httpGet(b, page.path)
+				if page.encoding != "" {
+					r.Header.Set("Accept-Encoding", page.encoding)
+				}
+				w := &discardWriter{h: http.Header{}}
+				exp.handler.ServeHTTP(w, r)
+				if w.code != 0 && w.code != http.StatusOK {
+					b.Fatalf("GET %s: %d", page.path, w.code)
+				}
+			}
+		})
 	}
 }
