@@ -190,6 +190,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		pf.noPhases, pf.noTimeouts = !*phases, !*timeouts
+		applyGCPercent(logger)
 		applyMemLimit(logger, ml, "/proc")
 		return serve(logger, &c, webFlags, *metricsPath, *interval, &pf, &wl)
 	case diagCmd.FullCommand():

@@ -50,3 +50,29 @@ func TestAutoGoMemLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestGCPercent reads the collector's target back from
+// go_gc_gogc_percent: 50 by default, GOGC when the environment sets it.
+func TestGCPercent(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte("events {}\nhttp { server { location / { proxy_pass http://127.0.0.1:1; } } }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		wrapper []string
+		want    float64
+	}{
+		{"default", nil, 50},
+		{"environment wins", []string{"/usr/bin/env", "GOGC=100"}, 100},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := startBinExporterVia(t, tt.wrapper, conf)
+			mfs := waitScrape(t, e, "first scrape", func(m map[string]*dto.MetricFamily) bool { return m["go_gc_gogc_percent"] != nil })
+			if got := gauge(mfs, "go_gc_gogc_percent"); got != tt.want {
+				t.Errorf("go_gc_gogc_percent = %.0f, want %.0f", got, tt.want)
+			}
+		})
+	}
+}
