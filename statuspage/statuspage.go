@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
@@ -102,6 +103,8 @@ type Options struct {
 type Handlers struct {
 	opts Options
 	sem  chan struct{}
+	// bufs holds the 32 KiB buffers answers are written through.
+	bufs sync.Pool
 }
 
 // New returns the handlers.
@@ -211,6 +214,13 @@ func parseFilter(r *http.Request) (filter, bool) {
 // match says whether f selects t, whose labels are key: t.Address may be
 // the address a runtime lookup dialled, the label is the configured one.
 func (f *filter) match(t *report.Target, key discovery.Key) bool {
+	return f.matchVerdict(key, t.Verdict, t.Backup)
+}
+
+// matchVerdict is match for a target known by its labels, verdict and
+// whether it is a backup (the upstream and server of a report.Target are
+// its labels').
+func (f *filter) matchVerdict(key discovery.Key, verdict string, backup bool) bool {
 	if f.Key != nil {
 		k := f.Key
 		if (k.Upstream != "" && k.Upstream != key.Upstream) || (k.Server != "" && k.Server != key.Server) ||
@@ -218,29 +228,29 @@ func (f *filter) match(t *report.Target, key discovery.Key) bool {
 			return false
 		}
 	}
-	if f.Upstream != "" && f.Upstream != t.Upstream {
+	if f.Upstream != "" && f.Upstream != key.Upstream {
 		return false
 	}
-	if f.Search != "" && !strings.Contains(t.Upstream, f.Search) && !strings.Contains(t.Server, f.Search) {
+	if f.Search != "" && !strings.Contains(key.Upstream, f.Search) && !strings.Contains(key.Server, f.Search) {
 		return false
 	}
 	switch f.State {
 	case StateAll:
 		return true
 	case StateProblems:
-		return t.Verdict == report.VerdictFailed || t.Verdict == report.VerdictInconclusive || t.Verdict == report.VerdictPending
+		return verdict == report.VerdictFailed || verdict == report.VerdictInconclusive || verdict == report.VerdictPending
 	case StateFailing:
-		return t.Verdict == report.VerdictFailed
+		return verdict == report.VerdictFailed
 	case StateInconclusive:
-		return t.Verdict == report.VerdictInconclusive
+		return verdict == report.VerdictInconclusive
 	case StatePending:
-		return t.Verdict == report.VerdictPending
+		return verdict == report.VerdictPending
 	case StateOK:
-		return t.Verdict == report.VerdictOK
+		return verdict == report.VerdictOK
 	case StateDown:
-		return t.Verdict == report.VerdictDown
+		return verdict == report.VerdictDown
 	case StateBackup:
-		return t.Backup
+		return backup
 	}
 	return false
 }
@@ -313,18 +323,18 @@ func (h *Handlers) facts() []report.Fact {
 	return out
 }
 
-func (h *Handlers) exporterState(s *snapshot) *report.ExporterState {
+func (h *Handlers) exporterState(cfg ConfigState) *report.ExporterState {
 	e := &report.ExporterState{
 		Version:         h.opts.Version,
-		ConfigLoaded:    s.cfg.LastOK,
+		ConfigLoaded:    cfg.LastOK,
 		IntervalSeconds: h.opts.Interval.Seconds(),
 	}
-	if !s.cfg.LastSuccess.IsZero() {
-		at := s.cfg.LastSuccess.UTC()
+	if !cfg.LastSuccess.IsZero() {
+		at := cfg.LastSuccess.UTC()
 		e.ConfigLoadedAt = &at
 	}
-	if s.cfg.Loaded != nil {
-		e.ConfigFilesLoaded = len(s.cfg.Loaded.Nginx.Files)
+	if cfg.Loaded != nil {
+		e.ConfigFilesLoaded = len(cfg.Loaded.Nginx.Files)
 	}
 	return e
 }

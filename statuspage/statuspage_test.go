@@ -34,10 +34,23 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type statuses []scheduler.Status
 
 func (s statuses) Each(fn func(*scheduler.Status)) {
+	// One copy handed out again and again, as the scheduler does.
+	var cp scheduler.Status
 	for i := range s {
-		cp := s[i]
+		cp = s[i]
 		fn(&cp)
 	}
+}
+
+// Read finds a target's status by its labels, as the scheduler does.
+func (s statuses) Read(k discovery.Key, st *scheduler.Status) bool {
+	for i := range s {
+		if s[i].Target.Key == k {
+			*st = s[i]
+			return true
+		}
+	}
+	return false
 }
 
 // History gives the first failing server of the fixture a past: it
