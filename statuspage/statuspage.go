@@ -91,9 +91,12 @@ type Options struct {
 	// Nginx is the running nginx's section (the shape diagnose prints);
 	// nil when it is not followed.
 	Nginx func() *report.Nginx
-	// Logged returns what nginx's error log said about each target since
-	// the exporter started; nil when the log is not read.
-	Logged func() map[discovery.Key]*report.Logged
+	// Logged returns, once per answer, a lookup of what nginx's error log
+	// said about a target since the exporter started (nil for nothing);
+	// Logged is nil when the log is not read. A lookup rather than a map
+	// of every logged server: an answer converts only the server it is
+	// writing.
+	Logged func() func(k discovery.Key) *report.Logged
 	// Now is the clock (time.Now when nil), fixed in golden tests.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -265,10 +268,7 @@ func (h *Handlers) take(f *filter, withCounters bool) *snapshot {
 	}
 	capSeconds := h.opts.ProbeTimeout.Seconds()
 	upstreams := map[string]struct{}{}
-	var logged map[discovery.Key]*report.Logged
-	if h.opts.Logged != nil {
-		logged = h.opts.Logged()
-	}
+	logged := h.logged()
 	if l := s.cfg.Loaded; l != nil && f.Key == nil && f.State == StateAll && f.Upstream == "" && f.Search == "" {
 		// Growing a slice of 10,000 targets by appending copies them
 		// about twice over; the last load says how many there are.
@@ -276,7 +276,7 @@ func (h *Handlers) take(f *filter, withCounters bool) *snapshot {
 	}
 	h.opts.Source.Each(func(st *scheduler.Status) {
 		t := report.FromStatus(st, capSeconds, report.VerdictPending)
-		if lg := logged[st.Target.Key]; lg != nil {
+		if lg := logged(st.Target.Key); lg != nil {
 			cp := *lg
 			// nginx failed real requests to a server whose probe passes.
 			cp.WhileProbePasses = t.Verdict == report.VerdictOK
@@ -313,6 +313,17 @@ func (h *Handlers) take(f *filter, withCounters bool) *snapshot {
 		s.summary.Dynamic = l.Set.Dynamic
 	}
 	return s
+}
+
+// logged is the error log's lookup for one answer; it finds nothing when
+// the log is not read.
+func (h *Handlers) logged() func(k discovery.Key) *report.Logged {
+	if h.opts.Logged != nil {
+		if f := h.opts.Logged(); f != nil {
+			return f
+		}
+	}
+	return func(discovery.Key) *report.Logged { return nil }
 }
 
 func (h *Handlers) facts() []report.Fact {

@@ -194,9 +194,22 @@ func withSignals(o *Options) {
 			ReloadPending: []report.PendingFile{{Path: "/etc/nginx/conf.d/shop.conf", Kind: "config", Change: "modified"}},
 			Messages:      []string{"nginx runs an older configuration than the one on disk: changed since its last reload: /etc/nginx/conf.d/shop.conf (modified); fix: nginx -t && nginx -s reload"}}
 	}
-	o.Logged = func() map[discovery.Key]*report.Logged {
-		k := discovery.Key{Upstream: "api", Server: "127.0.0.1:9001", Address: "127.0.0.1:9001", Protocol: "http"}
-		return map[discovery.Key]*report.Logged{k: {Errors: map[string]int{"read_timeout": 4, "premature_close": 1}, Last: now.Add(-time.Minute)}}
+	k := discovery.Key{Upstream: "api", Server: "127.0.0.1:9001", Address: "127.0.0.1:9001", Protocol: "http"}
+	o.Logged = loggedFrom(map[discovery.Key]*report.Logged{k: {Errors: map[string]int{"read_timeout": 4, "premature_close": 1}, Last: now.Add(-time.Minute)}})
+}
+
+// loggedFrom is an error log that said m; each answer gets copies, as
+// the exporter's lookup converts the log's counters afresh.
+func loggedFrom(m map[discovery.Key]*report.Logged) func() func(discovery.Key) *report.Logged {
+	return func() func(discovery.Key) *report.Logged {
+		return func(k discovery.Key) *report.Logged {
+			lg, ok := m[k]
+			if !ok {
+				return nil
+			}
+			cp := *lg
+			return &cp
+		}
 	}
 }
 

@@ -33,7 +33,7 @@ type tally struct {
 	summary report.Summary
 	healthy bool
 	nginx   *report.Nginx
-	logged  map[discovery.Key]*report.Logged
+	logged  func(k discovery.Key) *report.Logged
 }
 
 // count reads every target's verdict once, counting them all, and calls
@@ -43,9 +43,7 @@ func (h *Handlers) count(f *filter, keep func(st *scheduler.Status, verdict, rea
 	if h.opts.Config != nil {
 		s.cfg = h.opts.Config()
 	}
-	if h.opts.Logged != nil {
-		s.logged = h.opts.Logged()
-	}
+	s.logged = h.logged()
 	upstreams := map[string]struct{}{}
 	h.opts.Source.Each(func(st *scheduler.Status) {
 		verdict, reason := report.VerdictOf(st, report.VerdictPending)
@@ -76,9 +74,9 @@ func (h *Handlers) count(f *filter, keep func(st *scheduler.Status, verdict, rea
 
 // describe describes st into sc with what the other signals know about
 // it: the one report.Target being written.
-func (h *Handlers) describe(sc *report.Scratch, st *scheduler.Status, logged map[discovery.Key]*report.Logged) *report.Target {
+func (h *Handlers) describe(sc *report.Scratch, st *scheduler.Status, logged func(k discovery.Key) *report.Logged) *report.Target {
 	t := sc.Describe(st, h.opts.ProbeTimeout.Seconds(), report.VerdictPending)
-	if lg := logged[st.Target.Key]; lg != nil {
+	if lg := logged(st.Target.Key); lg != nil {
 		// nginx failed real requests to a server whose probe passes.
 		sc.SetLogged(lg).WhileProbePasses = t.Verdict == report.VerdictOK
 	}
