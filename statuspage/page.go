@@ -235,7 +235,7 @@ func (h *Handlers) target(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := filter{Key: &k}
-	s := h.take(&f, true)
+	s := h.take(&f)
 	v := targetView{common: h.frame(r, s.at, "nginx upstream server"), Query: k}
 	for i := range s.targets {
 		t := &s.targets[i]

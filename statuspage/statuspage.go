@@ -9,7 +9,8 @@
 // through html/template, which escapes it for its context, or, in the
 // rows of the page, through html/template's own escaper (rows.go says
 // why); nothing secret is ever in the view model (see package report). Renders are bounded like
-// scrapes: at most MaxRequests at once, each holding one snapshot.
+// scrapes: at most MaxRequests at once. The page and the API hold a few
+// bytes per target while they write (stream.go), never a view of them all.
 package statuspage
 
 import (
@@ -140,8 +141,8 @@ func (h *Handlers) Routes() map[string]http.Handler {
 }
 
 // bounded answers 503 when MaxRequests renders are in progress: each holds
-// a snapshot of every target, so their number bounds the memory clients
-// can make the exporter hold.
+// a little per target and a 32 KiB buffer, so their number bounds the
+// memory clients can make the exporter hold.
 func (h *Handlers) bounded(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -161,21 +162,16 @@ func (h *Handlers) bounded(next http.Handler) http.Handler {
 	})
 }
 
-// snapshot is one read of every target's latest result, as report.Targets
-// (each target is copied under its own lock, as for /metrics).
+// snapshot is what the per-target view shows: the few targets it
+// selects, as report.Targets (each copied under its own lock, as for
+// /metrics), with their failure counters, skipped runs and labels (a
+// target's address may be the one a runtime lookup dialled).
 type snapshot struct {
-	at      time.Time
-	cfg     ConfigState
-	targets []report.Target
-	// Only when asked (the detail view): per target, its failure
-	// counters, skipped runs and labels (a target's address in targets
-	// may be the one a runtime lookup dialled).
+	at       time.Time
+	targets  []report.Target
 	failures [][len(scheduler.Status{}.Failures)]uint64
 	skipped  []uint64
 	keys     []discovery.Key
-	summary  report.Summary
-	healthy  bool
-	nginx    *report.Nginx
 }
 
 // filter selects targets; the zero value selects all.
@@ -214,15 +210,10 @@ func parseFilter(r *http.Request) (filter, bool) {
 	return f, slices.Contains(filterStates, f.State)
 }
 
-// match says whether f selects t, whose labels are key: t.Address may be
-// the address a runtime lookup dialled, the label is the configured one.
-func (f *filter) match(t *report.Target, key discovery.Key) bool {
-	return f.matchVerdict(key, t.Verdict, t.Backup)
-}
-
-// matchVerdict is match for a target known by its labels, verdict and
-// whether it is a backup (the upstream and server of a report.Target are
-// its labels').
+// matchVerdict says whether f selects the target with these labels,
+// verdict (report.VerdictOf) and backup flag. The labels are the
+// configured ones: a report.Target's address may be the one a runtime
+// lookup dialled.
 func (f *filter) matchVerdict(key discovery.Key, verdict string, backup bool) bool {
 	if f.Key != nil {
 		k := f.Key
@@ -258,23 +249,16 @@ func (f *filter) matchVerdict(key discovery.Key, verdict string, backup bool) bo
 	return false
 }
 
-// take reads every target's latest result. The summary counts every
-// target; targets holds only those f selects. withCounters keeps the
-// per-reason failure counters (the detail view).
-func (h *Handlers) take(f *filter, withCounters bool) *snapshot {
-	s := &snapshot{at: h.opts.Now(), healthy: true}
-	if h.opts.Config != nil {
-		s.cfg = h.opts.Config()
-	}
+// take reads the targets f selects, for the per-target view.
+func (h *Handlers) take(f *filter) *snapshot {
+	s := &snapshot{at: h.opts.Now()}
 	capSeconds := h.opts.ProbeTimeout.Seconds()
-	upstreams := map[string]struct{}{}
 	logged := h.logged()
-	if l := s.cfg.Loaded; l != nil && f.Key == nil && f.State == StateAll && f.Upstream == "" && f.Search == "" {
-		// Growing a slice of 10,000 targets by appending copies them
-		// about twice over; the last load says how many there are.
-		s.targets = make([]report.Target, 0, len(l.Set.Targets))
-	}
 	h.opts.Source.Each(func(st *scheduler.Status) {
+		verdict, _ := report.VerdictOf(st, report.VerdictPending)
+		if !f.matchVerdict(st.Target.Key, verdict, st.Target.Params.Backup) {
+			return
+		}
 		t := report.FromStatus(st, capSeconds, report.VerdictPending)
 		if lg := logged(st.Target.Key); lg != nil {
 			cp := *lg
@@ -282,36 +266,14 @@ func (h *Handlers) take(f *filter, withCounters bool) *snapshot {
 			cp.WhileProbePasses = t.Verdict == report.VerdictOK
 			t.Logged = &cp
 		}
-		s.summary.Targets++
-		upstreams[t.Upstream] = struct{}{}
-		if st.Target.Probe != nil {
-			s.summary.Probed++
-		} else {
-			s.summary.Down++
-		}
-		if !s.summary.Count(&t) {
-			s.healthy = false
-		}
-		if !f.match(&t, st.Target.Key) {
-			return
-		}
 		for _, tf := range h.opts.TargetFacts {
 			t.Facts = append(t.Facts, tf(st.Target.Key)...)
 		}
 		s.targets = append(s.targets, t)
-		if withCounters {
-			s.failures = append(s.failures, st.Failures)
-			s.skipped = append(s.skipped, st.Skipped)
-			s.keys = append(s.keys, st.Target.Key)
-		}
+		s.failures = append(s.failures, st.Failures)
+		s.skipped = append(s.skipped, st.Skipped)
+		s.keys = append(s.keys, st.Target.Key)
 	})
-	s.summary.Upstreams = len(upstreams)
-	if h.opts.Nginx != nil {
-		s.nginx = h.opts.Nginx()
-	}
-	if l := s.cfg.Loaded; l != nil {
-		s.summary.Dynamic = l.Set.Dynamic
-	}
 	return s
 }
 
