@@ -24,23 +24,33 @@ func nginxSection(t *loadstate.Tracker) func() *report.Nginx {
 	return func() *report.Nginx { return diagnose.NginxSection(t.Result()) }
 }
 
-// loggedByTarget is what nginx's error log said about each target since
-// the exporter started; nil when the log is not read.
-func loggedByTarget(logs *errorlog.Reader) func() map[discovery.Key]*report.Logged {
+// loggedByTarget looks up what nginx's error log said about a target
+// since the exporter started; nil when the log is not read. Each answer
+// takes one snapshot of the counters and converts only the targets it
+// writes, so a page or an API answer never holds a converted report for
+// every server the log named.
+func loggedByTarget(logs *errorlog.Reader) func() func(discovery.Key) *report.Logged {
 	if logs == nil {
 		return nil
 	}
-	return func() map[discovery.Key]*report.Logged {
+	return func() func(discovery.Key) *report.Logged {
 		snap := logs.Snapshot()
-		out := make(map[discovery.Key]*report.Logged, len(snap.Targets))
-		for _, te := range snap.Targets {
+		at := make(map[discovery.Key]int, len(snap.Targets))
+		for i := range snap.Targets {
+			at[snap.Targets[i].Key] = i
+		}
+		return func(k discovery.Key) *report.Logged {
+			i, ok := at[k]
+			if !ok {
+				return nil
+			}
+			te := &snap.Targets[i]
 			lg := &report.Logged{Errors: counts(te.Errors), Last: te.Last.UTC()}
 			if len(te.BodyErrors) > 0 {
 				lg.BodyErrors = counts(te.BodyErrors)
 			}
-			out[te.Key] = lg
+			return lg
 		}
-		return out
 	}
 }
 

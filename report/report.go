@@ -135,10 +135,10 @@ type Target struct {
 	// for nginx's worker user.
 	Unverified bool `json:"unverified,omitempty"`
 
-	DurationSeconds float64            `json:"duration_seconds"`
-	PhasesSeconds   map[string]float64 `json:"phases_seconds,omitempty"`
-	HTTPStatus      int                `json:"http_status,omitempty"`
-	TLSNotAfter     *time.Time         `json:"tls_not_after,omitempty"`
+	DurationSeconds float64    `json:"duration_seconds"`
+	PhasesSeconds   Phases     `json:"phases_seconds,omitempty"`
+	HTTPStatus      int        `json:"http_status,omitempty"`
+	TLSNotAfter     *time.Time `json:"tls_not_after,omitempty"`
 	// LastProbe is when the last probe finished; Probes counts the
 	// probes since the target appeared.
 	LastProbe *time.Time `json:"last_probe,omitempty"`
@@ -260,8 +260,16 @@ func DynamicOf(l *discovery.Loaded) []Dynamic {
 
 // NewTarget describes t before any probe.
 func NewTarget(t *discovery.Target) Target {
+	var out Target
+	describe(t, &out, nil)
+	return out
+}
+
+// describe overwrites out with t before any probe. The TLS summary goes
+// into tls when given (a Scratch's own), into a new value otherwise.
+func describe(t *discovery.Target, out *Target, tls *TLS) {
 	s := t.Settings()
-	out := Target{
+	*out = Target{
 		Upstream: t.Upstream,
 		Server:   t.Server,
 		Address:  t.Address,
@@ -286,7 +294,7 @@ func NewTarget(t *discovery.Target) Target {
 	}
 	if t.Probe == nil {
 		out.Verdict = VerdictDown
-		return out
+		return
 	}
 	p := t.Probe
 	out.Network = p.Network
@@ -296,14 +304,17 @@ func NewTarget(t *discovery.Target) Target {
 	}
 	out.Settings.RuntimeResolve = p.Resolve != nil && !p.Resolve.System
 	if p.TLS != nil {
-		out.Settings.TLS = &TLS{
+		if tls == nil {
+			tls = new(TLS)
+		}
+		*tls = TLS{
 			Verify:            p.TLS.Verify,
 			VerifyName:        p.TLS.VerifyName,
 			SNI:               p.TLS.ServerName,
 			ClientCertificate: p.TLS.Certificate != "",
 		}
+		out.Settings.TLS = tls
 	}
-	return out
 }
 
 // FromStatus describes a target with its latest probe: the one value
@@ -318,6 +329,72 @@ func FromStatus(st *scheduler.Status, capSeconds float64, noResult string) Targe
 
 // SetStatus fills in the verdict from st's latest probe.
 func (t *Target) SetStatus(st *scheduler.Status, capSeconds float64, noResult string) {
+	t.setStatus(st, capSeconds, noResult, nil)
+}
+
+// Scratch describes one target at a time into storage it reuses: the
+// status page and the API describe thousands of targets per request, one
+// after the other, without a Target (and its phases map and times) per
+// server. The facts are still decided by NewTarget and SetStatus's code.
+type Scratch struct {
+	t         Target
+	tls       TLS
+	phases    Phases
+	lastProbe time.Time
+	notAfter  time.Time
+	logged    Logged
+	facts     []Fact
+}
+
+// Describe describes st as FromStatus does. The Target, and everything it
+// points to that Scratch owns, is valid until the next call.
+func (s *Scratch) Describe(st *scheduler.Status, capSeconds float64, noResult string) *Target {
+	describe(st.Target, &s.t, &s.tls)
+	s.t.setStatus(st, capSeconds, noResult, s)
+	return &s.t
+}
+
+// SetLogged attaches a copy of lg, held by s, to the Target Describe
+// returned.
+func (s *Scratch) SetLogged(lg *Logged) *Logged {
+	s.logged = *lg
+	s.t.Logged = &s.logged
+	return &s.logged
+}
+
+// AddFacts appends facts to the Target Describe returned, in storage s
+// reuses.
+func (s *Scratch) AddFacts(facts []Fact) {
+	if len(facts) == 0 {
+		return
+	}
+	if s.t.Facts == nil {
+		s.t.Facts = s.facts[:0]
+	}
+	s.t.Facts = append(s.t.Facts, facts...)
+	s.facts = s.t.Facts
+}
+
+// VerdictOf is the verdict SetStatus gives st, and its reason (the
+// failure reason, or the cause of a probe without verdict): enough to
+// count and order targets without describing them.
+func VerdictOf(st *scheduler.Status, noResult string) (verdict, reason string) {
+	switch r := &st.Result; {
+	case st.Target.Probe == nil:
+		return VerdictDown, ""
+	case !st.HasResult:
+		return noResult, ""
+	case r.Success:
+		return VerdictOK, ""
+	case r.Inconclusive != "":
+		return VerdictInconclusive, string(r.Inconclusive)
+	default:
+		return VerdictFailed, string(r.Reason)
+	}
+}
+
+// setStatus is SetStatus, keeping the phases and times in s when given.
+func (t *Target) setStatus(st *scheduler.Status, capSeconds float64, noResult string, s *Scratch) {
 	if st.Target.Probe == nil {
 		return
 	}
@@ -330,20 +407,37 @@ func (t *Target) SetStatus(st *scheduler.Status, capSeconds float64, noResult st
 		t.Address = r.Address
 	}
 	if !st.Finished.IsZero() {
-		f := st.Finished.UTC()
-		t.LastProbe = &f
+		// Into s's storage when reused, so that nothing escapes then.
+		if s != nil {
+			t.LastProbe = &s.lastProbe
+		} else {
+			t.LastProbe = new(time.Time)
+		}
+		*t.LastProbe = st.Finished.UTC()
 	}
 	t.Probes = st.Runs
 	t.Success = r.Success
 	t.DurationSeconds = r.Duration.Seconds()
-	t.PhasesSeconds = make(map[string]float64, len(r.Phases))
+	if s != nil && s.phases != nil {
+		// Every phase is always set, so the map is overwritten whole.
+		t.PhasesSeconds = s.phases
+	} else {
+		t.PhasesSeconds = make(Phases, len(r.Phases))
+		if s != nil {
+			s.phases = t.PhasesSeconds
+		}
+	}
 	for p, d := range r.Phases {
 		t.PhasesSeconds[prober.PhaseNames[p]] = d.Seconds()
 	}
 	t.HTTPStatus = r.HTTPStatus
 	if !r.TLSNotAfter.IsZero() {
-		na := r.TLSNotAfter.UTC()
-		t.TLSNotAfter = &na
+		if s != nil {
+			t.TLSNotAfter = &s.notAfter
+		} else {
+			t.TLSNotAfter = new(time.Time)
+		}
+		*t.TLSNotAfter = r.TLSNotAfter.UTC()
 	}
 	if r.Success {
 		t.Verdict = VerdictOK
@@ -374,7 +468,13 @@ func (t *Target) SetStatus(st *scheduler.Status, capSeconds float64, noResult st
 // Count adds t's outcome to the summary and says whether t keeps the
 // report healthy (a failing backup does; an unknown verdict does not).
 func (s *Summary) Count(t *Target) (healthy bool) {
-	switch t.Verdict {
+	return s.CountVerdict(t.Verdict, t.Reason, t.Backup)
+}
+
+// CountVerdict is Count for a target known by its verdict and reason
+// (VerdictOf) and whether it is a backup.
+func (s *Summary) CountVerdict(verdict, reason string, backup bool) (healthy bool) {
+	switch verdict {
 	case VerdictOK:
 		s.Healthy++
 	case VerdictNoResult:
@@ -388,10 +488,10 @@ func (s *Summary) Count(t *Target) (healthy bool) {
 		// A silent UDP server is the usual state of a healthy one:
 		// nginx logs no error for it either, so it leaves the report
 		// healthy.
-		return t.Reason == string(prober.InconclusiveNoAnswer)
+		return reason == string(prober.InconclusiveNoAnswer)
 	case VerdictFailed:
 		s.Failing++
-		if t.Backup {
+		if backup {
 			s.FailingBackup++
 			return true
 		}

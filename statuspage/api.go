@@ -1,25 +1,27 @@
 package statuspage
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"net/http"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
 
 // api answers GET /api/v1/targets with a report.Report: the document
-// diagnose --output=json prints, with the schedule's latest verdicts. The
-// targets are encoded one at a time into a buffered stream, so the answer
-// for 10,000 targets is never held in memory as one document.
+// diagnose --output=json prints, with the schedule's latest verdicts. A
+// first pass counts the summary; then each target is described into one
+// reused report.Target and encoded into a 32 KiB buffer onto the client,
+// so the answer for 10,000 targets is never held in memory, as a
+// document or as a slice of targets.
 func (h *Handlers) api(w http.ResponseWriter, r *http.Request) {
 	f, ok := parseFilter(r)
 	if !ok {
 		http.Error(w, "unknown state; want one of all, problems, failing, inconclusive, pending, ok, down, backup", http.StatusBadRequest)
 		return
 	}
-	s := h.take(&f, false)
+	s := h.count(&f, nil)
 	at := s.at.UTC()
 	head := report.Report{
 		Config:              h.opts.NginxConfig,
@@ -29,7 +31,7 @@ func (h *Handlers) api(w http.ResponseWriter, r *http.Request) {
 		ProbeTimeoutSeconds: h.opts.ProbeTimeout.Seconds(),
 		Targets:             []report.Target{},
 		GeneratedAt:         &at,
-		Exporter:            h.exporterState(s),
+		Exporter:            h.exporterState(s.cfg),
 		Facts:               h.facts(),
 		Nginx:               s.nginx,
 	}
@@ -56,18 +58,32 @@ func (h *Handlers) api(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		return
 	}
-	bw := bufio.NewWriterSize(w, 32<<10)
+	bw := h.writer(w)
+	defer h.release(bw)
 	bw.Write(b[:i+len(field)])
 	enc := json.NewEncoder(bw)
-	for j := range s.targets {
-		if j > 0 {
-			bw.WriteByte(',')
-		}
-		// Encode appends a newline, which JSON allows between values.
-		if err := enc.Encode(&s.targets[j]); err != nil {
-			h.opts.Logger.Error("encoding a target for the API failed", "err", err)
+	var (
+		sc     report.Scratch
+		n      int
+		encErr error
+	)
+	// No lock is held while a target is encoded: Each hands out a copy.
+	h.opts.Source.Each(func(st *scheduler.Status) {
+		verdict, _ := report.VerdictOf(st, report.VerdictPending)
+		if encErr != nil || !f.matchVerdict(st.Target.Key, verdict, st.Target.Settings().Params.Backup) {
 			return
 		}
+		t := h.describe(&sc, st, s.logged)
+		if n > 0 {
+			bw.WriteByte(',')
+		}
+		n++
+		// Encode appends a newline, which JSON allows between values.
+		encErr = enc.Encode(t)
+	})
+	if encErr != nil {
+		h.opts.Logger.Error("encoding a target for the API failed", "err", encErr)
+		return
 	}
 	bw.Write(b[i+len(field):])
 	bw.WriteByte('\n')

@@ -17,7 +17,7 @@ import (
 // many builds n targets in upstreams of 4 servers: one in ten failing,
 // one in twenty marked down, the rest healthy, as a large deployment in
 // a partial outage looks.
-func many(n int) statuses {
+func many(n int) *indexed {
 	out := make(statuses, 0, n)
 	refused := errors.New("dial tcp: connect: connection refused")
 	for i := range n {
@@ -43,7 +43,29 @@ func many(n int) statuses {
 		}
 		out = append(out, st)
 	}
-	return out
+	return index(out)
+}
+
+// indexed is statuses with the scheduler's lookup by labels.
+type indexed struct {
+	statuses
+	at map[discovery.Key]int
+}
+
+func index(s statuses) *indexed {
+	x := &indexed{statuses: s, at: make(map[discovery.Key]int, len(s))}
+	for i := range s {
+		x.at[s[i].Target.Key] = i
+	}
+	return x
+}
+
+func (x *indexed) Read(k discovery.Key, st *scheduler.Status) bool {
+	i, ok := x.at[k]
+	if ok {
+		*st = x.statuses[i]
+	}
+	return ok
 }
 
 // loadedOf is the load the targets of src came from, as the serving
@@ -74,7 +96,7 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 
 func benchmarkRender(b *testing.B, url string) {
 	src := many(10000)
-	h := newHandlers(src, loadedOf(src), nil)
+	h := newHandlers(src, loadedOf(src.statuses), nil)
 	req := httptest.NewRequest(http.MethodGet, url, nil)
 	b.ReportAllocs()
 	var w *countingWriter
@@ -98,7 +120,7 @@ func BenchmarkAPI10k(b *testing.B) { benchmarkRender(b, "/api/v1/targets") }
 // not one buffered document.
 func TestLargeAnswersStream(t *testing.T) {
 	src := many(10000)
-	h := newHandlers(src, loadedOf(src), nil)
+	h := newHandlers(src, loadedOf(src.statuses), nil)
 	for _, url := range []string{"/", "/api/v1/targets"} {
 		w := &countingWriter{header: http.Header{}}
 		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, url, nil))

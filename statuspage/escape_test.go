@@ -107,13 +107,11 @@ func TestHostileValuesAreEscaped(t *testing.T) {
 		o.Nginx = func() *report.Nginx {
 			return &report.Nginx{Running: true, Messages: []string{evilLogLine}}
 		}
-		o.Logged = func() map[discovery.Key]*report.Logged {
-			out := map[discovery.Key]*report.Logged{}
-			for _, st := range hostile() {
-				out[st.Target.Key] = &report.Logged{Errors: map[string]int{evilDetail: 1}, LastLine: evilLogLine}
-			}
-			return out
+		out := map[discovery.Key]*report.Logged{}
+		for _, st := range hostile() {
+			out[st.Target.Key] = &report.Logged{Errors: map[string]int{evilDetail: 1}, LastLine: evilLogLine}
 		}
+		o.Logged = loggedFrom(out)
 	})
 	detail := "/target?" + url.Values{"upstream": {evilUpstream}, "server": {evilServer}}.Encode()
 	for _, u := range []string{"/", "/?upstream=" + url.QueryEscape(evilUpstream), "/?q=" + url.QueryEscape(`"><script>`) + "&refresh=off", detail} {

@@ -11,6 +11,7 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
 
 //go:embed templates/*.html
@@ -63,9 +64,11 @@ type pageView struct {
 	States    []string
 	// RefreshParam keeps refresh=off across the filter form.
 	RefreshParam string
-	Groups       []groupView
-	Shown        int
-	Unused       []string
+	// Groups: some server is shown (the groups themselves are written
+	// between the top and the bottom of the page).
+	Groups bool
+	Shown  int
+	Unused []string
 	// Upstreams feeds the filter's suggestions, for configurations small
 	// enough to list them all.
 	Upstreams []string
@@ -125,7 +128,9 @@ func setPageHeaders(w http.ResponseWriter) {
 }
 
 // page serves the status page: a summary, then every upstream server,
-// failing first, grouped by upstream.
+// failing first, grouped by upstream. The order comes from a first pass
+// that keeps a few bytes per server (plan); each row is then described
+// and written as it is read, through a 32 KiB buffer onto the client.
 func (h *Handlers) page(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != PathPage {
 		http.NotFound(w, r)
@@ -136,43 +141,45 @@ func (h *Handlers) page(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unknown state; want one of all, problems, failing, inconclusive, pending, ok, down, backup", http.StatusBadRequest)
 		return
 	}
-	s := h.take(&f, false)
+	p := h.plan(&f)
 	v := pageView{
-		common:   h.frame(r, s.at, "nginx upstreams"),
-		Summary:  s.summary,
-		Healthy:  s.healthy,
-		Exporter: h.exporterState(s),
+		common:   h.frame(r, p.at, "nginx upstreams"),
+		Summary:  p.summary,
+		Healthy:  p.healthy,
+		Exporter: h.exporterState(p.cfg),
 		Facts:    h.facts(),
-		Nginx:    s.nginx,
+		Nginx:    p.nginx,
 		Upstream: f.Upstream,
 		Search:   f.Search,
 		State:    f.State,
 		States:   filterStates[1:],
-		Shown:    len(s.targets),
+		Shown:    len(p.rows),
+		Groups:   len(p.groups) > 0,
 	}
 	if r.URL.Query().Get("refresh") == "off" {
 		v.RefreshParam = "off"
 	}
-	if !s.cfg.LastSuccess.IsZero() {
-		v.LoadedAgo = ago(s.at.Sub(s.cfg.LastSuccess))
+	if !p.cfg.LastSuccess.IsZero() {
+		v.LoadedAgo = ago(p.at.Sub(p.cfg.LastSuccess))
 	}
-	if l := s.cfg.Loaded; l != nil {
+	if l := p.cfg.Loaded; l != nil {
 		v.Unused = l.Nginx.UnusedUpstreams
 	}
-	v.Groups = group(s.targets, s.at, h.opts.DocsURL, v.RefreshParam)
-	if len(v.Groups) <= maxSuggestions && f.Upstream == "" && f.Search == "" {
-		for _, g := range v.Groups {
-			v.Upstreams = append(v.Upstreams, g.Upstream)
+	if len(p.groups) <= maxSuggestions && f.Upstream == "" && f.Search == "" {
+		// In the order the groups are shown.
+		for i := range p.rows {
+			if i == 0 || p.rows[i].group != p.rows[i-1].group {
+				v.Upstreams = append(v.Upstreams, p.groups[p.rows[i].group].upstream)
+			}
 		}
 	}
 	setPageHeaders(w)
 	if r.Method == http.MethodHead {
 		return
 	}
-	// The page streams: its top, then each group's header and rows as
-	// they are written, then its bottom.
-	bw := bufio.NewWriterSize(w, 32<<10)
-	if err := h.writePage(bw, &v); err != nil {
+	bw := h.writer(w)
+	defer h.release(bw)
+	if err := h.writePage(bw, &v, p); err != nil {
 		h.opts.Logger.Error("rendering the status page failed", "err", err)
 		return
 	}
@@ -181,18 +188,38 @@ func (h *Handlers) page(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (h *Handlers) writePage(bw *bufio.Writer, v *pageView) error {
+// writePage writes the page's top, then each group's header and rows,
+// then its bottom. No lock is held while writing: each row's status is a
+// copy read just before it is written.
+func (h *Handlers) writePage(bw *bufio.Writer, v *pageView, p *plan) error {
 	if err := templates.ExecuteTemplate(bw, "page-top", v); err != nil {
 		return err
 	}
-	for i := range v.Groups {
-		g := &v.Groups[i]
-		if err := templates.ExecuteTemplate(bw, "page-group", g); err != nil {
+	var (
+		sc  report.Scratch
+		st  scheduler.Status
+		rw  = rowWriter{w: bw, now: p.at, docs: h.opts.DocsURL}
+		cur = int32(-1)
+	)
+	for i := range p.rows {
+		ref := &p.rows[i]
+		if ref.group != cur {
+			if cur >= 0 {
+				bw.WriteString("</tbody>\n")
+			}
+			cur = ref.group
+			g := &p.groups[cur]
+			rw.group(g.upstream, v.RefreshParam, g.rows, g.failing)
+		}
+		if !h.read(p, ref, &st) {
+			// Gone since the first pass (a reload): its row is left out.
+			continue
+		}
+		if err := rw.row(h.describe(&sc, &st, p.logged)); err != nil {
 			return err
 		}
-		if err := writeRows(bw, g.Rows); err != nil {
-			return err
-		}
+	}
+	if cur >= 0 {
 		bw.WriteString("</tbody>\n")
 	}
 	return templates.ExecuteTemplate(bw, "page-bottom", v)
@@ -208,7 +235,7 @@ func (h *Handlers) target(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := filter{Key: &k}
-	s := h.take(&f, true)
+	s := h.take(&f)
 	v := targetView{common: h.frame(r, s.at, "nginx upstream server"), Query: k}
 	for i := range s.targets {
 		t := &s.targets[i]

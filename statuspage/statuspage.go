@@ -9,7 +9,8 @@
 // through html/template, which escapes it for its context, or, in the
 // rows of the page, through html/template's own escaper (rows.go says
 // why); nothing secret is ever in the view model (see package report). Renders are bounded like
-// scrapes: at most MaxRequests at once, each holding one snapshot.
+// scrapes: at most MaxRequests at once. The page and the API hold a few
+// bytes per target while they write (stream.go), never a view of them all.
 package statuspage
 
 import (
@@ -18,6 +19,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
@@ -90,9 +92,12 @@ type Options struct {
 	// Nginx is the running nginx's section (the shape diagnose prints);
 	// nil when it is not followed.
 	Nginx func() *report.Nginx
-	// Logged returns what nginx's error log said about each target since
-	// the exporter started; nil when the log is not read.
-	Logged func() map[discovery.Key]*report.Logged
+	// Logged returns, once per answer, a lookup of what nginx's error log
+	// said about a target since the exporter started (nil for nothing);
+	// Logged is nil when the log is not read. A lookup rather than a map
+	// of every logged server: an answer converts only the server it is
+	// writing.
+	Logged func() func(k discovery.Key) *report.Logged
 	// Now is the clock (time.Now when nil), fixed in golden tests.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -102,6 +107,8 @@ type Options struct {
 type Handlers struct {
 	opts Options
 	sem  chan struct{}
+	// bufs holds the 32 KiB buffers answers are written through.
+	bufs sync.Pool
 }
 
 // New returns the handlers.
@@ -134,8 +141,8 @@ func (h *Handlers) Routes() map[string]http.Handler {
 }
 
 // bounded answers 503 when MaxRequests renders are in progress: each holds
-// a snapshot of every target, so their number bounds the memory clients
-// can make the exporter hold.
+// a little per target and a 32 KiB buffer, so their number bounds the
+// memory clients can make the exporter hold.
 func (h *Handlers) bounded(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -155,21 +162,16 @@ func (h *Handlers) bounded(next http.Handler) http.Handler {
 	})
 }
 
-// snapshot is one read of every target's latest result, as report.Targets
-// (each target is copied under its own lock, as for /metrics).
+// snapshot is what the per-target view shows: the few targets it
+// selects, as report.Targets (each copied under its own lock, as for
+// /metrics), with their failure counters, skipped runs and labels (a
+// target's address may be the one a runtime lookup dialled).
 type snapshot struct {
-	at      time.Time
-	cfg     ConfigState
-	targets []report.Target
-	// Only when asked (the detail view): per target, its failure
-	// counters, skipped runs and labels (a target's address in targets
-	// may be the one a runtime lookup dialled).
+	at       time.Time
+	targets  []report.Target
 	failures [][len(scheduler.Status{}.Failures)]uint64
 	skipped  []uint64
 	keys     []discovery.Key
-	summary  report.Summary
-	healthy  bool
-	nginx    *report.Nginx
 }
 
 // filter selects targets; the zero value selects all.
@@ -208,9 +210,11 @@ func parseFilter(r *http.Request) (filter, bool) {
 	return f, slices.Contains(filterStates, f.State)
 }
 
-// match says whether f selects t, whose labels are key: t.Address may be
-// the address a runtime lookup dialled, the label is the configured one.
-func (f *filter) match(t *report.Target, key discovery.Key) bool {
+// matchVerdict says whether f selects the target with these labels,
+// verdict (report.VerdictOf) and backup flag. The labels are the
+// configured ones: a report.Target's address may be the one a runtime
+// lookup dialled.
+func (f *filter) matchVerdict(key discovery.Key, verdict string, backup bool) bool {
 	if f.Key != nil {
 		k := f.Key
 		if (k.Upstream != "" && k.Upstream != key.Upstream) || (k.Server != "" && k.Server != key.Server) ||
@@ -218,91 +222,70 @@ func (f *filter) match(t *report.Target, key discovery.Key) bool {
 			return false
 		}
 	}
-	if f.Upstream != "" && f.Upstream != t.Upstream {
+	if f.Upstream != "" && f.Upstream != key.Upstream {
 		return false
 	}
-	if f.Search != "" && !strings.Contains(t.Upstream, f.Search) && !strings.Contains(t.Server, f.Search) {
+	if f.Search != "" && !strings.Contains(key.Upstream, f.Search) && !strings.Contains(key.Server, f.Search) {
 		return false
 	}
 	switch f.State {
 	case StateAll:
 		return true
 	case StateProblems:
-		return t.Verdict == report.VerdictFailed || t.Verdict == report.VerdictInconclusive || t.Verdict == report.VerdictPending
+		return verdict == report.VerdictFailed || verdict == report.VerdictInconclusive || verdict == report.VerdictPending
 	case StateFailing:
-		return t.Verdict == report.VerdictFailed
+		return verdict == report.VerdictFailed
 	case StateInconclusive:
-		return t.Verdict == report.VerdictInconclusive
+		return verdict == report.VerdictInconclusive
 	case StatePending:
-		return t.Verdict == report.VerdictPending
+		return verdict == report.VerdictPending
 	case StateOK:
-		return t.Verdict == report.VerdictOK
+		return verdict == report.VerdictOK
 	case StateDown:
-		return t.Verdict == report.VerdictDown
+		return verdict == report.VerdictDown
 	case StateBackup:
-		return t.Backup
+		return backup
 	}
 	return false
 }
 
-// take reads every target's latest result. The summary counts every
-// target; targets holds only those f selects. withCounters keeps the
-// per-reason failure counters (the detail view).
-func (h *Handlers) take(f *filter, withCounters bool) *snapshot {
-	s := &snapshot{at: h.opts.Now(), healthy: true}
-	if h.opts.Config != nil {
-		s.cfg = h.opts.Config()
-	}
+// take reads the targets f selects, for the per-target view.
+func (h *Handlers) take(f *filter) *snapshot {
+	s := &snapshot{at: h.opts.Now()}
 	capSeconds := h.opts.ProbeTimeout.Seconds()
-	upstreams := map[string]struct{}{}
-	var logged map[discovery.Key]*report.Logged
-	if h.opts.Logged != nil {
-		logged = h.opts.Logged()
-	}
-	if l := s.cfg.Loaded; l != nil && f.Key == nil && f.State == StateAll && f.Upstream == "" && f.Search == "" {
-		// Growing a slice of 10,000 targets by appending copies them
-		// about twice over; the last load says how many there are.
-		s.targets = make([]report.Target, 0, len(l.Set.Targets))
-	}
+	logged := h.logged()
 	h.opts.Source.Each(func(st *scheduler.Status) {
+		verdict, _ := report.VerdictOf(st, report.VerdictPending)
+		if !f.matchVerdict(st.Target.Key, verdict, st.Target.Settings().Params.Backup) {
+			return
+		}
 		t := report.FromStatus(st, capSeconds, report.VerdictPending)
-		if lg := logged[st.Target.Key]; lg != nil {
+		if lg := logged(st.Target.Key); lg != nil {
 			cp := *lg
 			// nginx failed real requests to a server whose probe passes.
 			cp.WhileProbePasses = t.Verdict == report.VerdictOK
 			t.Logged = &cp
 		}
-		s.summary.Targets++
-		upstreams[t.Upstream] = struct{}{}
-		if st.Target.Probe != nil {
-			s.summary.Probed++
-		} else {
-			s.summary.Down++
-		}
-		if !s.summary.Count(&t) {
-			s.healthy = false
-		}
-		if !f.match(&t, st.Target.Key) {
-			return
-		}
 		for _, tf := range h.opts.TargetFacts {
 			t.Facts = append(t.Facts, tf(st.Target.Key)...)
 		}
 		s.targets = append(s.targets, t)
-		if withCounters {
-			s.failures = append(s.failures, st.Failures)
-			s.skipped = append(s.skipped, st.Skipped)
-			s.keys = append(s.keys, st.Target.Key)
-		}
+		s.failures = append(s.failures, st.Failures)
+		s.skipped = append(s.skipped, st.Skipped)
+		s.keys = append(s.keys, st.Target.Key)
 	})
-	s.summary.Upstreams = len(upstreams)
-	if h.opts.Nginx != nil {
-		s.nginx = h.opts.Nginx()
-	}
-	if l := s.cfg.Loaded; l != nil {
-		s.summary.Dynamic = l.Set.Dynamic
-	}
 	return s
+}
+
+// logged is the error log's lookup for one answer; it finds nothing when
+// the log is not read.
+func (h *Handlers) logged() func(k discovery.Key) *report.Logged {
+	if h.opts.Logged != nil {
+		if f := h.opts.Logged(); f != nil {
+			return f
+		}
+	}
+	return func(discovery.Key) *report.Logged { return nil }
 }
 
 func (h *Handlers) facts() []report.Fact {
@@ -313,18 +296,18 @@ func (h *Handlers) facts() []report.Fact {
 	return out
 }
 
-func (h *Handlers) exporterState(s *snapshot) *report.ExporterState {
+func (h *Handlers) exporterState(cfg ConfigState) *report.ExporterState {
 	e := &report.ExporterState{
 		Version:         h.opts.Version,
-		ConfigLoaded:    s.cfg.LastOK,
+		ConfigLoaded:    cfg.LastOK,
 		IntervalSeconds: h.opts.Interval.Seconds(),
 	}
-	if !s.cfg.LastSuccess.IsZero() {
-		at := s.cfg.LastSuccess.UTC()
+	if !cfg.LastSuccess.IsZero() {
+		at := cfg.LastSuccess.UTC()
 		e.ConfigLoadedAt = &at
 	}
-	if s.cfg.Loaded != nil {
-		e.ConfigFilesLoaded = len(s.cfg.Loaded.Nginx.Files)
+	if cfg.Loaded != nil {
+		e.ConfigFilesLoaded = len(cfg.Loaded.Nginx.Files)
 	}
 	return e
 }

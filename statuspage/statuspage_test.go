@@ -34,10 +34,23 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type statuses []scheduler.Status
 
 func (s statuses) Each(fn func(*scheduler.Status)) {
+	// One copy handed out again and again, as the scheduler does.
+	var cp scheduler.Status
 	for i := range s {
-		cp := s[i]
+		cp = s[i]
 		fn(&cp)
 	}
+}
+
+// Read finds a target's status by its labels, as the scheduler does.
+func (s statuses) Read(k discovery.Key, st *scheduler.Status) bool {
+	for i := range s {
+		if s[i].Target.Key == k {
+			*st = s[i]
+			return true
+		}
+	}
+	return false
 }
 
 // History gives the first failing server of the fixture a past: it
@@ -181,9 +194,22 @@ func withSignals(o *Options) {
 			ReloadPending: []report.PendingFile{{Path: "/etc/nginx/conf.d/shop.conf", Kind: "config", Change: "modified"}},
 			Messages:      []string{"nginx runs an older configuration than the one on disk: changed since its last reload: /etc/nginx/conf.d/shop.conf (modified); fix: nginx -t && nginx -s reload"}}
 	}
-	o.Logged = func() map[discovery.Key]*report.Logged {
-		k := discovery.Key{Upstream: "api", Server: "127.0.0.1:9001", Address: "127.0.0.1:9001", Protocol: "http"}
-		return map[discovery.Key]*report.Logged{k: {Errors: map[string]int{"read_timeout": 4, "premature_close": 1}, Last: now.Add(-time.Minute)}}
+	k := discovery.Key{Upstream: "api", Server: "127.0.0.1:9001", Address: "127.0.0.1:9001", Protocol: "http"}
+	o.Logged = loggedFrom(map[discovery.Key]*report.Logged{k: {Errors: map[string]int{"read_timeout": 4, "premature_close": 1}, Last: now.Add(-time.Minute)}})
+}
+
+// loggedFrom is an error log that said m; each answer gets copies, as
+// the exporter's lookup converts the log's counters afresh.
+func loggedFrom(m map[discovery.Key]*report.Logged) func() func(discovery.Key) *report.Logged {
+	return func() func(discovery.Key) *report.Logged {
+		return func(k discovery.Key) *report.Logged {
+			lg, ok := m[k]
+			if !ok {
+				return nil
+			}
+			cp := *lg
+			return &cp
+		}
 	}
 }
 

@@ -2,7 +2,6 @@ package statuspage
 
 import (
 	"cmp"
-	"fmt"
 	"html/template"
 	"net/url"
 	"slices"
@@ -46,15 +45,6 @@ type rowView struct {
 	order     int
 }
 
-type groupView struct {
-	Upstream string
-	URL      string
-	Rows     []rowView
-	Failing  int
-	rank     int
-	order    int
-}
-
 // Ranks order rows and groups: what needs attention first.
 const (
 	rankFailingPrimary = iota
@@ -64,6 +54,29 @@ const (
 	rankOK
 	rankDown
 )
+
+// rankOf is how urgent a row of this verdict is.
+func rankOf(verdict, reason string, backup bool) int {
+	switch verdict {
+	case report.VerdictFailed:
+		if backup {
+			return rankFailingBackup
+		}
+		return rankFailingPrimary
+	case report.VerdictInconclusive:
+		if reason == string(prober.InconclusiveNoAnswer) {
+			// The usual state of a healthy UDP server: after the
+			// servers that need attention.
+			return rankPending
+		}
+		return rankInconclusive
+	case report.VerdictPending:
+		return rankPending
+	case report.VerdictOK:
+		return rankOK
+	}
+	return rankDown
+}
 
 func newRow(t *report.Target, order int, now time.Time, docs string) rowView {
 	r := rowView{
@@ -77,40 +90,28 @@ func newRow(t *report.Target, order int, now time.Time, docs string) rowView {
 	if lg := t.Logged; lg != nil {
 		r.Logged = loggedText(lg)
 	}
+	r.rank = rankOf(t.Verdict, t.Reason, t.Backup)
 	switch t.Verdict {
 	case report.VerdictFailed:
 		r.State, r.Symbol, r.Word = "failing", "✖", "FAILING"
-		r.rank = rankFailingPrimary
-		if t.Backup {
-			r.rank = rankFailingBackup
-		}
 		r.Why = reasonWords(t.Reason)
 		if t.Unverified {
 			r.Why += " (unverified: the exporter could not check as nginx's worker user)"
 		}
 	case report.VerdictInconclusive:
 		r.State, r.Symbol, r.Word = "inconclusive", "?", "NO VERDICT"
-		r.rank = rankInconclusive
-		if t.Reason == string(prober.InconclusiveNoAnswer) {
-			// The usual state of a healthy UDP server: after the
-			// servers that need attention.
-			r.rank = rankPending
-		}
 		r.Why = "no verdict: " + reasonWords(t.Reason)
 	case report.VerdictPending:
 		r.State, r.Symbol, r.Word = "pending", "…", "PENDING"
-		r.rank = rankPending
 		r.Why = "not probed yet"
 	case report.VerdictOK:
 		r.State, r.Symbol, r.Word = "ok", "✔", "OK"
-		r.rank = rankOK
 		r.Why = "answers as nginx needs"
 		if t.HTTPStatus != 0 {
 			r.Why += " (HTTP " + strconv.Itoa(t.HTTPStatus) + ")"
 		}
 	default: // down
 		r.State, r.Symbol, r.Word = "down", "–", "DOWN"
-		r.rank = rankDown
 		r.Why = "marked down in nginx's configuration: nginx sends it nothing, not probed"
 	}
 	r.Verdict = r.Symbol + " " + r.Word
@@ -148,68 +149,37 @@ func detailURL(t *report.Target) template.URL {
 }
 
 // seconds renders a duration in seconds the way people read latency.
-func seconds(s float64) string {
+func seconds(s float64) string { return string(appendSeconds(nil, s)) }
+
+// appendSeconds appends seconds(s) to b: rows write it without a string
+// per value.
+func appendSeconds(b []byte, s float64) []byte {
 	switch {
 	case s == 0:
-		return "0"
+		return append(b, '0')
 	case s < 0.001:
-		return fmt.Sprintf("%.0f µs", s*1e6)
+		// As fmt's %.0f, which formats with strconv.
+		return append(strconv.AppendFloat(b, s*1e6, 'f', 0, 64), " µs"...)
 	case s < 1:
-		return fmt.Sprintf("%.1f ms", s*1e3)
+		return append(strconv.AppendFloat(b, s*1e3, 'f', 1, 64), " ms"...)
 	case s < 100:
-		return strconv.FormatFloat(s, 'f', -1, 64) + " s"
+		return append(strconv.AppendFloat(b, s, 'f', -1, 64), " s"...)
 	}
-	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
+	return append(b, time.Duration(s*float64(time.Second)).Round(time.Second).String()...)
 }
 
-func ago(d time.Duration) string {
+func ago(d time.Duration) string { return string(appendAgo(nil, d)) }
+
+func appendAgo(b []byte, d time.Duration) []byte {
 	switch {
 	case d < time.Second:
-		return "just now"
+		return append(b, "just now"...)
 	case d < time.Minute:
-		return strconv.Itoa(int(d/time.Second)) + " s ago"
+		return append(strconv.AppendInt(b, int64(d/time.Second), 10), " s ago"...)
 	case d < time.Hour:
-		return strconv.Itoa(int(d/time.Minute)) + " min ago"
+		return append(strconv.AppendInt(b, int64(d/time.Minute), 10), " min ago"...)
 	}
-	return d.Round(time.Minute).String() + " ago"
-}
-
-// group orders rows for someone looking for the problem: upstreams with
-// a failing primary first, then failing backups, no verdicts, pending and
-// healthy ones, each group in configuration order; within an upstream,
-// failing servers first.
-func group(targets []report.Target, now time.Time, docs, refresh string) []groupView {
-	var groups []groupView
-	index := map[string]int{}
-	for i := range targets {
-		t := &targets[i]
-		g, ok := index[t.Upstream]
-		if !ok {
-			g = len(groups)
-			index[t.Upstream] = g
-			v := url.Values{"upstream": {t.Upstream}}
-			if refresh != "" {
-				v.Set("refresh", refresh)
-			}
-			groups = append(groups, groupView{Upstream: t.Upstream, URL: PathPage + "?" + v.Encode(), rank: rankDown + 1, order: g})
-		}
-		r := newRow(t, i, now, docs)
-		gv := &groups[g]
-		gv.Rows = append(gv.Rows, r)
-		gv.rank = min(gv.rank, r.rank)
-		if t.Verdict == report.VerdictFailed {
-			gv.Failing++
-		}
-	}
-	slices.SortStableFunc(groups, func(a, b groupView) int {
-		return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.order, b.order))
-	})
-	for i := range groups {
-		slices.SortStableFunc(groups[i].Rows, func(a, b rowView) int {
-			return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.order, b.order))
-		})
-	}
-	return groups
+	return append(append(b, d.Round(time.Minute).String()...), " ago"...)
 }
 
 // phaseRow is one phase of the last probe in the detail view, beside the

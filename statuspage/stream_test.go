@@ -1,0 +1,170 @@
+package statuspage
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
+)
+
+// eachOnly is a Source that is not a Reader: the page copies its
+// statuses in the first pass.
+type eachOnly struct{ statuses }
+
+func (e eachOnly) Each(fn func(*scheduler.Status)) { e.statuses.Each(fn) }
+
+// TestSourceWithoutReader: a Source that cannot read one target by its
+// labels gets the same page and API, byte for byte.
+func TestSourceWithoutReader(t *testing.T) {
+	src, l := fixture(t)
+	for _, u := range []string{"/", "/?state=problems", "/?q=app", "/api/v1/targets", "/api/v1/targets?state=failing"} {
+		_, want, _ := get(t, newHandlers(src, l, nil), u)
+		_, got, _ := get(t, newHandlers(eachOnly{src}, l, nil), u)
+		if got != want {
+			t.Errorf("%s differs without a Reader", u)
+		}
+	}
+}
+
+// groupTemplate is the group header as html/template wrote it before
+// rowWriter.group took over: the reference its escaping must match.
+var groupTemplate = template.Must(template.New("g").Parse(`<tbody data-upstream="{{.Upstream}}">
+<tr class="group"><th colspan="6" scope="rowgroup">upstream <a href="{{.URL}}">{{.Upstream}}</a> <span class="muted">— {{.Servers}} server{{if ne .Servers 1}}s{{end}}{{if .Failing}}, {{.Failing}} failing{{end}}</span></th></tr>
+`))
+
+var hostileStrings = []string{
+	"", "app", evilUpstream, evilServer, "a+b c&d", "ü'\"\x00<>", "\xff\xfe<bad utf-8>", "100%", "x/y?z=1#f", "\u2028\u00a0",
+}
+
+// TestGroupHeaderAsTemplate: the hand-written group header is what the
+// template wrote, for hostile upstream names too.
+func TestGroupHeaderAsTemplate(t *testing.T) {
+	for _, up := range hostileStrings {
+		for _, refresh := range []string{"", "off"} {
+			for _, n := range [][2]int{{1, 0}, {2, 1}, {10, 10}} {
+				v := url.Values{"upstream": {up}}
+				if refresh != "" {
+					v.Set("refresh", refresh)
+				}
+				var want bytes.Buffer
+				err := groupTemplate.Execute(&want, map[string]any{"Upstream": up, "URL": PathPage + "?" + v.Encode(), "Servers": n[0], "Failing": n[1]})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got bytes.Buffer
+				rw := rowWriter{w: bufio.NewWriter(&got)}
+				rw.group(up, refresh, n[0], n[1])
+				rw.w.Flush()
+				if got.String() != want.String() {
+					t.Errorf("%q, refresh %q, %v:\n got %s\nwant %s", up, refresh, n, got.String(), want.String())
+				}
+			}
+		}
+	}
+}
+
+// TestEscapersAsLibrary: the writers' escapers are the library's.
+func TestEscapersAsLibrary(t *testing.T) {
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	for _, s := range append(hostileStrings, string(all)) {
+		var buf bytes.Buffer
+		w := bufio.NewWriter(&buf)
+		escText(w, s)
+		w.Flush()
+		if want := template.HTMLEscapeString(s); buf.String() != want {
+			t.Errorf("escText(%q) = %q, want %q", s, buf.String(), want)
+		}
+		if got, want := string(appendQueryEscape(nil, s)), url.QueryEscape(s); got != want {
+			t.Errorf("appendQueryEscape(%q) = %q, want %q", s, got, want)
+		}
+	}
+}
+
+// TestSecondsAsBefore: the words for durations are those fmt wrote.
+func TestSecondsAsBefore(t *testing.T) {
+	old := func(s float64) string {
+		switch {
+		case s == 0:
+			return "0"
+		case s < 0.001:
+			return fmt.Sprintf("%.0f µs", s*1e6)
+		case s < 1:
+			return fmt.Sprintf("%.1f ms", s*1e3)
+		case s < 100:
+			return strconv.FormatFloat(s, 'f', -1, 64) + " s"
+		}
+		return time.Duration(s * float64(time.Second)).Round(time.Second).String()
+	}
+	for _, s := range []float64{0, 1e-7, 0.0000004999, 0.0000005, 0.0003, 0.000999, 0.001, 0.00125, 0.99996, 1, 2.5, 60, 99.9999, 100, 3600.4, -1} {
+		if got := seconds(s); got != old(s) {
+			t.Errorf("seconds(%v) = %q, want %q", s, got, old(s))
+		}
+	}
+	for d, want := range map[time.Duration]string{0: "just now", 999 * time.Millisecond: "just now", 59 * time.Second: "59 s ago",
+		time.Minute: "1 min ago", 61 * time.Minute: "1h1m0s ago"} {
+		if got := ago(d); got != want {
+			t.Errorf("ago(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+// heapWriter discards the answer and, every few writes, collects garbage
+// and records the live heap: what the render retains at that point,
+// beyond the buffer being written.
+type heapWriter struct {
+	countingWriter
+	every int
+	max   uint64
+}
+
+func (w *heapWriter) Write(p []byte) (int, error) {
+	if w.writes%w.every == 0 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		w.max = max(w.max, ms.HeapAlloc)
+	}
+	return w.countingWriter.Write(p)
+}
+
+// TestRenderRetains10k: at 10,000 targets, the page and the API keep at
+// most 2 MB live beyond what the exporter already holds (the targets and
+// their statuses), measured after a collection at every tenth 32 KiB
+// write of the answer, when it is being written.
+func TestRenderRetains10k(t *testing.T) {
+	if testing.Short() {
+		t.Skip("renders 10,000 targets many times")
+	}
+	src := many(10000)
+	h := newHandlers(src, loadedOf(src.statuses), nil)
+	for _, u := range []string{"/", "/api/v1/targets"} {
+		// A first render warms the buffer pool and the templates.
+		h.ServeHTTP(&countingWriter{header: http.Header{}}, httptest.NewRequest(http.MethodGet, u, nil))
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		base := ms.HeapAlloc
+		w := &heapWriter{countingWriter: countingWriter{header: http.Header{}}, every: 10}
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, u, nil))
+		extra := int64(w.max) - int64(base)
+		t.Logf("%s: %d bytes in %d writes; live heap at most %d bytes above the %d before", u, w.bytes, w.writes, extra, base)
+		if w.writes < 100 {
+			t.Fatalf("%s: %d writes; the measurement needs a streamed answer", u, w.writes)
+		}
+		if extra > 2<<20 {
+			t.Errorf("%s: %d bytes live while writing, want at most 2 MiB", u, extra)
+		}
+	}
+}
