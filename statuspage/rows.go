@@ -21,8 +21,8 @@ import (
 // value in pieces gives the same bytes, as it escapes character by
 // character. URLs are built from query-escaped labels under constant
 // paths (detailURL, the runbook link) and escaped as attribute values
-// too. The facts of a row, which few rows have, go through the "facts"
-// template.
+// too. The facts of a row are written as the "facts" template writes
+// them: with every signal on, every local server has some.
 type rowWriter struct {
 	w    *bufio.Writer
 	now  time.Time
@@ -174,11 +174,7 @@ func (rw *rowWriter) row(t *report.Target) error {
 			w.WriteString(`</span>`)
 		}
 	}
-	if len(t.Facts) > 0 {
-		if err := templates.ExecuteTemplate(w, "facts", t.Facts); err != nil {
-			return err
-		}
-	}
+	rw.facts(t.Facts)
 	w.WriteString("</td>\n<td data-label=\"Latency\">")
 	if t.LastProbe != nil {
 		rw.seconds(t.DurationSeconds)
@@ -259,4 +255,38 @@ func trimRunbook(hint, runbook string) string {
 		}
 	}
 	return hint
+}
+
+// facts writes what the "facts" template writes (TestFactsAsTemplate):
+// with the capacity signal every local server has facts, and executing
+// the template per row allocated about 8 MB per page of 10,000 servers.
+func (rw *rowWriter) facts(fs []report.Fact) {
+	if len(fs) == 0 {
+		return
+	}
+	w := rw.w
+	w.WriteString(`<ul class="facts">`)
+	for i := range fs {
+		f := &fs[i]
+		w.WriteString(`<li class="fact `)
+		escHTMLTemplate(w, f.State)
+		w.WriteString(`"><span class="verdict `)
+		escHTMLTemplate(w, f.State)
+		w.WriteString(`">`)
+		escHTMLTemplate(w, f.State)
+		w.WriteString(`</span> `)
+		escHTMLTemplate(w, f.Name)
+		w.WriteString(`: `)
+		escHTMLTemplate(w, f.Value)
+		if len(f.Lines) > 0 {
+			w.WriteString(`<pre class="lines">`)
+			for _, l := range f.Lines {
+				escHTMLTemplate(w, l)
+				w.WriteString("\n")
+			}
+			w.WriteString(`</pre>`)
+		}
+		w.WriteString(`</li>`)
+	}
+	w.WriteString(`</ul>`)
 }

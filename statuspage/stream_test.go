@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
 
@@ -165,6 +166,33 @@ func TestRenderRetains10k(t *testing.T) {
 		}
 		if extra > 2<<20 {
 			t.Errorf("%s: %d bytes live while writing, want at most 2 MiB", u, extra)
+		}
+	}
+}
+
+// TestFactsAsTemplate: the hand-written facts are what the "facts"
+// template writes, for hostile values too.
+func TestFactsAsTemplate(t *testing.T) {
+	var cases [][]report.Fact
+	cases = append(cases, nil, []report.Fact{})
+	for _, v := range hostileStrings {
+		cases = append(cases, []report.Fact{
+			{Source: "capacity", Name: v, Value: v, State: v},
+			{Source: "error_log", Name: "logged", Value: "2 errors", State: report.FactFailing, Lines: []string{v, "second " + v}},
+			{Name: "empty lines", Value: v, State: report.FactOK, Lines: []string{}},
+		})
+	}
+	for _, fs := range cases {
+		var want bytes.Buffer
+		if err := templates.ExecuteTemplate(&want, "facts", fs); err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		rw := rowWriter{w: bufio.NewWriter(&got)}
+		rw.facts(fs)
+		rw.w.Flush()
+		if got.String() != want.String() {
+			t.Errorf("%+v:\n got %q\nwant %q", fs, got.String(), want.String())
 		}
 	}
 }
