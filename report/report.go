@@ -344,6 +344,28 @@ type Scratch struct {
 	notAfter  time.Time
 	logged    Logged
 	facts     []Fact
+	// hints keeps the hint and runbook of each failure seen: a few
+	// reasons repeat over thousands of servers, and building the hint's
+	// text per server allocated about 5 MB per page of 10,000.
+	hints map[hintKey][2]string
+}
+
+type hintKey struct {
+	reason            prober.Reason
+	protocol, network string
+}
+
+func (s *Scratch) hint(r prober.Reason, label, network string) (hint, runbook string) {
+	k := hintKey{r, label, network}
+	if h, ok := s.hints[k]; ok {
+		return h[0], h[1]
+	}
+	hint, runbook = Hint(r, label, network), RunbookURL(r)
+	if s.hints == nil {
+		s.hints = map[hintKey][2]string{}
+	}
+	s.hints[k] = [2]string{hint, runbook}
+	return hint, runbook
 }
 
 // Describe describes st as FromStatus does. The Target, and everything it
@@ -459,8 +481,11 @@ func (t *Target) setStatus(st *scheduler.Status, capSeconds float64, noResult st
 	t.Verdict = VerdictFailed
 	t.Reason = string(r.Reason)
 	t.NginxMessage = r.Reason.NginxMessageOver(t.Network)
-	t.Hint = Hint(r.Reason, t.Protocol, t.Network)
-	t.Runbook = RunbookURL(r.Reason)
+	if s != nil {
+		t.Hint, t.Runbook = s.hint(r.Reason, t.Protocol, t.Network)
+	} else {
+		t.Hint, t.Runbook = Hint(r.Reason, t.Protocol, t.Network), RunbookURL(r.Reason)
+	}
 	t.Detail = r.Detail
 	t.Unverified = r.Err != nil && errors.Is(r.Err, prober.ErrCannotCheck)
 }
