@@ -470,8 +470,13 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 		collector.NewSelfMetrics(state, sched),
 		loadstate.NewCollector(tracker),
 	)
+	// Writers of per-target families beside the registry's (see
+	// collector.TextWriter); the error log's only when it is read.
+	extra := []io.WriterTo{capacity.NewTextWriter(capMon)}
 	if logs != nil {
-		reg.MustRegister(collector.NewLogs(logs))
+		logsReg, logsText := collector.NewLogsText(logs)
+		reg.MustRegister(logsReg)
+		extra = append(extra, logsText)
 	}
 
 	// The status page and the JSON API read the schedule's results; they
@@ -497,8 +502,8 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 	handler, err := server.New(server.Options{
 		MetricsPath: metricsPath,
 		// Per-target families bypass the registry: see collector.TextWriter.
-		// So do the capacity families: capacity.TextWriter.
-		Metrics:  collector.Handler(reg, collector.NewTextWriter(sched, pf.seriesOptions()...), maxRequests, logger, capacity.NewTextWriter(capMon)),
+		// So do the capacity and error-log ones: extra.
+		Metrics:  collector.Handler(reg, collector.NewTextWriter(sched, pf.seriesOptions()...), maxRequests, logger, extra...),
 		Reloader: mgr,
 		Ready:    func() bool { return mgr.Last() != nil },
 		Version:  version.Info(),

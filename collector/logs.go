@@ -1,6 +1,8 @@
 package collector
 
 import (
+	"io"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/errorlog"
@@ -13,17 +15,22 @@ import (
 // registry collector rather than rows of the families table, which
 // renders every target. The reader's self-metrics are declared in self.go
 // with the others.
+// The per-target families, declared once for the Collector and the
+// text writer.
 var (
-	logErrorsDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "log", "errors_total"),
-		"Upstream errors nginx logged in its error log for this server, by reason, that failed the request before the response header (nginx answered 502 or 504 unless another server took over).",
-		append(append([]string{}, targetLabels...), "reason"), nil)
-	logBodyErrorsDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "log", "body_errors_total"),
-		"Upstream errors nginx logged for this server while reading the response body (\"while reading upstream\"), by reason: the client got a truncated response, not a 502.",
-		append(append([]string{}, targetLabels...), "reason"), nil)
-	logLastErrorDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "log", "last_error_timestamp_seconds"),
-		"Unix time when the exporter read nginx's last logged error for this server (within a second of nginx writing it).",
-		targetLabels, nil)
-	logNoLiveDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "log", "no_live_upstreams_total"),
+	logErrorsName    = prometheus.BuildFQName(namespace, "log", "errors_total")
+	logErrorsHelp    = "Upstream errors nginx logged in its error log for this server, by reason, that failed the request before the response header (nginx answered 502 or 504 unless another server took over)."
+	logBodyName      = prometheus.BuildFQName(namespace, "log", "body_errors_total")
+	logBodyHelp      = "Upstream errors nginx logged for this server while reading the response body (\"while reading upstream\"), by reason: the client got a truncated response, not a 502."
+	logLastErrorName = prometheus.BuildFQName(namespace, "log", "last_error_timestamp_seconds")
+	logLastErrorHelp = "Unix time when the exporter read nginx's last logged error for this server (within a second of nginx writing it)."
+)
+
+var (
+	logErrorsDesc     = prometheus.NewDesc(logErrorsName, logErrorsHelp, append(append([]string{}, targetLabels...), "reason"), nil)
+	logBodyErrorsDesc = prometheus.NewDesc(logBodyName, logBodyHelp, append(append([]string{}, targetLabels...), "reason"), nil)
+	logLastErrorDesc  = prometheus.NewDesc(logLastErrorName, logLastErrorHelp, targetLabels, nil)
+	logNoLiveDesc     = prometheus.NewDesc(prometheus.BuildFQName(namespace, "log", "no_live_upstreams_total"),
 		"\"no live upstreams\" lines nginx logged for this upstream: every server of it was marked failed (max_fails) and the request got a 502.",
 		[]string{"upstream"}, nil)
 	logUnattributedDesc = prometheus.NewDesc(prometheus.BuildFQName(namespace, "log", "unattributed_errors_total"),
@@ -39,20 +46,36 @@ type LogSource interface {
 	Snapshot() errorlog.Snapshot
 }
 
-// Logs exposes the error-log signal.
+// Logs exposes the error-log signal. NewLogs gives every family through
+// the registry, the reference the tests hold LogsText to; serve uses
+// NewLogsText, which leaves the per-target families to LogsText.
 type Logs struct {
-	src LogSource
+	src       LogSource
+	perTarget bool
 }
 
 var _ prometheus.Collector = (*Logs)(nil)
 
 // NewLogs returns the error-log collector over src.
-func NewLogs(src LogSource) *Logs { return &Logs{src: src} }
+func NewLogs(src LogSource) *Logs { return &Logs{src: src, perTarget: true} }
+
+// NewLogsText returns the error-log collector without the per-target
+// families, and the writer of those. With thousands of failing servers
+// they are tens of thousands of series: as const metrics they cost a
+// label-pair slice and a protobuf message each, then a sort, on every
+// scrape (about 25 MB of garbage per scrape at 10,000 targets, half of
+// them failing); written as text they cost a pass over the snapshot.
+func NewLogsText(src LogSource) (*Logs, *LogsText) {
+	return &Logs{src: src}, &LogsText{src: src}
+}
 
 // Describe implements prometheus.Collector.
 func (l *Logs) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{logErrorsDesc, logBodyErrorsDesc, logLastErrorDesc, logNoLiveDesc,
-		logUnattributedDesc, logUnknownPeerDesc, logLinesDesc, logFilesDesc} {
+	ds := []*prometheus.Desc{logNoLiveDesc, logUnattributedDesc, logUnknownPeerDesc, logLinesDesc, logFilesDesc}
+	if l.perTarget {
+		ds = append(ds, logErrorsDesc, logBodyErrorsDesc, logLastErrorDesc)
+	}
+	for _, d := range ds {
 		ch <- d
 	}
 }
@@ -61,6 +84,9 @@ func (l *Logs) Describe(ch chan<- *prometheus.Desc) {
 func (l *Logs) Collect(ch chan<- prometheus.Metric) {
 	s := l.src.Snapshot()
 	for _, t := range s.Targets {
+		if !l.perTarget {
+			break
+		}
 		lv := []string{t.Key.Upstream, t.Key.Server, t.Key.Address, t.Key.Protocol}
 		for _, r := range prober.Reasons {
 			if n, ok := t.Errors[r]; ok {
@@ -89,4 +115,58 @@ func (l *Logs) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range errorlog.FileStates() {
 		ch <- prometheus.MustNewConstMetric(logFilesDesc, prometheus.GaugeValue, float64(s.Files[st]), st.String())
 	}
+}
+
+// LogsText writes the error log's per-target families in the text
+// format, for collector.Handler's extra writers.
+type LogsText struct {
+	src LogSource
+}
+
+// WriteTo implements io.WriterTo.
+func (lt *LogsText) WriteTo(w io.Writer) (int64, error) {
+	s := lt.src.Snapshot()
+	cw := &countingWriter{w: w}
+	var b []byte
+	flush := func() {
+		if len(b) >= flushSize {
+			cw.Write(b)
+			b = b[:0]
+		}
+	}
+	labels := make([]string, len(s.Targets))
+	for i, t := range s.Targets {
+		labels[i] = `upstream="` + escaper.Replace(t.Key.Upstream) + `",server="` + escaper.Replace(t.Key.Server) +
+			`",address="` + escaper.Replace(t.Key.Address) + `",protocol="` + escaper.Replace(t.Key.Protocol) + `"`
+	}
+	for _, fam := range []struct {
+		name, help string
+		of         func(*errorlog.TargetErrors) map[prober.Reason]uint64
+	}{
+		{logErrorsName, logErrorsHelp, func(t *errorlog.TargetErrors) map[prober.Reason]uint64 { return t.Errors }},
+		{logBodyName, logBodyHelp, func(t *errorlog.TargetErrors) map[prober.Reason]uint64 { return t.BodyErrors }},
+	} {
+		b = AppendHeader(b, fam.name, fam.help, prometheus.CounterValue)
+		for i := range s.Targets {
+			m := fam.of(&s.Targets[i])
+			if len(m) == 0 {
+				continue
+			}
+			for _, r := range prober.Reasons {
+				if n, ok := m[r]; ok {
+					b = sample(b, fam.name, labels[i], "reason", string(r), float64(n))
+				}
+			}
+			flush()
+		}
+	}
+	b = AppendHeader(b, logLastErrorName, logLastErrorHelp, prometheus.GaugeValue)
+	for i := range s.Targets {
+		if t := &s.Targets[i]; !t.Last.IsZero() {
+			b = sample(b, logLastErrorName, labels[i], "", "", float64(t.Last.UnixNano())/1e9)
+			flush()
+		}
+	}
+	cw.Write(b)
+	return cw.n, cw.err
 }

@@ -9,7 +9,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/errorlog"
@@ -73,5 +75,66 @@ func TestLogsGolden(t *testing.T) {
 	defer f.Close()
 	if err := testutil.GatherAndCompare(reg, f); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestLogsTextAsCollector: NewLogsText's registry part and text writer
+// together give exactly the families NewLogs gives, for hostile label
+// values too, and the registry part holds no per-target family.
+func TestLogsTextAsCollector(t *testing.T) {
+	fix := logsFixture()
+	fix.Targets = append(fix.Targets,
+		errorlog.TargetErrors{Key: discovery.Key{Upstream: "we\"ird\\up\nstream", Server: "unix:/run/a b.sock", Address: "unix:/run/a b.sock", Protocol: "fastcgi"},
+			Errors: map[prober.Reason]uint64{prober.ReasonSocketNotFound: 7}},
+		errorlog.TargetErrors{Key: discovery.Key{Upstream: "quiet", Server: "10.0.0.1:80", Address: "10.0.0.1:80", Protocol: "http"},
+			BodyErrors: map[prober.Reason]uint64{prober.ReasonReadTimeout: 1}, Last: time.Unix(1_700_000_100, 0)})
+	ref := prometheus.NewPedanticRegistry()
+	ref.MustRegister(NewLogs(fix))
+	want, err := ref.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	reg, text := NewLogsText(fix)
+	split := prometheus.NewPedanticRegistry()
+	split.MustRegister(reg)
+	got, err := split.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range got {
+		if n := mf.GetName(); n == logErrorsName || n == logBodyName || n == logLastErrorName {
+			t.Errorf("registry part has the per-target family %s", n)
+		}
+	}
+	var buf strings.Builder
+	if _, err := text.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	parsed, err := parser.TextToMetricFamilies(strings.NewReader(buf.String()))
+	if err != nil {
+		t.Fatalf("text writer output does not parse: %v\n%s", err, buf.String())
+	}
+	all := prometheus.Gatherers{split, prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		var out []*dto.MetricFamily
+		for _, mf := range parsed {
+			out = append(out, mf)
+		}
+		return out, nil
+	})}
+	merged, err := all.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w, g strings.Builder
+	for _, mf := range want {
+		expfmt.MetricFamilyToText(&w, mf)
+	}
+	for _, mf := range merged {
+		expfmt.MetricFamilyToText(&g, mf)
+	}
+	if w.String() != g.String() {
+		t.Errorf("split exposition differs from the collector's:\n got:\n%s\nwant:\n%s", g.String(), w.String())
 	}
 }
