@@ -181,6 +181,13 @@ type Scheduler struct {
 	order      []*state // configuration order, for stable exposition
 	fast, slow lane
 	wake       chan struct{}
+	// wakeAt is when the dispatcher will next look at the queues by
+	// itself (since epoch), guarded by mu: a probe that ends only needs
+	// to wake it when it freed a slot that due work waits for, or queued
+	// a run due before that. Waking it on every end cost a futex wake of
+	// another thread per probe, about 5 % of the exporter's CPU at
+	// 10,000 targets.
+	wakeAt int64
 
 	inFlight atomic.Int64
 	skipped  atomic.Uint64
@@ -326,6 +333,7 @@ func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup, now time.T
 	if ctx.Err() != nil {
 		return wait
 	}
+	defer func() { s.wakeAt = nowAt + int64(wait) }()
 	for _, l := range []*lane{&s.fast, &s.slow} {
 		for len(l.q) > 0 {
 			st := l.q[0]
@@ -405,6 +413,8 @@ func (s *Scheduler) demote(run *run) {
 func (s *Scheduler) finish(run *run, end time.Time, slow bool) {
 	s.mu.Lock()
 	run.ended = true
+	// A full lane may have due work waiting for this slot.
+	wake := run.lane.busy >= run.lane.limit
 	run.lane.busy--
 	st := run.st
 	st.running = false
@@ -422,9 +432,12 @@ func (s *Scheduler) finish(run *run, end time.Time, slow bool) {
 			}
 		}
 		heap.Push(&s.laneOf(st).q, st)
+		wake = wake || st.due < s.wakeAt
 	}
 	s.mu.Unlock()
-	s.signal()
+	if wake {
+		s.signal()
+	}
 }
 
 // timedOut: a probe that ended on a timeout waited on the backend, however
