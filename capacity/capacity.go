@@ -647,7 +647,13 @@ func (m *Monitor) Refresh(ctx context.Context) {
 
 	ns, nsErr := m.readNetStat()
 	m.mu.Lock()
-	m.spare, m.cur = m.cur, v
+	// The view before keeps its layout's targets: once the target set
+	// changed, keeping it as the spare would keep the previous target
+	// set alive until the next refresh (about 5 MB at 10,000 targets).
+	if m.cur.layout == v.layout {
+		m.spare = m.cur
+	}
+	m.cur = v
 	m.netstat, m.nsOK = ns, nsErr == nil
 	m.lastErr = err
 	m.duration = m.opts.Now().Sub(start)
