@@ -21,15 +21,6 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
 
-// liveHeap is the heap still reachable after two collections.
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
-
 // discardWriter is an http.ResponseWriter that keeps nothing, so that a
 // measured page costs only what the exporter holds to render it.
 type discardWriter struct {
@@ -97,7 +88,7 @@ func TestMemory10kAllSignals(t *testing.T) {
 	const n = 10000
 	conf := memoryConfig(t, n)
 	startNginx(t, conf)
-	base := liveHeap()
+	base := testutil.LiveHeap()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -116,7 +107,7 @@ func TestMemory10kAllSignals(t *testing.T) {
 	if pages["/metrics"] < n*100 {
 		t.Fatalf("/metrics is %d bytes for %d targets", pages["/metrics"], n)
 	}
-	live := liveHeap() - base
+	live := testutil.LiveHeap() - base
 	t.Logf("live heap with every signal on at %d targets: %.2f MB, %d B/target (pages: %v)", n, float64(live)/1e6, live/n, pages)
 
 	// Reloads (SIGHUP, a file changed, a new nginx generation) build a
@@ -130,7 +121,7 @@ func TestMemory10kAllSignals(t *testing.T) {
 			exp.handler.ServeHTTP(&discardWriter{h: http.Header{}}, httpGet(t, path))
 		}
 	}
-	reloaded := liveHeap() - base
+	reloaded := testutil.LiveHeap() - base
 	t.Logf("after 3 reloads: %.2f MB", float64(reloaded)/1e6)
 	if reloaded > live+live/10 {
 		t.Errorf("live heap grew from %.2f MB to %.2f MB over 3 reloads of the same configuration", float64(live)/1e6, float64(reloaded)/1e6)

@@ -13,15 +13,8 @@ import (
 	"time"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 )
-
-func liveHeap() uint64 {
-	var m runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
 
 // TestHeap10k bounds what a Monitor keeps per local target between
 // refreshes (with a scrape's TextWriter), and what one steady-state
@@ -32,7 +25,7 @@ func TestHeap10k(t *testing.T) {
 	}
 	targets := benchTargets(t, 10000)
 	ctx := context.Background()
-	before := liveHeap()
+	before := testutil.LiveHeap()
 	m := New(Options{Targets: func() []*discovery.Target { return targets }, Interval: 15 * time.Second})
 	tw := NewTextWriter(m)
 	for range 3 {
@@ -41,7 +34,7 @@ func TestHeap10k(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	kept := int64(liveHeap()) - int64(before)
+	kept := int64(testutil.LiveHeap()) - int64(before)
 	n := 0
 	m.Each(func(_ *discovery.Target, st *State) {
 		if st.Listen == Listening && st.Owner != nil {

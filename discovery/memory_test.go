@@ -11,18 +11,10 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 )
-
-// liveHeap is the heap still reachable after two collections.
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
 
 // writeMixedConfig writes the benchmark harness's configuration
 // (tools/bench/confgen) with per servers per upstream block: with per 1,
@@ -98,7 +90,7 @@ func measureTargetSet(t *testing.T, n, per int) {
 	if _, err := nginxconf.Load(writeMixedConfig(t, 4, 1), nginxconf.LoadOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	base := liveHeap()
+	base := testutil.LiveHeap()
 	cfg, err := nginxconf.Load(path, nginxconf.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +100,7 @@ func measureTargetSet(t *testing.T, n, per int) {
 		t.Fatalf("%d probed targets, want %d", set.Probed, n)
 	}
 	cfg = nil
-	live := int64(liveHeap()) - int64(base)
+	live := int64(testutil.LiveHeap()) - int64(base)
 	if p := os.Getenv("MEMPROFILE"); p != "" {
 		f, err := os.Create(p)
 		if err != nil {

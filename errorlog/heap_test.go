@@ -7,16 +7,9 @@ import (
 	"testing"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 )
-
-func liveHeap() uint64 {
-	var m runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
 
 // TestHeap10k bounds the attribution index of 10,000 targets, the
 // counters of 5,000 of them that nginx logged errors for (one or two
@@ -27,9 +20,9 @@ func TestHeap10k(t *testing.T) {
 		t.Skip("heap measurement")
 	}
 	set := benchSet(10000)
-	before := liveHeap()
+	before := testutil.LiveHeap()
 	x := NewIndex(set)
-	index := int64(liveHeap()) - int64(before)
+	index := int64(testutil.LiveHeap()) - int64(before)
 	if x.Len() != 10000 {
 		t.Fatalf("%d targets", x.Len())
 	}
@@ -51,9 +44,9 @@ func TestHeap10k(t *testing.T) {
 	data := []byte(log.String())
 	log.Reset()
 	var st lineState
-	before = liveHeap()
+	before = testutil.LiveHeap()
 	r.consume(&st, data)
-	counters := int64(liveHeap()) - int64(before)
+	counters := int64(testutil.LiveHeap()) - int64(before)
 	s := r.Snapshot()
 	if len(s.Targets) != 5000 || s.Lines[LineMatched] != 7500 {
 		t.Fatalf("%d targets with errors, %d lines matched", len(s.Targets), s.Lines[LineMatched])

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
@@ -196,14 +197,6 @@ func memTree(tb testing.TB, named int) (string, map[string][]string) {
 	return conf, records
 }
 
-func liveHeap() uint64 {
-	var m runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
 // TestHeap10k: what the Tracker keeps of a configuration of 10,000
 // servers, seen loaded by nginx and loaded again from disk, is at most
 // 50 bytes per IP literal server and 500 per static hostname server
@@ -236,16 +229,16 @@ func TestHeap10k(t *testing.T) {
 
 			// For reference: the model itself, which the Tracker used
 			// to keep.
-			before := liveHeap()
+			before := testutil.LiveHeap()
 			model := load()
-			modelBytes := int64(liveHeap()) - int64(before)
+			modelBytes := int64(testutil.LiveHeap()) - int64(before)
 			runtime.KeepAlive(model)
 			model = nil
 
 			started := time.Now()
 			nginx := &fakeNginx{}
 			nginx.load(started.Add(time.Second))
-			before = liveHeap()
+			before = testutil.LiveHeap()
 			tr := New(Options{Finder: nginx, Resolver: mapResolver(records), Started: started})
 			tr.Observe(load(), nil)
 			tr.Tick(context.Background())
@@ -253,7 +246,7 @@ func TestHeap10k(t *testing.T) {
 			// the first.
 			tr.Observe(load(), nil)
 			tr.Tick(context.Background())
-			kept := int64(liveHeap()) - int64(before)
+			kept := int64(testutil.LiveHeap()) - int64(before)
 			r := tr.Result()
 			if !r.Witnessed || len(r.Servers) != tc.statics || len(r.Pending) != 0 {
 				t.Fatalf("witnessed %v, %d static servers, pending %v", r.Witnessed, len(r.Servers), r.Pending)

@@ -3,15 +3,9 @@ package prober
 import (
 	"runtime"
 	"testing"
-)
 
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
+)
 
 // TestTLSSessionMemory measures what a peer's TLS session keeps: nothing
 // before a handshake, then the session Go hands back (ticket, secrets and
@@ -29,13 +23,13 @@ func TestTLSSessionMemory(t *testing.T) {
 		peers[i].TLS = shared
 	}
 	p := New()
-	base := liveHeap()
+	base := testutil.LiveHeap()
 	for _, tg := range peers {
 		r := &Result{}
 		runOn(t, p, tg, r)
 		checkResult(t, r, ReasonNone)
 	}
-	after := liveHeap()
+	after := testutil.LiveHeap()
 	for _, tg := range peers {
 		if tg.peerSessions() == nil {
 			t.Fatal("no session kept")

@@ -9,18 +9,10 @@ import (
 	"unsafe"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 )
-
-// liveHeap is the heap still reachable after two collections.
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
 
 // memoryTargets are n targets as a large nginx has them: a quarter each of
 // tcp, http, https and fastcgi.
@@ -82,7 +74,7 @@ func TestMemoryPerTarget(t *testing.T) {
 	const n = 10000
 	ts := memoryTargets(n)
 	var r prober.Result
-	before := liveHeap()
+	before := testutil.LiveHeap()
 
 	s := New(Options{Interval: time.Second, Prober: newCountingProber()})
 	s.Update(&discovery.Set{Targets: ts, Probed: n})
@@ -93,7 +85,7 @@ func TestMemoryPerTarget(t *testing.T) {
 		}
 	}
 	r.Reset()
-	after := liveHeap()
+	after := testutil.LiveHeap()
 	perTarget := (float64(after) - float64(before)) / n
 	t.Logf("scheduler live heap: %.0f bytes per target at %d targets (state %d B)", perTarget, n, unsafe.Sizeof(state{}))
 

@@ -13,20 +13,12 @@ import (
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/collector"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/reload"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
-
-// liveHeap is the heap still reachable after two collections.
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
 
 // memStage is one row of the live-set table.
 type memStage struct {
@@ -58,10 +50,10 @@ func TestMemory10k(t *testing.T) {
 	runtime.MemProfileRate = 4096
 	defer func() { runtime.MemProfileRate = 512 * 1024 }()
 
-	base := liveHeap()
+	base := testutil.LiveHeap()
 	var rows []memStage
 	mark := func(what string, prev *uint64) {
-		now := liveHeap()
+		now := testutil.LiveHeap()
 		rows = append(rows, memStage{what, int64(now) - int64(*prev)})
 		*prev = now
 	}
@@ -137,7 +129,7 @@ func TestMemory10k(t *testing.T) {
 
 	// The same through serve's own path: reload.Manager loads and keeps
 	// the configuration, the scheduler probes, one scrape renders.
-	base = liveHeap()
+	base = testutil.LiveHeap()
 	s2 := scheduler.New(scheduler.Options{Interval: time.Second, Concurrency: 512, Timeout: time.Second, Prober: prober.New()})
 	m := reload.New(context.Background(), reload.Options{
 		Discovery: discovery.Options{NginxConfig: path},
@@ -155,7 +147,7 @@ func TestMemory10k(t *testing.T) {
 	if _, err := tw2.WriteTo(io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	served := liveHeap() - base
+	served := testutil.LiveHeap() - base
 	t.Logf("live heap as serve holds it (reload.Manager, scheduler after probing, renderer): %.2f MB, %d B/target", float64(served)/1e6, served/n)
 	// The bound catches growth of the per-target state: measured 12.5 MB
 	// (23.3 MB before the memory work of docs/performance.md); the margin
