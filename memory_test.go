@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -127,16 +126,7 @@ func TestMemory10kAllSignals(t *testing.T) {
 		t.Errorf("live heap grew from %.2f MB to %.2f MB over 3 reloads of the same configuration", float64(live)/1e6, float64(reloaded)/1e6)
 	}
 	live = max(live, reloaded)
-	if p := os.Getenv("MEMPROFILE"); p != "" {
-		f, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-	}
+	testutil.WriteHeapProfile(t)
 	// Measured 15.0-15.6 MB (39 MB before the memory work of
 	// docs/performance.md); the margin absorbs Go version drift.
 	const bound = 19e6

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"testing"
 	"unsafe"
 
@@ -101,18 +100,7 @@ func measureTargetSet(t *testing.T, n, per int) {
 	}
 	cfg = nil
 	live := int64(testutil.LiveHeap()) - int64(base)
-	if p := os.Getenv("MEMPROFILE"); p != "" {
-		f, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testutil.WriteHeapProfile(t)
 	runtime.KeepAlive(set)
 	perTarget := live / int64(n)
 	t.Logf("target set of %d mixed targets, %d per upstream: %.2f MB live, %d B per target (Target %d B, Peer %d B)",

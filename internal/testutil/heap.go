@@ -1,6 +1,11 @@
 package testutil
 
-import "runtime"
+import (
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"testing"
+)
 
 // LiveHeap is the heap still reachable after two collections (the first
 // may leave objects that finalizers or the sweeper release): what memory
@@ -12,4 +17,28 @@ func LiveHeap() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
+}
+
+// MemProfileEnv names the file a memory test writes a heap profile of
+// its live set to (go tool pprof -top -inuse_space FILE).
+const MemProfileEnv = "MEMPROFILE"
+
+// WriteHeapProfile writes the heap profile to $MEMPROFILE when it is set.
+func WriteHeapProfile(tb testing.TB) {
+	tb.Helper()
+	p := os.Getenv(MemProfileEnv)
+	if p == "" {
+		return
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		tb.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		tb.Fatal(err)
+	}
 }

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"runtime"
-	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -112,16 +110,7 @@ func TestMemory10k(t *testing.T) {
 	out += fmt.Sprintf("| **live heap at 10,000 targets** | **%.2f** | **%.0f** |\n", float64(total)/1e6, float64(total)/n)
 	t.Logf("live heap by stage (MB, bytes per target):\n| stage | MB | B/target |\n|---|---:|---:|\n%s", out)
 
-	if p := os.Getenv("MEMPROFILE"); p != "" {
-		f, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-	}
+	testutil.WriteHeapProfile(t)
 	runtime.KeepAlive(set)
 	runtime.KeepAlive(s)
 	runtime.KeepAlive(tw)
