@@ -81,9 +81,7 @@ func memoryConfig(t testing.TB, n int) string {
 //
 // MEMPROFILE=path writes a heap profile of the live set.
 func TestMemory10kAllSignals(t *testing.T) {
-	if testing.Short() || raceEnabled || testing.CoverMode() != "" {
-		t.Skip("scale test: run without -race, -short and -cover (make alloc-budgets)")
-	}
+	testutil.SkipUnlessHeapIsTheExporters(t)
 	const n = 10000
 	conf := memoryConfig(t, n)
 	startNginx(t, conf)

@@ -20,9 +20,7 @@ import (
 // refreshes (with a scrape's TextWriter), and what one steady-state
 // refresh allocates, at 10,000 listening unix sockets.
 func TestHeap10k(t *testing.T) {
-	if testing.Short() {
-		t.Skip("heap measurement")
-	}
+	testutil.SkipUnlessHeapIsTheExporters(t)
 	targets := benchTargets(t, 10000)
 	ctx := context.Background()
 	before := testutil.LiveHeap()

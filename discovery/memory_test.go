@@ -68,12 +68,7 @@ func writeMixedConfig(t *testing.T, n, per int) string {
 // (go test -memprofilerate=1 for every allocation; go tool pprof -top
 // -inuse_space path).
 func TestTargetSetMemory10k(t *testing.T) {
-	if testing.Short() {
-		t.Skip("scale test")
-	}
-	if testing.CoverMode() != "" {
-		t.Skip("coverage counters distort the heap")
-	}
+	testutil.SkipUnlessHeapIsTheExporters(t)
 	const n = 10000
 	for _, per := range []int{1, 4} {
 		t.Run(fmt.Sprintf("%d servers per upstream", per), func(t *testing.T) {

@@ -16,9 +16,7 @@ import (
 // reasons each), per target, and what a scrape's snapshot of them
 // allocates.
 func TestHeap10k(t *testing.T) {
-	if testing.Short() {
-		t.Skip("heap measurement")
-	}
+	testutil.SkipUnlessHeapIsTheExporters(t)
 	set := benchSet(10000)
 	before := testutil.LiveHeap()
 	x := NewIndex(set)

@@ -203,9 +203,7 @@ func memTree(tb testing.TB, named int) (string, map[string][]string) {
 // (names, positions, resolutions, the evidence index, the Result): the
 // parse model is released with the load.
 func TestHeap10k(t *testing.T) {
-	if testing.Short() {
-		t.Skip("heap measurement")
-	}
+	testutil.SkipUnlessHeapIsTheExporters(t)
 	for _, tc := range []struct {
 		name              string
 		named             int

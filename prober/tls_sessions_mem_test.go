@@ -11,9 +11,7 @@ import (
 // before a handshake, then the session Go hands back (ticket, secrets and
 // the chain of the full handshake).
 func TestTLSSessionMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("heap measurement")
-	}
+	testutil.SkipUnlessHeapIsTheExporters(t)
 	const n = 200
 	srv := httpsOK(t)
 	shared := &TLSSettings{SessionReuse: true}

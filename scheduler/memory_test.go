@@ -62,12 +62,7 @@ func memoryResult(i, round int, t *discovery.Target, r *prober.Result) {
 // scheduler's index and order. It was ~1 KB a target with a full
 // prober.Result, a counter per reason and time.Time everywhere.
 func TestMemoryPerTarget(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector's bookkeeping distorts the heap")
-	}
-	if testing.CoverMode() != "" {
-		t.Skip("coverage counters distort the heap")
-	}
+	testutil.SkipUnlessHeapIsTheExporters(t)
 	if size := unsafe.Sizeof(state{}); size > 240 {
 		t.Errorf("state is %d bytes, want at most 240 (a 240-byte size class)", size)
 	}

@@ -42,3 +42,19 @@ func WriteHeapProfile(tb testing.TB) {
 		tb.Fatal(err)
 	}
 }
+
+// SkipUnlessHeapIsTheExporters skips a heap measurement where the figure
+// would not be the exporter's: under -race (shadow memory and
+// bookkeeping), -cover (counters) and -short. `make alloc-budgets` runs
+// these tests without them.
+func SkipUnlessHeapIsTheExporters(tb testing.TB) {
+	tb.Helper()
+	switch {
+	case testing.Short():
+		tb.Skip("heap measurement: not with -short")
+	case RaceEnabled:
+		tb.Skip("heap measurement: the race detector distorts the heap (make alloc-budgets runs it without -race)")
+	case testing.CoverMode() != "":
+		tb.Skip("heap measurement: coverage counters distort the heap")
+	}
+}
