@@ -38,8 +38,8 @@ func (in *interner) settings(s ServerSettings) *ServerSettings {
 	return v
 }
 
-// tlsKey is a comparable TLSSettings. A settings value with its own
-// Sessions is never shared: sessions belong to one peer.
+// tlsKey is a comparable TLSSettings (sessions belong to the peer, not
+// to the settings, so settings are shared whatever the reuse).
 type tlsKey struct {
 	serverName, verifyName string
 	verify                 bool
@@ -57,9 +57,6 @@ type tlsKey struct {
 
 // tls returns the shared value equal to s.
 func (in *interner) tls(s *prober.TLSSettings) *prober.TLSSettings {
-	if s.Sessions != nil {
-		return s
-	}
 	k := tlsKey{
 		serverName: s.ServerName, verifyName: s.VerifyName, verify: s.Verify, verifyDepth: s.VerifyDepth,
 		trusted: s.TrustedCertificate, protocols: joinKey(s.Protocols), ciphers: s.Ciphers,

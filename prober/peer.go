@@ -150,15 +150,11 @@ type TLSSettings struct {
 	Ciphers            string
 	Certificate        string
 	CertificateKey     string
-	// Sessions, when set, holds the target's saved TLS session and offers
-	// it on the next handshake, as nginx does with
-	// proxy_ssl_session_reuse on (its default). One per target, as nginx
-	// keeps one per upstream peer.
-	Sessions *Sessions
-	// SessionReuse, when Sessions is nil, gives every peer using these
-	// settings a session of its own, created when its first session
-	// arrives: how settings shared by many peers turn reuse on. Both
-	// unset means proxy_ssl_session_reuse off.
+	// SessionReuse is proxy_ssl_session_reuse on (nginx's default): every
+	// peer using these settings keeps a session of its own, as nginx keeps
+	// one per upstream peer, created when its first session arrives, and
+	// offers it on the next handshake. Off means a full handshake every
+	// time.
 	SessionReuse bool
 }
 

@@ -195,11 +195,8 @@ func (f *tlsFiles) handshake(c *conversation, t *Peer, alpn []string) bool {
 		// server names; Go's Certificates field would filter.
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return pair, nil }
 	}
-	sessions := s.Sessions
-	switch {
-	case sessions != nil:
-		cfg.ClientSessionCache = sessions.begin()
-	case s.SessionReuse:
+	var sessions *Sessions
+	if s.SessionReuse {
 		// The peer's own sessions, if a session ever arrived; the cache
 		// creates them when the first one does.
 		if sessions = t.peerSessions(); sessions != nil {
@@ -339,17 +336,16 @@ type Sessions struct {
 	skip    bool // this handshake is a full one: offer nothing
 }
 
-// begin prepares one handshake and returns the cache it uses. After
+// begin prepares one handshake of the peer. After
 // fullHandshakeEvery successful resumptions it offers nothing once; never
 // after a failed resumption, which nginx would not retry in full either.
-func (s *Sessions) begin() tls.ClientSessionCache {
+func (s *Sessions) begin() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.skip = s.resumed >= fullHandshakeEvery
 	if s.skip {
 		s.resumed = 0
 	}
-	return s
 }
 
 // end records whether the handshake resumed the session successfully.

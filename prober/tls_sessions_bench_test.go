@@ -7,6 +7,6 @@ import "testing"
 func BenchmarkProbeHTTPSResumed(b *testing.B) {
 	srv := httpsOK(b)
 	tg := srv.target("https")
-	tg.TLS.Sessions = &Sessions{}
+	tg.TLS.SessionReuse = true
 	benchProbe(b, tg)
 }

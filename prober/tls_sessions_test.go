@@ -54,7 +54,7 @@ func TestTLSSessionReuse(t *testing.T) {
 	t.Run("resumes, with a full handshake every so often", func(t *testing.T) {
 		srv, resumed := resumingBackend(t, false)
 		tg := srv.target("https")
-		tg.TLS.Sessions = &Sessions{}
+		tg.TLS.SessionReuse = true
 		p := New()
 		for i := range fullHandshakeEvery + 3 {
 			r := &Result{}
@@ -77,7 +77,7 @@ func TestTLSSessionReuse(t *testing.T) {
 	t.Run("broken resumption fails every probe after the first, as in nginx", func(t *testing.T) {
 		srv, _ := resumingBackend(t, true)
 		tg := srv.target("https")
-		tg.TLS.Sessions = &Sessions{}
+		tg.TLS.SessionReuse = true
 		p := New()
 		for i := range fullHandshakeEvery + 3 {
 			r := &Result{}
