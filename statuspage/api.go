@@ -21,7 +21,10 @@ func (h *Handlers) api(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unknown state; want one of all, problems, failing, inconclusive, pending, ok, down, backup", http.StatusBadRequest)
 		return
 	}
-	s := h.count(&f, nil)
+	cfg := h.config()
+	ans := h.scratch(&cfg)
+	defer h.releaseScratch(ans)
+	s := h.count(ans, cfg, &f, nil)
 	at := s.at.UTC()
 	head := report.Report{
 		Config:              h.opts.NginxConfig,

@@ -141,7 +141,10 @@ func (h *Handlers) page(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unknown state; want one of all, problems, failing, inconclusive, pending, ok, down, backup", http.StatusBadRequest)
 		return
 	}
-	p := h.plan(&f)
+	cfg := h.config()
+	sc := h.scratch(&cfg)
+	defer h.releaseScratch(sc)
+	p := h.plan(sc, cfg, &f)
 	v := pageView{
 		common:   h.frame(r, p.at, "nginx upstreams"),
 		Summary:  p.summary,
@@ -209,7 +212,7 @@ func (h *Handlers) writePage(bw *bufio.Writer, v *pageView, p *plan) error {
 			}
 			cur = ref.group
 			g := &p.groups[cur]
-			rw.group(g.upstream, v.RefreshParam, g.rows, g.failing)
+			rw.group(g.upstream, v.RefreshParam, int(g.rows), int(g.failing))
 		}
 		if !h.read(p, ref, &st) {
 			// Gone since the first pass (a reload): its row is left out.

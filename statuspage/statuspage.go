@@ -109,6 +109,8 @@ type Handlers struct {
 	sem  chan struct{}
 	// bufs holds the 32 KiB buffers answers are written through.
 	bufs sync.Pool
+	// scratches holds the answers' *scratch.
+	scratches sync.Pool
 }
 
 // New returns the handlers.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
@@ -36,20 +37,55 @@ type tally struct {
 	logged  func(k discovery.Key) *report.Logged
 }
 
+// scratch is what one answer of the page or the API holds between its
+// passes: a few bytes per target, in slices reused by the next answer
+// (Handlers.scratch) rather than maps of every target or upstream built
+// per answer. An answer at 10,000 servers allocated about 3 MB for them,
+// which every fetch added to the heap the collector must cover.
+type scratch struct {
+	// upstreams are the upstream names of every target, sorted to count
+	// the distinct ones.
+	upstreams []string
+	rows      []rowRef
+	groups    []pageGroup
+}
+
+// scratch returns an answer's scratch with room for the targets of the
+// last load; release gives it back.
+func (h *Handlers) scratch(cfg *ConfigState) *scratch {
+	sc, _ := h.scratches.Get().(*scratch)
+	if sc == nil {
+		sc = &scratch{}
+	}
+	if l := cfg.Loaded; l != nil && l.Set != nil {
+		// One allocation of the right size when the pool was emptied
+		// (a GC cycle empties it), rather than the doublings of append.
+		n := len(l.Set.Targets)
+		sc.upstreams = slices.Grow(sc.upstreams[:0], n)
+	}
+	return sc
+}
+
+func (h *Handlers) releaseScratch(sc *scratch) {
+	// The names and targets are not kept alive by a pooled scratch.
+	clear(sc.upstreams[:cap(sc.upstreams)])
+	clear(sc.rows[:cap(sc.rows)])
+	clear(sc.groups[:cap(sc.groups)])
+	sc.upstreams, sc.rows, sc.groups = sc.upstreams[:0], sc.rows[:0], sc.groups[:0]
+	h.scratches.Put(sc)
+}
+
 // count reads every target's verdict once, counting them all, and calls
 // keep for those f selects.
-func (h *Handlers) count(f *filter, keep func(st *scheduler.Status, verdict, reason string)) *tally {
-	s := &tally{at: h.opts.Now(), healthy: true}
-	if h.opts.Config != nil {
-		s.cfg = h.opts.Config()
-	}
+func (h *Handlers) count(sc *scratch, cfg ConfigState, f *filter, keep func(st *scheduler.Status, verdict, reason string)) *tally {
+	s := &tally{at: h.opts.Now(), healthy: true, cfg: cfg}
 	s.logged = h.logged()
-	upstreams := map[string]struct{}{}
+	ups := sc.upstreams[:0]
 	h.opts.Source.Each(func(st *scheduler.Status) {
 		verdict, reason := report.VerdictOf(st, report.VerdictPending)
 		backup := st.Target.Settings().Params.Backup
 		s.summary.Targets++
-		upstreams[st.Target.Upstream] = struct{}{}
+		ups = append(ups, st.Target.Upstream)
 		if st.Target.Probe != nil {
 			s.summary.Probed++
 		} else {
@@ -62,7 +98,9 @@ func (h *Handlers) count(f *filter, keep func(st *scheduler.Status, verdict, rea
 			keep(st, verdict, reason)
 		}
 	})
-	s.summary.Upstreams = len(upstreams)
+	slices.Sort(ups)
+	s.summary.Upstreams = distinct(ups)
+	sc.upstreams = ups
 	if h.opts.Nginx != nil {
 		s.nginx = h.opts.Nginx()
 	}
@@ -70,6 +108,25 @@ func (h *Handlers) count(f *filter, keep func(st *scheduler.Status, verdict, rea
 		s.summary.Dynamic = l.Set.Dynamic
 	}
 	return s
+}
+
+// distinct counts the distinct values of sorted.
+func distinct(sorted []string) int {
+	n := 0
+	for i := range sorted {
+		if i == 0 || sorted[i] != sorted[i-1] {
+			n++
+		}
+	}
+	return n
+}
+
+// config is the configuration state, zero when unknown.
+func (h *Handlers) config() ConfigState {
+	if h.opts.Config != nil {
+		return h.opts.Config()
+	}
+	return ConfigState{}
 }
 
 // describe describes st into sc with what the other signals know about
@@ -113,16 +170,20 @@ type rowRef struct {
 	rank  int8
 }
 
-// pageGroup is one upstream between the passes.
+// pageGroup is one upstream between the passes. first is the position of
+// its first row in configuration order: groups are shown in that order
+// within a rank.
 type pageGroup struct {
 	upstream string
-	rows     int
-	failing  int
-	rank     int
+	rows     int32
+	failing  int32
+	first    int32
+	rank     int32
 }
 
 // plan is the page's first pass: the summary, and the order of the rows,
-// failing first, grouped by upstream (see order).
+// failing first, grouped by upstream (see order). rows and groups are the
+// answer's scratch.
 type plan struct {
 	*tally
 	rows   []rowRef
@@ -130,33 +191,49 @@ type plan struct {
 	copies []scheduler.Status
 }
 
-func (h *Handlers) plan(f *filter) *plan {
-	p := &plan{}
-	index := map[string]int32{}
+func (h *Handlers) plan(sc *scratch, cfg ConfigState, f *filter) *plan {
+	p := &plan{rows: sc.rows[:0]}
+	if l := cfg.Loaded; l != nil && l.Set != nil && f.Upstream == "" && f.Search == "" && f.State == StateAll {
+		// Every target is a row: room for them at once.
+		p.rows = slices.Grow(p.rows, len(l.Set.Targets))
+	}
 	_, reader := h.opts.Source.(Reader)
-	p.tally = h.count(f, func(st *scheduler.Status, verdict, reason string) {
-		g, ok := index[st.Target.Upstream]
-		if !ok {
-			g = int32(len(p.groups))
-			index[st.Target.Upstream] = g
-			p.groups = append(p.groups, pageGroup{upstream: st.Target.Upstream, rank: rankDown + 1})
-		}
-		rank := rankOf(verdict, reason, st.Target.Settings().Params.Backup)
-		gr := &p.groups[g]
-		gr.rows++
-		gr.rank = min(gr.rank, rank)
-		if verdict == report.VerdictFailed {
-			gr.failing++
-		}
-		ref := rowRef{target: st.Target, copy: -1, group: g, order: int32(len(p.rows)), rank: int8(rank)}
+	p.tally = h.count(sc, cfg, f, func(st *scheduler.Status, verdict, reason string) {
+		ref := rowRef{target: st.Target, copy: -1, order: int32(len(p.rows)),
+			rank: int8(rankOf(verdict, reason, st.Target.Settings().Params.Backup))}
 		if !reader {
 			ref.copy = int32(len(p.copies))
 			p.copies = append(p.copies, *st)
 		}
 		p.rows = append(p.rows, ref)
 	})
+	p.group(sc.groups[:0])
 	p.order()
+	sc.rows, sc.groups = p.rows, p.groups
 	return p
+}
+
+// group numbers the upstreams of the rows: sorted by upstream name (then
+// configuration order), each run of one name is a group. A sort rather
+// than a map from name to group: nothing per upstream but its group.
+func (p *plan) group(groups []pageGroup) {
+	slices.SortFunc(p.rows, func(a, b rowRef) int {
+		return cmp.Or(strings.Compare(a.target.Upstream, b.target.Upstream), cmp.Compare(a.order, b.order))
+	})
+	for i := range p.rows {
+		r := &p.rows[i]
+		if i == 0 || r.target.Upstream != p.rows[i-1].target.Upstream {
+			groups = append(groups, pageGroup{upstream: r.target.Upstream, first: r.order, rank: rankDown + 1})
+		}
+		g := &groups[len(groups)-1]
+		r.group = int32(len(groups) - 1)
+		g.rows++
+		g.rank = min(g.rank, int32(r.rank))
+		if r.rank == rankFailingPrimary || r.rank == rankFailingBackup {
+			g.failing++
+		}
+	}
+	p.groups = groups
 }
 
 // order sorts the rows for someone looking for the problem: upstreams
@@ -166,7 +243,7 @@ func (h *Handlers) plan(f *filter) *plan {
 func (p *plan) order() {
 	slices.SortFunc(p.rows, func(a, b rowRef) int {
 		ga, gb := &p.groups[a.group], &p.groups[b.group]
-		return cmp.Or(cmp.Compare(ga.rank, gb.rank), cmp.Compare(a.group, b.group),
+		return cmp.Or(cmp.Compare(ga.rank, gb.rank), cmp.Compare(ga.first, gb.first),
 			cmp.Compare(a.rank, b.rank), cmp.Compare(a.order, b.order))
 	})
 }

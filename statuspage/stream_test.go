@@ -3,16 +3,21 @@ package statuspage
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
 	"html/template"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"runtime"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
@@ -195,4 +200,110 @@ func TestFactsAsTemplate(t *testing.T) {
 			t.Errorf("%+v:\n got %q\nwant %q", fs, got.String(), want.String())
 		}
 	}
+}
+
+// TestPlanOrderAsMapGrouping: the page's order, grouped by sorting the
+// rows by upstream, is the order the grouping by a map from upstream to
+// its first appearance gave, for upstreams whose servers are interleaved
+// in the configuration too, with every filter, the summary included.
+func TestPlanOrderAsMapGrouping(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	ups := []string{"b", "a", "c", "a-1", "z", "m"}
+	for round := range 50 {
+		n := 1 + rng.IntN(60)
+		src := make(statuses, 0, n)
+		for i := range n {
+			addr := fmt.Sprintf("127.0.0.%d:%d", 1+round%200, 1000+i)
+			tg := &discovery.Target{Key: discovery.Key{Upstream: ups[rng.IntN(len(ups))], Server: addr, Address: addr, Protocol: "http"},
+				ServerSettings: &discovery.ServerSettings{}}
+			tg.Params.Backup = rng.IntN(3) == 0
+			st := scheduler.Status{Target: tg}
+			switch rng.IntN(6) {
+			case 0: // down
+				tg.Params.Down = true
+			case 1: // pending
+				tg.Probe = &prober.Peer{}
+			case 2:
+				tg.Probe, st.HasResult = &prober.Peer{}, true
+				st.Result.Success = true
+			case 3:
+				tg.Probe, st.HasResult = &prober.Peer{}, true
+				st.Result.Inconclusive = prober.InconclusiveNoAnswer
+			case 4:
+				tg.Probe, st.HasResult = &prober.Peer{}, true
+				st.Result.Inconclusive = prober.InconclusiveProbeTimeout
+			default:
+				tg.Probe, st.HasResult = &prober.Peer{}, true
+				st.Result.Reason = prober.ReasonConnectionRefused
+			}
+			src = append(src, st)
+		}
+		h := New(Options{Source: src, Config: func() ConfigState { return ConfigState{Loaded: loadedOf(src)} }})
+		for _, f := range []filter{{}, {State: StateProblems}, {State: StateBackup}, {Search: "a"}} {
+			cfg := h.config()
+			sc := h.scratch(&cfg)
+			p := h.plan(sc, cfg, &f)
+			var got []string
+			for _, r := range p.rows {
+				g := p.groups[r.group]
+				got = append(got, fmt.Sprintf("%s(%d,%d) %s", g.upstream, g.rows, g.failing, r.target.Server))
+			}
+			want, upstreams := mapOrder(src, &f)
+			if !slices.Equal(got, want) {
+				t.Fatalf("round %d, filter %+v:\n got %q\nwant %q", round, f, got, want)
+			}
+			if p.summary.Upstreams != upstreams || p.summary.Targets != n {
+				t.Fatalf("round %d: summary %+v, want %d upstreams of %d targets", round, p.summary, upstreams, n)
+			}
+			h.releaseScratch(sc)
+		}
+	}
+}
+
+// mapOrder is the page's order as it was computed before: groups numbered
+// by a map in order of first appearance.
+func mapOrder(src statuses, f *filter) (rows []string, upstreams int) {
+	type ref struct {
+		server      string
+		group, rank int
+	}
+	type grp struct {
+		upstream            string
+		rows, failing, rank int
+	}
+	var (
+		refs   []ref
+		groups []grp
+		index  = map[string]int{}
+		all    = map[string]bool{}
+	)
+	for i := range src {
+		st := &src[i]
+		all[st.Target.Upstream] = true
+		verdict, reason := report.VerdictOf(st, report.VerdictPending)
+		if !f.matchVerdict(st.Target.Key, verdict, st.Target.Params.Backup) {
+			continue
+		}
+		g, ok := index[st.Target.Upstream]
+		if !ok {
+			g = len(groups)
+			index[st.Target.Upstream] = g
+			groups = append(groups, grp{upstream: st.Target.Upstream, rank: rankDown + 1})
+		}
+		rank := rankOf(verdict, reason, st.Target.Params.Backup)
+		groups[g].rows++
+		groups[g].rank = min(groups[g].rank, rank)
+		if verdict == report.VerdictFailed {
+			groups[g].failing++
+		}
+		refs = append(refs, ref{st.Target.Server, g, rank})
+	}
+	slices.SortStableFunc(refs, func(a, b ref) int {
+		return cmp.Or(cmp.Compare(groups[a.group].rank, groups[b.group].rank), cmp.Compare(a.group, b.group), cmp.Compare(a.rank, b.rank))
+	})
+	for _, r := range refs {
+		g := groups[r.group]
+		rows = append(rows, fmt.Sprintf("%s(%d,%d) %s", g.upstream, g.rows, g.failing, r.server))
+	}
+	return rows, len(all)
 }
