@@ -2,9 +2,11 @@ package collector
 
 import (
 	"io"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/errorlog"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 )
@@ -82,7 +84,12 @@ func (l *Logs) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (l *Logs) Collect(ch chan<- prometheus.Metric) {
-	s := l.src.Snapshot()
+	var s errorlog.Snapshot
+	if ts, ok := l.src.(totalsSource); ok && !l.perTarget {
+		s = ts.Totals()
+	} else {
+		s = l.src.Snapshot()
+	}
 	for _, t := range s.Targets {
 		if !l.perTarget {
 			break
@@ -121,11 +128,37 @@ func (l *Logs) Collect(ch chan<- prometheus.Metric) {
 // format, for collector.Handler's extra writers.
 type LogsText struct {
 	src LogSource
+	// counts holds the *errorlog.Counts scrapes read into.
+	counts sync.Pool
 }
 
-// WriteTo implements io.WriterTo.
+// countsSource is a LogSource that copies the targets' counts flat
+// (*errorlog.Reader does): a scrape then builds no map per target.
+type countsSource interface {
+	ReadCounts(c *errorlog.Counts)
+}
+
+// totalsSource is a LogSource that gives a Snapshot without the targets
+// (*errorlog.Reader does), for the Collector that leaves them to
+// LogsText.
+type totalsSource interface {
+	Totals() errorlog.Snapshot
+}
+
+// WriteTo implements io.WriterTo. Each sample's labels are written from
+// the target's key as it goes: no string per target.
 func (lt *LogsText) WriteTo(w io.Writer) (int64, error) {
-	s := lt.src.Snapshot()
+	c, _ := lt.counts.Get().(*errorlog.Counts)
+	if c == nil {
+		c = new(errorlog.Counts)
+	}
+	defer lt.counts.Put(c)
+	if cs, ok := lt.src.(countsSource); ok {
+		cs.ReadCounts(c)
+	} else {
+		s := lt.src.Snapshot()
+		errorlog.CountsOf(&s, c)
+	}
 	cw := &countingWriter{w: w}
 	var b []byte
 	flush := func() {
@@ -134,39 +167,71 @@ func (lt *LogsText) WriteTo(w io.Writer) (int64, error) {
 			b = b[:0]
 		}
 	}
-	labels := make([]string, len(s.Targets))
-	for i, t := range s.Targets {
-		labels[i] = `upstream="` + escaper.Replace(t.Key.Upstream) + `",server="` + escaper.Replace(t.Key.Server) +
-			`",address="` + escaper.Replace(t.Key.Address) + `",protocol="` + escaper.Replace(t.Key.Protocol) + `"`
-	}
 	for _, fam := range []struct {
 		name, help string
-		of         func(*errorlog.TargetErrors) map[prober.Reason]uint64
+		body       bool
 	}{
-		{logErrorsName, logErrorsHelp, func(t *errorlog.TargetErrors) map[prober.Reason]uint64 { return t.Errors }},
-		{logBodyName, logBodyHelp, func(t *errorlog.TargetErrors) map[prober.Reason]uint64 { return t.BodyErrors }},
+		{logErrorsName, logErrorsHelp, false},
+		{logBodyName, logBodyHelp, true},
 	} {
 		b = AppendHeader(b, fam.name, fam.help, prometheus.CounterValue)
-		for i := range s.Targets {
-			m := fam.of(&s.Targets[i])
-			if len(m) == 0 {
-				continue
-			}
-			for _, r := range prober.Reasons {
-				if n, ok := m[r]; ok {
-					b = sample(b, fam.name, labels[i], "reason", string(r), float64(n))
+		for i := range c.Targets {
+			t := &c.Targets[i]
+			for _, rc := range c.Reasons(t) {
+				if rc.Body == fam.body {
+					b = logSample(b, fam.name, &t.Key, string(rc.Reason), float64(rc.N))
 				}
 			}
 			flush()
 		}
 	}
 	b = AppendHeader(b, logLastErrorName, logLastErrorHelp, prometheus.GaugeValue)
-	for i := range s.Targets {
-		if t := &s.Targets[i]; !t.Last.IsZero() {
-			b = sample(b, logLastErrorName, labels[i], "", "", float64(t.Last.UnixNano())/1e9)
+	for i := range c.Targets {
+		if t := &c.Targets[i]; !t.Last.IsZero() {
+			b = logSample(b, logLastErrorName, &t.Key, "", float64(t.Last.UnixNano())/1e9)
 			flush()
 		}
 	}
 	cw.Write(b)
 	return cw.n, cw.err
+}
+
+// logSample is sample with the target's labels written from its key,
+// escaped as TargetLabels escapes them.
+func logSample(b []byte, name string, k *discovery.Key, reason string, value float64) []byte {
+	b = append(b, name...)
+	b = append(b, `{upstream="`...)
+	b = appendEscaped(b, k.Upstream)
+	b = append(b, `",server="`...)
+	b = appendEscaped(b, k.Server)
+	b = append(b, `",address="`...)
+	b = appendEscaped(b, k.Address)
+	b = append(b, `",protocol="`...)
+	b = appendEscaped(b, k.Protocol)
+	b = append(b, '"')
+	if reason != "" {
+		b = append(b, `,reason="`...)
+		b = append(b, reason...) // reason names need no escaping
+		b = append(b, '"')
+	}
+	b = append(b, "} "...)
+	b = AppendFloat(b, value)
+	return append(b, '\n')
+}
+
+// appendEscaped appends EscapeLabelValue(v).
+func appendEscaped(b []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\\':
+			b = append(b, `\\`...)
+		case '\n':
+			b = append(b, `\n`...)
+		case '"':
+			b = append(b, `\"`...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
 }

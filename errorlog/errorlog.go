@@ -91,7 +91,15 @@ func (r *Reader) Paths() []string {
 
 // Snapshot copies the counters for a scrape.
 func (r *Reader) Snapshot() Snapshot {
-	s := r.c.snapshot()
+	s := r.c.snapshot(true)
+	s.Files = *r.files.Load()
+	return s
+}
+
+// Totals is Snapshot without Targets, for a reader that takes the
+// targets' counts from ReadCounts: no map per target.
+func (r *Reader) Totals() Snapshot {
+	s := r.c.snapshot(false)
 	s.Files = *r.files.Load()
 	return s
 }

@@ -221,7 +221,9 @@ type Snapshot struct {
 	Files           [numFileStates]int
 }
 
-func (c *counters) snapshot() Snapshot {
+// snapshot copies the counters, the targets' only when targets is set
+// (Totals).
+func (c *counters) snapshot(targets bool) Snapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := Snapshot{NoLiveUpstreams: make(map[string]uint64, len(c.noLive)), Unattributed: map[prober.Reason]uint64{}, Lines: c.lines}
@@ -233,14 +235,14 @@ func (c *counters) snapshot() Snapshot {
 	}
 	n := 0
 	for _, tc := range c.counts {
-		if tc != nil {
+		if tc != nil && targets {
 			n++
 		}
 	}
 	all := make([]counted, 0, n)
 	s.Targets = make([]TargetErrors, 0, n)
 	for i, tc := range c.counts {
-		if tc != nil {
+		if tc != nil && targets {
 			all = append(all, counted{c.cur.targets[i].Key, tc})
 		}
 	}
