@@ -11,7 +11,6 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/errorlog"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/loadstate"
-	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/statuspage"
 )
@@ -26,40 +25,46 @@ func nginxSection(t *loadstate.Tracker) func() *report.Nginx {
 
 // loggedByTarget looks up what nginx's error log said about a target
 // since the exporter started; nil when the log is not read. Each answer
-// takes one snapshot of the counters and converts only the targets it
-// writes, so a page or an API answer never holds a converted report for
-// every server the log named.
-func loggedByTarget(logs *errorlog.Reader) func() func(discovery.Key) *report.Logged {
+// copies the counters flat (errorlog.Counts, reused by the next answer)
+// and converts only the target it writes, into the Logged it is given:
+// no map per logged server, and no converted report of them all.
+func loggedByTarget(logs *errorlog.Reader) func() (statuspage.LoggedLookup, func()) {
 	if logs == nil {
 		return nil
 	}
-	return func() func(discovery.Key) *report.Logged {
-		snap := logs.Snapshot()
-		at := make(map[discovery.Key]int, len(snap.Targets))
-		for i := range snap.Targets {
-			at[snap.Targets[i].Key] = i
+	var pool sync.Pool
+	return func() (statuspage.LoggedLookup, func()) {
+		c, _ := pool.Get().(*errorlog.Counts)
+		if c == nil {
+			c = new(errorlog.Counts)
 		}
-		return func(k discovery.Key) *report.Logged {
-			i, ok := at[k]
-			if !ok {
-				return nil
+		logs.ReadCounts(c)
+		lookup := func(k discovery.Key, lg *report.Logged) bool {
+			t := c.Find(k)
+			if t == nil {
+				return false
 			}
-			te := &snap.Targets[i]
-			lg := &report.Logged{Errors: counts(te.Errors), Last: te.Last.UTC()}
-			if len(te.BodyErrors) > 0 {
-				lg.BodyErrors = counts(te.BodyErrors)
+			errs, body := lg.Errors, lg.BodyErrors
+			if errs == nil {
+				errs = map[string]int{}
 			}
-			return lg
+			clear(errs)
+			clear(body)
+			for _, rc := range c.Reasons(t) {
+				if !rc.Body {
+					errs[string(rc.Reason)] = int(rc.N)
+					continue
+				}
+				if body == nil {
+					body = map[string]int{}
+				}
+				body[string(rc.Reason)] = int(rc.N)
+			}
+			*lg = report.Logged{Errors: errs, BodyErrors: body, Last: t.Last.UTC()}
+			return true
 		}
+		return lookup, func() { pool.Put(c) }
 	}
-}
-
-func counts(m map[prober.Reason]uint64) map[string]int {
-	out := make(map[string]int, len(m))
-	for r, n := range m {
-		out[string(r)] = int(n)
-	}
-	return out
 }
 
 // capacityFacts says, per server that listens on this host, whether it is

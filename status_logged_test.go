@@ -12,6 +12,7 @@ import (
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/errorlog"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
 )
 
 // TestLoggedByTarget: the status page's lookup of what nginx logged finds
@@ -52,8 +53,15 @@ func TestLoggedByTarget(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if lg := lookup()(tg.Key); lg != nil {
-			if lg.Errors["connection_refused"] < 1 || len(lg.Errors) != 1 || lg.Last.Location() != time.UTC || lg.Last.IsZero() {
+		find, done := lookup()
+		// A Logged that held another server's: nothing of it is left.
+		lg := &report.Logged{Errors: map[string]int{"read_timeout": 9}, BodyErrors: map[string]int{"premature_close": 2},
+			LastLine: "old", WhileProbePasses: true}
+		found := find(tg.Key, lg)
+		done()
+		if found {
+			if lg.Errors["connection_refused"] < 1 || len(lg.Errors) != 1 || len(lg.BodyErrors) != 0 || lg.LastLine != "" || lg.WhileProbePasses ||
+				lg.Last.Location() != time.UTC || lg.Last.IsZero() {
 				t.Errorf("logged = %+v, want connection_refused counted, at a UTC time", lg)
 			}
 			break
@@ -63,7 +71,9 @@ func TestLoggedByTarget(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if lg := lookup()(other); lg != nil {
+	find, done := lookup()
+	defer done()
+	if lg := new(report.Logged); find(other, lg) {
 		t.Errorf("logged for a server the log did not name: %+v", lg)
 	}
 }

@@ -25,6 +25,7 @@ func (h *Handlers) api(w http.ResponseWriter, r *http.Request) {
 	ans := h.scratch(&cfg)
 	defer h.releaseScratch(ans)
 	s := h.count(ans, cfg, &f, nil)
+	defer s.done()
 	at := s.at.UTC()
 	head := report.Report{
 		Config:              h.opts.NginxConfig,
@@ -76,7 +77,7 @@ func (h *Handlers) api(w http.ResponseWriter, r *http.Request) {
 		if encErr != nil || !f.matchVerdict(st.Target.Key, verdict, st.Target.Settings().Params.Backup) {
 			return
 		}
-		t := h.describe(&sc, st, s.logged)
+		t := h.describe(&sc, st, s)
 		if n > 0 {
 			bw.WriteByte(',')
 		}

@@ -50,6 +50,34 @@ func escape(w *bufio.Writer, s string, plus bool) {
 	w.WriteString(s[last:])
 }
 
+// escBytes writes b as escText writes string(b).
+func escBytes(w *bufio.Writer, b []byte) {
+	last := 0
+	for i := 0; i < len(b); i++ {
+		var repl string
+		switch b[i] {
+		case 0:
+			repl = "\uFFFD"
+		case '"':
+			repl = "&#34;"
+		case '\'':
+			repl = "&#39;"
+		case '&':
+			repl = "&amp;"
+		case '<':
+			repl = "&lt;"
+		case '>':
+			repl = "&gt;"
+		default:
+			continue
+		}
+		w.Write(b[last:i])
+		w.WriteString(repl)
+		last = i + 1
+	}
+	w.Write(b[last:])
+}
+
 // appendQueryEscape appends url.QueryEscape(s) to b. Its output is
 // letters, digits, "-_.~", "%" and "+" only.
 func appendQueryEscape(b []byte, s string) []byte {

@@ -145,6 +145,7 @@ func (h *Handlers) page(w http.ResponseWriter, r *http.Request) {
 	sc := h.scratch(&cfg)
 	defer h.releaseScratch(sc)
 	p := h.plan(sc, cfg, &f)
+	defer p.done()
 	v := pageView{
 		common:   h.frame(r, p.at, "nginx upstreams"),
 		Summary:  p.summary,
@@ -218,7 +219,7 @@ func (h *Handlers) writePage(bw *bufio.Writer, v *pageView, p *plan) error {
 			// Gone since the first pass (a reload): its row is left out.
 			continue
 		}
-		if err := rw.row(h.describe(&sc, &st, p.logged)); err != nil {
+		if err := rw.row(h.describe(&sc, &st, p.tally)); err != nil {
 			return err
 		}
 	}

@@ -168,11 +168,10 @@ func (rw *rowWriter) row(t *report.Target) error {
 		w.WriteString(`</span>`)
 	}
 	if lg := t.Logged; lg != nil {
-		if text := loggedText(lg); text != "" {
-			w.WriteString(`<br><span class="logged">`)
-			rw.esc(text)
-			w.WriteString(`</span>`)
-		}
+		w.WriteString(`<br><span class="logged">`)
+		rw.num = appendLogged(rw.num[:0], lg)
+		escBytes(w, rw.num)
+		w.WriteString(`</span>`)
 	}
 	rw.facts(t.Facts)
 	w.WriteString("</td>\n<td data-label=\"Latency\">")

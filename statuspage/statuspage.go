@@ -68,6 +68,12 @@ type ConfigState struct {
 // streams) plug in here; the page, the API and the schema need no change.
 type TargetFacts func(k discovery.Key) []report.Fact
 
+// LoggedLookup fills lg with what nginx's error log said about the
+// target with labels k (Errors never nil; the maps lg has are cleared and
+// reused) and reports whether it said anything; lg is left as it was
+// when not.
+type LoggedLookup func(k discovery.Key, lg *report.Logged) bool
+
 // Facts contributes facts about the whole configuration.
 type Facts func() []report.Fact
 
@@ -92,12 +98,13 @@ type Options struct {
 	// Nginx is the running nginx's section (the shape diagnose prints);
 	// nil when it is not followed.
 	Nginx func() *report.Nginx
-	// Logged returns, once per answer, a lookup of what nginx's error log
-	// said about a target since the exporter started (nil for nothing);
-	// Logged is nil when the log is not read. A lookup rather than a map
-	// of every logged server: an answer converts only the server it is
-	// writing.
-	Logged func() func(k discovery.Key) *report.Logged
+	// Logged is nil when nginx's error log is not read. Otherwise it
+	// reads, once per answer, what the log said about the targets since
+	// the exporter started, and returns a lookup of one target and done,
+	// called when the answer no longer looks up. The lookup fills lg,
+	// reusing its maps, and says whether the log named the target: an
+	// answer converts only the server it is writing, into one Logged.
+	Logged func() (lookup LoggedLookup, done func())
 	// Now is the clock (time.Now when nil), fixed in golden tests.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -255,18 +262,19 @@ func (f *filter) matchVerdict(key discovery.Key, verdict string, backup bool) bo
 func (h *Handlers) take(f *filter) *snapshot {
 	s := &snapshot{at: h.opts.Now()}
 	capSeconds := h.opts.ProbeTimeout.Seconds()
-	logged := h.logged()
+	logged, done := h.logged()
+	defer done()
 	h.opts.Source.Each(func(st *scheduler.Status) {
 		verdict, _ := report.VerdictOf(st, report.VerdictPending)
 		if !f.matchVerdict(st.Target.Key, verdict, st.Target.Settings().Params.Backup) {
 			return
 		}
 		t := report.FromStatus(st, capSeconds, report.VerdictPending)
-		if lg := logged(st.Target.Key); lg != nil {
-			cp := *lg
+		// Its own Logged and maps: the view holds every target it shows.
+		if lg := new(report.Logged); logged(st.Target.Key, lg) {
 			// nginx failed real requests to a server whose probe passes.
-			cp.WhileProbePasses = t.Verdict == report.VerdictOK
-			t.Logged = &cp
+			lg.WhileProbePasses = t.Verdict == report.VerdictOK
+			t.Logged = lg
 		}
 		for _, tf := range h.opts.TargetFacts {
 			t.Facts = append(t.Facts, tf(st.Target.Key)...)
@@ -279,15 +287,18 @@ func (h *Handlers) take(f *filter) *snapshot {
 	return s
 }
 
-// logged is the error log's lookup for one answer; it finds nothing when
-// the log is not read.
-func (h *Handlers) logged() func(k discovery.Key) *report.Logged {
+// logged is the error log's lookup for one answer, and its end; it
+// finds nothing when the log is not read.
+func (h *Handlers) logged() (LoggedLookup, func()) {
 	if h.opts.Logged != nil {
-		if f := h.opts.Logged(); f != nil {
-			return f
+		if f, done := h.opts.Logged(); f != nil {
+			if done == nil {
+				done = func() {}
+			}
+			return f, done
 		}
 	}
-	return func(discovery.Key) *report.Logged { return nil }
+	return func(discovery.Key, *report.Logged) bool { return false }, func() {}
 }
 
 func (h *Handlers) facts() []report.Fact {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -198,18 +199,39 @@ func withSignals(o *Options) {
 	o.Logged = loggedFrom(map[discovery.Key]*report.Logged{k: {Errors: map[string]int{"read_timeout": 4, "premature_close": 1}, Last: now.Add(-time.Minute)}})
 }
 
-// loggedFrom is an error log that said m; each answer gets copies, as
-// the exporter's lookup converts the log's counters afresh.
-func loggedFrom(m map[discovery.Key]*report.Logged) func() func(discovery.Key) *report.Logged {
-	return func() func(discovery.Key) *report.Logged {
-		return func(k discovery.Key) *report.Logged {
-			lg, ok := m[k]
-			if !ok {
-				return nil
+// loggedFrom is an error log that said m; each lookup fills the Logged
+// it is given as the exporter's does, reusing its maps, and done ends
+// the answer: a lookup after it fails the test.
+func loggedFrom(m map[discovery.Key]*report.Logged) func() (LoggedLookup, func()) {
+	return func() (LoggedLookup, func()) {
+		ended := false
+		return func(k discovery.Key, into *report.Logged) bool {
+				if ended {
+					panic("a lookup after the answer's done")
+				}
+				lg, ok := m[k]
+				if !ok {
+					return false
+				}
+				errs, body := into.Errors, into.BodyErrors
+				if errs == nil {
+					errs = map[string]int{}
+				}
+				clear(errs)
+				clear(body)
+				maps.Copy(errs, lg.Errors)
+				if len(lg.BodyErrors) > 0 {
+					if body == nil {
+						body = map[string]int{}
+					}
+					maps.Copy(body, lg.BodyErrors)
+				}
+				*into = *lg
+				into.Errors, into.BodyErrors = errs, body
+				return true
+			}, func() {
+				ended = true
 			}
-			cp := *lg
-			return &cp
-		}
 	}
 }
 

@@ -34,7 +34,11 @@ type tally struct {
 	summary report.Summary
 	healthy bool
 	nginx   *report.Nginx
-	logged  func(k discovery.Key) *report.Logged
+	// logged is the error log's lookup for this answer, done its end;
+	// lg is where it writes, one target at a time.
+	logged LoggedLookup
+	done   func()
+	lg     report.Logged
 }
 
 // scratch is what one answer of the page or the API holds between its
@@ -79,7 +83,7 @@ func (h *Handlers) releaseScratch(sc *scratch) {
 // keep for those f selects.
 func (h *Handlers) count(sc *scratch, cfg ConfigState, f *filter, keep func(st *scheduler.Status, verdict, reason string)) *tally {
 	s := &tally{at: h.opts.Now(), healthy: true, cfg: cfg}
-	s.logged = h.logged()
+	s.logged, s.done = h.logged()
 	ups := sc.upstreams[:0]
 	h.opts.Source.Each(func(st *scheduler.Status) {
 		verdict, reason := report.VerdictOf(st, report.VerdictPending)
@@ -131,11 +135,11 @@ func (h *Handlers) config() ConfigState {
 
 // describe describes st into sc with what the other signals know about
 // it: the one report.Target being written.
-func (h *Handlers) describe(sc *report.Scratch, st *scheduler.Status, logged func(k discovery.Key) *report.Logged) *report.Target {
+func (h *Handlers) describe(sc *report.Scratch, st *scheduler.Status, s *tally) *report.Target {
 	t := sc.Describe(st, h.opts.ProbeTimeout.Seconds(), report.VerdictPending)
-	if lg := logged(st.Target.Key); lg != nil {
+	if s.logged(st.Target.Key, &s.lg) {
 		// nginx failed real requests to a server whose probe passes.
-		sc.SetLogged(lg).WhileProbePasses = t.Verdict == report.VerdictOK
+		sc.SetLogged(&s.lg).WhileProbePasses = t.Verdict == report.VerdictOK
 	}
 	for _, tf := range h.opts.TargetFacts {
 		sc.AddFacts(tf(st.Target.Key))

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,6 +92,12 @@ func TestEscapersAsLibrary(t *testing.T) {
 		w.Flush()
 		if want := template.HTMLEscapeString(s); buf.String() != want {
 			t.Errorf("escText(%q) = %q, want %q", s, buf.String(), want)
+		}
+		buf.Reset()
+		escBytes(w, []byte(s))
+		w.Flush()
+		if want := template.HTMLEscapeString(s); buf.String() != want {
+			t.Errorf("escBytes(%q) = %q, want %q", s, buf.String(), want)
 		}
 		if got, want := string(appendQueryEscape(nil, s)), url.QueryEscape(s); got != want {
 			t.Errorf("appendQueryEscape(%q) = %q, want %q", s, got, want)
@@ -306,4 +313,66 @@ func mapOrder(src statuses, f *filter) (rows []string, upstreams int) {
 		rows = append(rows, fmt.Sprintf("%s(%d,%d) %s", g.upstream, g.rows, g.failing, r.server))
 	}
 	return rows, len(all)
+}
+
+// oldLoggedText is loggedText as it was written with strings, the
+// reference appendLogged must match.
+func oldLoggedText(lg *report.Logged) string {
+	counts := func(m map[string]int) string {
+		type rc struct {
+			r string
+			n int
+		}
+		var all []rc
+		for r, n := range m {
+			all = append(all, rc{r, n})
+		}
+		slices.SortFunc(all, func(a, b rc) int { return cmp.Or(cmp.Compare(b.n, a.n), cmp.Compare(a.r, b.r)) })
+		var parts []string
+		for _, x := range all {
+			parts = append(parts, strconv.Itoa(x.n)+" "+strings.ReplaceAll(x.r, "_", " "))
+		}
+		return strings.Join(parts, ", ")
+	}
+	text := "nginx logged " + counts(lg.Errors)
+	if len(lg.BodyErrors) > 0 {
+		text += "; truncated responses: " + counts(lg.BodyErrors)
+	}
+	if !lg.Last.IsZero() {
+		text += " (last at " + lg.Last.UTC().Format("2006-01-02 15:04:05 UTC") + ")"
+	}
+	if lg.WhileProbePasses {
+		text += ", although the probe passes: the failures are intermittent or load-dependent"
+	}
+	return text
+}
+
+// TestLoggedTextAsStrings: what a row says nginx logged is what the
+// string version said, for every shape of counts, and a row writes it
+// without allocating.
+func TestLoggedTextAsStrings(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 200 {
+		lg := &report.Logged{Errors: map[string]int{}, WhileProbePasses: rng.IntN(2) == 0}
+		for range rng.IntN(4) {
+			lg.Errors[string(prober.Reasons[rng.IntN(len(prober.Reasons))])] = 1 + rng.IntN(3)
+		}
+		if rng.IntN(2) == 0 {
+			lg.BodyErrors = map[string]int{}
+			for range rng.IntN(3) {
+				lg.BodyErrors[string(prober.Reasons[rng.IntN(len(prober.Reasons))])] = 1 + rng.IntN(3)
+			}
+		}
+		if rng.IntN(2) == 0 {
+			lg.Last = time.Date(2026, 11, 27, 1, 2, 3, 4, time.FixedZone("x", 3600))
+		}
+		if got, want := loggedText(lg), oldLoggedText(lg); got != want {
+			t.Fatalf("%+v:\n got %q\nwant %q", lg, got, want)
+		}
+	}
+	lg := &report.Logged{Errors: map[string]int{"read_timeout": 4, "connection_refused": 2}, BodyErrors: map[string]int{"premature_close": 1}, Last: now}
+	b := make([]byte, 0, 512)
+	if n := testing.AllocsPerRun(20, func() { b = appendLogged(b[:0], lg) }); n != 0 {
+		t.Errorf("appendLogged: %.0f allocations", n)
+	}
 }

@@ -265,33 +265,53 @@ func pastProbes(h []scheduler.Outcome, now time.Time) []pastProbe {
 
 // loggedText says what nginx logged about a server: counts by reason,
 // most frequent first, and when the last one was read.
-func loggedText(lg *report.Logged) string {
-	text := "nginx logged " + countsText(lg.Errors)
+func loggedText(lg *report.Logged) string { return string(appendLogged(nil, lg)) }
+
+// appendLogged appends loggedText(lg) to b: a row of the page writes it
+// without building its strings.
+func appendLogged(b []byte, lg *report.Logged) []byte {
+	b = appendCounts(append(b, "nginx logged "...), lg.Errors)
 	if len(lg.BodyErrors) > 0 {
-		text += "; truncated responses: " + countsText(lg.BodyErrors)
+		b = appendCounts(append(b, "; truncated responses: "...), lg.BodyErrors)
 	}
 	if !lg.Last.IsZero() {
-		text += " (last at " + lg.Last.UTC().Format("2006-01-02 15:04:05 UTC") + ")"
+		b = append(b, " (last at "...)
+		b = lg.Last.UTC().AppendFormat(b, "2006-01-02 15:04:05 UTC")
+		b = append(b, ')')
 	}
 	if lg.WhileProbePasses {
-		text += ", although the probe passes: the failures are intermittent or load-dependent"
+		b = append(b, ", although the probe passes: the failures are intermittent or load-dependent"...)
 	}
-	return text
+	return b
 }
 
-func countsText(m map[string]int) string {
+// appendCounts appends the counts of m, most frequent first, as "4 read
+// timeout, 1 premature close".
+func appendCounts(b []byte, m map[string]int) []byte {
 	type rc struct {
 		r string
 		n int
 	}
-	all := make([]rc, 0, len(m))
+	// Room for every reason on the stack: a server fails for a few.
+	var arr [len(prober.Reasons)]rc
+	all := arr[:0]
 	for r, n := range m {
 		all = append(all, rc{r, n})
 	}
 	slices.SortFunc(all, func(a, b rc) int { return cmp.Or(cmp.Compare(b.n, a.n), cmp.Compare(a.r, b.r)) })
-	parts := make([]string, 0, len(all))
-	for _, x := range all {
-		parts = append(parts, strconv.Itoa(x.n)+" "+reasonWords(x.r))
+	for i, x := range all {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = strconv.AppendInt(b, int64(x.n), 10)
+		b = append(b, ' ')
+		for j := 0; j < len(x.r); j++ {
+			if c := x.r[j]; c == '_' {
+				b = append(b, ' ')
+			} else {
+				b = append(b, c)
+			}
+		}
 	}
-	return strings.Join(parts, ", ")
+	return b
 }
