@@ -73,10 +73,10 @@ func capacityFacts(m *capacity.Monitor) statuspage.TargetFacts {
 	if m == nil {
 		return nil
 	}
-	return func(k discovery.Key) []report.Fact {
+	return func(dst []report.Fact, k discovery.Key) []report.Fact {
 		st, ok := m.Lookup(k)
 		if !ok {
-			return nil
+			return dst
 		}
 		s := st.Summarize(time.Now())
 		state := report.FactOK
@@ -88,7 +88,7 @@ func capacityFacts(m *capacity.Monitor) statuspage.TargetFacts {
 		case capacity.VerdictUnknown:
 			state = report.FactUnknown
 		}
-		return []report.Fact{{Source: "capacity", Name: "capacity", Value: s.Line, State: state}}
+		return append(dst, report.Fact{Source: "capacity", Name: "capacity", Value: s.Line, State: state})
 	}
 }
 
@@ -101,7 +101,7 @@ func staleFacts(t *loadstate.Tracker) statuspage.TargetFacts {
 		at    time.Time
 		stale map[[2]string]loadstate.ServerAddresses
 	)
-	return func(k discovery.Key) []report.Fact {
+	return func(dst []report.Fact, k discovery.Key) []report.Fact {
 		mu.Lock()
 		if now := time.Now(); now.Sub(at) > time.Second {
 			at = now
@@ -115,11 +115,11 @@ func staleFacts(t *loadstate.Tracker) statuspage.TargetFacts {
 		sa, ok := stale[[2]string{k.Upstream, k.Server}]
 		mu.Unlock()
 		if !ok {
-			return nil
+			return dst
 		}
-		return []report.Fact{{Source: "running_nginx", Name: "stale address", State: report.FactFailing,
+		return append(dst, report.Fact{Source: "running_nginx", Name: "stale address", State: report.FactFailing,
 			Value: fmt.Sprintf("nginx still dials %s for %s; DNS now answers %s; reload nginx (nginx -t && nginx -s reload)",
-				strings.Join(sa.Nginx, ", "), sa.Server, strings.Join(sa.Now, ", "))}}
+				strings.Join(sa.Nginx, ", "), sa.Server, strings.Join(sa.Now, ", "))})
 	}
 }
 

@@ -15,7 +15,7 @@ func TestStatusFactsWithNothingKnown(t *testing.T) {
 		t.Error("capacity facts without a monitor")
 	}
 	tr := loadstate.New(loadstate.Options{})
-	if f := staleFacts(tr)(discovery.Key{Upstream: "app", Server: "app.test:3000"}); f != nil {
+	if f := staleFacts(tr)(nil, discovery.Key{Upstream: "app", Server: "app.test:3000"}); f != nil {
 		t.Errorf("stale fact without knowledge: %+v", f)
 	}
 	facts := problemCounts(nil, tr)()

@@ -98,8 +98,8 @@ func text(t *testing.T, page string) string {
 }
 
 func TestHostileValuesAreEscaped(t *testing.T) {
-	facts := func(discovery.Key) []report.Fact {
-		return []report.Fact{{Source: "error_log", Name: "recent errors", Value: evilDetail, State: report.FactFailing, Lines: []string{evilLogLine}}}
+	facts := func(dst []report.Fact, _ discovery.Key) []report.Fact {
+		return append(dst, report.Fact{Source: "error_log", Name: "recent errors", Value: evilDetail, State: report.FactFailing, Lines: []string{evilLogLine}})
 	}
 	h := newHandlers(hostile(), nil, func(o *Options) {
 		o.NginxConfig = evilConfig

@@ -63,10 +63,12 @@ type ConfigState struct {
 	LastSuccess time.Time
 }
 
-// TargetFacts contributes the facts one signal knows about a target.
-// Signals added later (the error log, nginx's running state, saturation,
-// streams) plug in here; the page, the API and the schema need no change.
-type TargetFacts func(k discovery.Key) []report.Fact
+// TargetFacts appends to dst the facts one signal knows about a target,
+// and returns it. Signals added later (the error log, nginx's running
+// state, saturation, streams) plug in here; the page, the API and the
+// schema need no change. Appending rather than returning a slice: an
+// answer writes thousands of targets, each into storage it reuses.
+type TargetFacts func(dst []report.Fact, k discovery.Key) []report.Fact
 
 // LoggedLookup fills lg with what nginx's error log said about the
 // target with labels k (Errors never nil; the maps lg has are cleared and
@@ -277,7 +279,7 @@ func (h *Handlers) take(f *filter) *snapshot {
 			t.Logged = lg
 		}
 		for _, tf := range h.opts.TargetFacts {
-			t.Facts = append(t.Facts, tf(st.Target.Key)...)
+			t.Facts = tf(t.Facts, st.Target.Key)
 		}
 		s.targets = append(s.targets, t)
 		s.failures = append(s.failures, st.Failures)

@@ -417,8 +417,8 @@ func TestAPIMatchesSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	src, l := fixture(t)
-	facts := func(k discovery.Key) []report.Fact {
-		return []report.Fact{{Source: "test", Name: "example", Value: "v", State: report.FactWarning, Lines: []string{"a line"}}}
+	facts := func(dst []report.Fact, _ discovery.Key) []report.Fact {
+		return append(dst, report.Fact{Source: "test", Name: "example", Value: "v", State: report.FactWarning, Lines: []string{"a line"}})
 	}
 	for _, h := range []http.Handler{
 		newHandlers(src, l, nil),

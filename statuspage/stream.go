@@ -39,6 +39,8 @@ type tally struct {
 	logged LoggedLookup
 	done   func()
 	lg     report.Logged
+	// facts is where the signals append a target's facts.
+	facts []report.Fact
 }
 
 // scratch is what one answer of the page or the API holds between its
@@ -141,8 +143,13 @@ func (h *Handlers) describe(sc *report.Scratch, st *scheduler.Status, s *tally) 
 		// nginx failed real requests to a server whose probe passes.
 		sc.SetLogged(&s.lg).WhileProbePasses = t.Verdict == report.VerdictOK
 	}
-	for _, tf := range h.opts.TargetFacts {
-		sc.AddFacts(tf(st.Target.Key))
+	if len(h.opts.TargetFacts) > 0 {
+		s.facts = s.facts[:0]
+		for _, tf := range h.opts.TargetFacts {
+			s.facts = tf(s.facts, st.Target.Key)
+		}
+		sc.AddFacts(s.facts)
+		clear(s.facts)
 	}
 	return t
 }
