@@ -12,7 +12,8 @@ import (
 // api answers GET /api/v1/targets with a report.Report: the document
 // diagnose --output=json prints, with the schedule's latest verdicts. A
 // first pass counts the summary; then each target is described into one
-// reused report.Target and encoded into a 32 KiB buffer onto the client,
+// reused report.Target, appended as JSON into one reused buffer
+// (Target.AppendJSON) and written into a 32 KiB buffer onto the client,
 // so the answer for 10,000 targets is never held in memory, as a
 // document or as a slice of targets.
 func (h *Handlers) api(w http.ResponseWriter, r *http.Request) {
@@ -65,11 +66,11 @@ func (h *Handlers) api(w http.ResponseWriter, r *http.Request) {
 	bw := h.writer(w)
 	defer h.release(bw)
 	bw.Write(b[:i+len(field)])
-	enc := json.NewEncoder(bw)
 	var (
 		sc     report.Scratch
 		n      int
 		encErr error
+		buf    = ans.json[:0]
 	)
 	// No lock is held while a target is encoded: Each hands out a copy.
 	h.opts.Source.Each(func(st *scheduler.Status) {
@@ -82,9 +83,14 @@ func (h *Handlers) api(w http.ResponseWriter, r *http.Request) {
 			bw.WriteByte(',')
 		}
 		n++
-		// Encode appends a newline, which JSON allows between values.
-		encErr = enc.Encode(t)
+		// As json.Encoder.Encode writes it, with its newline, which JSON
+		// allows between values.
+		if buf, encErr = t.AppendJSON(buf[:0]); encErr == nil {
+			buf = append(buf, '\n')
+			bw.Write(buf)
+		}
 	})
+	ans.json = buf
 	if encErr != nil {
 		h.opts.Logger.Error("encoding a target for the API failed", "err", encErr)
 		return

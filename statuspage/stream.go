@@ -54,6 +54,8 @@ type scratch struct {
 	upstreams []string
 	rows      []rowRef
 	groups    []pageGroup
+	// json is where the API encodes one target at a time.
+	json []byte
 }
 
 // scratch returns an answer's scratch with room for the targets of the
