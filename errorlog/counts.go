@@ -67,14 +67,23 @@ func (c *counters) readCounts(out *Counts) {
 	// Every reference into the last copy is dropped: nothing of it is
 	// kept alive by a reused Counts.
 	clear(out.Targets[:cap(out.Targets)])
-	all := out.Targets[:0]
+	// Sized once: a Counts the pool lost to a collection is allocated at
+	// its size rather than grown.
+	targets, reasons := 0, 0
+	for _, tc := range c.counts {
+		if tc != nil {
+			targets++
+			reasons += len(tc.counts)
+		}
+	}
+	all := slices.Grow(out.Targets[:0], targets)
 	for i, tc := range c.counts {
 		if tc != nil {
 			all = append(all, TargetCounts{Key: c.cur.targets[i].Key, tc: tc})
 		}
 	}
 	slices.SortStableFunc(all, func(a, b TargetCounts) int { return keyCompare(a.Key, b.Key) })
-	reasons := out.reasons[:0]
+	rs := slices.Grow(out.reasons[:0], reasons)
 	// all is compacted in place: a key's entries from start to i keep
 	// their counters (the first one's moved to n-1, or rewritten in
 	// place with the same counters).
@@ -85,21 +94,21 @@ func (c *counters) readCounts(out *Counts) {
 			// One key at two positions (a set built with a server twice)
 			// is one target: its counters add up, each counted once.
 			if !slices.ContainsFunc(all[start:i], func(o TargetCounts) bool { return o.tc == e.tc }) {
-				reasons = addReasons(reasons, &all[n-1], e.tc)
+				rs = addReasons(rs, &all[n-1], e.tc)
 			}
 			continue
 		}
 		start = i
 		t := &all[n]
-		*t = TargetCounts{Key: e.Key, first: int32(len(reasons)), tc: e.tc}
-		reasons = addReasons(reasons, t, e.tc)
+		*t = TargetCounts{Key: e.Key, first: int32(len(rs)), tc: e.tc}
+		rs = addReasons(rs, t, e.tc)
 		n++
 	}
 	for i := range all[:n] {
 		all[i].tc = nil
 	}
 	clear(all[n:])
-	out.Targets, out.reasons = all[:n], reasons
+	out.Targets, out.reasons = all[:n], rs
 }
 
 // addReasons adds tc's counts to t, the last target of reasons, keeping

@@ -120,6 +120,13 @@ type Handlers struct {
 	bufs sync.Pool
 	// scratches holds the answers' *scratch.
 	scratches sync.Pool
+	// upstreamsOf caches the number of distinct upstreams of the last
+	// load's set: the same for every answer until the next load.
+	upstreamsOf struct {
+		sync.Mutex
+		set *discovery.Set
+		n   int
+	}
 }
 
 // New returns the handlers.

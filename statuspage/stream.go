@@ -50,7 +50,7 @@ type tally struct {
 // which every fetch added to the heap the collector must cover.
 type scratch struct {
 	// upstreams are the upstream names of every target, sorted to count
-	// the distinct ones.
+	// the distinct ones when they are not the load's (count).
 	upstreams []string
 	rows      []rowRef
 	groups    []pageGroup
@@ -58,18 +58,11 @@ type scratch struct {
 	json []byte
 }
 
-// scratch returns an answer's scratch with room for the targets of the
-// last load; release gives it back.
+// scratch returns an answer's scratch; releaseScratch gives it back.
 func (h *Handlers) scratch(cfg *ConfigState) *scratch {
 	sc, _ := h.scratches.Get().(*scratch)
 	if sc == nil {
 		sc = &scratch{}
-	}
-	if l := cfg.Loaded; l != nil && l.Set != nil {
-		// One allocation of the right size when the pool was emptied
-		// (a GC cycle empties it), rather than the doublings of append.
-		n := len(l.Set.Targets)
-		sc.upstreams = slices.Grow(sc.upstreams[:0], n)
 	}
 	return sc
 }
@@ -88,12 +81,29 @@ func (h *Handlers) releaseScratch(sc *scratch) {
 func (h *Handlers) count(sc *scratch, cfg ConfigState, f *filter, keep func(st *scheduler.Status, verdict, reason string)) *tally {
 	s := &tally{at: h.opts.Now(), healthy: true, cfg: cfg}
 	s.logged, s.done = h.logged()
+	// The distinct upstreams are those of the load's set, counted once
+	// per load, when Each gives exactly its targets (it does but while a
+	// reload is applied); otherwise they are counted from the names.
+	var set []*discovery.Target
+	if l := cfg.Loaded; l != nil && l.Set != nil {
+		set = l.Set.Targets
+	}
+	same, i := cfg.Loaded != nil && cfg.Loaded.Set != nil, 0
 	ups := sc.upstreams[:0]
 	h.opts.Source.Each(func(st *scheduler.Status) {
+		if same && (i >= len(set) || set[i] != st.Target) {
+			same = false
+			for _, t := range set[:i] {
+				ups = append(ups, t.Upstream)
+			}
+		}
+		i++
+		if !same {
+			ups = append(ups, st.Target.Upstream)
+		}
 		verdict, reason := report.VerdictOf(st, report.VerdictPending)
 		backup := st.Target.Settings().Params.Backup
 		s.summary.Targets++
-		ups = append(ups, st.Target.Upstream)
 		if st.Target.Probe != nil {
 			s.summary.Probed++
 		} else {
@@ -106,9 +116,19 @@ func (h *Handlers) count(sc *scratch, cfg ConfigState, f *filter, keep func(st *
 			keep(st, verdict, reason)
 		}
 	})
-	slices.Sort(ups)
-	s.summary.Upstreams = distinct(ups)
-	sc.upstreams = ups
+	if same && i == len(set) {
+		s.summary.Upstreams = h.upstreams(cfg.Loaded.Set)
+	} else {
+		if same {
+			// Each gave fewer targets than the set.
+			for _, t := range set[:i] {
+				ups = append(ups, t.Upstream)
+			}
+		}
+		slices.Sort(ups)
+		s.summary.Upstreams = distinct(ups)
+		sc.upstreams = ups
+	}
 	if h.opts.Nginx != nil {
 		s.nginx = h.opts.Nginx()
 	}
@@ -116,6 +136,17 @@ func (h *Handlers) count(sc *scratch, cfg ConfigState, f *filter, keep func(st *
 		s.summary.Dynamic = l.Set.Dynamic
 	}
 	return s
+}
+
+// upstreams is the number of distinct upstreams of set, counted at its
+// first answer.
+func (h *Handlers) upstreams(set *discovery.Set) int {
+	h.upstreamsOf.Lock()
+	defer h.upstreamsOf.Unlock()
+	if h.upstreamsOf.set != set {
+		h.upstreamsOf.set, h.upstreamsOf.n = set, report.Upstreams(set.Targets)
+	}
+	return h.upstreamsOf.n
 }
 
 // distinct counts the distinct values of sorted.
@@ -233,6 +264,13 @@ func (p *plan) group(groups []pageGroup) {
 	slices.SortFunc(p.rows, func(a, b rowRef) int {
 		return cmp.Or(strings.Compare(a.target.Upstream, b.target.Upstream), cmp.Compare(a.order, b.order))
 	})
+	n := 0
+	for i := range p.rows {
+		if i == 0 || p.rows[i].target.Upstream != p.rows[i-1].target.Upstream {
+			n++
+		}
+	}
+	groups = slices.Grow(groups, n)
 	for i := range p.rows {
 		r := &p.rows[i]
 		if i == 0 || r.target.Upstream != p.rows[i-1].target.Upstream {

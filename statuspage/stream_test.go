@@ -216,7 +216,7 @@ func TestFactsAsTemplate(t *testing.T) {
 func TestPlanOrderAsMapGrouping(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	ups := []string{"b", "a", "c", "a-1", "z", "m"}
-	for round := range 50 {
+	for round := range 100 {
 		n := 1 + rng.IntN(60)
 		src := make(statuses, 0, n)
 		for i := range n {
@@ -245,7 +245,13 @@ func TestPlanOrderAsMapGrouping(t *testing.T) {
 			}
 			src = append(src, st)
 		}
-		h := New(Options{Source: src, Config: func() ConfigState { return ConfigState{Loaded: loadedOf(src)} }})
+		// The load's set is the Source's targets, or (while a reload is
+		// applied) another set, or unknown: the upstreams are counted
+		// from the load's set only when it is the Source's.
+		extra := &discovery.Target{Key: discovery.Key{Upstream: "extra"}}
+		loads := []*discovery.Loaded{loadedOf(src), nil, loadedOf(src[1:]), loadedOf(src[:n-1]), loadedOf(append(slices.Clip(src), scheduler.Status{Target: extra}))}
+		load := loads[round%len(loads)]
+		h := New(Options{Source: src, Config: func() ConfigState { return ConfigState{Loaded: load} }})
 		for _, f := range []filter{{}, {State: StateProblems}, {State: StateBackup}, {Search: "a"}} {
 			cfg := h.config()
 			sc := h.scratch(&cfg)
