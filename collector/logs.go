@@ -128,8 +128,15 @@ func (l *Logs) Collect(ch chan<- prometheus.Metric) {
 // format, for collector.Handler's extra writers.
 type LogsText struct {
 	src LogSource
-	// counts holds the *errorlog.Counts scrapes read into.
-	counts sync.Pool
+	// scrapes holds the *logsScrape scrapes read and render into.
+	scrapes sync.Pool
+}
+
+// logsScrape is what one scrape of LogsText reuses: the flat copy of the
+// counts, and the buffer the samples are rendered into.
+type logsScrape struct {
+	counts errorlog.Counts
+	buf    []byte
 }
 
 // countsSource is a LogSource that copies the targets' counts flat
@@ -148,11 +155,13 @@ type totalsSource interface {
 // WriteTo implements io.WriterTo. Each sample's labels are written from
 // the target's key as it goes: no string per target.
 func (lt *LogsText) WriteTo(w io.Writer) (int64, error) {
-	c, _ := lt.counts.Get().(*errorlog.Counts)
-	if c == nil {
-		c = new(errorlog.Counts)
+	sc, _ := lt.scrapes.Get().(*logsScrape)
+	if sc == nil {
+		// Room for a flush and the sample that crossed it.
+		sc = &logsScrape{buf: make([]byte, 0, flushSize+4<<10)}
 	}
-	defer lt.counts.Put(c)
+	defer lt.scrapes.Put(sc)
+	c := &sc.counts
 	if cs, ok := lt.src.(countsSource); ok {
 		cs.ReadCounts(c)
 	} else {
@@ -160,7 +169,8 @@ func (lt *LogsText) WriteTo(w io.Writer) (int64, error) {
 		errorlog.CountsOf(&s, c)
 	}
 	cw := &countingWriter{w: w}
-	var b []byte
+	b := sc.buf[:0]
+	defer func() { sc.buf = b[:0] }()
 	flush := func() {
 		if len(b) >= flushSize {
 			cw.Write(b)
