@@ -55,7 +55,11 @@ func (st *State) Summarize(now time.Time) Summary {
 		s.Verdict = VerdictUnknown
 	}
 	s.Why = st.SaturationWhy
-	var parts []string
+	// On the stack: the status page and the API summarize every local
+	// server per answer, and a server that is down has one part, which
+	// Join returns without allocating.
+	var arr [8]string
+	parts := arr[:0]
 	if st.Listen == Listening {
 		q, l := st.Listener.Queue, st.Listener.Limit
 		s.QueueLength, s.QueueLimit = &q, &l
