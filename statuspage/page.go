@@ -269,7 +269,8 @@ func (h *Handlers) render(w http.ResponseWriter, r *http.Request, name string, d
 	if r.Method == http.MethodHead {
 		return
 	}
-	bw := bufio.NewWriterSize(w, 32<<10)
+	bw := h.writer(w)
+	defer h.release(bw)
 	if err := templates.ExecuteTemplate(bw, name, data); err != nil {
 		h.opts.Logger.Error("rendering the status page failed", "template", name, "err", err)
 		return
