@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"weak"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
@@ -121,10 +122,11 @@ type Handlers struct {
 	// scratches holds the answers' *scratch.
 	scratches sync.Pool
 	// upstreamsOf caches the number of distinct upstreams of the last
-	// load's set: the same for every answer until the next load.
+	// load's set: the same for every answer until the next load. A weak
+	// pointer: the cache never keeps a replaced set alive.
 	upstreamsOf struct {
 		sync.Mutex
-		set *discovery.Set
+		set weak.Pointer[discovery.Set]
 		n   int
 	}
 }

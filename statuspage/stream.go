@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"weak"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/report"
@@ -143,8 +144,8 @@ func (h *Handlers) count(sc *scratch, cfg ConfigState, f *filter, keep func(st *
 func (h *Handlers) upstreams(set *discovery.Set) int {
 	h.upstreamsOf.Lock()
 	defer h.upstreamsOf.Unlock()
-	if h.upstreamsOf.set != set {
-		h.upstreamsOf.set, h.upstreamsOf.n = set, report.Upstreams(set.Targets)
+	if h.upstreamsOf.set.Value() != set {
+		h.upstreamsOf.set, h.upstreamsOf.n = weak.Make(set), report.Upstreams(set.Targets)
 	}
 	return h.upstreamsOf.n
 }

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -381,4 +382,38 @@ func TestLoggedTextAsStrings(t *testing.T) {
 	if n := testing.AllocsPerRun(20, func() { b = appendLogged(b[:0], lg) }); n != 0 {
 		t.Errorf("appendLogged: %.0f allocations", n)
 	}
+}
+
+// TestUpstreamCountKeepsNoSet: the count of a load's upstreams, kept
+// for the answers until the next load, does not keep the load's set
+// alive once the exporter replaced it.
+func TestUpstreamCountKeepsNoSet(t *testing.T) {
+	src := many(100)
+	load := loadedOf(src.statuses)
+	collected := make(chan struct{})
+	runtime.AddCleanup(load.Set, func(struct{}) { close(collected) }, struct{}{})
+	var mu sync.Mutex
+	h := New(Options{Source: src, Config: func() ConfigState {
+		mu.Lock()
+		defer mu.Unlock()
+		return ConfigState{Loaded: load}
+	}})
+	w := &countingWriter{header: http.Header{}}
+	h.Routes()[PathAPI].ServeHTTP(w, httptest.NewRequest(http.MethodGet, PathAPI, nil))
+	if h.upstreamsOf.n != 25 {
+		t.Fatalf("counted %d upstreams, want 25", h.upstreamsOf.n)
+	}
+	mu.Lock()
+	load = nil
+	mu.Unlock()
+	for range 10 {
+		runtime.GC()
+		select {
+		case <-collected:
+			runtime.KeepAlive(h)
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatal("the replaced set is still alive")
 }
