@@ -115,6 +115,9 @@ func (s *Segment) Write(p []byte) (int, error) {
 	return s.fw.Write(p)
 }
 
+// Len is the number of compressed bytes not yet taken.
+func (s *Segment) Len() int { return len(s.out) }
+
 // Take returns the compressed bytes so far with the CRC-32 and length of
 // the plain bytes written since the last Take, and continues the segment
 // in out (empty, for reuse).
