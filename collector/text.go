@@ -76,6 +76,11 @@ type page struct {
 	buf     []byte
 	// bytes counts each family's bytes in a scrape through Handler.
 	bytes []atomic.Int64
+	// cache holds, in a scrape through Handler reading ranges, the labels
+	// of the target at each position once the first family rendered it:
+	// the other families' segments may run meanwhile, so they fall back
+	// to the map where it is not set yet.
+	cache []atomic.Pointer[renderedLabels]
 }
 
 // flushSize bounds the buffer a scrape renders into before writing: the
@@ -205,6 +210,10 @@ func (tw *TextWriter) segments(segs []segment, segBytes int) (_ []segment, done 
 	} else {
 		n, each := rs.Ranges()
 		p.targets = slices.Grow(p.targets[:0], n)[:n]
+		if cap(p.cache) < n {
+			p.cache = make([]atomic.Pointer[renderedLabels], n)
+		}
+		p.cache = p.cache[:n]
 		for fi := range tw.families {
 			step := n
 			if per := tw.perTarget[fi].Load(); per < 0 {
@@ -237,7 +246,8 @@ func (tw *TextWriter) segments(segs []segment, segBytes int) (_ []segment, done 
 
 // segment renders family fi for the targets each yields (with its HELP
 // and TYPE if first). The first family records the targets in p for
-// forget: at from onwards when read in ranges, else appended (from < 0).
+// forget: at from onwards when read in ranges, with their labels for the
+// other families, else appended (from < 0).
 func (tw *TextWriter) segment(p *page, fi int, first bool, from int, each func(func(*scheduler.Status))) segment {
 	return func(sw *segWriter) error {
 		f := tw.families[fi]
@@ -253,20 +263,28 @@ func (tw *TextWriter) segment(p *page, fi int, first bool, from int, each func(f
 				return
 			}
 			t := st.Target
-			if fi == 0 {
-				if from < 0 {
+			var l *renderedLabels
+			switch {
+			case from < 0:
+				if fi == 0 {
 					p.targets = append(p.targets, t)
-				} else {
-					p.targets[j] = t
-					j++
 				}
+			case fi == 0:
+				p.targets[j] = t
+				l = tw.labelsOf(t)
+				p.cache[j].Store(l)
+			default:
+				l = p.cache[j].Load()
 			}
+			j++
 			if !f.scope.has(st) {
 				return
 			}
 			target, info := t.Labels(), ""
-			if target == "" || f.info != nil {
-				l := tw.labelsOf(t)
+			if l == nil && (target == "" || f.info != nil) {
+				l = tw.labelsOf(t)
+			}
+			if l != nil {
 				target, info = l.target, l.info
 			}
 			s.add(f, st, target, info)
@@ -288,6 +306,10 @@ func (tw *TextWriter) segment(p *page, fi int, first bool, from int, each func(f
 func (tw *TextWriter) release(p *page) {
 	clear(p.targets)
 	clear(p.labels)
+	for i := range p.cache {
+		p.cache[i].Store(nil)
+	}
+	p.cache = p.cache[:0]
 	p.targets, p.labels = p.targets[:0], p.labels[:0]
 	tw.pages.Put(p)
 }
@@ -419,6 +441,11 @@ func AppendFloat(b []byte, f float64) []byte {
 		return append(b, "+Inf"...)
 	case math.IsInf(f, -1):
 		return append(b, "-Inf"...)
+	case f > -1e6 && f < 1e6 && f == math.Trunc(f):
+		// Counters, status codes and timeouts: 'g' writes integers
+		// under 10^6 as they are, and AppendInt is several times faster
+		// than the shortest-float search.
+		return strconv.AppendInt(b, int64(f), 10)
 	}
 	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }
