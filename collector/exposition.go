@@ -86,8 +86,7 @@ func newExposition() *exposition {
 }
 
 func (e *exposition) getBuf() *[]byte {
-	if n := e.held.Add(1); n > e.peak.Load() {
-		e.peak.Store(n) // racy maximum; a statistic for tests
+	for n, p := e.held.Add(1), e.peak.Load(); n > p && !e.peak.CompareAndSwap(p, n); p = e.peak.Load() {
 	}
 	if b, ok := e.bufs.Get().(*[]byte); ok {
 		return b
