@@ -33,6 +33,10 @@ import (
 // nothing but its own connection (bounded by the server's write timeout).
 // Each family is consistent per target; a probe that ends during a scrape
 // shows in the families read after it, as it would in the next scrape.
+//
+// WriteTo renders in the calling goroutine; Handler renders the same
+// bytes from segments (segments, below) that several goroutines render
+// at once, reading a RangeSource in ranges of targets.
 type TextWriter struct {
 	src      Source
 	families []*family
