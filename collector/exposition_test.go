@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -384,6 +385,26 @@ func TestPageWhileProbing(t *testing.T) {
 				t.Fatalf("scrape %d: %s twice", i, series)
 			}
 			seen[series] = true
+		}
+	}
+}
+
+// TestOneProcRendersInline: with GOMAXPROCS=1 the page is rendered in the
+// handler's goroutine, one chunk buffer at a time, and is the same page.
+func TestOneProcRendersInline(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	src := rangeSource{bigSource(2000)}
+	want := referencePage(t, testRegistry(), src)
+	for _, gz := range []bool{false, true} {
+		e := newExposition()
+		h := newHandler(testRegistry(), NewTextWriter(src), 1, nil, e)
+		if got := get(t, h, gz); !bytes.Equal(got, want) {
+			t.Fatalf("gzip %v: page differs at byte %d", gz, firstDiff(got, want))
+		}
+		// The segment's buffer, the compressor's, the chunk being written.
+		if peak := e.peak.Load(); peak > 3 {
+			t.Errorf("gzip %v: %d chunk buffers held at once, want at most 3 without workers", gz, peak)
 		}
 	}
 }
