@@ -23,6 +23,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/testutil"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
 
@@ -169,7 +170,11 @@ func frozenSources(n int) map[string]Source {
 func TestParallelPageIsTheSequentialPage(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	extra := []io.WriterTo{&LogsText{src: logsFixture()}, blob(0), blob(150 << 10), blob(777)}
-	for name, src := range frozenSources(600) {
+	n := 600
+	if testutil.RaceEnabled {
+		n = 200 // the race detector makes each chunk's hand-over slow
+	}
+	for name, src := range frozenSources(n) {
 		want := referencePage(t, testRegistry(), src, extra...)
 		for _, workers := range []int{1, 2, 4, 7} {
 			for _, cut := range []struct{ chunk, segment int }{{chunkBytes, segmentBytes}, {1, 1}, {37, 1}, {100, 2000}, {4 << 10, 1 << 20}} {
