@@ -86,7 +86,9 @@ func newExposition() *exposition {
 }
 
 func (e *exposition) getBuf() *[]byte {
-	for n, p := e.held.Add(1), e.peak.Load(); n > p && !e.peak.CompareAndSwap(p, n); p = e.peak.Load() {
+	n := e.held.Add(1)
+	for p := e.peak.Load(); n > p && !e.peak.CompareAndSwap(p, n); p = e.peak.Load() {
+		// another buffer was taken meanwhile: try again against its peak
 	}
 	if b, ok := e.bufs.Get().(*[]byte); ok {
 		return b
