@@ -108,3 +108,47 @@ func (h halfFailing) Probe(_ context.Context, _ *prober.Peer, r *prober.Result) 
 	}
 	r.Fail(prober.ReasonConnectionRefused, errors.New("dial tcp 10.0.0.1:8080: connect: connection refused"))
 }
+
+// BenchmarkHandler10k serves /metrics of 10,000 frozen targets read in
+// ranges, plain and gzipped, by the page's workers (min(GOMAXPROCS, 4))
+// and by one goroutine, as before: the time, the bytes allocated and the
+// most chunk buffers a scrape held.
+func BenchmarkHandler10k(b *testing.B) {
+	src := rangeSource{bigSource(10000)}
+	for _, c := range []struct {
+		name    string
+		gz      bool
+		workers int
+	}{{"plain", false, 0}, {"gzip", true, 0}, {"plain-sequential", false, 1}, {"gzip-sequential", true, 1}} {
+		b.Run(c.name, func(b *testing.B) {
+			e := newExposition()
+			if c.workers > 0 {
+				e.workers = func() int { return c.workers }
+			}
+			h := newHandler(prometheus.NewRegistry(), NewTextWriter(src), 1, nil, e, &LogsText{src: logsFixture()})
+			req := httptest.NewRequest("GET", "/metrics", nil)
+			if c.gz {
+				req.Header.Set("Accept-Encoding", "gzip")
+			}
+			var n int
+			b.ReportAllocs()
+			for b.Loop() {
+				w := &countingRecorder{ResponseRecorder: httptest.NewRecorder()}
+				h.ServeHTTP(w, req)
+				n = w.n
+			}
+			b.ReportMetric(float64(n), "bytes/page")
+			b.ReportMetric(float64(e.peak.Load()), "peak-chunks")
+		})
+	}
+}
+
+type countingRecorder struct {
+	*httptest.ResponseRecorder
+	n int
+}
+
+func (c *countingRecorder) Write(p []byte) (int, error) {
+	c.n += len(p)
+	return len(p), nil
+}

@@ -3,9 +3,11 @@ package collector
 import (
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -31,6 +33,10 @@ import (
 // nothing but its own connection (bounded by the server's write timeout).
 // Each family is consistent per target; a probe that ends during a scrape
 // shows in the families read after it, as it would in the next scrape.
+//
+// WriteTo renders in the calling goroutine; Handler renders the same
+// bytes from segments (segments, below) that several goroutines render
+// at once, reading a RangeSource in ranges of targets.
 type TextWriter struct {
 	src      Source
 	families []*family
@@ -43,6 +49,20 @@ type TextWriter struct {
 	infos map[string]string
 
 	pages sync.Pool // *page, reused between scrapes, freed by the GC when idle
+
+	// perTarget is each family's bytes per target in the last scrape
+	// (-1 before the first), which cuts the next one's ranges of targets
+	// into segments of about segmentBytes.
+	perTarget []atomic.Int64
+}
+
+// RangeSource is a Source that can also be read in ranges of targets from
+// several goroutines at once (*scheduler.Scheduler): Handler renders the
+// per-target families of such a source in parallel. The targets of one
+// call to Ranges stay the same for every range read through it.
+type RangeSource interface {
+	Source
+	Ranges() (n int, each func(from, to int, fn func(st *scheduler.Status)))
 }
 
 // renderedLabels are the escaped label pairs of one target.
@@ -58,6 +78,13 @@ type page struct {
 	targets []*discovery.Target
 	labels  []*renderedLabels
 	buf     []byte
+	// bytes counts each family's bytes in a scrape through Handler.
+	bytes []atomic.Int64
+	// cache holds, in a scrape through Handler reading ranges, the labels
+	// of the target at each position once the first family rendered it:
+	// the other families' segments may run meanwhile, so they fall back
+	// to the map where it is not set yet.
+	cache []atomic.Pointer[renderedLabels]
 }
 
 // flushSize bounds the buffer a scrape renders into before writing: the
@@ -67,7 +94,12 @@ const flushSize = 32 << 10
 // NewTextWriter returns a TextWriter reading src and rendering every
 // family the options keep.
 func NewTextWriter(src Source, opts ...Option) *TextWriter {
-	return &TextWriter{src: src, families: selectFamilies(opts), labels: map[*discovery.Target]*renderedLabels{}, infos: map[string]string{}}
+	tw := &TextWriter{src: src, families: selectFamilies(opts), labels: map[*discovery.Target]*renderedLabels{}, infos: map[string]string{}}
+	tw.perTarget = make([]atomic.Int64, len(tw.families))
+	for i := range tw.perTarget {
+		tw.perTarget[i].Store(-1)
+	}
+	return tw
 }
 
 var escaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
@@ -100,43 +132,177 @@ func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
 	defer tw.release(p)
 
 	cw := &countingWriter{w: w}
-	b := p.buf[:0]
-	defer func() { p.buf = b[:0] }()
+	var s series
+	s.init()
+	s.b = p.buf[:0]
+	defer func() { p.buf = s.b[:0] }()
 	for _, f := range tw.families {
-		b = header(b, f)
-		var l *renderedLabels
-		yield := func(lv string, v float64) { b = sample(b, f.name, l.target, f.label, lv, v) }
+		s.b = header(s.b, f)
 		j := 0
 		tw.src.Each(func(st *scheduler.Status) {
 			if cw.err != nil {
 				return
 			}
-			l = tw.labelsAt(p, j, st.Target)
+			l := tw.labelsAt(p, j, st.Target)
 			j++
 			if !f.scope.has(st) {
 				return
 			}
-			if f.info != nil {
-				b = append(b, f.name...)
-				b = append(b, '{')
-				b = append(b, l.target...)
-				b = append(b, l.info...)
-				b = append(b, "} 1\n"...)
-			} else {
-				f.values(st, yield)
-			}
-			if len(b) >= flushSize {
-				cw.Write(b)
-				b = b[:0]
+			s.add(f, st, l.target, l.info)
+			if len(s.b) >= flushSize {
+				cw.Write(s.b)
+				s.b = s.b[:0]
 			}
 		})
 		if cw.err != nil {
 			return cw.n, cw.err
 		}
 	}
-	cw.Write(b)
+	cw.Write(s.b)
 	tw.forget(p)
 	return cw.n, cw.err
+}
+
+// series appends the samples of per-target families to b. Its yield is
+// made once, not once per target and family.
+type series struct {
+	b                   []byte
+	name, target, label string
+	yield               func(lv string, v float64)
+}
+
+func (s *series) init() {
+	s.yield = func(lv string, v float64) { s.b = sample(s.b, s.name, s.target, s.label, lv, v) }
+}
+
+// add appends family f's series of the target of st, whose escaped
+// labels are target (and info, those of an info family).
+func (s *series) add(f *family, st *scheduler.Status, target, info string) {
+	if f.info != nil {
+		s.b = append(s.b, f.name...)
+		s.b = append(s.b, '{')
+		s.b = append(s.b, target...)
+		s.b = append(s.b, info...)
+		s.b = append(s.b, "} 1\n"...)
+		return
+	}
+	s.name, s.target, s.label = f.name, target, f.label
+	f.values(st, s.yield)
+}
+
+// segments appends the segments of every per-target family to segs, in
+// the order WriteTo writes them, for Handler to render in parallel; done
+// is to be called once they are written (ok: all of them). A RangeSource
+// is read in ranges of targets, each family's HELP and TYPE in its first;
+// another source once per family.
+func (tw *TextWriter) segments(segs []segment, segBytes int) (_ []segment, done func(ok bool)) {
+	p, _ := tw.pages.Get().(*page)
+	if p == nil {
+		p = &page{}
+	}
+	if len(p.bytes) != len(tw.families) {
+		p.bytes = make([]atomic.Int64, len(tw.families))
+	}
+	for i := range p.bytes {
+		p.bytes[i].Store(0)
+	}
+	rs, ranged := tw.src.(RangeSource)
+	if !ranged {
+		for fi := range tw.families {
+			segs = append(segs, tw.segment(p, fi, true, -1, tw.src.Each))
+		}
+	} else {
+		n, each := rs.Ranges()
+		p.targets = slices.Grow(p.targets[:0], n)[:n]
+		if cap(p.cache) < n {
+			p.cache = make([]atomic.Pointer[renderedLabels], n)
+		}
+		p.cache = p.cache[:n]
+		for fi := range tw.families {
+			step := n
+			if per := tw.perTarget[fi].Load(); per < 0 {
+				step = 256 // first scrape: no size known yet
+			} else if per > 0 {
+				step = int(int64(segBytes) / per)
+			}
+			step = max(step, 1)
+			for from := 0; ; from += step {
+				to := min(from+step, n)
+				segs = append(segs, tw.segment(p, fi, from == 0, from, func(fn func(*scheduler.Status)) { each(from, to, fn) }))
+				if to >= n {
+					break
+				}
+			}
+		}
+	}
+	return segs, func(ok bool) {
+		if ok {
+			tw.forget(p)
+			if n := int64(len(p.targets)); n > 0 {
+				for fi := range tw.families {
+					tw.perTarget[fi].Store(p.bytes[fi].Load() / n)
+				}
+			}
+		}
+		tw.release(p)
+	}
+}
+
+// segment renders family fi for the targets each yields (with its HELP
+// and TYPE if first). The first family records the targets in p for
+// forget: at from onwards when read in ranges, with their labels for the
+// other families, else appended (from < 0).
+func (tw *TextWriter) segment(p *page, fi int, first bool, from int, each func(func(*scheduler.Status))) segment {
+	return func(sw *segWriter) error {
+		f := tw.families[fi]
+		s := &sw.series
+		s.b = *sw.buf
+		if first {
+			s.b = header(s.b, f)
+		}
+		var err error
+		j := from
+		each(func(st *scheduler.Status) {
+			if err != nil {
+				return
+			}
+			t := st.Target
+			var l *renderedLabels
+			switch {
+			case from < 0:
+				if fi == 0 {
+					p.targets = append(p.targets, t)
+				}
+			case fi == 0:
+				p.targets[j] = t
+				l = tw.labelsOf(t)
+				p.cache[j].Store(l)
+			default:
+				l = p.cache[j].Load()
+			}
+			j++
+			if !f.scope.has(st) {
+				return
+			}
+			target, info := t.Labels(), ""
+			if l == nil && (target == "" || f.info != nil) {
+				l = tw.labelsOf(t)
+			}
+			if l != nil {
+				target, info = l.target, l.info
+			}
+			s.add(f, st, target, info)
+			if len(s.b) >= sw.e.chunkBytes {
+				*sw.buf = s.b
+				err = sw.flush(false)
+				s.b = *sw.buf
+			}
+		})
+		*sw.buf = s.b
+		s.b = nil
+		p.bytes[fi].Add(sw.n + int64(len(*sw.buf)))
+		return err
+	}
 }
 
 // release returns p to the pool without references to targets, so a
@@ -144,6 +310,10 @@ func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
 func (tw *TextWriter) release(p *page) {
 	clear(p.targets)
 	clear(p.labels)
+	for i := range p.cache {
+		p.cache[i].Store(nil)
+	}
+	p.cache = p.cache[:0]
 	p.targets, p.labels = p.targets[:0], p.labels[:0]
 	tw.pages.Put(p)
 }
@@ -155,7 +325,21 @@ func (tw *TextWriter) labelsAt(p *page, j int, t *discovery.Target) *renderedLab
 	if j < len(p.targets) && p.targets[j] == t {
 		return p.labels[j]
 	}
+	l := tw.labelsOf(t)
+	if j < len(p.targets) {
+		// The targets changed with a reload during this scrape.
+		p.targets[j], p.labels[j] = t, l
+	} else {
+		p.targets, p.labels = append(p.targets, t), append(p.labels, l)
+	}
+	return l
+}
+
+// labelsOf returns the escaped labels of t, rendered once per
+// configuration.
+func (tw *TextWriter) labelsOf(t *discovery.Target) *renderedLabels {
 	tw.mu.Lock()
+	defer tw.mu.Unlock()
 	l, ok := tw.labels[t]
 	if !ok {
 		l = renderLabels(t)
@@ -165,13 +349,6 @@ func (tw *TextWriter) labelsAt(p *page, j int, t *discovery.Target) *renderedLab
 			tw.infos[l.info] = l.info
 		}
 		tw.labels[t] = l
-	}
-	tw.mu.Unlock()
-	if j < len(p.targets) {
-		// The targets changed with a reload during this scrape.
-		p.targets[j], p.labels[j] = t, l
-	} else {
-		p.targets, p.labels = append(p.targets, t), append(p.labels, l)
 	}
 	return l
 }
@@ -268,6 +445,11 @@ func AppendFloat(b []byte, f float64) []byte {
 		return append(b, "+Inf"...)
 	case math.IsInf(f, -1):
 		return append(b, "-Inf"...)
+	case f > -1e6 && f < 1e6 && f == math.Trunc(f):
+		// Counters, status codes and timeouts: 'g' writes integers
+		// under 10^6 as they are, and AppendInt is several times faster
+		// than the shortest-float search.
+		return strconv.AppendInt(b, int64(f), 10)
 	}
 	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }

@@ -2,6 +2,9 @@ package collector
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -64,6 +67,33 @@ func TestTextWriterTargetsChangeDuringScrape(t *testing.T) {
 		}
 		if runs != 4 || src.calls < 2 {
 			t.Errorf("%d runs_total series over %d reads, want 4 (read after the reload)", runs, src.calls)
+		}
+	}
+}
+
+// TestAppendFloat: the text format's values as strconv's shortest 'g'
+// writes them, which is how the Prometheus text encoder writes them.
+func TestAppendFloat(t *testing.T) {
+	vals := []float64{0, 1, -1, 2, 7, 60, 200, 503, 999999, -999999, 1e6, -1e6, 1e6 + 1, 123456.5, 0.5, 1e-3, 1.7e9, 1700000000.25,
+		math.Copysign(0, -1), math.NaN(), math.Inf(1), math.Inf(-1), math.MaxFloat64, math.SmallestNonzeroFloat64, 1 << 53, -(1 << 62)}
+	rng := rand.New(rand.NewPCG(1, 1))
+	for range 10000 {
+		vals = append(vals, float64(rng.IntN(3_000_000)-1_500_000), rng.Float64()*1e7, float64(rng.IntN(100))/8)
+	}
+	for _, v := range vals {
+		want := strconv.FormatFloat(v, 'g', -1, 64)
+		switch {
+		case math.IsNaN(v):
+			want = "NaN"
+		case math.IsInf(v, 1):
+			want = "+Inf"
+		case math.IsInf(v, -1):
+			want = "-Inf"
+		case v == 0:
+			want = "0"
+		}
+		if got := string(AppendFloat(nil, v)); got != want {
+			t.Errorf("AppendFloat(%v) = %q, want %q", v, got, want)
 		}
 	}
 }

@@ -30,6 +30,12 @@ func (f fakeSource) Each(fn func(st *scheduler.Status)) {
 	}
 }
 
+// Ranges reads the statuses in ranges, as the scheduler does for
+// collector.Handler's parallel rendering.
+func (f fakeSource) Ranges() (int, func(from, to int, fn func(st *scheduler.Status))) {
+	return len(f), func(from, to int, fn func(st *scheduler.Status)) { f[from:to].Each(fn) }
+}
+
 func newFakeSource(n int) fakeSource {
 	protos := []string{"memcached", "http", "https", "fastcgi"}
 	out := make(fakeSource, n)
