@@ -150,12 +150,12 @@ func newCounters() *counters {
 func (c *counters) prune(x *Index) {
 	c.follow(x)
 	for u := range c.noLive {
-		if !x.upstreams[u] {
+		if !x.hasUpstream(u) {
 			delete(c.noLive, u)
 		}
 	}
 	for k := range c.unknown {
-		if !x.upstreams[k.upstream] {
+		if !x.hasUpstream(k.upstream) {
 			delete(c.unknown, k)
 			delete(c.unknownPeers, k)
 		}

@@ -61,8 +61,9 @@ func TestHeap10k(t *testing.T) {
 	runtime.KeepAlive(data)
 	t.Logf("index %d B (%.1f B/target); counters %d B (%.1f B per target with errors); a snapshot allocates %d B (%.1f B per target with errors)",
 		index, float64(index)/10000, counters, float64(counters)/5000, snapshot, float64(snapshot)/5000)
-	if index > 60*10000 {
-		t.Errorf("index %d B, more than 60 B a target", index)
+	// Measured 26.3 B (49.2 with Go maps for the peers and upstreams).
+	if index > 32*10000 {
+		t.Errorf("index %d B, more than 32 B a target", index)
 	}
 	if counters > 150*5000 {
 		t.Errorf("counters %d B, more than 150 B per target with errors", counters)
