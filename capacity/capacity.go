@@ -206,10 +206,11 @@ type restartRecord struct {
 // holds their states at the same positions.
 type layout struct {
 	targets []*discovery.Target
-	// index maps a 32-bit hash of a target's key to its position (the
-	// last of equal keys); a position whose key differs is a collision,
-	// and find falls back to a search.
-	index map[uint32]int32
+	// index is an open-addressing hash table of positions plus one (0
+	// for an empty slot) by the target's key, at most three quarters
+	// full: 4 bytes a slot, the keys being the targets' own. Of equal
+	// keys it holds the last.
+	index []int32
 	seed  maphash.Seed
 	// escape has the bit of each target with a label value to escape in
 	// the text format: the others' values are written as they are.
@@ -217,10 +218,14 @@ type layout struct {
 }
 
 func newLayout(targets []*discovery.Target) *layout {
-	l := &layout{targets: targets, index: make(map[uint32]int32, len(targets)), seed: maphash.MakeSeed(),
+	size := 8
+	for size < len(targets)+len(targets)/3+1 {
+		size <<= 1
+	}
+	l := &layout{targets: targets, index: make([]int32, size), seed: maphash.MakeSeed(),
 		escape: make([]uint64, (len(targets)+63)/64)}
 	for i, t := range targets {
-		l.index[uint32(maphash.Comparable(l.seed, t.Key))] = int32(i)
+		l.index[l.slot(t.Key)] = int32(i + 1)
 		for _, v := range [...]string{t.Upstream, t.Server, t.Address, t.Protocol} {
 			if strings.ContainsAny(v, "\\\n\"") {
 				l.escape[i/64] |= 1 << (i % 64)
@@ -230,23 +235,20 @@ func newLayout(targets []*discovery.Target) *layout {
 	return l
 }
 
-// find returns the position of the target with key k, -1 when none.
-func (l *layout) find(k discovery.Key) int {
-	i, ok := l.index[uint32(maphash.Comparable(l.seed, k))]
-	switch {
-	case !ok:
-		// Every key of the layout has its hash in the index.
-		return -1
-	case l.targets[i].Key == k:
-		return int(i)
-	}
-	// Another key with the same hash took the entry.
-	for i := len(l.targets) - 1; i >= 0; i-- {
-		if l.targets[i].Key == k {
+// slot returns the slot of the index holding key k, or the empty one
+// where it would go.
+func (l *layout) slot(k discovery.Key) int {
+	mask := len(l.index) - 1
+	for i := int(maphash.Comparable(l.seed, k)) & mask; ; i = (i + 1) & mask {
+		if p := l.index[i]; p == 0 || l.targets[p-1].Key == k {
 			return i
 		}
 	}
-	return -1
+}
+
+// find returns the position of the target with key k, -1 when none.
+func (l *layout) find(k discovery.Key) int {
+	return int(l.index[l.slot(k)]) - 1
 }
 
 // view is the state of every target of a layout as one refresh left it.
@@ -255,6 +257,9 @@ func (l *layout) find(k discovery.Key) int {
 type view struct {
 	layout *layout
 	slots  []slot
+	// ext holds the listener, owner and OOM kill count of the slots that
+	// have any: a target where nothing listens has none.
+	ext []slotExt
 	// procs are the owners of the sockets, one per process.
 	procs []*Process
 	// rare holds the whole State of the targets with more to say than a
@@ -263,16 +268,23 @@ type view struct {
 	readers atomic.Int32
 }
 
-// slot is a target's state in 28 bytes: what most targets have.
+// slot is a target's state in 8 bytes: what a target where nothing
+// listens has, and where the rest is.
 type slot struct {
+	// ext indexes view.rare plus one when flags has slotRare, else
+	// view.ext plus one; 0 when the target has no listener, owner or
+	// OOM kill count.
+	ext    int32
+	listen ListenState
+	flags  uint8
+}
+
+// slotExt is the rest of a slot's state, 20 bytes.
+type slotExt struct {
 	listener Listener
 	// owner indexes view.procs plus one; 0 when unknown.
 	owner    uint32
 	oomKills uint32
-	listen   ListenState
-	flags    uint8
-	// rare indexes view.rare plus one; 0 when the slot is the state.
-	rare int32
 }
 
 // Flags of a slot.
@@ -281,6 +293,7 @@ const (
 	slotOOMKnown
 	slotSaturated
 	slotSaturationKnown
+	slotRare // the state is in view.rare
 )
 
 // fitsSlot reports whether a slot can hold st.
@@ -290,16 +303,39 @@ func (st *State) fitsSlot() bool {
 		st.OOMKills <= math.MaxUint32
 }
 
+// extOf returns the slot's record in v.ext, nil when it has none.
+func (v *view) extOf(s *slot) *slotExt {
+	if s.ext <= 0 || s.flags&slotRare != 0 {
+		return nil
+	}
+	return &v.ext[s.ext-1]
+}
+
+// setExt stores e as slot s's record, reusing the one it has.
+func (v *view) setExt(s *slot, e slotExt) {
+	if e == (slotExt{}) {
+		s.ext = 0
+		return
+	}
+	if x := v.extOf(s); x != nil {
+		*x = e
+		return
+	}
+	v.ext = append(v.ext, e)
+	s.ext = int32(len(v.ext))
+}
+
 // put stores st at position i; owner is st.Owner's position in v.procs
 // plus one (0 for none).
 func (v *view) put(i int, st *State, owner uint32) {
 	s := &v.slots[i]
 	if !st.fitsSlot() {
 		v.rare = append(v.rare, *st)
-		*s = slot{flags: slotPresent, rare: int32(len(v.rare))}
+		*s = slot{flags: slotPresent | slotRare, ext: int32(len(v.rare))}
 		return
 	}
-	*s = slot{owner: owner, oomKills: uint32(st.OOMKills), listener: st.Listener, listen: st.Listen, flags: slotPresent}
+	v.setExt(s, slotExt{owner: owner, oomKills: uint32(st.OOMKills), listener: st.Listener})
+	s.listen, s.flags = st.Listen, slotPresent
 	if st.OOMKnown {
 		s.flags |= slotOOMKnown
 	}
@@ -318,14 +354,16 @@ func (v *view) state(i int) (State, bool) {
 	if s.flags&slotPresent == 0 {
 		return State{}, false
 	}
-	if s.rare > 0 {
-		return v.rare[s.rare-1], true
+	if s.flags&slotRare != 0 {
+		return v.rare[s.ext-1], true
 	}
-	st := State{Listen: s.listen, Listener: s.listener, OOMKills: uint64(s.oomKills),
-		OOMKnown: s.flags&slotOOMKnown != 0, Saturated: s.flags&slotSaturated != 0,
+	st := State{Listen: s.listen, OOMKnown: s.flags&slotOOMKnown != 0, Saturated: s.flags&slotSaturated != 0,
 		SaturationKnown: s.flags&slotSaturationKnown != 0}
-	if s.owner > 0 {
-		st.Owner = v.procs[s.owner-1]
+	if e := v.extOf(s); e != nil {
+		st.Listener, st.OOMKills = e.listener, uint64(e.oomKills)
+		if e.owner > 0 {
+			st.Owner = v.procs[e.owner-1]
+		}
 	}
 	return st, true
 }
@@ -339,6 +377,7 @@ func (v *view) reset(l *layout) {
 	} else {
 		v.slots = make([]slot, len(l.targets))
 	}
+	v.ext = v.ext[:0]
 	clear(v.rare)
 	v.rare = v.rare[:0]
 	clear(v.procs)
@@ -499,6 +538,7 @@ func (m *Monitor) Refresh(ctx context.Context) {
 	for i, t := range l.targets {
 		unix, tcp, _ := address(t)
 		s := &v.slots[i]
+		var ln Listener
 		switch {
 		case lis == nil:
 			if unix == "" && !local(tcp.Addr()) {
@@ -506,10 +546,10 @@ func (m *Monitor) Refresh(ctx context.Context) {
 				continue
 			}
 		case unix != "":
-			s.listen, s.listener = lookupUnix(lis, unix)
+			s.listen, ln = lookupUnix(lis, unix)
 		default:
-			if ln, ok := lis.TCP(tcp, local); ok {
-				s.listen, s.listener = Listening, ln
+			if l, ok := lis.TCP(tcp, local); ok {
+				s.listen, ln = Listening, l
 			} else if local(tcp.Addr()) {
 				s.listen = NotListening
 			} else {
@@ -519,8 +559,9 @@ func (m *Monitor) Refresh(ctx context.Context) {
 			}
 		}
 		s.flags = slotPresent
+		v.setExt(s, slotExt{listener: ln})
 		if s.listen == Listening {
-			m.want[s.listener.Inode] = struct{}{}
+			m.want[ln.Inode] = struct{}{}
 		}
 	}
 
@@ -545,7 +586,10 @@ func (m *Monitor) Refresh(ctx context.Context) {
 		if s.flags&slotPresent == 0 {
 			continue
 		}
-		st := State{Listen: s.listen, Listener: s.listener}
+		st := State{Listen: s.listen}
+		if e := v.extOf(s); e != nil {
+			st.Listener = e.listener
+		}
 		tr := &m.trackers[i]
 		var owner uint32
 		if st.Listen == Listening {
@@ -634,13 +678,17 @@ func (m *Monitor) Refresh(ctx context.Context) {
 		if s.flags&slotPresent == 0 {
 			continue
 		}
-		if s.rare > 0 {
-			saturation(&v.rare[s.rare-1])
+		if s.flags&slotRare != 0 {
+			saturation(&v.rare[s.ext-1])
 			continue
 		}
 		st, _ := v.state(i)
 		saturation(&st)
-		v.put(i, &st, s.owner)
+		var owner uint32
+		if e := v.extOf(s); e != nil {
+			owner = e.owner
+		}
+		v.put(i, &st, owner)
 	}
 
 	m.compactRestarts()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"os"
 	"runtime"
@@ -62,6 +61,7 @@ func TestHeap10k(t *testing.T) {
 	}
 	runtime.ReadMemStats(&b)
 	scrape := b.TotalAlloc - a.TotalAlloc
+	testutil.WriteHeapProfile(t)
 	runtime.KeepAlive(m)
 	runtime.KeepAlive(tw)
 	t.Logf("kept %d B (%.1f B/target); a refresh allocates %d B (%.1f B/target; the sock_diag dump alone %d B), a scrape %d B (%.1f B/target)",
@@ -142,9 +142,9 @@ func TestScrapeHoldsItsView(t *testing.T) {
 	}
 }
 
-// TestLayoutFind: every key is found at its position, an absent key is
-// not (without a search), and a key whose hash entry another key took
-// (a 32-bit collision) is still found.
+// TestLayoutFind: every key is found at its position (in a table where
+// probe sequences collide), an absent key is not, and of a key given
+// twice the last position is found.
 func TestLayoutFind(t *testing.T) {
 	var targets []*discovery.Target
 	for i := range 1000 {
@@ -156,15 +156,20 @@ func TestLayoutFind(t *testing.T) {
 			t.Fatalf("find(%v) = %d, want %d", tg.Key, got, i)
 		}
 	}
-	if got := l.find(discovery.Key{Upstream: "u", Server: "x"}); got != -1 {
-		t.Errorf("absent key found at %d", got)
+	for _, k := range []discovery.Key{{Upstream: "u", Server: "x"}, {Upstream: "u", Server: "1", Address: "2", Protocol: "http"}, {}} {
+		if got := l.find(k); got != -1 {
+			t.Errorf("absent key %v found at %d", k, got)
+		}
 	}
-	// The entry of key 7 taken by key 3.
-	l.index[uint32(maphash.Comparable(l.seed, targets[7].Key))] = 3
+	dup := append(targets[:10:10], &discovery.Target{Key: targets[3].Key})
+	l = newLayout(dup)
+	if got := l.find(targets[3].Key); got != 10 {
+		t.Errorf("key given at 3 and 10 found at %d, want 10", got)
+	}
 	if got := l.find(targets[7].Key); got != 7 {
-		t.Errorf("collided key found at %d, want 7", got)
+		t.Errorf("key 7 found at %d", got)
 	}
-	if got := l.find(targets[3].Key); got != 3 {
-		t.Errorf("key 3 found at %d", got)
+	if got := newLayout(nil).find(targets[0].Key); got != -1 {
+		t.Errorf("found in an empty layout at %d", got)
 	}
 }
