@@ -151,6 +151,15 @@ type Monitor struct {
 	layout   *layout
 	trackers []tracker
 	restarts []restartRecord
+	// known are the processes the trackers name: few (the backends'
+	// processes), where the targets are many. Each refresh adds its
+	// owners; compactKnown drops those no tracker names any more once
+	// they are the larger part.
+	known     []*Process
+	knownKept int
+	// knownOf maps a position in the refreshed view's procs to known's,
+	// plus one (0 until named); scratch of a refresh.
+	knownOf []int32
 	// spare is the view published before the current one: the next
 	// refresh fills it again unless a scrape still reads it.
 	spare *view
@@ -184,11 +193,13 @@ type oomRead struct {
 	err error
 }
 
-// tracker is what a target keeps from one refresh to the next.
+// tracker is what a target keeps from one refresh to the next, in 16
+// bytes without pointers.
 type tracker struct {
 	// owner is the last known owner; cg the process whose memory cgroup
-	// is the last known one (kept while the owner is gone).
-	owner, cg *Process
+	// is the last known one (kept while the owner is gone). Both index
+	// Monitor.known plus one, 0 for none.
+	owner, cg int32
 	inode     uint32
 	// restart indexes Monitor.restarts plus one; 0 until the first
 	// restart, which few targets ever see.
@@ -580,6 +591,8 @@ func (m *Monitor) Refresh(ctx context.Context) {
 	clear(m.ooms)
 	clear(m.fpmOf)
 	m.fpmOf = m.fpmOf[:0]
+	clear(m.knownOf)
+	m.knownOf = m.knownOf[:0]
 	now := m.opts.Now()
 	for i, t := range l.targets {
 		s := &v.slots[i]
@@ -608,18 +621,19 @@ func (m *Monitor) Refresh(ctx context.Context) {
 					st.Owner, owner = v.procs[j], uint32(j+1)
 				}
 			}
-			m.restart(tr, &st, now)
+			m.restart(tr, &st, m.intern(v, owner), now)
 		}
 		if st.Owner != nil && st.Owner.Cgroup.file != "" {
-			tr.cg = st.Owner
+			tr.cg = m.intern(v, owner)
 		}
-		if tr.cg != nil {
+		if tr.cg != 0 {
 			// Many targets share one backend, hence one cgroup: read
 			// each counter file once per refresh.
-			f := tr.cg.Cgroup.file
+			cg := &m.known[tr.cg-1].Cgroup
+			f := cg.file
 			r, ok := m.ooms[f]
 			if !ok {
-				r.n, r.err = tr.cg.Cgroup.oomKills()
+				r.n, r.err = cg.oomKills()
 				m.ooms[f] = r
 			}
 			if r.err == nil {
@@ -692,6 +706,7 @@ func (m *Monitor) Refresh(ctx context.Context) {
 	}
 
 	m.compactRestarts()
+	m.compactKnown()
 
 	ns, nsErr := m.readNetStat()
 	m.mu.Lock()
@@ -741,13 +756,14 @@ func (m *Monitor) compactRestarts() {
 
 // restart counts a change of the listening socket or its owner against
 // the last known ones: a backend that stopped and started again has a new
-// socket (same path, new inode) and a new process.
-func (m *Monitor) restart(tr *tracker, st *State, now time.Time) {
+// socket (same path, new inode) and a new process. owner is st.Owner's
+// position in m.known plus one (0 for none).
+func (m *Monitor) restart(tr *tracker, st *State, owner int32, now time.Time) {
 	changed := false
 	if tr.inode != 0 && tr.inode != st.Listener.Inode {
 		changed = true
 	}
-	if tr.owner != nil && st.Owner != nil && !tr.owner.same(st.Owner) {
+	if tr.owner != 0 && st.Owner != nil && !m.known[tr.owner-1].same(st.Owner) {
 		changed = true
 	}
 	if changed {
@@ -764,10 +780,55 @@ func (m *Monitor) restart(tr *tracker, st *State, now time.Time) {
 	}
 	tr.inode = st.Listener.Inode
 	if st.Owner != nil {
-		tr.owner = st.Owner
+		tr.owner = owner
 	} else if changed {
-		tr.owner = nil
+		tr.owner = 0
 	}
+}
+
+// intern returns the position plus one in m.known of the process at
+// position owner-1 of v.procs, adding it at its first use this refresh;
+// 0 for owner 0.
+func (m *Monitor) intern(v *view, owner uint32) int32 {
+	if owner == 0 {
+		return 0
+	}
+	for len(m.knownOf) < len(v.procs) {
+		m.knownOf = append(m.knownOf, 0)
+	}
+	k := &m.knownOf[owner-1]
+	if *k == 0 {
+		m.known = append(m.known, v.procs[owner-1])
+		*k = int32(len(m.known))
+	}
+	return *k
+}
+
+// compactKnown drops the processes no tracker names any more, once
+// m.known has grown to twice what the last compaction kept: every
+// refresh adds its owners again.
+func (m *Monitor) compactKnown() {
+	if len(m.known) <= 2*m.knownKept+16 {
+		return
+	}
+	remap := make([]int32, len(m.known))
+	var out []*Process
+	ref := func(r *int32) {
+		if *r == 0 {
+			return
+		}
+		if remap[*r-1] == 0 {
+			out = append(out, m.known[*r-1])
+			remap[*r-1] = int32(len(out))
+		}
+		*r = remap[*r-1]
+	}
+	for i := range m.trackers {
+		ref(&m.trackers[i].owner)
+		ref(&m.trackers[i].cg)
+	}
+	clear(m.known)
+	m.known, m.knownKept = out, len(out)
 }
 
 // lookupUnix finds the listener of a socket path: the socket whose bound

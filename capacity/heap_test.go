@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -171,5 +172,63 @@ func TestLayoutFind(t *testing.T) {
 	}
 	if got := newLayout(nil).find(targets[0].Key); got != -1 {
 		t.Errorf("found in an empty layout at %d", got)
+	}
+}
+
+// TestKnownProcessesCompact: over many refreshes the processes the
+// targets' trackers name stay few (each refresh adds its owners, the
+// ones no tracker names are dropped), the owner stays known and no
+// restart is counted, and a new socket at a target's path after the
+// compactions still counts as one restart.
+func TestKnownProcessesCompact(t *testing.T) {
+	targets := benchTargets(t, 4)
+	ctx := context.Background()
+	m := New(Options{Targets: func() []*discovery.Target { return targets }, Interval: time.Second})
+	grew := false
+	for i := range 60 {
+		m.Refresh(ctx)
+		for _, tg := range targets {
+			st, ok := m.Lookup(tg.Key)
+			if !ok || st.Listen != Listening || st.Owner == nil || st.Owner.PID != os.Getpid() || st.Restarts != 0 {
+				t.Fatalf("refresh %d: %s: %+v", i, tg.Probe.Address, st)
+			}
+		}
+		m.refreshMu.Lock()
+		n := len(m.known)
+		m.refreshMu.Unlock()
+		if n > 2*1+16 {
+			t.Fatalf("refresh %d: %d processes known for one owner", i, n)
+		}
+		grew = grew || n > 2
+	}
+	if !grew {
+		t.Fatal("known processes never grew: no compaction was tested")
+	}
+	path := targets[2].Probe.Address
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 16); err != nil {
+		t.Fatal(err)
+	}
+	m.Refresh(ctx)
+	m.Refresh(ctx)
+	for i, tg := range targets {
+		st, _ := m.Lookup(tg.Key)
+		want := uint64(0)
+		if i == 2 {
+			want = 1
+		}
+		if st.Restarts != want || st.Owner == nil {
+			t.Errorf("%s: %d restarts (want %d), owner %v", tg.Probe.Address, st.Restarts, want, st.Owner)
+		}
 	}
 }
