@@ -147,9 +147,12 @@ type Monitor struct {
 	fpm       fpmConfigCache
 	// layout lists the targets that may listen on this host; trackers
 	// (aligned with it) and restarts are what a target keeps from one
-	// refresh to the next.
+	// refresh to the next. trackers holds the position plus one of the
+	// target's tracker in tracked, 0 while it is empty: a target where
+	// nothing ever listened keeps 4 bytes.
 	layout   *layout
-	trackers []tracker
+	trackers []int32
+	tracked  []tracker
 	restarts []restartRecord
 	// known are the processes the trackers name: few (the backends'
 	// processes), where the targets are many. Each refresh adds its
@@ -492,19 +495,31 @@ func (m *Monitor) follow(targets []*discovery.Target) {
 		}
 	}
 	nl := newLayout(kept)
-	trackers := make([]tracker, len(kept))
-	var restarts []restartRecord
+	// First the old position (plus one) of each target whose tracker
+	// is not empty, to size the new trackers exactly.
+	trackers := make([]int32, len(kept))
+	n = 0
 	for i, t := range kept {
-		if o := l.find(t.Key); o >= 0 {
-			tr := m.trackers[o]
-			if tr.restart > 0 {
-				restarts = append(restarts, m.restarts[tr.restart-1])
-				tr.restart = int32(len(restarts))
-			}
-			trackers[i] = tr
+		if o := l.find(t.Key); o >= 0 && m.trackers[o] > 0 && m.tracked[m.trackers[o]-1] != (tracker{}) {
+			trackers[i] = int32(o + 1)
+			n++
 		}
 	}
-	m.layout, m.trackers, m.restarts = nl, trackers, restarts
+	tracked := make([]tracker, 0, n)
+	var restarts []restartRecord
+	for i, o := range trackers {
+		if o == 0 {
+			continue
+		}
+		tr := m.trackerOf(int(o - 1))
+		if tr.restart > 0 {
+			restarts = append(restarts, m.restarts[tr.restart-1])
+			tr.restart = int32(len(restarts))
+		}
+		tracked = append(tracked, tr)
+		trackers[i] = int32(len(tracked))
+	}
+	m.layout, m.trackers, m.tracked, m.restarts = nl, trackers, tracked, restarts
 }
 
 // Refresh reads everything once and publishes the new state.
@@ -553,7 +568,7 @@ func (m *Monitor) Refresh(ctx context.Context) {
 		switch {
 		case lis == nil:
 			if unix == "" && !local(tcp.Addr()) {
-				m.trackers[i] = tracker{}
+				m.setTracker(i, tracker{})
 				continue
 			}
 		case unix != "":
@@ -565,7 +580,7 @@ func (m *Monitor) Refresh(ctx context.Context) {
 				s.listen = NotListening
 			} else {
 				// Not on this host: nothing to say.
-				m.trackers[i] = tracker{}
+				m.setTracker(i, tracker{})
 				continue
 			}
 		}
@@ -603,7 +618,8 @@ func (m *Monitor) Refresh(ctx context.Context) {
 		if e := v.extOf(s); e != nil {
 			st.Listener = e.listener
 		}
-		tr := &m.trackers[i]
+		trv := m.trackerOf(i)
+		tr := &trv
 		var owner uint32
 		if st.Listen == Listening {
 			if ref, ok := m.owner(owners, st.Listener.Inode); ok {
@@ -644,6 +660,7 @@ func (m *Monitor) Refresh(ctx context.Context) {
 			rec := m.restarts[tr.restart-1]
 			st.Restarts, st.LastRestart = rec.n, rec.last
 		}
+		m.setTracker(i, trv)
 		if st.Owner != nil {
 			for len(m.fpmOf) < len(v.procs) {
 				m.fpmOf = append(m.fpmOf, fpmCheck{})
@@ -723,6 +740,28 @@ func (m *Monitor) Refresh(ctx context.Context) {
 	m.mu.Unlock()
 }
 
+// trackerOf returns the tracker of the target at position i.
+func (m *Monitor) trackerOf(i int) tracker {
+	if r := m.trackers[i]; r > 0 {
+		return m.tracked[r-1]
+	}
+	return tracker{}
+}
+
+// setTracker stores tr as the tracker of the target at position i; an
+// empty one takes no room unless the target had one (which stays: at
+// most one a target, and follow drops the empty ones).
+func (m *Monitor) setTracker(i int, tr tracker) {
+	if r := m.trackers[i]; r > 0 {
+		m.tracked[r-1] = tr
+		return
+	}
+	if tr != (tracker{}) {
+		m.tracked = append(m.tracked, tr)
+		m.trackers[i] = int32(len(m.tracked))
+	}
+}
+
 // owner returns the owner of a socket found by this refresh, if it
 // looked (read).
 func (m *Monitor) owner(read bool, ino uint32) (fdRef, bool) {
@@ -736,8 +775,8 @@ func (m *Monitor) owner(read bool, ino uint32) (fdRef, bool) {
 // (they left this host), once they are the larger part.
 func (m *Monitor) compactRestarts() {
 	live := 0
-	for i := range m.trackers {
-		if m.trackers[i].restart > 0 {
+	for i := range m.tracked {
+		if m.tracked[i].restart > 0 {
 			live++
 		}
 	}
@@ -745,8 +784,8 @@ func (m *Monitor) compactRestarts() {
 		return
 	}
 	var out []restartRecord
-	for i := range m.trackers {
-		if tr := &m.trackers[i]; tr.restart > 0 {
+	for i := range m.tracked {
+		if tr := &m.tracked[i]; tr.restart > 0 {
 			out = append(out, m.restarts[tr.restart-1])
 			tr.restart = int32(len(out))
 		}
@@ -823,9 +862,9 @@ func (m *Monitor) compactKnown() {
 		}
 		*r = remap[*r-1]
 	}
-	for i := range m.trackers {
-		ref(&m.trackers[i].owner)
-		ref(&m.trackers[i].cg)
+	for i := range m.tracked {
+		ref(&m.tracked[i].owner)
+		ref(&m.tracked[i].cg)
 	}
 	clear(m.known)
 	m.known, m.knownKept = out, len(out)
