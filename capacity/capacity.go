@@ -147,10 +147,22 @@ type Monitor struct {
 	fpm       fpmConfigCache
 	// layout lists the targets that may listen on this host; trackers
 	// (aligned with it) and restarts are what a target keeps from one
-	// refresh to the next.
+	// refresh to the next. trackers holds the position plus one of the
+	// target's tracker in tracked, 0 while it is empty: a target where
+	// nothing ever listened keeps 4 bytes.
 	layout   *layout
-	trackers []tracker
+	trackers []int32
+	tracked  []tracker
 	restarts []restartRecord
+	// known are the processes the trackers name: few (the backends'
+	// processes), where the targets are many. Each refresh adds its
+	// owners; compactKnown drops those no tracker names any more once
+	// they are the larger part.
+	known     []*Process
+	knownKept int
+	// knownOf maps a position in the refreshed view's procs to known's,
+	// plus one (0 until named); scratch of a refresh.
+	knownOf []int32
 	// spare is the view published before the current one: the next
 	// refresh fills it again unless a scrape still reads it.
 	spare *view
@@ -184,11 +196,13 @@ type oomRead struct {
 	err error
 }
 
-// tracker is what a target keeps from one refresh to the next.
+// tracker is what a target keeps from one refresh to the next, in 16
+// bytes without pointers.
 type tracker struct {
 	// owner is the last known owner; cg the process whose memory cgroup
-	// is the last known one (kept while the owner is gone).
-	owner, cg *Process
+	// is the last known one (kept while the owner is gone). Both index
+	// Monitor.known plus one, 0 for none.
+	owner, cg int32
 	inode     uint32
 	// restart indexes Monitor.restarts plus one; 0 until the first
 	// restart, which few targets ever see.
@@ -206,10 +220,11 @@ type restartRecord struct {
 // holds their states at the same positions.
 type layout struct {
 	targets []*discovery.Target
-	// index maps a 32-bit hash of a target's key to its position (the
-	// last of equal keys); a position whose key differs is a collision,
-	// and find falls back to a search.
-	index map[uint32]int32
+	// index is an open-addressing hash table of positions plus one (0
+	// for an empty slot) by the target's key, at most three quarters
+	// full: 4 bytes a slot, the keys being the targets' own. Of equal
+	// keys it holds the last.
+	index []int32
 	seed  maphash.Seed
 	// escape has the bit of each target with a label value to escape in
 	// the text format: the others' values are written as they are.
@@ -217,10 +232,14 @@ type layout struct {
 }
 
 func newLayout(targets []*discovery.Target) *layout {
-	l := &layout{targets: targets, index: make(map[uint32]int32, len(targets)), seed: maphash.MakeSeed(),
+	size := 8
+	for size < len(targets)+len(targets)/3+1 {
+		size <<= 1
+	}
+	l := &layout{targets: targets, index: make([]int32, size), seed: maphash.MakeSeed(),
 		escape: make([]uint64, (len(targets)+63)/64)}
 	for i, t := range targets {
-		l.index[uint32(maphash.Comparable(l.seed, t.Key))] = int32(i)
+		l.index[l.slot(t.Key)] = int32(i + 1)
 		for _, v := range [...]string{t.Upstream, t.Server, t.Address, t.Protocol} {
 			if strings.ContainsAny(v, "\\\n\"") {
 				l.escape[i/64] |= 1 << (i % 64)
@@ -230,23 +249,20 @@ func newLayout(targets []*discovery.Target) *layout {
 	return l
 }
 
-// find returns the position of the target with key k, -1 when none.
-func (l *layout) find(k discovery.Key) int {
-	i, ok := l.index[uint32(maphash.Comparable(l.seed, k))]
-	switch {
-	case !ok:
-		// Every key of the layout has its hash in the index.
-		return -1
-	case l.targets[i].Key == k:
-		return int(i)
-	}
-	// Another key with the same hash took the entry.
-	for i := len(l.targets) - 1; i >= 0; i-- {
-		if l.targets[i].Key == k {
+// slot returns the slot of the index holding key k, or the empty one
+// where it would go.
+func (l *layout) slot(k discovery.Key) int {
+	mask := len(l.index) - 1
+	for i := int(maphash.Comparable(l.seed, k)) & mask; ; i = (i + 1) & mask {
+		if p := l.index[i]; p == 0 || l.targets[p-1].Key == k {
 			return i
 		}
 	}
-	return -1
+}
+
+// find returns the position of the target with key k, -1 when none.
+func (l *layout) find(k discovery.Key) int {
+	return int(l.index[l.slot(k)]) - 1
 }
 
 // view is the state of every target of a layout as one refresh left it.
@@ -255,6 +271,9 @@ func (l *layout) find(k discovery.Key) int {
 type view struct {
 	layout *layout
 	slots  []slot
+	// ext holds the listener, owner and OOM kill count of the slots that
+	// have any: a target where nothing listens has none.
+	ext []slotExt
 	// procs are the owners of the sockets, one per process.
 	procs []*Process
 	// rare holds the whole State of the targets with more to say than a
@@ -263,16 +282,23 @@ type view struct {
 	readers atomic.Int32
 }
 
-// slot is a target's state in 28 bytes: what most targets have.
+// slot is a target's state in 8 bytes: what a target where nothing
+// listens has, and where the rest is.
 type slot struct {
+	// ext indexes view.rare plus one when flags has slotRare, else
+	// view.ext plus one; 0 when the target has no listener, owner or
+	// OOM kill count.
+	ext    int32
+	listen ListenState
+	flags  uint8
+}
+
+// slotExt is the rest of a slot's state, 20 bytes.
+type slotExt struct {
 	listener Listener
 	// owner indexes view.procs plus one; 0 when unknown.
 	owner    uint32
 	oomKills uint32
-	listen   ListenState
-	flags    uint8
-	// rare indexes view.rare plus one; 0 when the slot is the state.
-	rare int32
 }
 
 // Flags of a slot.
@@ -281,6 +307,7 @@ const (
 	slotOOMKnown
 	slotSaturated
 	slotSaturationKnown
+	slotRare // the state is in view.rare
 )
 
 // fitsSlot reports whether a slot can hold st.
@@ -290,16 +317,39 @@ func (st *State) fitsSlot() bool {
 		st.OOMKills <= math.MaxUint32
 }
 
+// extOf returns the slot's record in v.ext, nil when it has none.
+func (v *view) extOf(s *slot) *slotExt {
+	if s.ext <= 0 || s.flags&slotRare != 0 {
+		return nil
+	}
+	return &v.ext[s.ext-1]
+}
+
+// setExt stores e as slot s's record, reusing the one it has.
+func (v *view) setExt(s *slot, e slotExt) {
+	if e == (slotExt{}) {
+		s.ext = 0
+		return
+	}
+	if x := v.extOf(s); x != nil {
+		*x = e
+		return
+	}
+	v.ext = append(v.ext, e)
+	s.ext = int32(len(v.ext))
+}
+
 // put stores st at position i; owner is st.Owner's position in v.procs
 // plus one (0 for none).
 func (v *view) put(i int, st *State, owner uint32) {
 	s := &v.slots[i]
 	if !st.fitsSlot() {
 		v.rare = append(v.rare, *st)
-		*s = slot{flags: slotPresent, rare: int32(len(v.rare))}
+		*s = slot{flags: slotPresent | slotRare, ext: int32(len(v.rare))}
 		return
 	}
-	*s = slot{owner: owner, oomKills: uint32(st.OOMKills), listener: st.Listener, listen: st.Listen, flags: slotPresent}
+	v.setExt(s, slotExt{owner: owner, oomKills: uint32(st.OOMKills), listener: st.Listener})
+	s.listen, s.flags = st.Listen, slotPresent
 	if st.OOMKnown {
 		s.flags |= slotOOMKnown
 	}
@@ -318,14 +368,16 @@ func (v *view) state(i int) (State, bool) {
 	if s.flags&slotPresent == 0 {
 		return State{}, false
 	}
-	if s.rare > 0 {
-		return v.rare[s.rare-1], true
+	if s.flags&slotRare != 0 {
+		return v.rare[s.ext-1], true
 	}
-	st := State{Listen: s.listen, Listener: s.listener, OOMKills: uint64(s.oomKills),
-		OOMKnown: s.flags&slotOOMKnown != 0, Saturated: s.flags&slotSaturated != 0,
+	st := State{Listen: s.listen, OOMKnown: s.flags&slotOOMKnown != 0, Saturated: s.flags&slotSaturated != 0,
 		SaturationKnown: s.flags&slotSaturationKnown != 0}
-	if s.owner > 0 {
-		st.Owner = v.procs[s.owner-1]
+	if e := v.extOf(s); e != nil {
+		st.Listener, st.OOMKills = e.listener, uint64(e.oomKills)
+		if e.owner > 0 {
+			st.Owner = v.procs[e.owner-1]
+		}
 	}
 	return st, true
 }
@@ -339,6 +391,7 @@ func (v *view) reset(l *layout) {
 	} else {
 		v.slots = make([]slot, len(l.targets))
 	}
+	v.ext = v.ext[:0]
 	clear(v.rare)
 	v.rare = v.rare[:0]
 	clear(v.procs)
@@ -442,19 +495,31 @@ func (m *Monitor) follow(targets []*discovery.Target) {
 		}
 	}
 	nl := newLayout(kept)
-	trackers := make([]tracker, len(kept))
-	var restarts []restartRecord
+	// First the old position (plus one) of each target whose tracker
+	// is not empty, to size the new trackers exactly.
+	trackers := make([]int32, len(kept))
+	n = 0
 	for i, t := range kept {
-		if o := l.find(t.Key); o >= 0 {
-			tr := m.trackers[o]
-			if tr.restart > 0 {
-				restarts = append(restarts, m.restarts[tr.restart-1])
-				tr.restart = int32(len(restarts))
-			}
-			trackers[i] = tr
+		if o := l.find(t.Key); o >= 0 && m.trackers[o] > 0 && m.tracked[m.trackers[o]-1] != (tracker{}) {
+			trackers[i] = int32(o + 1)
+			n++
 		}
 	}
-	m.layout, m.trackers, m.restarts = nl, trackers, restarts
+	tracked := make([]tracker, 0, n)
+	var restarts []restartRecord
+	for i, o := range trackers {
+		if o == 0 {
+			continue
+		}
+		tr := m.trackerOf(int(o - 1))
+		if tr.restart > 0 {
+			restarts = append(restarts, m.restarts[tr.restart-1])
+			tr.restart = int32(len(restarts))
+		}
+		tracked = append(tracked, tr)
+		trackers[i] = int32(len(tracked))
+	}
+	m.layout, m.trackers, m.tracked, m.restarts = nl, trackers, tracked, restarts
 }
 
 // Refresh reads everything once and publishes the new state.
@@ -499,28 +564,30 @@ func (m *Monitor) Refresh(ctx context.Context) {
 	for i, t := range l.targets {
 		unix, tcp, _ := address(t)
 		s := &v.slots[i]
+		var ln Listener
 		switch {
 		case lis == nil:
 			if unix == "" && !local(tcp.Addr()) {
-				m.trackers[i] = tracker{}
+				m.setTracker(i, tracker{})
 				continue
 			}
 		case unix != "":
-			s.listen, s.listener = lookupUnix(lis, unix)
+			s.listen, ln = lookupUnix(lis, unix)
 		default:
-			if ln, ok := lis.TCP(tcp, local); ok {
-				s.listen, s.listener = Listening, ln
+			if l, ok := lis.TCP(tcp, local); ok {
+				s.listen, ln = Listening, l
 			} else if local(tcp.Addr()) {
 				s.listen = NotListening
 			} else {
 				// Not on this host: nothing to say.
-				m.trackers[i] = tracker{}
+				m.setTracker(i, tracker{})
 				continue
 			}
 		}
 		s.flags = slotPresent
+		v.setExt(s, slotExt{listener: ln})
 		if s.listen == Listening {
-			m.want[s.listener.Inode] = struct{}{}
+			m.want[ln.Inode] = struct{}{}
 		}
 	}
 
@@ -539,14 +606,20 @@ func (m *Monitor) Refresh(ctx context.Context) {
 	clear(m.ooms)
 	clear(m.fpmOf)
 	m.fpmOf = m.fpmOf[:0]
+	clear(m.knownOf)
+	m.knownOf = m.knownOf[:0]
 	now := m.opts.Now()
 	for i, t := range l.targets {
 		s := &v.slots[i]
 		if s.flags&slotPresent == 0 {
 			continue
 		}
-		st := State{Listen: s.listen, Listener: s.listener}
-		tr := &m.trackers[i]
+		st := State{Listen: s.listen}
+		if e := v.extOf(s); e != nil {
+			st.Listener = e.listener
+		}
+		trv := m.trackerOf(i)
+		tr := &trv
 		var owner uint32
 		if st.Listen == Listening {
 			if ref, ok := m.owner(owners, st.Listener.Inode); ok {
@@ -564,18 +637,19 @@ func (m *Monitor) Refresh(ctx context.Context) {
 					st.Owner, owner = v.procs[j], uint32(j+1)
 				}
 			}
-			m.restart(tr, &st, now)
+			m.restart(tr, &st, m.intern(v, owner), now)
 		}
 		if st.Owner != nil && st.Owner.Cgroup.file != "" {
-			tr.cg = st.Owner
+			tr.cg = m.intern(v, owner)
 		}
-		if tr.cg != nil {
+		if tr.cg != 0 {
 			// Many targets share one backend, hence one cgroup: read
 			// each counter file once per refresh.
-			f := tr.cg.Cgroup.file
+			cg := &m.known[tr.cg-1].Cgroup
+			f := cg.file
 			r, ok := m.ooms[f]
 			if !ok {
-				r.n, r.err = tr.cg.Cgroup.oomKills()
+				r.n, r.err = cg.oomKills()
 				m.ooms[f] = r
 			}
 			if r.err == nil {
@@ -586,6 +660,7 @@ func (m *Monitor) Refresh(ctx context.Context) {
 			rec := m.restarts[tr.restart-1]
 			st.Restarts, st.LastRestart = rec.n, rec.last
 		}
+		m.setTracker(i, trv)
 		if st.Owner != nil {
 			for len(m.fpmOf) < len(v.procs) {
 				m.fpmOf = append(m.fpmOf, fpmCheck{})
@@ -634,16 +709,21 @@ func (m *Monitor) Refresh(ctx context.Context) {
 		if s.flags&slotPresent == 0 {
 			continue
 		}
-		if s.rare > 0 {
-			saturation(&v.rare[s.rare-1])
+		if s.flags&slotRare != 0 {
+			saturation(&v.rare[s.ext-1])
 			continue
 		}
 		st, _ := v.state(i)
 		saturation(&st)
-		v.put(i, &st, s.owner)
+		var owner uint32
+		if e := v.extOf(s); e != nil {
+			owner = e.owner
+		}
+		v.put(i, &st, owner)
 	}
 
 	m.compactRestarts()
+	m.compactKnown()
 
 	ns, nsErr := m.readNetStat()
 	m.mu.Lock()
@@ -660,6 +740,28 @@ func (m *Monitor) Refresh(ctx context.Context) {
 	m.mu.Unlock()
 }
 
+// trackerOf returns the tracker of the target at position i.
+func (m *Monitor) trackerOf(i int) tracker {
+	if r := m.trackers[i]; r > 0 {
+		return m.tracked[r-1]
+	}
+	return tracker{}
+}
+
+// setTracker stores tr as the tracker of the target at position i; an
+// empty one takes no room unless the target had one (which stays: at
+// most one a target, and follow drops the empty ones).
+func (m *Monitor) setTracker(i int, tr tracker) {
+	if r := m.trackers[i]; r > 0 {
+		m.tracked[r-1] = tr
+		return
+	}
+	if tr != (tracker{}) {
+		m.tracked = append(m.tracked, tr)
+		m.trackers[i] = int32(len(m.tracked))
+	}
+}
+
 // owner returns the owner of a socket found by this refresh, if it
 // looked (read).
 func (m *Monitor) owner(read bool, ino uint32) (fdRef, bool) {
@@ -673,8 +775,8 @@ func (m *Monitor) owner(read bool, ino uint32) (fdRef, bool) {
 // (they left this host), once they are the larger part.
 func (m *Monitor) compactRestarts() {
 	live := 0
-	for i := range m.trackers {
-		if m.trackers[i].restart > 0 {
+	for i := range m.tracked {
+		if m.tracked[i].restart > 0 {
 			live++
 		}
 	}
@@ -682,8 +784,8 @@ func (m *Monitor) compactRestarts() {
 		return
 	}
 	var out []restartRecord
-	for i := range m.trackers {
-		if tr := &m.trackers[i]; tr.restart > 0 {
+	for i := range m.tracked {
+		if tr := &m.tracked[i]; tr.restart > 0 {
 			out = append(out, m.restarts[tr.restart-1])
 			tr.restart = int32(len(out))
 		}
@@ -693,13 +795,14 @@ func (m *Monitor) compactRestarts() {
 
 // restart counts a change of the listening socket or its owner against
 // the last known ones: a backend that stopped and started again has a new
-// socket (same path, new inode) and a new process.
-func (m *Monitor) restart(tr *tracker, st *State, now time.Time) {
+// socket (same path, new inode) and a new process. owner is st.Owner's
+// position in m.known plus one (0 for none).
+func (m *Monitor) restart(tr *tracker, st *State, owner int32, now time.Time) {
 	changed := false
 	if tr.inode != 0 && tr.inode != st.Listener.Inode {
 		changed = true
 	}
-	if tr.owner != nil && st.Owner != nil && !tr.owner.same(st.Owner) {
+	if tr.owner != 0 && st.Owner != nil && !m.known[tr.owner-1].same(st.Owner) {
 		changed = true
 	}
 	if changed {
@@ -716,10 +819,55 @@ func (m *Monitor) restart(tr *tracker, st *State, now time.Time) {
 	}
 	tr.inode = st.Listener.Inode
 	if st.Owner != nil {
-		tr.owner = st.Owner
+		tr.owner = owner
 	} else if changed {
-		tr.owner = nil
+		tr.owner = 0
 	}
+}
+
+// intern returns the position plus one in m.known of the process at
+// position owner-1 of v.procs, adding it at its first use this refresh;
+// 0 for owner 0.
+func (m *Monitor) intern(v *view, owner uint32) int32 {
+	if owner == 0 {
+		return 0
+	}
+	for len(m.knownOf) < len(v.procs) {
+		m.knownOf = append(m.knownOf, 0)
+	}
+	k := &m.knownOf[owner-1]
+	if *k == 0 {
+		m.known = append(m.known, v.procs[owner-1])
+		*k = int32(len(m.known))
+	}
+	return *k
+}
+
+// compactKnown drops the processes no tracker names any more, once
+// m.known has grown to twice what the last compaction kept: every
+// refresh adds its owners again.
+func (m *Monitor) compactKnown() {
+	if len(m.known) <= 2*m.knownKept+16 {
+		return
+	}
+	remap := make([]int32, len(m.known))
+	var out []*Process
+	ref := func(r *int32) {
+		if *r == 0 {
+			return
+		}
+		if remap[*r-1] == 0 {
+			out = append(out, m.known[*r-1])
+			remap[*r-1] = int32(len(out))
+		}
+		*r = remap[*r-1]
+	}
+	for i := range m.tracked {
+		ref(&m.tracked[i].owner)
+		ref(&m.tracked[i].cg)
+	}
+	clear(m.known)
+	m.known, m.knownKept = out, len(out)
 }
 
 // lookupUnix finds the listener of a socket path: the socket whose bound

@@ -2,6 +2,7 @@ package errorlog
 
 import (
 	"bytes"
+	"hash/maphash"
 	"math"
 	"net"
 	"net/netip"
@@ -22,16 +23,20 @@ type Index struct {
 	// protos are the protocol labels of the set; a label's position
 	// numbers it in addrs and names.
 	protos []string
-	// addrs maps the IP peers (ngx_sock_ntop: "10.0.0.5:8080",
-	// "[::1]:80") to the target's position or ambiguous: a key of 20
-	// bytes without pointers, where the peer's text would cost a string
-	// per target and a map the collector scans.
-	addrs map[addrKey]int32
+	// addrs maps the IPv4 peers (ngx_sock_ntop: "10.0.0.5:8080") to the
+	// target's position or ambiguous, in two flat arrays rather than a
+	// map: 12 bytes a slot without pointers.
+	addrs peerTable
+	// addrs6 maps the other IP peers ("[::1]:80", "[::ffff:10.0.0.5]:80"),
+	// nil while there are none: few configurations have them.
+	addrs6 map[addrKey]int32
 	// names maps, by protocol, the peers that are no IP address and port
 	// ("unix:/path", an address with a zone) as nginx prints them.
 	names []map[string]int32
-	// upstreams are the upstream{} names, for "no live upstreams".
-	upstreams map[string]bool
+	// upstreams holds the position of one target of each upstream{}
+	// name, for "no live upstreams": the name is the target's own
+	// string, never a copy.
+	upstreams nameTable
 	// named maps protocol label and port to the one upstream with a
 	// server given as a host name on that port ("" when several):
 	// a peer that matches no target can then still be told to belong to
@@ -57,6 +62,117 @@ func keyOf(ap netip.AddrPort, proto int) addrKey {
 	return addrKey{ip: a.As16(), port: ap.Port(), is4: a.Is4(), proto: uint8(proto)}
 }
 
+// packed4 packs an IPv4 peer and protocol number into 64 bits: address,
+// port, protocol and a set low byte, so that no key is 0 (an empty slot).
+func packed4(ap netip.AddrPort, proto int) uint64 {
+	a := ap.Addr().As4()
+	return uint64(a[0])<<56 | uint64(a[1])<<48 | uint64(a[2])<<40 | uint64(a[3])<<32 |
+		uint64(ap.Port())<<16 | uint64(uint8(proto))<<8 | 1
+}
+
+// peerTable is an open-addressing hash table from packed IPv4 peers to
+// positions, sized once for the set (at most three quarters full).
+type peerTable struct {
+	keys  []uint64 // 0 marks an empty slot
+	pos   []int32
+	shift uint8
+}
+
+// tableSize returns the power of two that holds n entries at most three
+// quarters full, and the shift that maps a 64-bit hash to it.
+func tableSize(n int) (size int, shift uint8) {
+	size, shift = 8, 61
+	for size < n+n/3+1 {
+		size <<= 1
+		shift--
+	}
+	return size, shift
+}
+
+func newPeerTable(n int) peerTable {
+	size, shift := tableSize(n)
+	return peerTable{keys: make([]uint64, size), pos: make([]int32, size), shift: shift}
+}
+
+// slot returns where k is, or the empty slot where it would go.
+func (t *peerTable) slot(k uint64) int {
+	// Fibonacci hashing: the product's top bits mix every bit of k.
+	mask := len(t.keys) - 1
+	for i := int((k * 0x9E3779B97F4A7C15) >> t.shift); ; i = (i + 1) & mask {
+		if t.keys[i] == k || t.keys[i] == 0 {
+			return i
+		}
+	}
+}
+
+// add records position i for k, or ambiguous when another has k.
+func (t *peerTable) add(k uint64, i int32) {
+	s := t.slot(k)
+	switch {
+	case t.keys[s] == 0:
+		t.keys[s], t.pos[s] = k, i
+	case t.pos[s] != i:
+		t.pos[s] = ambiguous
+	}
+}
+
+func (t *peerTable) get(k uint64) (int32, bool) {
+	if len(t.keys) == 0 {
+		return 0, false
+	}
+	s := t.slot(k)
+	return t.pos[s], t.keys[s] != 0
+}
+
+// nameTable is an open-addressing hash table of target positions by
+// upstream name, compared with the targets' own strings: 4 bytes a slot.
+type nameTable struct {
+	slots []int32 // position plus one, 0 when empty
+	seed  maphash.Seed
+}
+
+func newNameTable(n int) nameTable {
+	size, _ := tableSize(n)
+	return nameTable{slots: make([]int32, size), seed: maphash.MakeSeed()}
+}
+
+// findName returns the slot of name (its position plus one there) or
+// the empty slot where it would go; h is name's hash.
+func findName[S string | []byte](t *nameTable, targets []*discovery.Target, h uint64, name S) int {
+	mask := len(t.slots) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		if p := t.slots[i]; p == 0 || targets[p-1].Upstream == string(name) {
+			return i
+		}
+	}
+}
+
+func (t *nameTable) add(targets []*discovery.Target, i int) {
+	name := targets[i].Upstream
+	s := findName(t, targets, maphash.String(t.seed, name), name)
+	if t.slots[s] == 0 {
+		t.slots[s] = int32(i + 1)
+	}
+}
+
+// lookup returns the target's string equal to name.
+func (t *nameTable) lookup(targets []*discovery.Target, name []byte) (string, bool) {
+	if len(t.slots) == 0 {
+		return "", false
+	}
+	p := t.slots[findName(t, targets, maphash.Bytes(t.seed, name), name)]
+	if p == 0 {
+		return "", false
+	}
+	return targets[p-1].Upstream, true
+}
+
+// hasUpstream reports whether an upstream{} of the set is named name.
+func (x *Index) hasUpstream(name string) bool {
+	t := &x.upstreams
+	return len(t.slots) > 0 && t.slots[findName(t, x.targets, maphash.String(t.seed, name), name)] != 0
+}
+
 // proto numbers a protocol label, -1 when no target has it.
 func (x *Index) proto(label string) int {
 	for i, p := range x.protos {
@@ -69,14 +185,17 @@ func (x *Index) proto(label string) int {
 
 // NewIndex indexes the targets of set; nil gives an empty index.
 func NewIndex(set *discovery.Set) *Index {
-	x := &Index{upstreams: map[string]bool{}, named: map[string]map[string]string{}, resolved: map[string]int{}}
+	x := &Index{named: map[string]map[string]string{}, resolved: map[string]int{}}
 	if set == nil {
 		return x
 	}
 	x.targets = set.Targets
-	x.addrs = make(map[addrKey]int32, len(set.Targets))
+	// Each target has one peer and one upstream: the set's size bounds
+	// both tables.
+	x.addrs = newPeerTable(len(set.Targets))
+	x.upstreams = newNameTable(len(set.Targets))
 	for i, t := range set.Targets {
-		x.upstreams[t.Upstream] = true
+		x.upstreams.add(x.targets, i)
 		pi := x.proto(t.Protocol)
 		if pi < 0 {
 			if len(x.protos) > math.MaxUint8 {
@@ -88,11 +207,18 @@ func NewIndex(set *discovery.Set) *Index {
 		}
 		for _, p := range peerNames(t) {
 			if ap, ok := plainAddrPort(p); ok {
+				if ap.Addr().Is4() {
+					x.addrs.add(packed4(ap, pi), int32(i))
+					continue
+				}
+				if x.addrs6 == nil {
+					x.addrs6 = map[addrKey]int32{}
+				}
 				k := keyOf(ap, pi)
-				if j, ok := x.addrs[k]; ok && j != int32(i) {
-					x.addrs[k] = ambiguous
+				if j, ok := x.addrs6[k]; ok && j != int32(i) {
+					x.addrs6[k] = ambiguous
 				} else {
-					x.addrs[k] = int32(i)
+					x.addrs6[k] = int32(i)
 				}
 				continue
 			}
@@ -251,7 +377,7 @@ func (x *Index) attribute(protocol string, peer []byte) Attribution {
 	}
 	if ap, err := netip.ParseAddrPort(string(p)); err == nil {
 		if pi >= 0 && ap.Addr().Zone() == "" {
-			if j, ok := x.addrs[keyOf(ap, pi)]; ok {
+			if j, ok := x.lookupAddr(ap, pi); ok {
 				return x.result(j, p, protocol)
 			}
 		} else if j, ok := m[ap.String()]; ok {
@@ -264,6 +390,15 @@ func (x *Index) attribute(protocol string, peer []byte) Attribution {
 		return a
 	}
 	return Attribution{Peer: string(p), Protocol: protocol}
+}
+
+// lookupAddr finds an IP peer without a zone of protocol number pi.
+func (x *Index) lookupAddr(ap netip.AddrPort, pi int) (int32, bool) {
+	if ap.Addr().Is4() {
+		return x.addrs.get(packed4(ap, pi))
+	}
+	j, ok := x.addrs6[keyOf(ap, pi)]
+	return j, ok
 }
 
 func (x *Index) result(j int32, peer []byte, protocol string) Attribution {
@@ -285,11 +420,7 @@ func (x *Index) AttributeHost(host []byte) Attribution {
 // Upstream reports whether name is an upstream of the set; for "no live
 // upstreams" the upstream field holds the group's name.
 func (x *Index) Upstream(peer []byte) (string, bool) {
-	name := string(cut(peer, "/\""))
-	if x.upstreams[name] {
-		return name, true
-	}
-	return "", false
+	return x.upstreams.lookup(x.targets, cut(peer, "/\""))
 }
 
 // cut returns b up to the first byte of any of stop.

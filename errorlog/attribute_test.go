@@ -142,3 +142,47 @@ func BenchmarkAttribute10k(b *testing.B) {
 		}
 	}
 }
+
+// TestIndexTablesAtScale: in tables filled to their bound, every IPv4
+// and IPv6 peer is found at its target for its protocol only, a peer
+// two targets share is nobody's, absent peers and upstreams are not
+// found, and every upstream name is.
+func TestIndexTablesAtScale(t *testing.T) {
+	var targets []*discovery.Target
+	for i := range 3000 {
+		addr := fmt.Sprintf("10.%d.%d.%d:%d", i>>16&255, i>>8&255, i&255, 8000+i%7)
+		targets = append(targets, target(fmt.Sprintf("u%d", i/3), addr, addr, "http", "tcp"))
+	}
+	targets = append(targets,
+		target("v6", "[2001:db8::1]:80", "[2001:db8::1]:80", "http", "tcp"),
+		target("dup1", "10.200.0.1:80", "10.200.0.1:80", "grpc", "tcp"),
+		target("dup2", "10.200.0.1:80", "10.200.0.1:80", "grpc", "tcp"))
+	x := NewIndex(&discovery.Set{Targets: targets})
+	for i, tg := range targets[:3001] {
+		if a := x.Attribute("http", []byte(tg.Address+"/x")); a.Target != tg {
+			t.Fatalf("peer %s: %+v, want target %d", tg.Address, a, i)
+		}
+		if a := x.Attribute("grpc", []byte(tg.Address)); a.Target != nil {
+			t.Fatalf("peer %s found for another protocol: %+v", tg.Address, a)
+		}
+		if u, ok := x.Upstream([]byte(tg.Upstream + "/x")); !ok || u != tg.Upstream {
+			t.Fatalf("upstream %s: %q %v", tg.Upstream, u, ok)
+		}
+	}
+	if a := x.Attribute("grpc", []byte("10.200.0.1:80")); a.Target != nil || a.Peer != "10.200.0.1:80" {
+		t.Errorf("shared peer attributed: %+v", a)
+	}
+	for _, p := range []string{"10.0.0.0:8001", "10.99.0.1:8000", "[2001:db8::2]:80", "[::ffff:10.0.0.1]:8001"} {
+		if a := x.Attribute("http", []byte(p)); a.Target != nil {
+			t.Errorf("absent peer %s attributed: %+v", p, a)
+		}
+	}
+	for _, u := range []string{"u1000", "u", "v", ""} {
+		if _, ok := x.Upstream([]byte(u)); ok || x.hasUpstream(u) {
+			t.Errorf("absent upstream %q found", u)
+		}
+	}
+	if !x.hasUpstream("dup2") {
+		t.Error("upstream dup2 not found")
+	}
+}

@@ -26,8 +26,9 @@ type TargetCounts struct {
 	Last time.Time
 	// first and n place its counts in Counts.reasons.
 	first, n int32
-	// tc is its counters while ReadCounts builds the copy; nil after.
-	tc *targetCounts
+	// rec is its record in the counters' slab plus one while ReadCounts
+	// builds the copy; 0 after.
+	rec int32
 }
 
 // ReasonCount counts a target's errors of one reason, before the
@@ -70,16 +71,16 @@ func (c *counters) readCounts(out *Counts) {
 	// Sized once: a Counts the pool lost to a collection is allocated at
 	// its size rather than grown.
 	targets, reasons := 0, 0
-	for _, tc := range c.counts {
-		if tc != nil {
+	for _, rec := range c.counts {
+		if rec != 0 {
 			targets++
-			reasons += len(tc.counts)
+			c.each(rec-1, func(*reasonCount) { reasons++ })
 		}
 	}
 	all := slices.Grow(out.Targets[:0], targets)
-	for i, tc := range c.counts {
-		if tc != nil {
-			all = append(all, TargetCounts{Key: c.cur.targets[i].Key, tc: tc})
+	for i, rec := range c.counts {
+		if rec != 0 {
+			all = append(all, TargetCounts{Key: c.cur.targets[i].Key, rec: rec})
 		}
 	}
 	slices.SortStableFunc(all, func(a, b TargetCounts) int { return keyCompare(a.Key, b.Key) })
@@ -93,28 +94,29 @@ func (c *counters) readCounts(out *Counts) {
 		if n > 0 && all[n-1].Key == e.Key {
 			// One key at two positions (a set built with a server twice)
 			// is one target: its counters add up, each counted once.
-			if !slices.ContainsFunc(all[start:i], func(o TargetCounts) bool { return o.tc == e.tc }) {
-				rs = addReasons(rs, &all[n-1], e.tc)
+			if !slices.ContainsFunc(all[start:i], func(o TargetCounts) bool { return o.rec == e.rec }) {
+				rs = c.addReasons(rs, &all[n-1], e.rec-1)
 			}
 			continue
 		}
 		start = i
 		t := &all[n]
-		*t = TargetCounts{Key: e.Key, first: int32(len(rs)), tc: e.tc}
-		rs = addReasons(rs, t, e.tc)
+		*t = TargetCounts{Key: e.Key, first: int32(len(rs)), rec: e.rec}
+		rs = c.addReasons(rs, t, e.rec-1)
 		n++
 	}
 	for i := range all[:n] {
-		all[i].tc = nil
+		all[i].rec = 0
 	}
 	clear(all[n:])
 	out.Targets, out.reasons = all[:n], rs
 }
 
-// addReasons adds tc's counts to t, the last target of reasons, keeping
-// them in the order Reasons gives.
-func addReasons(reasons []ReasonCount, t *TargetCounts, tc *targetCounts) []ReasonCount {
-	for _, rc := range tc.counts {
+// addReasons adds the counts of record r of c.slab to t, the last target
+// of reasons, keeping them in the order Reasons gives; c.mu is held.
+func (c *counters) addReasons(reasons []ReasonCount, t *TargetCounts, r int32) []ReasonCount {
+	c.each(r, func(rcp *reasonCount) {
+		rc := *rcp
 		own := reasons[t.first : t.first+t.n]
 		r := prober.Reasons[rc.reason]
 		at, found := slices.BinarySearchFunc(own, rc, func(e ReasonCount, rc reasonCount) int {
@@ -128,13 +130,13 @@ func addReasons(reasons []ReasonCount, t *TargetCounts, tc *targetCounts) []Reas
 		})
 		if found {
 			own[at].N += rc.n
-			continue
+			return
 		}
 		reasons = slices.Insert(reasons, int(t.first)+at, ReasonCount{Reason: r, Body: rc.body, N: rc.n})
 		t.n++
-	}
-	if tc.last.After(t.Last) {
-		t.Last = tc.last
+	})
+	if last := c.slab[r].lastTime(); last.After(t.Last) {
+		t.Last = last
 	}
 	return reasons
 }

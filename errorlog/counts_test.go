@@ -72,8 +72,8 @@ func TestReadCountsAsSnapshot(t *testing.T) {
 				for i := range set {
 					for j := range set {
 						if i != j && set[i].Key == set[j].Key {
-							r.c.counts[j] = &targetCounts{}
-							r.c.counts[j].add(reasonIndex[prober.ReasonReadTimeout], false, 5)
+							r.c.counts[j] = r.c.newRecord()
+							r.c.add(r.c.counts[j]-1, reasonIndex[prober.ReasonReadTimeout], false, 5)
 						}
 					}
 				}

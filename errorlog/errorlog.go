@@ -262,15 +262,15 @@ func (r *Reader) count(x *Index, e *Entry, now time.Time) {
 	// its positions; follow covers an index given otherwise.
 	c.follow(x)
 	if c.counts == nil {
-		c.counts = make([]*targetCounts, len(x.targets))
+		c.counts = make([]int32, len(x.targets))
 	}
 	tc := c.counts[a.pos]
-	if tc == nil {
-		tc = &targetCounts{}
+	if tc == 0 {
+		tc = c.newRecord()
 		c.counts[a.pos] = tc
 	}
-	tc.add(ri, e.Stage == StageBody, 1)
-	tc.last = now
+	c.add(tc-1, ri, e.Stage == StageBody, 1)
+	c.slab[tc-1].setLast(now)
 }
 
 // unknownPeer records a peer of a known upstream that no target yields.

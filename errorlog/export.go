@@ -76,12 +76,28 @@ const numReasons = len(prober.Reasons)
 // A reason's index fits targetCounts' byte.
 var _ [255 - numReasons]struct{}
 
-// targetCounts are the counters of one target, made at its first error.
-// A target fails for one or two reasons, seldom more: the counts are a
-// short list rather than an array of every reason and stage (300 bytes).
+// targetCounts are the counters of one target, made at its first error,
+// held by value in one slab for all targets (counters.slab): 24 bytes. A target
+// fails for one or two reasons, seldom more: the first count is inline,
+// the others chained in counters.extra, rather than an array of every
+// reason and stage (300 bytes).
 type targetCounts struct {
-	last   time.Time
-	counts []reasonCount
+	// last is when the last error was read, in Unix nanoseconds (8
+	// bytes where a time.Time takes 24); 0 for never.
+	last  int64
+	first reasonCount // n is 0 until the first count
+}
+
+// setLast records t as the time of the record's last error.
+func (tc *targetCounts) setLast(t time.Time) { tc.last = t.UnixNano() }
+
+// lastTime returns the time of the record's last error, the zero Time
+// for none.
+func (tc *targetCounts) lastTime() time.Time {
+	if tc.last == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, tc.last)
 }
 
 // reasonCount counts the errors of one reason and stage.
@@ -89,17 +105,52 @@ type reasonCount struct {
 	n      uint64
 	reason uint8 // index in prober.Reasons
 	body   bool
+	// next indexes counters.extra plus one: the target's next count;
+	// 0 ends the list.
+	next int32
 }
 
-// add counts n errors.
-func (tc *targetCounts) add(ri int, body bool, n uint64) {
-	for i := range tc.counts {
-		if c := &tc.counts[i]; int(c.reason) == ri && c.body == body {
-			c.n += n
+// add counts n errors to the record r of c.slab; c.mu is held.
+func (c *counters) add(r int32, ri int, body bool, n uint64) {
+	rc := &c.slab[r].first
+	if rc.n == 0 {
+		*rc = reasonCount{n: n, reason: uint8(ri), body: body}
+		return
+	}
+	for {
+		if int(rc.reason) == ri && rc.body == body {
+			rc.n += n
 			return
 		}
+		if rc.next == 0 {
+			break
+		}
+		rc = &c.extra[rc.next-1]
 	}
-	tc.counts = append(tc.counts, reasonCount{n: n, reason: uint8(ri), body: body})
+	c.extra = append(c.extra, reasonCount{n: n, reason: uint8(ri), body: body})
+	rc.next = int32(len(c.extra))
+}
+
+// each calls fn with each count of record r of c.slab.
+func (c *counters) each(r int32, fn func(rc *reasonCount)) {
+	rc := &c.slab[r].first
+	if rc.n == 0 {
+		return
+	}
+	for {
+		fn(rc)
+		if rc.next == 0 {
+			return
+		}
+		rc = &c.extra[rc.next-1]
+	}
+}
+
+// newRecord appends an empty record to c.slab and returns its index
+// plus one.
+func (c *counters) newRecord() int32 {
+	c.slab = append(c.slab, targetCounts{})
+	return int32(len(c.slab))
 }
 
 // unknownKey is an upstream and protocol whose peer matched no target.
@@ -123,11 +174,14 @@ const maxUnknownPeers = 16
 type counters struct {
 	mu sync.Mutex
 	// cur is the index the lines are attributed with (Reader.index);
-	// counts holds, at a target's position in it, the target's
-	// counters, nil until its first error. counts is nil while no
-	// target has any: 8 bytes a target once one has.
+	// counts holds, at a target's position in it, the index in slab
+	// plus one of the target's counters, 0 until its first error.
+	// counts is nil while no target has any: 4 bytes a target once one
+	// has, and 24 a target with errors, in three allocations for all.
 	cur          *Index
-	counts       []*targetCounts
+	counts       []int32
+	slab         []targetCounts
+	extra        []reasonCount
 	noLive       map[string]uint64
 	unattributed [numReasons]uint64
 	unknown      map[unknownKey]*[numReasons]uint64
@@ -150,12 +204,12 @@ func newCounters() *counters {
 func (c *counters) prune(x *Index) {
 	c.follow(x)
 	for u := range c.noLive {
-		if !x.upstreams[u] {
+		if !x.hasUpstream(u) {
 			delete(c.noLive, u)
 		}
 	}
 	for k := range c.unknown {
-		if !x.upstreams[k.upstream] {
+		if !x.hasUpstream(k.upstream) {
 			delete(c.unknown, k)
 			delete(c.unknownPeers, k)
 		}
@@ -163,30 +217,66 @@ func (c *counters) prune(x *Index) {
 }
 
 // follow moves the targets' counters to their positions in x and drops
-// those of targets x does not have; c.mu is held.
+// those of targets x does not have, copying the others into a new slab
+// of their exact size; c.mu is held.
 func (c *counters) follow(x *Index) {
 	if c.cur == x {
 		return
 	}
-	var old map[discovery.Key]*targetCounts
-	for i, tc := range c.counts {
-		if tc != nil {
+	var old map[discovery.Key]int32
+	for i, r := range c.counts {
+		if r != 0 {
 			if old == nil {
-				old = map[discovery.Key]*targetCounts{}
+				old = map[discovery.Key]int32{}
 			}
 			k := c.cur.targets[i].Key
-			if o := old[k]; o != nil && o != tc {
-				o.merge(tc)
+			if o := old[k]; o != 0 && o != r {
+				c.merge(o-1, r-1)
 				continue
 			}
-			old[k] = tc
+			old[k] = r
 		}
 	}
-	c.cur, c.counts = x, nil
-	if len(old) > 0 {
-		c.counts = make([]*targetCounts, len(x.targets))
-		for i, t := range x.targets {
-			c.counts[i] = old[t.Key]
+	slab, extra := c.slab, c.extra
+	c.cur, c.counts, c.slab, c.extra = x, nil, nil, nil
+	if len(old) == 0 {
+		return
+	}
+	// Sized for the keys x keeps (a key x has twice is counted twice:
+	// rare, and only capacity).
+	kept, more := 0, 0
+	for _, t := range x.targets {
+		if r := old[t.Key]; r > 0 {
+			kept++
+			for n := slab[r-1].first.next; n != 0; n = extra[n-1].next {
+				more++
+			}
+		}
+	}
+	c.counts = make([]int32, len(x.targets))
+	c.slab = make([]targetCounts, 0, kept)
+	c.extra = make([]reasonCount, 0, more)
+	for i, t := range x.targets {
+		r, ok := old[t.Key]
+		switch {
+		case !ok:
+		case r > 0:
+			// The first position of the key: its record is copied,
+			// and later positions of the same key share it, one
+			// target as before.
+			tc := slab[r-1]
+			c.slab = append(c.slab, targetCounts{last: tc.last})
+			nr := int32(len(c.slab))
+			for rc := &tc.first; rc.n > 0; rc = &extra[rc.next-1] {
+				c.add(nr-1, int(rc.reason), rc.body, rc.n)
+				if rc.next == 0 {
+					break
+				}
+			}
+			c.counts[i] = nr
+			old[t.Key] = -nr
+		default:
+			c.counts[i] = -r
 		}
 	}
 }
@@ -231,18 +321,18 @@ func (c *counters) snapshot(targets bool) Snapshot {
 	// one target: its counters add up.
 	type counted struct {
 		k  discovery.Key
-		tc *targetCounts
+		tc int32
 	}
 	n := 0
 	for _, tc := range c.counts {
-		if tc != nil && targets {
+		if tc != 0 && targets {
 			n++
 		}
 	}
 	all := make([]counted, 0, n)
 	s.Targets = make([]TargetErrors, 0, n)
 	for i, tc := range c.counts {
-		if tc != nil && targets {
+		if tc != 0 && targets {
 			all = append(all, counted{c.cur.targets[i].Key, tc})
 		}
 	}
@@ -250,12 +340,12 @@ func (c *counters) snapshot(targets bool) Snapshot {
 	for i, e := range all {
 		if i > 0 && all[i-1].k == e.k {
 			if !slices.ContainsFunc(all[:i], func(o counted) bool { return o.tc == e.tc }) {
-				addCounts(&s.Targets[len(s.Targets)-1], e.tc)
+				c.addCounts(&s.Targets[len(s.Targets)-1], e.tc-1)
 			}
 			continue
 		}
 		te := TargetErrors{Key: e.k}
-		addCounts(&te, e.tc)
+		c.addCounts(&te, e.tc-1)
 		s.Targets = append(s.Targets, te)
 	}
 	for u, n := range c.noLive {
@@ -286,30 +376,32 @@ func (c *counters) snapshot(targets bool) Snapshot {
 	return s
 }
 
-// addCounts adds tc's counts to te.
-func addCounts(te *TargetErrors, tc *targetCounts) {
-	for _, c := range tc.counts {
+// addCounts adds the counts of record r of c.slab to te.
+func (c *counters) addCounts(te *TargetErrors, r int32) {
+	c.each(r, func(rc *reasonCount) {
 		m := &te.Errors
-		if c.body {
+		if rc.body {
 			m = &te.BodyErrors
 		}
 		if *m == nil {
 			*m = map[prober.Reason]uint64{}
 		}
-		(*m)[prober.Reasons[c.reason]] += c.n
-	}
-	if tc.last.After(te.Last) {
-		te.Last = tc.last
+		(*m)[prober.Reasons[rc.reason]] += rc.n
+	})
+	if last := c.slab[r].lastTime(); last.After(te.Last) {
+		te.Last = last
 	}
 }
 
-// merge adds o's counts to tc.
-func (tc *targetCounts) merge(o *targetCounts) {
-	for _, c := range o.counts {
-		tc.add(int(c.reason), c.body, c.n)
-	}
-	if o.last.After(tc.last) {
-		tc.last = o.last
+// merge adds record o's counts to record r's, both of c.slab.
+func (c *counters) merge(r, o int32) {
+	c.each(o, func(rc *reasonCount) {
+		// add may grow c.extra: rc is read before.
+		ri, body, n := int(rc.reason), rc.body, rc.n
+		c.add(r, ri, body, n)
+	})
+	if last := c.slab[o].last; last > c.slab[r].last {
+		c.slab[r].last = last
 	}
 }
 

@@ -142,7 +142,7 @@ func changes(loaded, disk *serverPrints) []string {
 	var out []string
 	for i := range disk.entries {
 		s := &disk.entries[i]
-		server, upstream, proto := disk.server(s), disk.upstream(s), disk.protos[s.protocol]
+		server, upstream, proto := disk.server(s), disk.upstream(s), disk.protocol(s)
 		old := loaded.find(disk, s)
 		switch {
 		case old == nil:
@@ -154,7 +154,7 @@ func changes(loaded, disk *serverPrints) []string {
 	for i := range loaded.entries {
 		s := &loaded.entries[i]
 		if disk.find(loaded, s) == nil {
-			out = append(out, fmt.Sprintf("removes server %s from upstream %s (%s)", loaded.server(s), loaded.upstream(s), loaded.protos[s.protocol]))
+			out = append(out, fmt.Sprintf("removes server %s from upstream %s (%s)", loaded.server(s), loaded.upstream(s), loaded.protocol(s)))
 		}
 	}
 	sort.Strings(out)

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"math"
 	"net"
+	"net/netip"
 	"reflect"
 	"slices"
 	"sort"
@@ -134,44 +135,108 @@ func (ev *evidenceIndex) isLiteral(h hash.Hash64, ap string) bool {
 
 // serverPrints are the servers of a configuration reduced to what
 // changes() reports: the key (upstream, server, protocol) and a hash of
-// the parameters and settings, about 20 bytes and the server's name each.
+// the parameters and settings, 16 bytes and about 7 bytes of text each
+// (an IPv4 literal server).
 type serverPrints struct {
-	// names holds every server name, one after the other; words the
-	// distinct upstream names, protos the protocol labels.
+	// names holds, one after the other, each server's record and each
+	// distinct upstream name (uvarint length, then the name). A server's
+	// record is a tag byte (the protocol's index in protos, plus
+	// packedFlag) then the server: packed, an IPv4 address and port as
+	// netip writes them (6 bytes), else its uvarint length and text.
 	names   string
-	words   []string
 	protos  []string
-	entries []serverPrint // sorted by upstream, server, protocol
+	entries []serverPrint // sorted by compare
 }
 
-// serverPrint is one server. Its fields are 32 bits wide or less so
-// that it packs into 20 bytes.
+// serverPrint is one server, in 16 bytes.
 type serverPrint struct {
 	settings [2]uint32
-	nameOff  uint32
-	// upstream indexes words, or is sameAsServer for an implicit
-	// upstream named after its one server.
+	// server is the offset of the server's record in names.
+	server uint32
+	// upstream is the offset of the upstream's name in names, or
+	// sameAsServer for an implicit upstream named after its one server.
 	upstream uint32
-	nameLen  uint16
-	protocol uint16 // indexes protos
 }
 
-const sameAsServer = math.MaxUint32
+const (
+	sameAsServer = math.MaxUint32
+	// packedFlag marks a record whose server is a packed IPv4 literal.
+	packedFlag = 0x80
+)
+
+// field returns the length-prefixed text at off in names.
+func field(names string, off uint32) string {
+	var n uint64
+	for shift := 0; ; shift += 7 {
+		c := names[off]
+		off++
+		n |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			break
+		}
+	}
+	return names[off : uint64(off)+n]
+}
+
+// record returns e's protocol index, whether its server is packed, and
+// the server's encoding: 6 bytes when packed, else its text.
+func (p *serverPrints) record(e *serverPrint) (proto int, packed bool, enc string) {
+	tag := p.names[e.server]
+	if tag&packedFlag != 0 {
+		return int(tag &^ packedFlag), true, p.names[e.server+1 : e.server+7]
+	}
+	return int(tag), false, field(p.names, e.server+1)
+}
 
 func (p *serverPrints) server(e *serverPrint) string {
-	return p.names[e.nameOff : e.nameOff+uint32(e.nameLen)]
+	_, packed, enc := p.record(e)
+	if !packed {
+		return enc
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte([]byte(enc[:4]))), uint16(enc[4])<<8|uint16(enc[5])).String()
 }
 
 func (p *serverPrints) upstream(e *serverPrint) string {
 	if e.upstream == sameAsServer {
 		return p.server(e)
 	}
-	return p.words[e.upstream]
+	return field(p.names, e.upstream)
 }
 
+func (p *serverPrints) protocol(e *serverPrint) string {
+	proto, _, _ := p.record(e)
+	return p.protos[proto]
+}
+
+// compare orders the keys of a and b (of o) without decoding a packed
+// server: an implicit upstream first, then by upstream name, the
+// server's encoding and the protocol label. It is a total order in which
+// keys are equal exactly when their upstream, server and protocol are:
+// sameAsServer is used exactly when the upstream is the server, and a
+// server is packed exactly when it is an IPv4 literal written as netip
+// writes it.
 func (p *serverPrints) compare(a *serverPrint, o *serverPrints, b *serverPrint) int {
-	return cmp.Or(strings.Compare(p.upstream(a), o.upstream(b)), strings.Compare(p.server(a), o.server(b)),
-		strings.Compare(p.protos[a.protocol], o.protos[b.protocol]))
+	sa, sb := a.upstream == sameAsServer, b.upstream == sameAsServer
+	if sa != sb {
+		if sa {
+			return -1
+		}
+		return 1
+	}
+	if !sa {
+		if c := strings.Compare(field(p.names, a.upstream), field(o.names, b.upstream)); c != 0 {
+			return c
+		}
+	}
+	pa, ka, ea := p.record(a)
+	pb, kb, eb := o.record(b)
+	if ka != kb {
+		if ka {
+			return -1
+		}
+		return 1
+	}
+	return cmp.Or(strings.Compare(ea, eb), strings.Compare(p.protos[pa], o.protos[pb]))
 }
 
 // find returns the entry of p with the upstream, server and protocol of
@@ -184,51 +249,70 @@ func (p *serverPrints) find(o *serverPrints, e *serverPrint) *serverPrint {
 	return &p.entries[i]
 }
 
+// packable returns the packed form of an IPv4 literal server written as
+// netip writes it; ok is false for any other server.
+func packable(server string) (b [6]byte, ok bool) {
+	ap, err := netip.ParseAddrPort(server)
+	if err != nil || !ap.Addr().Is4() || ap.String() != server {
+		return b, false
+	}
+	a := ap.Addr().As4()
+	copy(b[:], a[:])
+	b[4], b[5] = byte(ap.Port()>>8), byte(ap.Port())
+	return b, true
+}
+
 func fingerprint(cfg *nginxconf.Config) serverPrints {
 	var (
-		p    serverPrints
-		word = map[string]uint32{}
-		h    = fnv.New64a()
-		size int
+		p        serverPrints
+		upstream = map[string]uint32{}
+		h        = fnv.New64a()
+		size     int
+		names    []byte
 	)
-	intern := func(s string) uint32 {
-		i, ok := word[s]
-		if !ok {
-			i = uint32(len(p.words))
-			word[s] = i
-			p.words = append(p.words, strings.Clone(s))
-		}
-		return i
-	}
-	proto := func(label string) uint16 {
+	proto := func(label string) int {
 		i := slices.Index(p.protos, label)
 		if i < 0 {
 			i = len(p.protos)
 			p.protos = append(p.protos, label)
 		}
-		return uint16(i)
+		return i
 	}
 	for i := range cfg.Servers {
-		size += len(cfg.Servers[i].Server)
+		size += 1 + binary.MaxVarintLen64 + len(cfg.Servers[i].Server)
 	}
-	var names strings.Builder
-	names.Grow(size)
+	names = make([]byte, 0, size)
 	p.entries = make([]serverPrint, 0, len(cfg.Servers))
 	for i := range cfg.Servers {
 		s := &cfg.Servers[i]
-		if len(s.Server) > math.MaxUint16 || names.Len() > math.MaxUint32-len(s.Server) {
-			continue // beyond any address nginx accepts
+		pi := proto(s.Kind().Label())
+		if pi >= packedFlag || len(names) > math.MaxUint32-2*(binary.MaxVarintLen64+len(s.Server)+len(s.Upstream)+1) {
+			continue // beyond any configuration nginx loads
+		}
+		e := serverPrint{server: uint32(len(names)), upstream: sameAsServer}
+		if b, ok := packable(s.Server); ok {
+			names = append(names, byte(pi)|packedFlag)
+			names = append(names, b[:]...)
+		} else {
+			names = append(names, byte(pi))
+			names = binary.AppendUvarint(names, uint64(len(s.Server)))
+			names = append(names, s.Server...)
+		}
+		if s.Upstream != s.Server {
+			off, ok := upstream[s.Upstream]
+			if !ok {
+				off = uint32(len(names))
+				upstream[s.Upstream] = off
+				names = binary.AppendUvarint(names, uint64(len(s.Upstream)))
+				names = append(names, s.Upstream...)
+			}
+			e.upstream = off
 		}
 		sum := settingsHash(h, s)
-		e := serverPrint{settings: [2]uint32{uint32(sum), uint32(sum >> 32)}, nameOff: uint32(names.Len()),
-			nameLen: uint16(len(s.Server)), upstream: sameAsServer, protocol: proto(s.Kind().Label())}
-		if s.Upstream != s.Server {
-			e.upstream = intern(s.Upstream)
-		}
-		names.WriteString(s.Server)
+		e.settings = [2]uint32{uint32(sum), uint32(sum >> 32)}
 		p.entries = append(p.entries, e)
 	}
-	p.names = names.String()
+	p.names = string(names)
 	// A key seen twice keeps its last server, as an index by key would.
 	slices.SortStableFunc(p.entries, func(a, b serverPrint) int { return p.compare(&a, &p, &b) })
 	out := p.entries[:0]

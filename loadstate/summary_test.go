@@ -78,6 +78,14 @@ func TestChangesAgreeWithModel(t *testing.T) {
 		func(c *nginxconf.Config, i int) { c.Servers[i].Settings.HostHeader = "h" },
 		func(c *nginxconf.Config, i int) { c.Servers[i].Upstream += "x" },
 		func(c *nginxconf.Config, i int) { c.Servers[i].Server = "127.0.1.1:1" },
+		// Servers kept as text rather than packed, and implicit
+		// upstreams named after their server.
+		func(c *nginxconf.Config, i int) { c.Servers[i].Server = "backend.test:3000" },
+		func(c *nginxconf.Config, i int) { c.Servers[i].Server = "[::1]:3001" },
+		func(c *nginxconf.Config, i int) { c.Servers[i].Server = "127.0.0.1" },
+		func(c *nginxconf.Config, i int) { c.Servers[i].Server = "unix:/run/app.sock" },
+		func(c *nginxconf.Config, i int) { c.Servers[i].Upstream = c.Servers[i].Server },
+		func(c *nginxconf.Config, i int) { c.Servers[i].Upstream = "127.0.0.1:3000" },
 		func(c *nginxconf.Config, i int) { c.Servers[i].Protocol = protocol.FastCGI },
 		func(c *nginxconf.Config, i int) { c.Servers = slices.Delete(c.Servers, i, i+1) },
 		func(c *nginxconf.Config, i int) { c.Servers = append(c.Servers, c.Servers[i]) },
@@ -199,7 +207,7 @@ func memTree(tb testing.TB, named int) (string, map[string][]string) {
 
 // TestHeap10k: what the Tracker keeps of a configuration of 10,000
 // servers, seen loaded by nginx and loaded again from disk, is at most
-// 50 bytes per IP literal server and 500 per static hostname server
+// 35 bytes per IP literal server and 500 per static hostname server
 // (names, positions, resolutions, the evidence index, the Result): the
 // parse model is released with the load.
 func TestHeap10k(t *testing.T) {
@@ -251,7 +259,10 @@ func TestHeap10k(t *testing.T) {
 			}
 			runtime.KeepAlive(tr)
 			t.Logf("model %d B (%.0f B/server); tracker keeps %d B (%.1f B/server)", modelBytes, float64(modelBytes)/10000, kept, float64(kept)/10000)
-			if limit := int64(50*tc.literals + 500*tc.statics); kept > limit {
+			// Measured 28.6 B/server of literals only, 76.6 with one in
+			// ten named (44.1 and 92.0 with the upstream names as
+			// strings and the server names as text).
+			if limit := int64(35*tc.literals + 500*tc.statics); kept > limit {
 				t.Errorf("tracker keeps %d B, more than %d", kept, limit)
 			}
 		})
