@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
@@ -15,6 +16,13 @@ type interner struct {
 	shared      map[ServerSettings]*ServerSettings
 	tlsSettings map[tlsKey]*prober.TLSSettings
 	exchanges   map[exchangeKey]*prober.Exchange
+	protocols   map[protocolsKey][]string
+	// tlsFree is where new TLS settings go, tlsChunk the size of its
+	// last allocation, tlsLeft how many more there can be at most (the
+	// targets with TLS not built yet): see newTLS.
+	tlsFree  []prober.TLSSettings
+	tlsChunk int
+	tlsLeft  int
 }
 
 func newInterner() *interner {
@@ -22,6 +30,7 @@ func newInterner() *interner {
 		shared:      map[ServerSettings]*ServerSettings{},
 		tlsSettings: map[tlsKey]*prober.TLSSettings{},
 		exchanges:   map[exchangeKey]*prober.Exchange{},
+		protocols:   map[protocolsKey][]string{},
 	}
 }
 
@@ -56,18 +65,55 @@ type tlsKey struct {
 }
 
 // tls returns the shared value equal to s.
-func (in *interner) tls(s *prober.TLSSettings) *prober.TLSSettings {
+func (in *interner) tls(s prober.TLSSettings) *prober.TLSSettings {
+	if in.tlsLeft > 0 {
+		in.tlsLeft--
+	}
+	pk := protocolsKey{joined: joinKey(s.Protocols), n: len(s.Protocols), isNil: s.Protocols == nil}
 	k := tlsKey{
 		serverName: s.ServerName, verifyName: s.VerifyName, verify: s.Verify, verifyDepth: s.VerifyDepth,
-		trusted: s.TrustedCertificate, protocols: joinKey(s.Protocols), ciphers: s.Ciphers,
-		nProtocols: len(s.Protocols), nilProtocols: s.Protocols == nil,
+		trusted: s.TrustedCertificate, protocols: pk.joined, ciphers: s.Ciphers,
+		nProtocols: pk.n, nilProtocols: pk.isNil,
 		certificate: s.Certificate, key: s.CertificateKey, sessionReuse: s.SessionReuse,
 	}
 	if v, ok := in.tlsSettings[k]; ok {
 		return v
 	}
-	in.tlsSettings[k] = s
-	return s
+	v := in.newTLS()
+	*v = s
+	// The list is the configuration model's; one copy per distinct list
+	// outlives it.
+	p, ok := in.protocols[pk]
+	if !ok {
+		p = slices.Clip(slices.Clone(s.Protocols))
+		in.protocols[pk] = p
+	}
+	v.Protocols = p
+	in.tlsSettings[k] = v
+	return v
+}
+
+// protocolsKey is a comparable TLS protocol list.
+type protocolsKey struct {
+	joined string
+	// n and isNil tell [""] from [] and [] from nil.
+	n     int
+	isNil bool
+}
+
+// newTLS returns a new zero TLSSettings. They are allocated in chunks,
+// growing and never larger than what is left to build: with
+// proxy_ssl_verify off every upstream block has its own (the name it
+// would verify is the block's), so there are as many as targets with
+// TLS; with a common proxy_ssl_name, a handful.
+func (in *interner) newTLS() *prober.TLSSettings {
+	if len(in.tlsFree) == 0 {
+		in.tlsChunk = min(max(2*in.tlsChunk, 8), in.tlsLeft+1, 1024)
+		in.tlsFree = make([]prober.TLSSettings, in.tlsChunk)
+	}
+	v := &in.tlsFree[0]
+	in.tlsFree = in.tlsFree[1:]
+	return v
 }
 
 // exchangeKey is a comparable Exchange; extra encodes the headers and
