@@ -199,6 +199,7 @@ func (w *walker) streamUpstream(n *node, streamScope *scope, ups map[string]*ups
 	}
 	u := &upstream{name: n.args[0]}
 	u.readBlock(n, streamScope)
+	u.servers = make([]UpstreamServer, 0, countServers(n.block))
 	for _, c := range n.block {
 		if c.name != "server" || c.isBlk {
 			continue

@@ -186,7 +186,10 @@ type walker struct {
 	upstreams map[string]*upstream
 	order     []*upstream
 	cfg       *Config
-	index     map[targetKey]int
+	// servers become cfg.Servers when the walk ends; index finds one
+	// by key.
+	servers serverList
+	index   map[targetKey]int
 	// fs reads certificate files for nginx's load-time checks; nil
 	// skips them (Implicit).
 	fs FS
@@ -278,6 +281,7 @@ func (w *walker) run(root []*node) (*Config, error) {
 			w.cfg.UnusedUpstreams = append(w.cfg.UnusedUpstreams, u.name)
 		}
 	}
+	w.cfg.Servers = w.servers.slice()
 	return w.cfg, nil
 }
 
@@ -421,6 +425,7 @@ func (w *walker) addUpstream(n *node, httpScope *scope) error {
 	}
 	u := &upstream{name: n.args[0]}
 	u.readBlock(n, httpScope)
+	u.servers = make([]UpstreamServer, 0, countServers(n.block))
 	for _, c := range n.block {
 		if c.name != "server" || c.isBlk {
 			continue
@@ -436,6 +441,70 @@ func (w *walker) addUpstream(n *node, httpScope *scope) error {
 	w.upstreams[key] = u
 	w.order = append(w.order, u)
 	return nil
+}
+
+// countServers counts the `server` lines of an upstream{} block, so
+// that its list is allocated once: a server is over 400 bytes, and a
+// large configuration has thousands of blocks.
+func countServers(block []*node) int {
+	n := 0
+	for _, c := range block {
+		if c.name == "server" && !c.isBlk {
+			n++
+		}
+	}
+	return n
+}
+
+// serverList is the targets of a walk in chunks: appending to one slice
+// would copy the whole list each time it grows (a quarter at a time
+// once large), allocating about five times its final size over a load;
+// chunks that double up to a bound, copied once into a slice of the
+// exact size, allocate about twice.
+type serverList struct {
+	chunks [][]UpstreamServer
+	n      int
+}
+
+const maxServerChunk = 1024
+
+// add appends t and returns its index.
+func (l *serverList) add(t UpstreamServer) int {
+	last := len(l.chunks) - 1
+	if last < 0 || len(l.chunks[last]) == cap(l.chunks[last]) {
+		size := 16
+		if last >= 0 {
+			size = min(2*cap(l.chunks[last]), maxServerChunk)
+		}
+		l.chunks = append(l.chunks, make([]UpstreamServer, 0, size))
+		last++
+	}
+	l.chunks[last] = append(l.chunks[last], t)
+	l.n++
+	return l.n - 1
+}
+
+// at returns the target at index i.
+func (l *serverList) at(i int) *UpstreamServer {
+	for _, c := range l.chunks {
+		if i < len(c) {
+			return &c[i]
+		}
+		i -= len(c)
+	}
+	panic("nginxconf: server index out of range")
+}
+
+// slice returns the targets in order, nil when there are none.
+func (l *serverList) slice() []UpstreamServer {
+	if l.n == 0 {
+		return nil
+	}
+	out := make([]UpstreamServer, 0, l.n)
+	for _, c := range l.chunks {
+		out = append(out, c...)
+	}
+	return out
 }
 
 // upstreamServer parses a `server` line of an upstream{} block
@@ -744,11 +813,10 @@ func (w *walker) add(t UpstreamServer) {
 	k := targetKey{t.Upstream, t.Server, t.Kind()}
 	i, ok := w.index[k]
 	if !ok {
-		w.index[k] = len(w.cfg.Servers)
-		w.cfg.Servers = append(w.cfg.Servers, t)
+		w.index[k] = w.servers.add(t)
 		return
 	}
-	old := &w.cfg.Servers[i]
+	old := w.servers.at(i)
 	old.Settings = mergeSettings(old.Settings, t.Settings)
 	old.RuntimeResolve = old.RuntimeResolve || t.RuntimeResolve
 	if len(old.Resolvers) == 0 {
