@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
@@ -402,26 +403,24 @@ func peerCount(t *nginxconf.UpstreamServer, addrs map[string]resolved) int {
 type builder struct {
 	opts Options
 	in   *interner
-	// pending are the targets to build, with their servers, in order.
-	pending []pending
+	// targets are the set's, their key alone until build; servers are
+	// their servers, in the same order. Allocated for every peer of the
+	// configuration, so that they never move: only peers that two server
+	// lines share (rare) leave the slice's end unused.
+	targets []Target
+	servers []*nginxconf.UpstreamServer
 	peers   int
 	sources sourceTable
 }
 
-type pending struct {
-	ct  *nginxconf.UpstreamServer
-	key Key
-	// resolved says the address is one of a load-time lookup's.
-	resolved bool
-}
-
 func newBuilder(opts Options, n int) *builder {
-	return &builder{opts: opts, in: newInterner(), pending: make([]pending, 0, n)}
+	return &builder{opts: opts, in: newInterner(),
+		targets: make([]Target, 0, n), servers: make([]*nginxconf.UpstreamServer, 0, n)}
 }
 
 // addOnce queues the peer of ct at addr (empty for the server itself)
-// unless seen holds its key already: two server lines resolving to one
-// peer are two peers for nginx, one probe is enough.
+// unless seen holds its key already: a name whose lookup lists an
+// address twice is one peer to probe.
 func (b *builder) addOnce(seen map[Key]struct{}, ct *nginxconf.UpstreamServer, addr string) {
 	k := Key{Upstream: ct.Upstream, Server: ct.Server, Address: ct.Server, Protocol: ct.Kind().Label()}
 	if addr != "" {
@@ -431,12 +430,8 @@ func (b *builder) addOnce(seen map[Key]struct{}, ct *nginxconf.UpstreamServer, a
 		return
 	}
 	seen[k] = struct{}{}
-	b.add(ct, k, addr != "")
-}
-
-// add queues the target of ct with key k.
-func (b *builder) add(ct *nginxconf.UpstreamServer, k Key, resolved bool) {
-	b.pending = append(b.pending, pending{ct: ct, key: k, resolved: resolved})
+	b.targets = append(b.targets, Target{Key: k})
+	b.servers = append(b.servers, ct)
 	if !ct.Params.Down {
 		b.peers++
 	}
@@ -446,33 +441,33 @@ func (b *builder) add(ct *nginxconf.UpstreamServer, k Key, resolved bool) {
 // build builds the queued targets: labels first, so that what the peers
 // and TLS settings name (the address, the upstream) shares their bytes.
 func (b *builder) build() []*Target {
-	targets := make([]Target, len(b.pending))
 	peers := make([]prober.Peer, b.peers)
-	out := make([]*Target, len(b.pending))
+	out := make([]*Target, len(b.targets))
 	size := 0
-	for i := range b.pending {
-		size += labelsLen(&b.pending[i].key)
+	for i := range b.targets {
+		size += labelsLen(&b.targets[i].Key)
 	}
 	var sb strings.Builder
 	sb.Grow(size)
-	for i := range b.pending {
-		writeLabels(&sb, &b.pending[i].key)
+	for i := range b.targets {
+		writeLabels(&sb, &b.targets[i].Key)
 	}
 	labels := sb.String()
-	b.sources.build()
+	b.sources.build(b.servers)
 	b.in.tlsLeft = b.tlsCount()
-	for i := range b.pending {
-		pd := &b.pending[i]
-		t := &targets[i]
-		t.Key = pd.key
-		n := labelsLen(&pd.key)
+	for i := range b.targets {
+		t, ct := &b.targets[i], b.servers[i]
+		// A peer of a load-time lookup has an address of its own;
+		// any other is the server as written.
+		resolved := t.Address != t.Server
+		n := labelsLen(&t.Key)
 		t.setLabels(labels[:n])
 		labels = labels[n:]
 		var p *prober.Peer
-		if !pd.ct.Params.Down {
+		if !ct.Params.Down {
 			p, peers = &peers[0], peers[1:]
 		}
-		b.fill(t, p, pd.ct, pd.resolved)
+		b.fill(t, p, ct, resolved)
 		out[i] = t
 	}
 	return out
@@ -482,8 +477,8 @@ func (b *builder) build() []*Target {
 // TLS settings.
 func (b *builder) tlsCount() int {
 	n := 0
-	for i := range b.pending {
-		if ct := b.pending[i].ct; !ct.Params.Down && ct.Settings.SSL.Enabled {
+	for _, ct := range b.servers {
+		if !ct.Params.Down && ct.Settings.SSL.Enabled {
 			n++
 		}
 	}
@@ -584,77 +579,87 @@ func joinsTo(s, host, port string) bool {
 }
 
 // sourceTable copies the targets' source positions into one string and
-// one slice: the configuration model holds them one string and one
-// slice per *_pass, which the set would otherwise keep after the model
-// is gone. Targets that shared a list in the model share the copy.
+// one slice: the configuration model holds them one string per *_pass
+// and one slice per server or upstream block, allocated among the
+// parser's garbage, which the set would otherwise keep after the model
+// is gone. A position the model shares (one *_pass of a block, every
+// server of the block) is copied once; a list the model shares (the
+// servers of a block, one after the other) too.
 type sourceTable struct {
-	// lists maps a model list (its first element and length) to its
-	// copy, once made; strs maps each distinct position to its offset in
-	// the shared string.
-	lists  map[listID][]string
-	strs   map[string]int
-	order  []string
-	nElems int
-	size   int
-	all    string
-	elems  []string
-}
-
-type listID struct {
-	first *string
-	n     int
+	// at maps a position, by its bytes' address in the model, to its
+	// offset in all (-1 until build writes it).
+	at map[*byte]int
+	// last and lastCopy are the last list added and, once made, its
+	// copy.
+	last, lastCopy []string
+	nElems, size   int
+	all            string
+	elems          []string
 }
 
 func (s *sourceTable) add(list []string) {
-	if len(list) == 0 {
+	if len(list) == 0 || sameList(list, s.last) {
 		return
 	}
-	if s.lists == nil {
-		s.lists, s.strs = map[listID][]string{}, map[string]int{}
+	if s.at == nil {
+		s.at = map[*byte]int{}
 	}
-	id := listID{&list[0], len(list)}
-	if _, ok := s.lists[id]; ok {
-		return
-	}
-	s.lists[id] = nil
+	s.last = list
 	s.nElems += len(list)
 	for _, src := range list {
-		if _, ok := s.strs[src]; !ok {
-			s.strs[src] = s.size
-			s.order = append(s.order, src)
+		if src == "" {
+			continue
+		}
+		if _, ok := s.at[unsafe.StringData(src)]; !ok {
+			s.at[unsafe.StringData(src)] = -1
 			s.size += len(src)
 		}
 	}
 }
 
-// build writes the shared string; of then hands out copies.
-func (s *sourceTable) build() {
-	var sb strings.Builder
-	sb.Grow(s.size)
-	for _, src := range s.order {
-		sb.WriteString(src)
-	}
-	s.all, s.order = sb.String(), nil
-	s.elems = make([]string, 0, s.nElems)
+// sameList reports whether a and b are one list of the model.
+func sameList(a, b []string) bool {
+	return len(a) == len(b) && len(a) > 0 && &a[0] == &b[0]
 }
 
-// of returns the copy of list, which add was given.
+// build writes the shared string: the positions of servers, each once,
+// in order. of then hands out copies.
+func (s *sourceTable) build(servers []*nginxconf.UpstreamServer) {
+	var sb strings.Builder
+	sb.Grow(s.size)
+	for _, ct := range servers {
+		for _, src := range ct.Sources {
+			if p := unsafe.StringData(src); src != "" && s.at[p] < 0 {
+				s.at[p] = sb.Len()
+				sb.WriteString(src)
+			}
+		}
+	}
+	s.all = sb.String()
+	s.elems = make([]string, 0, s.nElems)
+	s.last = nil
+}
+
+// of returns the copy of list; lists are asked for in the order add was
+// given them (so that "the last list" means the same in both).
 func (s *sourceTable) of(list []string) []string {
 	if len(list) == 0 {
 		return list
 	}
-	id := listID{&list[0], len(list)}
-	if c := s.lists[id]; c != nil {
-		return c
+	if sameList(list, s.last) {
+		return s.lastCopy
 	}
 	i := len(s.elems)
 	for _, src := range list {
-		off := s.strs[src]
+		if src == "" {
+			s.elems = append(s.elems, "")
+			continue
+		}
+		off := s.at[unsafe.StringData(src)]
 		s.elems = append(s.elems, s.all[off:off+len(src)])
 	}
-	c := s.elems[i:len(s.elems):len(s.elems)]
-	s.lists[id] = c
-	return c
+	s.last, s.lastCopy = list, s.elems[i:len(s.elems):len(s.elems)]
+	return s.lastCopy
 }
 
 // tlsSettings maps proxy_ssl_* to the probe. The name nginx sends and

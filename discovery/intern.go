@@ -15,6 +15,7 @@ import (
 type interner struct {
 	shared      map[ServerSettings]*ServerSettings
 	tlsSettings map[tlsKey]*prober.TLSSettings
+	tlsCommon   map[tlsCommonKey]int
 	exchanges   map[exchangeKey]*prober.Exchange
 	protocols   map[protocolsKey][]string
 	// tlsFree is where new TLS settings go, tlsChunk the size of its
@@ -29,6 +30,7 @@ func newInterner() *interner {
 	return &interner{
 		shared:      map[ServerSettings]*ServerSettings{},
 		tlsSettings: map[tlsKey]*prober.TLSSettings{},
+		tlsCommon:   map[tlsCommonKey]int{},
 		exchanges:   map[exchangeKey]*prober.Exchange{},
 		protocols:   map[protocolsKey][]string{},
 	}
@@ -48,20 +50,26 @@ func (in *interner) settings(s ServerSettings) *ServerSettings {
 }
 
 // tlsKey is a comparable TLSSettings (sessions belong to the peer, not
-// to the settings, so settings are shared whatever the reuse).
+// to the settings, so settings are shared whatever the reuse): the names,
+// which differ per upstream block without proxy_ssl_name, and the rest,
+// which few blocks differ in, by its number in tlsCommon. Small enough
+// for the map to keep keys inline (a key over 128 bytes is allocated
+// per entry).
 type tlsKey struct {
 	serverName, verifyName string
-	verify                 bool
-	verifyDepth            int
-	trusted                string
-	protocols              string
-	// nProtocols and nilProtocols tell [""] from [] and [] from nil, so
-	// that a shared value is exactly what the target built.
-	nProtocols       int
-	nilProtocols     bool
-	ciphers          string
-	certificate, key string
-	sessionReuse     bool
+	common                 int
+}
+
+// tlsCommonKey is what TLS settings have besides the names.
+type tlsCommonKey struct {
+	verify      bool
+	verifyDepth int
+	trusted     string
+	protocols   protocolsKey
+	ciphers     string
+	certificate string
+	key         string
+	reuse       bool
 }
 
 // tls returns the shared value equal to s.
@@ -69,13 +77,17 @@ func (in *interner) tls(s prober.TLSSettings) *prober.TLSSettings {
 	if in.tlsLeft > 0 {
 		in.tlsLeft--
 	}
-	pk := protocolsKey{joined: joinKey(s.Protocols), n: len(s.Protocols), isNil: s.Protocols == nil}
-	k := tlsKey{
-		serverName: s.ServerName, verifyName: s.VerifyName, verify: s.Verify, verifyDepth: s.VerifyDepth,
-		trusted: s.TrustedCertificate, protocols: pk.joined, ciphers: s.Ciphers,
-		nProtocols: pk.n, nilProtocols: pk.isNil,
-		certificate: s.Certificate, key: s.CertificateKey, sessionReuse: s.SessionReuse,
+	ck := tlsCommonKey{
+		verify: s.Verify, verifyDepth: s.VerifyDepth, trusted: s.TrustedCertificate,
+		protocols: protocolsKey{joined: joinKey(s.Protocols), n: len(s.Protocols), isNil: s.Protocols == nil},
+		ciphers:   s.Ciphers, certificate: s.Certificate, key: s.CertificateKey, reuse: s.SessionReuse,
 	}
+	common, ok := in.tlsCommon[ck]
+	if !ok {
+		common = len(in.tlsCommon)
+		in.tlsCommon[ck] = common
+	}
+	k := tlsKey{serverName: s.ServerName, verifyName: s.VerifyName, common: common}
 	if v, ok := in.tlsSettings[k]; ok {
 		return v
 	}
@@ -83,10 +95,10 @@ func (in *interner) tls(s prober.TLSSettings) *prober.TLSSettings {
 	*v = s
 	// The list is the configuration model's; one copy per distinct list
 	// outlives it.
-	p, ok := in.protocols[pk]
+	p, ok := in.protocols[ck.protocols]
 	if !ok {
 		p = slices.Clip(slices.Clone(s.Protocols))
-		in.protocols[pk] = p
+		in.protocols[ck.protocols] = p
 	}
 	v.Protocols = p
 	in.tlsSettings[k] = v

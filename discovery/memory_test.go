@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -168,5 +169,36 @@ func TestTargetLoggersMemory10k(t *testing.T) {
 	// stand-in for every target that had asked for its logger.
 	if grown > 64<<10 {
 		t.Errorf("logging a line from %d targets kept %d B", n/2, grown)
+	}
+}
+
+// BenchmarkBuild10k is the target set's part of a reload at 10,000
+// mixed targets: Build from a loaded model.
+func BenchmarkBuild10k(b *testing.B) {
+	dir := b.TempDir()
+	path := filepath.Join(dir, "nginx.conf")
+	var conf strings.Builder
+	conf.WriteString("events {}\nhttp {\n")
+	passes := []string{"proxy_pass http://", "proxy_pass https://", "fastcgi_pass ", "memcached_pass "}
+	for i := range 10000 {
+		fmt.Fprintf(&conf, "upstream t%d { server 127.0.%d.%d:%d; }\n", i, 1+i/60000, 1+i%250, 1024+i%60000)
+	}
+	conf.WriteString("server {\n")
+	for i := range 10000 {
+		fmt.Fprintf(&conf, "location /t%d { %st%d; }\n", i, passes[i%len(passes)], i)
+	}
+	conf.WriteString("}\n}\n")
+	if err := os.WriteFile(path, []byte(conf.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := nginxconf.Load(path, nginxconf.LoadOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if set := Build(context.Background(), cfg, Options{}); set.Probed != 10000 {
+			b.Fatalf("%d targets", set.Probed)
+		}
 	}
 }
