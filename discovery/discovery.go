@@ -539,7 +539,7 @@ func (b *builder) fill(t *Target, p *prober.Peer, ct *nginxconf.UpstreamServer, 
 		}
 		p.Worker = opts.Worker
 	case ct.RuntimeResolve:
-		p.Resolve = &prober.RuntimeResolve{Host: ct.Host, Port: ct.Port, Resolvers: resolverAddrs(ct.Resolvers)}
+		p.Resolve = &prober.RuntimeResolve{Host: ct.Host, Port: ct.Port, Resolvers: in.resolvers(ct.Resolvers)}
 	case !resolved && net.ParseIP(strings.Trim(ct.Host, "[]")) != nil:
 		if host := strings.Trim(ct.Host, "[]"); joinsTo(t.Server, host, ct.Port) {
 			// Usually written that way: share the label's string.

@@ -13,11 +13,12 @@ import (
 // TLS settings and probe request, so 10,000 targets hold a handful of values, not 10,000 copies.
 // The values are read-only once built: probes only read them.
 type interner struct {
-	shared      map[ServerSettings]*ServerSettings
-	tlsSettings map[tlsKey]*prober.TLSSettings
-	tlsCommon   map[tlsCommonKey]int
-	exchanges   map[exchangeKey]*prober.Exchange
-	protocols   map[protocolsKey][]string
+	shared       map[ServerSettings]*ServerSettings
+	tlsSettings  map[tlsKey]*prober.TLSSettings
+	tlsCommon    map[tlsCommonKey]int
+	exchanges    map[exchangeKey]*prober.Exchange
+	protocols    map[protocolsKey][]string
+	resolverSets map[string][]string
 	// tlsFree is where new TLS settings go, tlsChunk the size of its
 	// last allocation, tlsLeft how many more there can be at most (the
 	// targets with TLS not built yet): see newTLS.
@@ -28,11 +29,12 @@ type interner struct {
 
 func newInterner() *interner {
 	return &interner{
-		shared:      map[ServerSettings]*ServerSettings{},
-		tlsSettings: map[tlsKey]*prober.TLSSettings{},
-		tlsCommon:   map[tlsCommonKey]int{},
-		exchanges:   map[exchangeKey]*prober.Exchange{},
-		protocols:   map[protocolsKey][]string{},
+		shared:       map[ServerSettings]*ServerSettings{},
+		tlsSettings:  map[tlsKey]*prober.TLSSettings{},
+		tlsCommon:    map[tlsCommonKey]int{},
+		exchanges:    map[exchangeKey]*prober.Exchange{},
+		protocols:    map[protocolsKey][]string{},
+		resolverSets: map[string][]string{},
 	}
 }
 
@@ -153,6 +155,19 @@ func (in *interner) exchange(e prober.Exchange) *prober.Exchange {
 	v := new(prober.Exchange)
 	*v = e
 	in.exchanges[k] = v
+	return v
+}
+
+// resolvers returns the shared resolver addresses of the `resolver`
+// addresses rs (resolverAddrs): every server resolved at run time under
+// one `resolver` directive has the same.
+func (in *interner) resolvers(rs []string) []string {
+	k := joinKey(rs)
+	if v, ok := in.resolverSets[k]; ok && len(v) == len(rs) {
+		return v
+	}
+	v := resolverAddrs(rs)
+	in.resolverSets[k] = v
 	return v
 }
 

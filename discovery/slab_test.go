@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -219,5 +220,25 @@ func TestTargetLoggerKeepsNothing(t *testing.T) {
 	// A target built by hand has no base logger: it logs nothing.
 	if (&Target{}).Logger().Enabled(context.Background(), slog.LevelError) {
 		t.Error("a target built by hand logs")
+	}
+}
+
+// Servers resolved at run time under one `resolver` share its
+// addresses; another `resolver` has its own.
+func TestResolversShared(t *testing.T) {
+	rs, other := []string{"127.0.0.53", "[::1]:5353"}, []string{"127.0.0.54"}
+	cfg := &nginxconf.Config{Servers: []nginxconf.UpstreamServer{
+		{Upstream: "a", Server: "a.internal:80", Host: "a.internal", Port: "80", Protocol: protocol.HTTP, RuntimeResolve: true, Resolvers: rs, Settings: settings()},
+		{Upstream: "b", Server: "b.internal:80", Host: "b.internal", Port: "80", Protocol: protocol.HTTP, RuntimeResolve: true, Resolvers: slices.Clone(rs), Settings: settings()},
+		{Upstream: "c", Server: "c.internal:80", Host: "c.internal", Port: "80", Protocol: protocol.HTTP, RuntimeResolve: true, Resolvers: other, Settings: settings()},
+		{Upstream: "d", Server: "d.internal:80", Host: "d.internal", Port: "80", Protocol: protocol.HTTP, RuntimeResolve: true, Settings: settings()},
+	}}
+	ts := Build(context.Background(), cfg, Options{}).Targets
+	got := func(i int) []string { return ts[i].Probe.Resolve.Resolvers }
+	if strings.Join(got(0), " ") != "127.0.0.53:53 [::1]:5353" || strings.Join(got(2), " ") != "127.0.0.54:53" || got(3) == nil || len(got(3)) != 0 {
+		t.Fatalf("resolvers %q %q %q", got(0), got(2), got(3))
+	}
+	if unsafe.SliceData(got(0)) != unsafe.SliceData(got(1)) {
+		t.Error("one resolver's addresses are not shared")
 	}
 }
