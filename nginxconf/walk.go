@@ -151,7 +151,7 @@ func (s *scope) host(directive string) hostSetting {
 // upstream is an upstream{} block.
 type upstream struct {
 	name      string
-	servers   []UpstreamServer
+	servers   []serverLine
 	resolvers []string
 	used      bool
 	// luaBalancer is the position of a balancer_by_lua_* directive:
@@ -425,7 +425,7 @@ func (w *walker) addUpstream(n *node, httpScope *scope) error {
 	}
 	u := &upstream{name: n.args[0]}
 	u.readBlock(n, httpScope)
-	u.servers = make([]UpstreamServer, 0, countServers(n.block))
+	u.servers = make([]serverLine, 0, countServers(n.block))
 	for _, c := range n.block {
 		if c.name != "server" || c.isBlk {
 			continue
@@ -434,8 +434,6 @@ func (w *walker) addUpstream(n *node, httpScope *scope) error {
 		if err != nil {
 			return err
 		}
-		t.Upstream = u.name
-		t.Resolvers = u.resolvers
 		u.servers = append(u.servers, t)
 	}
 	w.upstreams[key] = u
@@ -507,18 +505,34 @@ func (l *serverList) slice() []UpstreamServer {
 	return out
 }
 
+// serverLine is a `server` line of an upstream{} block: what its
+// targets have before a *_pass gives them a protocol and settings. A
+// third of an UpstreamServer, whose settings are most of its size.
+type serverLine struct {
+	server, host, port, socketPath string
+	params                         ServerParams
+}
+
+// target is the target of l in upstream block u.
+func (l *serverLine) target(u *upstream) UpstreamServer {
+	return UpstreamServer{
+		Upstream: u.name, Server: l.server, Host: l.host, Port: l.port, SocketPath: l.socketPath,
+		Params: l.params, RuntimeResolve: l.params.Resolve, Resolvers: u.resolvers,
+	}
+}
+
 // upstreamServer parses a `server` line of an upstream{} block
 // (ngx_http_upstream_server).
-func upstreamServer(n *node) (UpstreamServer, error) {
+func upstreamServer(n *node) (serverLine, error) {
 	if len(n.args) == 0 {
-		return UpstreamServer{}, n.errorf(`invalid number of arguments in "server" directive`)
+		return serverLine{}, n.errorf(`invalid number of arguments in "server" directive`)
 	}
 	a, err := parseAddress(n.args[0], defaultServerPort)
 	if errors.Is(err, errUserinfo) {
-		return UpstreamServer{}, n.errorf("%v in upstream server", err)
+		return serverLine{}, n.errorf("%v in upstream server", err)
 	}
 	if err != nil {
-		return UpstreamServer{}, n.errorf("%v in upstream %q", err, n.args[0])
+		return serverLine{}, n.errorf("%v in upstream %q", err, n.args[0])
 	}
 	p := ServerParams{Weight: defaultWeight, MaxFails: defaultMaxFails, FailTimeout: defaultFailTimeout}
 	for _, arg := range n.args[1:] {
@@ -549,13 +563,11 @@ func upstreamServer(n *node) (UpstreamServer, error) {
 			// modules: not ours to judge.
 		}
 		if !ok {
-			return UpstreamServer{}, n.errorf("invalid parameter %q", arg)
+			return serverLine{}, n.errorf("invalid parameter %q", arg)
 		}
 	}
 	t := serverFor(a)
-	t.Params = p
-	t.RuntimeResolve = p.Resolve
-	return t, nil
+	return serverLine{server: t.Server, host: t.Host, port: t.Port, socketPath: t.SocketPath, params: p}, nil
 }
 
 // serverFor fills the address fields of an UpstreamServer.
@@ -781,8 +793,8 @@ func (w *walker) addPass(n *node, sc *scope, p protocol.Protocol, set Settings, 
 		// position to one server copies it rather than writing into the
 		// others'.
 		src := []string{n.source()}
-		for _, s := range u.servers {
-			t := s
+		for i := range u.servers {
+			t := u.servers[i].target(u)
 			t.Protocol = p
 			t.Settings = set
 			t.Sources = src[:1:1]
