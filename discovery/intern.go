@@ -19,6 +19,11 @@ type interner struct {
 	exchanges    map[exchangeKey]*prober.Exchange
 	protocols    map[protocolsKey][]string
 	resolverSets map[string][]string
+	// lastProtocols and lastKey are the last protocol list keyed and
+	// its key, when haveLast (protocolsKey).
+	lastProtocols []string
+	lastKey       protocolsKey
+	haveLast      bool
 	// tlsFree is where new TLS settings go, tlsChunk the size of its
 	// last allocation, tlsLeft how many more there can be at most (the
 	// targets with TLS not built yet): see newTLS.
@@ -81,7 +86,7 @@ func (in *interner) tls(s prober.TLSSettings) *prober.TLSSettings {
 	}
 	ck := tlsCommonKey{
 		verify: s.Verify, verifyDepth: s.VerifyDepth, trusted: s.TrustedCertificate,
-		protocols: protocolsKey{joined: joinKey(s.Protocols), n: len(s.Protocols), isNil: s.Protocols == nil},
+		protocols: in.protocolsKey(s.Protocols),
 		ciphers:   s.Ciphers, certificate: s.Certificate, key: s.CertificateKey, reuse: s.SessionReuse,
 	}
 	common, ok := in.tlsCommon[ck]
@@ -105,6 +110,18 @@ func (in *interner) tls(s prober.TLSSettings) *prober.TLSSettings {
 	v.Protocols = p
 	in.tlsSettings[k] = v
 	return v
+}
+
+// protocolsKey returns the key of the protocol list p. The model has a
+// list per *_pass, nearly always equal to the one before: that one's
+// key is reused rather than joined again.
+func (in *interner) protocolsKey(p []string) protocolsKey {
+	if in.haveLast && slices.Equal(p, in.lastProtocols) && (p == nil) == (in.lastProtocols == nil) {
+		return in.lastKey
+	}
+	k := protocolsKey{joined: joinKey(p), n: len(p), isNil: p == nil}
+	in.lastProtocols, in.lastKey, in.haveLast = p, k, true
+	return k
 }
 
 // protocolsKey is a comparable TLS protocol list.

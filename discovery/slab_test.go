@@ -242,3 +242,25 @@ func TestResolversShared(t *testing.T) {
 		t.Error("one resolver's addresses are not shared")
 	}
 }
+
+// Each target gets exactly the protocol list of its settings, nil, empty
+// and [""] told apart, however the lists follow each other.
+func TestTLSProtocolListsExact(t *testing.T) {
+	lists := [][]string{nil, {}, {""}, {"TLSv1.2"}, {"TLSv1.2"}, {"TLSv1.2", "TLSv1.3"}, nil, {""}, {}}
+	var servers []nginxconf.UpstreamServer
+	for i, l := range lists {
+		s := tlsOn(settings())
+		s.SSL.Protocols = l
+		servers = append(servers, nginxconf.UpstreamServer{Upstream: "a", Server: fmt.Sprintf("127.0.0.1:%d", 1+i), Host: "127.0.0.1", Port: fmt.Sprint(1 + i), Protocol: protocol.HTTP, Settings: s})
+	}
+	ts := Build(context.Background(), &nginxconf.Config{Servers: servers}, Options{}).Targets
+	for i, tg := range ts {
+		got := tg.Probe.TLS.Protocols
+		if !slices.Equal(got, lists[i]) || (got == nil) != (lists[i] == nil) {
+			t.Errorf("target %d: protocols %#v, want %#v", i, got, lists[i])
+		}
+	}
+	if ts[3].Probe.TLS != ts[4].Probe.TLS || ts[0].Probe.TLS != ts[6].Probe.TLS || ts[1].Probe.TLS == ts[0].Probe.TLS {
+		t.Error("TLS settings shared wrongly")
+	}
+}
