@@ -13,8 +13,8 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
@@ -52,13 +52,12 @@ type Target struct {
 	// labels is Key rendered as Prometheus text-format label pairs; see
 	// Labels.
 	labels string
-	// base and log make Logger: built on first use, because a logger
-	// with its attributes costs about 300 bytes and most targets never
-	// log anything. An atomic pointer rather than a sync.Once: 8 bytes
-	// instead of 24 per target; two first calls racing build two loggers
-	// and keep one.
-	base *slog.Logger
-	log  atomic.Pointer[slog.Logger]
+	// base is the logger Build was given; logger is the target's own,
+	// whose handler is the target itself (see targetHandler): no
+	// allocation and nothing built until a line is logged, and nothing
+	// kept after it.
+	base   *slog.Logger
+	logger slog.Logger
 }
 
 // ServerSettings are what nginx applies toward a target besides its
@@ -90,93 +89,128 @@ func (t *Target) Settings() *ServerSettings {
 // discovery did not build (tests build some by hand).
 func (t *Target) Labels() string { return t.labels }
 
-// labelEscaper escapes a label value for the text format: backslash,
-// newline and double quote, as the Prometheus text encoder does.
-var labelEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+// labelsLen is the length of k rendered as label pairs.
+func labelsLen(k *Key) int {
+	return len(pUp) + escapedLen(k.Upstream) + len(pServer) + escapedLen(k.Server) +
+		len(pAddr) + escapedLen(k.Address) + len(pProto) + escapedLen(k.Protocol) + 1
+}
 
-// renderLabels sets t.labels from t.Key, and points the Key's strings
-// into it when they need no escaping (always, in practice). The protocol
-// label is a constant and stays one.
-func (t *Target) renderLabels() {
-	up, server, addr := labelEscaper.Replace(t.Upstream), labelEscaper.Replace(t.Server), labelEscaper.Replace(t.Address)
-	const (
-		pUp     = `upstream="`
-		pServer = `",server="`
-		pAddr   = `",address="`
-		pProto  = `",protocol="`
-	)
-	t.labels = pUp + up + pServer + server + pAddr + addr + pProto + labelEscaper.Replace(t.Protocol) + `"`
+const (
+	pUp     = `upstream="`
+	pServer = `",server="`
+	pAddr   = `",address="`
+	pProto  = `",protocol="`
+)
+
+// writeLabels appends k rendered as label pairs to b.
+func writeLabels(b *strings.Builder, k *Key) {
+	b.WriteString(pUp)
+	writeEscaped(b, k.Upstream)
+	b.WriteString(pServer)
+	writeEscaped(b, k.Server)
+	b.WriteString(pAddr)
+	writeEscaped(b, k.Address)
+	b.WriteString(pProto)
+	writeEscaped(b, k.Protocol)
+	b.WriteByte('"')
+}
+
+// escapedLen is the length of s escaped for the text format: backslash,
+// newline and double quote take two bytes, as the Prometheus text encoder
+// writes them.
+func escapedLen(s string) int {
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\', '\n', '"':
+			n++
+		}
+	}
+	return n
+}
+
+func writeEscaped(b *strings.Builder, s string) {
+	if escapedLen(s) == len(s) {
+		b.WriteString(s)
+		return
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			b.WriteString(`\\`)
+		case '\n':
+			b.WriteString(`\n`)
+		case '"':
+			b.WriteString(`\"`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+}
+
+// setLabels sets t.labels to l, t.Key rendered, and points the Key's
+// strings into it when they need no escaping (always, in practice). The
+// protocol label is a constant and stays one.
+func (t *Target) setLabels(l string) {
+	t.labels = l
 	i := len(pUp)
-	if up == t.Upstream {
-		t.Upstream = t.labels[i : i+len(up)]
+	n := escapedLen(t.Upstream)
+	if n == len(t.Upstream) {
+		t.Upstream = l[i : i+n]
 	}
-	i += len(up) + len(pServer)
-	if server == t.Server {
-		t.Server = t.labels[i : i+len(server)]
+	i += n + len(pServer)
+	n = escapedLen(t.Server)
+	if n == len(t.Server) {
+		t.Server = l[i : i+n]
 	}
-	i += len(server) + len(pAddr)
-	if addr == t.Address {
-		t.Address = t.labels[i : i+len(addr)]
+	i += n + len(pAddr)
+	n = escapedLen(t.Address)
+	if n == len(t.Address) {
+		t.Address = l[i : i+n]
 	}
 }
 
 // Logger says which target a line is about (upstream, server, address,
-// protocol); the target's prober logs through it too. Until a record at
-// an enabled level is handled it is a small stand-in (~64 bytes, not the
-// ~300 of a logger with the target's attributes): most targets never log,
-// yet probers and the scheduler ask for it on every probe.
+// protocol); the target's prober logs through it too. It is part of the
+// target, not built: most targets never log, yet probers and the
+// scheduler ask for it on every probe. A target discovery did not build
+// (tests build some by hand) logs nothing.
 func (t *Target) Logger() *slog.Logger {
-	if l := t.log.Load(); l != nil {
-		return l
+	if t.base == nil {
+		return discardLogger
 	}
-	l := slog.New(&lazyHandler{t: t})
-	if t.log.CompareAndSwap(nil, l) {
-		return l
-	}
-	return t.log.Load()
+	return &t.logger
 }
 
 // discardLogger is read-only: a logger that drops everything.
 var discardLogger = slog.New(slog.DiscardHandler)
 
-// lazyHandler is a target's handler: levels are the base logger's, which
-// the target's attributes do not change, and the first record handled
-// builds the base handler with the attributes.
-type lazyHandler struct {
-	t    *Target
-	once sync.Once
-	h    slog.Handler
-}
+// targetHandler is a target's handler: levels are the base logger's,
+// which the target's attributes do not change, and each record handled
+// gets the attributes through a handler derived for that record alone.
+// Lines are rare (a failing target logs when its verdict changes), so
+// deriving one per line costs less than keeping one per target that has
+// ever logged.
+type targetHandler Target
 
-func (h *lazyHandler) base() slog.Handler {
-	if h.t.base == nil {
-		return discardLogger.Handler()
-	}
-	return h.t.base.Handler()
-}
-
-func (h *lazyHandler) built() slog.Handler {
-	h.once.Do(func() {
-		t := h.t
-		h.h = h.base().WithAttrs([]slog.Attr{
-			slog.String("upstream", t.Upstream), slog.String("server", t.Server),
-			slog.String("address", t.Address), slog.String("protocol", t.Protocol),
-		})
+func (h *targetHandler) derived() slog.Handler {
+	return h.base.Handler().WithAttrs([]slog.Attr{
+		slog.String("upstream", h.Upstream), slog.String("server", h.Server),
+		slog.String("address", h.Address), slog.String("protocol", h.Protocol),
 	})
-	return h.h
 }
 
-func (h *lazyHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return h.base().Enabled(ctx, l)
+func (h *targetHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.base.Handler().Enabled(ctx, l)
 }
 
-func (h *lazyHandler) Handle(ctx context.Context, r slog.Record) error {
-	return h.built().Handle(ctx, r)
+func (h *targetHandler) Handle(ctx context.Context, r slog.Record) error {
+	return h.derived().Handle(ctx, r)
 }
 
-func (h *lazyHandler) WithAttrs(as []slog.Attr) slog.Handler { return h.built().WithAttrs(as) }
+func (h *targetHandler) WithAttrs(as []slog.Attr) slog.Handler { return h.derived().WithAttrs(as) }
 
-func (h *lazyHandler) WithGroup(name string) slog.Handler { return h.built().WithGroup(name) }
+func (h *targetHandler) WithGroup(name string) slog.Handler { return h.derived().WithGroup(name) }
 
 // Set is the result of one discovery.
 type Set struct {
@@ -247,29 +281,40 @@ func (opts *Options) defaults() {
 }
 
 // Build derives the probe targets from cfg.
+//
+// A set is a few allocations, not a few per target: the targets are one
+// slice, their peers another, their labels one string and their source
+// positions another. The targets live as long as their set (until the
+// next load), and allocated one by one they would be scattered over
+// spans shared with the probes' short-lived garbage, which then cannot
+// be returned while one target is left in them.
 func Build(ctx context.Context, cfg *nginxconf.Config, opts Options) *Set {
 	opts.defaults()
 	addrs := resolveAll(ctx, cfg.Servers, opts)
 
 	set := &Set{Dynamic: len(cfg.Dynamic), ErrorLogs: cfg.ErrorLogs}
-	seen := make(map[Key]bool, len(cfg.Servers))
-	in := newInterner()
+	n := 0
+	for i := range cfg.Servers {
+		n += peerCount(&cfg.Servers[i], addrs)
+	}
+	b := newBuilder(opts, n)
+	seen := make(map[Key]struct{}, n)
 	for i := range cfg.Servers {
 		ct := &cfg.Servers[i]
-		for _, addr := range addressesOf(ct, addrs) {
-			t := newTarget(ct, addr, opts, in)
-			if seen[t.Key] {
-				// Two server lines resolving to one peer: nginx keeps
-				// both, one probe is enough.
-				continue
+		if r, ok := resolvedPeers(ct, addrs); ok {
+			for _, ip := range r.ips {
+				b.addOnce(seen, ct, net.JoinHostPort(ip, ct.Port))
 			}
-			seen[t.Key] = true
-			if t.Probe == nil {
-				set.Down++
-			} else {
-				set.Probed++
-			}
-			set.Targets = append(set.Targets, t)
+			continue
+		}
+		b.addOnce(seen, ct, "")
+	}
+	set.Targets = b.build()
+	for _, t := range set.Targets {
+		if t.Probe == nil {
+			set.Down++
+		} else {
+			set.Probed++
 		}
 	}
 	return set
@@ -338,51 +383,131 @@ func IsStaticHostname(t *nginxconf.UpstreamServer) bool {
 	return t.SocketPath == "" && !t.RuntimeResolve && t.Host != "" && net.ParseIP(strings.Trim(t.Host, "[]")) == nil
 }
 
-// addressesOf lists the peers nginx creates for one server line: the
-// resolved addresses of a static name, else the server itself.
-func addressesOf(t *nginxconf.UpstreamServer, addrs map[string]resolved) []string {
-	if r, ok := addrs[t.Host]; ok && t.SocketPath == "" && r.err == nil {
-		out := make([]string, 0, len(r.ips))
-		for _, ip := range r.ips {
-			out = append(out, net.JoinHostPort(ip, t.Port))
-		}
-		return out
-	}
-	return []string{""}
+// resolvedPeers returns the load-time lookup of t's host when nginx
+// creates one peer per resolved address for it (a static name that
+// resolved); otherwise t is one peer, the server itself.
+func resolvedPeers(t *nginxconf.UpstreamServer, addrs map[string]resolved) (resolved, bool) {
+	r, ok := addrs[t.Host]
+	return r, ok && t.SocketPath == "" && r.err == nil
 }
 
-// newTarget builds the target of one peer of ct. What many targets have
-// in common (parameters and timeouts, TLS settings, the probe request)
-// comes from in, one value per distinct setting, never a copy per target.
-func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *interner) *Target {
-	kind := ct.Kind()
-	t := &Target{
-		Key: Key{
-			Upstream: ct.Upstream,
-			Server:   ct.Server,
-			Address:  ct.Server,
-			Protocol: kind.Label(),
-		},
-		Kind:     kind,
-		Network:  ct.Protocol.Network(ct.SocketPath != ""),
-		Implicit: ct.Implicit,
-		ServerSettings: in.settings(ServerSettings{
-			Params:         ct.Params,
-			ConnectTimeout: ct.Settings.ConnectTimeout,
-			ReadTimeout:    ct.Settings.ReadTimeout,
-			SendTimeout:    ct.Settings.SendTimeout,
-		}),
-		Sources: ct.Sources,
+// peerCount is how many peers nginx creates for one server line.
+func peerCount(t *nginxconf.UpstreamServer, addrs map[string]resolved) int {
+	if r, ok := resolvedPeers(t, addrs); ok {
+		return len(r.ips)
 	}
+	return 1
+}
+
+// builder builds the targets of one set; see Build.
+type builder struct {
+	opts Options
+	in   *interner
+	// targets are the set's, their key alone until build; servers are
+	// their servers, in the same order. Allocated for every peer of the
+	// configuration, so that they never move: only peers that two server
+	// lines share (rare) leave the slice's end unused.
+	targets []Target
+	servers []*nginxconf.UpstreamServer
+	peers   int
+	sources sourceTable
+}
+
+func newBuilder(opts Options, n int) *builder {
+	return &builder{opts: opts, in: newInterner(),
+		targets: make([]Target, 0, n), servers: make([]*nginxconf.UpstreamServer, 0, n)}
+}
+
+// addOnce queues the peer of ct at addr (empty for the server itself)
+// unless seen holds its key already: a name whose lookup lists an
+// address twice is one peer to probe.
+func (b *builder) addOnce(seen map[Key]struct{}, ct *nginxconf.UpstreamServer, addr string) {
+	k := Key{Upstream: ct.Upstream, Server: ct.Server, Address: ct.Server, Protocol: ct.Kind().Label()}
 	if addr != "" {
-		t.Address = addr
+		k.Address = addr
 	}
-	t.renderLabels()
+	if _, dup := seen[k]; dup {
+		return
+	}
+	seen[k] = struct{}{}
+	b.targets = append(b.targets, Target{Key: k})
+	b.servers = append(b.servers, ct)
+	if !ct.Params.Down {
+		b.peers++
+	}
+	b.sources.add(ct.Sources)
+}
+
+// build builds the queued targets: labels first, so that what the peers
+// and TLS settings name (the address, the upstream) shares their bytes.
+func (b *builder) build() []*Target {
+	peers := make([]prober.Peer, b.peers)
+	out := make([]*Target, len(b.targets))
+	size := 0
+	for i := range b.targets {
+		size += labelsLen(&b.targets[i].Key)
+	}
+	var sb strings.Builder
+	sb.Grow(size)
+	for i := range b.targets {
+		writeLabels(&sb, &b.targets[i].Key)
+	}
+	labels := sb.String()
+	b.sources.build(b.servers)
+	b.in.tlsLeft = b.tlsCount()
+	for i := range b.targets {
+		t, ct := &b.targets[i], b.servers[i]
+		// A peer of a load-time lookup has an address of its own;
+		// any other is the server as written.
+		resolved := t.Address != t.Server
+		n := labelsLen(&t.Key)
+		t.setLabels(labels[:n])
+		labels = labels[n:]
+		var p *prober.Peer
+		if !ct.Params.Down {
+			p, peers = &peers[0], peers[1:]
+		}
+		b.fill(t, p, ct, resolved)
+		out[i] = t
+	}
+	return out
+}
+
+// tlsCount is how many targets speak TLS: at most that many distinct
+// TLS settings.
+func (b *builder) tlsCount() int {
+	n := 0
+	for _, ct := range b.servers {
+		if !ct.Params.Down && ct.Settings.SSL.Enabled {
+			n++
+		}
+	}
+	return n
+}
+
+// fill builds t, whose key and labels are set, of a peer of ct; p is
+// the target's peer, nil for a server marked `down`. What many targets
+// have in common (parameters and timeouts, TLS settings, the probe
+// request) comes from the interner, one value per distinct setting,
+// never a copy per target.
+func (b *builder) fill(t *Target, p *prober.Peer, ct *nginxconf.UpstreamServer, resolved bool) {
+	in, opts := b.in, b.opts
+	t.Kind = ct.Kind()
+	t.Network = ct.Protocol.Network(ct.SocketPath != "")
+	t.Implicit = ct.Implicit
+	t.ServerSettings = in.settings(ServerSettings{
+		Params:         ct.Params,
+		ConnectTimeout: ct.Settings.ConnectTimeout,
+		ReadTimeout:    ct.Settings.ReadTimeout,
+		SendTimeout:    ct.Settings.SendTimeout,
+	})
+	t.Sources = b.sources.of(ct.Sources)
 	t.base = opts.Logger
-	if ct.Params.Down {
-		return t
+	t.logger = *slog.New((*targetHandler)(t))
+	if p == nil {
+		return
 	}
-	p := &prober.Peer{
+	*p = prober.Peer{
 		Protocol: ct.Protocol,
 		Network:  t.Network,
 		// nginx's own timeouts, uncapped: a probe waits as long as nginx
@@ -402,28 +527,33 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *inte
 		Method:  "GET",
 		Path:    "/",
 	}}
-	if addr != "" {
+	if resolved {
 		p.Address = t.Address // the label's string
 	}
 	switch {
 	case ct.SocketPath != "":
 		p.Address = ct.SocketPath
+		if strings.HasSuffix(t.Server, ct.SocketPath) {
+			// "unix:" and the path: share the label's string.
+			p.Address = t.Server[len(t.Server)-len(ct.SocketPath):]
+		}
 		p.Worker = opts.Worker
 	case ct.RuntimeResolve:
-		p.Resolve = &prober.RuntimeResolve{Host: ct.Host, Port: ct.Port, Resolvers: resolverAddrs(ct.Resolvers)}
-	case addr == "" && net.ParseIP(strings.Trim(ct.Host, "[]")) != nil:
-		p.Address = net.JoinHostPort(strings.Trim(ct.Host, "[]"), ct.Port)
-		if p.Address == t.Server {
+		p.Resolve = &prober.RuntimeResolve{Host: ct.Host, Port: ct.Port, Resolvers: in.resolvers(ct.Resolvers)}
+	case !resolved && net.ParseIP(strings.Trim(ct.Host, "[]")) != nil:
+		if host := strings.Trim(ct.Host, "[]"); joinsTo(t.Server, host, ct.Port) {
 			// Usually written that way: share the label's string.
 			p.Address = t.Server
+		} else {
+			p.Address = net.JoinHostPort(host, ct.Port)
 		}
-	case addr == "":
+	case !resolved:
 		// The name did not resolve at load time. nginx would refuse the
 		// configuration; keep asking the system resolver so the verdict
 		// recovers when the name does.
 		p.Resolve = &prober.RuntimeResolve{Host: ct.Host, Port: ct.Port, System: true}
 	}
-	if kind.TLS {
+	if t.Kind.TLS {
 		p.TLS = in.tls(tlsSettings(ct, t.Upstream))
 	}
 	if opts.Overrides != nil {
@@ -434,9 +564,102 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *inte
 		req = *p.Exchange
 	}
 	p.Exchange = in.exchange(req)
-	p.Logger = t.Logger
+	p.Logger = t.Logger()
 	t.Probe = p
-	return t
+}
+
+// joinsTo reports whether s is net.JoinHostPort(host, port), without
+// building that string.
+func joinsTo(s, host, port string) bool {
+	if strings.IndexByte(host, ':') >= 0 {
+		return len(s) == len(host)+len(port)+3 && s[0] == '[' && s[1:1+len(host)] == host &&
+			s[1+len(host):3+len(host)] == "]:" && s[3+len(host):] == port
+	}
+	return len(s) == len(host)+len(port)+1 && s[:len(host)] == host && s[len(host)] == ':' && s[len(host)+1:] == port
+}
+
+// sourceTable copies the targets' source positions into one string and
+// one slice: the configuration model holds them one string per *_pass
+// and one slice per server or upstream block, allocated among the
+// parser's garbage, which the set would otherwise keep after the model
+// is gone. A position the model shares (one *_pass of a block, every
+// server of the block) is copied once; a list the model shares (the
+// servers of a block, one after the other) too.
+type sourceTable struct {
+	// at maps a position, by its bytes' address in the model, to its
+	// offset in all (-1 until build writes it).
+	at map[*byte]int
+	// last and lastCopy are the last list added and, once made, its
+	// copy.
+	last, lastCopy []string
+	nElems, size   int
+	all            string
+	elems          []string
+}
+
+func (s *sourceTable) add(list []string) {
+	if len(list) == 0 || sameList(list, s.last) {
+		return
+	}
+	if s.at == nil {
+		s.at = map[*byte]int{}
+	}
+	s.last = list
+	s.nElems += len(list)
+	for _, src := range list {
+		if src == "" {
+			continue
+		}
+		if _, ok := s.at[unsafe.StringData(src)]; !ok {
+			s.at[unsafe.StringData(src)] = -1
+			s.size += len(src)
+		}
+	}
+}
+
+// sameList reports whether a and b are one list of the model.
+func sameList(a, b []string) bool {
+	return len(a) == len(b) && len(a) > 0 && &a[0] == &b[0]
+}
+
+// build writes the shared string: the positions of servers, each once,
+// in order. of then hands out copies.
+func (s *sourceTable) build(servers []*nginxconf.UpstreamServer) {
+	var sb strings.Builder
+	sb.Grow(s.size)
+	for _, ct := range servers {
+		for _, src := range ct.Sources {
+			if p := unsafe.StringData(src); src != "" && s.at[p] < 0 {
+				s.at[p] = sb.Len()
+				sb.WriteString(src)
+			}
+		}
+	}
+	s.all = sb.String()
+	s.elems = make([]string, 0, s.nElems)
+	s.last = nil
+}
+
+// of returns the copy of list; lists are asked for in the order add was
+// given them (so that "the last list" means the same in both).
+func (s *sourceTable) of(list []string) []string {
+	if len(list) == 0 {
+		return list
+	}
+	if sameList(list, s.last) {
+		return s.lastCopy
+	}
+	i := len(s.elems)
+	for _, src := range list {
+		if src == "" {
+			s.elems = append(s.elems, "")
+			continue
+		}
+		off := s.at[unsafe.StringData(src)]
+		s.elems = append(s.elems, s.all[off:off+len(src)])
+	}
+	s.last, s.lastCopy = list, s.elems[i:len(s.elems):len(s.elems)]
+	return s.lastCopy
 }
 
 // tlsSettings maps proxy_ssl_* to the probe. The name nginx sends and
@@ -445,7 +668,7 @@ func newTarget(ct *nginxconf.UpstreamServer, addr string, opts Options, in *inte
 //
 // upstream is ct.Upstream as the target holds it (a slice of its labels),
 // so that the names share its bytes.
-func tlsSettings(ct *nginxconf.UpstreamServer, upstream string) *prober.TLSSettings {
+func tlsSettings(ct *nginxconf.UpstreamServer, upstream string) prober.TLSSettings {
 	ssl := ct.Settings.SSL
 	name := ssl.Name
 	if name == "" {
@@ -456,7 +679,7 @@ func tlsSettings(ct *nginxconf.UpstreamServer, upstream string) *prober.TLSSetti
 			}
 		}
 	}
-	s := &prober.TLSSettings{
+	s := prober.TLSSettings{
 		VerifyName:         name,
 		Verify:             ssl.Verify,
 		VerifyDepth:        ssl.VerifyDepth,

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
@@ -12,16 +13,33 @@ import (
 // TLS settings and probe request, so 10,000 targets hold a handful of values, not 10,000 copies.
 // The values are read-only once built: probes only read them.
 type interner struct {
-	shared      map[ServerSettings]*ServerSettings
-	tlsSettings map[tlsKey]*prober.TLSSettings
-	exchanges   map[exchangeKey]*prober.Exchange
+	shared       map[ServerSettings]*ServerSettings
+	tlsSettings  map[tlsKey]*prober.TLSSettings
+	tlsCommon    map[tlsCommonKey]int
+	exchanges    map[exchangeKey]*prober.Exchange
+	protocols    map[protocolsKey][]string
+	resolverSets map[string][]string
+	// lastProtocols and lastKey are the last protocol list keyed and
+	// its key, when haveLast (protocolsKey).
+	lastProtocols []string
+	lastKey       protocolsKey
+	haveLast      bool
+	// tlsFree is where new TLS settings go, tlsChunk the size of its
+	// last allocation, tlsLeft how many more there can be at most (the
+	// targets with TLS not built yet): see newTLS.
+	tlsFree  []prober.TLSSettings
+	tlsChunk int
+	tlsLeft  int
 }
 
 func newInterner() *interner {
 	return &interner{
-		shared:      map[ServerSettings]*ServerSettings{},
-		tlsSettings: map[tlsKey]*prober.TLSSettings{},
-		exchanges:   map[exchangeKey]*prober.Exchange{},
+		shared:       map[ServerSettings]*ServerSettings{},
+		tlsSettings:  map[tlsKey]*prober.TLSSettings{},
+		tlsCommon:    map[tlsCommonKey]int{},
+		exchanges:    map[exchangeKey]*prober.Exchange{},
+		protocols:    map[protocolsKey][]string{},
+		resolverSets: map[string][]string{},
 	}
 }
 
@@ -39,35 +57,94 @@ func (in *interner) settings(s ServerSettings) *ServerSettings {
 }
 
 // tlsKey is a comparable TLSSettings (sessions belong to the peer, not
-// to the settings, so settings are shared whatever the reuse).
+// to the settings, so settings are shared whatever the reuse): the names,
+// which differ per upstream block without proxy_ssl_name, and the rest,
+// which few blocks differ in, by its number in tlsCommon. Small enough
+// for the map to keep keys inline (a key over 128 bytes is allocated
+// per entry).
 type tlsKey struct {
 	serverName, verifyName string
-	verify                 bool
-	verifyDepth            int
-	trusted                string
-	protocols              string
-	// nProtocols and nilProtocols tell [""] from [] and [] from nil, so
-	// that a shared value is exactly what the target built.
-	nProtocols       int
-	nilProtocols     bool
-	ciphers          string
-	certificate, key string
-	sessionReuse     bool
+	common                 int
+}
+
+// tlsCommonKey is what TLS settings have besides the names.
+type tlsCommonKey struct {
+	verify      bool
+	verifyDepth int
+	trusted     string
+	protocols   protocolsKey
+	ciphers     string
+	certificate string
+	key         string
+	reuse       bool
 }
 
 // tls returns the shared value equal to s.
-func (in *interner) tls(s *prober.TLSSettings) *prober.TLSSettings {
-	k := tlsKey{
-		serverName: s.ServerName, verifyName: s.VerifyName, verify: s.Verify, verifyDepth: s.VerifyDepth,
-		trusted: s.TrustedCertificate, protocols: joinKey(s.Protocols), ciphers: s.Ciphers,
-		nProtocols: len(s.Protocols), nilProtocols: s.Protocols == nil,
-		certificate: s.Certificate, key: s.CertificateKey, sessionReuse: s.SessionReuse,
+func (in *interner) tls(s prober.TLSSettings) *prober.TLSSettings {
+	if in.tlsLeft > 0 {
+		in.tlsLeft--
 	}
+	ck := tlsCommonKey{
+		verify: s.Verify, verifyDepth: s.VerifyDepth, trusted: s.TrustedCertificate,
+		protocols: in.protocolsKey(s.Protocols),
+		ciphers:   s.Ciphers, certificate: s.Certificate, key: s.CertificateKey, reuse: s.SessionReuse,
+	}
+	common, ok := in.tlsCommon[ck]
+	if !ok {
+		common = len(in.tlsCommon)
+		in.tlsCommon[ck] = common
+	}
+	k := tlsKey{serverName: s.ServerName, verifyName: s.VerifyName, common: common}
 	if v, ok := in.tlsSettings[k]; ok {
 		return v
 	}
-	in.tlsSettings[k] = s
-	return s
+	v := in.newTLS()
+	*v = s
+	// The list is the configuration model's; one copy per distinct list
+	// outlives it.
+	p, ok := in.protocols[ck.protocols]
+	if !ok {
+		p = slices.Clip(slices.Clone(s.Protocols))
+		in.protocols[ck.protocols] = p
+	}
+	v.Protocols = p
+	in.tlsSettings[k] = v
+	return v
+}
+
+// protocolsKey returns the key of the protocol list p. The model has a
+// list per *_pass, nearly always equal to the one before: that one's
+// key is reused rather than joined again.
+func (in *interner) protocolsKey(p []string) protocolsKey {
+	if in.haveLast && slices.Equal(p, in.lastProtocols) && (p == nil) == (in.lastProtocols == nil) {
+		return in.lastKey
+	}
+	k := protocolsKey{joined: joinKey(p), n: len(p), isNil: p == nil}
+	in.lastProtocols, in.lastKey, in.haveLast = p, k, true
+	return k
+}
+
+// protocolsKey is a comparable TLS protocol list.
+type protocolsKey struct {
+	joined string
+	// n and isNil tell [""] from [] and [] from nil.
+	n     int
+	isNil bool
+}
+
+// newTLS returns a new zero TLSSettings. They are allocated in chunks,
+// growing and never larger than what is left to build: with
+// proxy_ssl_verify off every upstream block has its own (the name it
+// would verify is the block's), so there are as many as targets with
+// TLS; with a common proxy_ssl_name, a handful.
+func (in *interner) newTLS() *prober.TLSSettings {
+	if len(in.tlsFree) == 0 {
+		in.tlsChunk = min(max(2*in.tlsChunk, 8), in.tlsLeft+1, 1024)
+		in.tlsFree = make([]prober.TLSSettings, in.tlsChunk)
+	}
+	v := &in.tlsFree[0]
+	in.tlsFree = in.tlsFree[1:]
+	return v
 }
 
 // exchangeKey is a comparable Exchange; extra encodes the headers and
@@ -95,6 +172,19 @@ func (in *interner) exchange(e prober.Exchange) *prober.Exchange {
 	v := new(prober.Exchange)
 	*v = e
 	in.exchanges[k] = v
+	return v
+}
+
+// resolvers returns the shared resolver addresses of the `resolver`
+// addresses rs (resolverAddrs): every server resolved at run time under
+// one `resolver` directive has the same.
+func (in *interner) resolvers(rs []string) []string {
+	k := joinKey(rs)
+	if v, ok := in.resolverSets[k]; ok && len(v) == len(rs) {
+		return v
+	}
+	v := resolverAddrs(rs)
+	in.resolverSets[k] = v
 	return v
 }
 

@@ -85,5 +85,7 @@ func Arbitrary(server, upstream string, kind protocol.Kind, opts Options) (*Targ
 	if upstream != "" {
 		ct.Upstream = upstream
 	}
-	return newTarget(&ct, "", opts, newInterner()), nil
+	b := newBuilder(opts, 1)
+	b.addOnce(map[Key]struct{}{}, &ct, "")
+	return b.build()[0], nil
 }

@@ -53,7 +53,7 @@ http {
 	if py == nil || py.Protocol != "suwsgi" || py.Probe.Protocol != protocol.UWSGI || py.Probe.TLS == nil {
 		t.Fatalf("suwsgi target: %+v", py)
 	}
-	if py.Logger() == nil || py.Probe.Logger() != py.Logger() {
+	if py.Logger() == nil || py.Probe.Logger != py.Logger() {
 		t.Error("the target and its prober must share the target's logger")
 	}
 }
@@ -98,6 +98,7 @@ func TestArbitraryMatchesConfiguration(t *testing.T) {
 			// Sources and loggers differ by construction.
 			want.Sources, got.Sources = nil, nil
 			want.base, got.base = nil, nil
+			want.logger, got.logger = slog.Logger{}, slog.Logger{}
 			wp, gp := *want.Probe, *got.Probe
 			wp.Logger, gp.Logger = nil, nil
 			want.Probe, got.Probe = nil, nil
@@ -127,7 +128,7 @@ func TestTargetLogger(t *testing.T) {
 	if tg.Logger() != tg.Logger() {
 		t.Error("the logger is built more than once")
 	}
-	tg.Probe.Logger().Info("hello")
+	tg.Probe.Logger.Info("hello")
 	for _, want := range []string{"upstream=app", "server=127.0.0.1:3000", "address=127.0.0.1:3000", "protocol=http", "msg=hello"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("log line %q lacks %q", buf.String(), want)

@@ -199,6 +199,7 @@ func (w *walker) streamUpstream(n *node, streamScope *scope, ups map[string]*ups
 	}
 	u := &upstream{name: n.args[0]}
 	u.readBlock(n, streamScope)
+	u.servers = make([]serverLine, 0, countServers(n.block))
 	for _, c := range n.block {
 		if c.name != "server" || c.isBlk {
 			continue
@@ -213,8 +214,6 @@ func (w *walker) streamUpstream(n *node, streamScope *scope, ups map[string]*ups
 		if err != nil {
 			return err
 		}
-		t.Upstream = u.name
-		t.Resolvers = u.resolvers
 		u.servers = append(u.servers, t)
 	}
 	ups[key] = u

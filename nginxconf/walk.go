@@ -151,7 +151,7 @@ func (s *scope) host(directive string) hostSetting {
 // upstream is an upstream{} block.
 type upstream struct {
 	name      string
-	servers   []UpstreamServer
+	servers   []serverLine
 	resolvers []string
 	used      bool
 	// luaBalancer is the position of a balancer_by_lua_* directive:
@@ -186,7 +186,10 @@ type walker struct {
 	upstreams map[string]*upstream
 	order     []*upstream
 	cfg       *Config
-	index     map[targetKey]int
+	// servers become cfg.Servers when the walk ends; index finds one
+	// by key.
+	servers serverList
+	index   map[targetKey]int
 	// fs reads certificate files for nginx's load-time checks; nil
 	// skips them (Implicit).
 	fs FS
@@ -278,6 +281,7 @@ func (w *walker) run(root []*node) (*Config, error) {
 			w.cfg.UnusedUpstreams = append(w.cfg.UnusedUpstreams, u.name)
 		}
 	}
+	w.cfg.Servers = w.servers.slice()
 	return w.cfg, nil
 }
 
@@ -421,6 +425,7 @@ func (w *walker) addUpstream(n *node, httpScope *scope) error {
 	}
 	u := &upstream{name: n.args[0]}
 	u.readBlock(n, httpScope)
+	u.servers = make([]serverLine, 0, countServers(n.block))
 	for _, c := range n.block {
 		if c.name != "server" || c.isBlk {
 			continue
@@ -429,8 +434,6 @@ func (w *walker) addUpstream(n *node, httpScope *scope) error {
 		if err != nil {
 			return err
 		}
-		t.Upstream = u.name
-		t.Resolvers = u.resolvers
 		u.servers = append(u.servers, t)
 	}
 	w.upstreams[key] = u
@@ -438,18 +441,98 @@ func (w *walker) addUpstream(n *node, httpScope *scope) error {
 	return nil
 }
 
+// countServers counts the `server` lines of an upstream{} block, so
+// that its list is allocated once: a server is over 400 bytes, and a
+// large configuration has thousands of blocks.
+func countServers(block []*node) int {
+	n := 0
+	for _, c := range block {
+		if c.name == "server" && !c.isBlk {
+			n++
+		}
+	}
+	return n
+}
+
+// serverList is the targets of a walk in chunks: appending to one slice
+// would copy the whole list each time it grows (a quarter at a time
+// once large), allocating about five times its final size over a load;
+// chunks that double up to a bound, copied once into a slice of the
+// exact size, allocate about twice.
+type serverList struct {
+	chunks [][]UpstreamServer
+	n      int
+}
+
+const maxServerChunk = 1024
+
+// add appends t and returns its index.
+func (l *serverList) add(t UpstreamServer) int {
+	last := len(l.chunks) - 1
+	if last < 0 || len(l.chunks[last]) == cap(l.chunks[last]) {
+		size := 16
+		if last >= 0 {
+			size = min(2*cap(l.chunks[last]), maxServerChunk)
+		}
+		l.chunks = append(l.chunks, make([]UpstreamServer, 0, size))
+		last++
+	}
+	l.chunks[last] = append(l.chunks[last], t)
+	l.n++
+	return l.n - 1
+}
+
+// at returns the target at index i.
+func (l *serverList) at(i int) *UpstreamServer {
+	for _, c := range l.chunks {
+		if i < len(c) {
+			return &c[i]
+		}
+		i -= len(c)
+	}
+	panic("nginxconf: server index out of range")
+}
+
+// slice returns the targets in order, nil when there are none.
+func (l *serverList) slice() []UpstreamServer {
+	if l.n == 0 {
+		return nil
+	}
+	out := make([]UpstreamServer, 0, l.n)
+	for _, c := range l.chunks {
+		out = append(out, c...)
+	}
+	return out
+}
+
+// serverLine is a `server` line of an upstream{} block: what its
+// targets have before a *_pass gives them a protocol and settings. A
+// third of an UpstreamServer, whose settings are most of its size.
+type serverLine struct {
+	server, host, port, socketPath string
+	params                         ServerParams
+}
+
+// target is the target of l in upstream block u.
+func (l *serverLine) target(u *upstream) UpstreamServer {
+	return UpstreamServer{
+		Upstream: u.name, Server: l.server, Host: l.host, Port: l.port, SocketPath: l.socketPath,
+		Params: l.params, RuntimeResolve: l.params.Resolve, Resolvers: u.resolvers,
+	}
+}
+
 // upstreamServer parses a `server` line of an upstream{} block
 // (ngx_http_upstream_server).
-func upstreamServer(n *node) (UpstreamServer, error) {
+func upstreamServer(n *node) (serverLine, error) {
 	if len(n.args) == 0 {
-		return UpstreamServer{}, n.errorf(`invalid number of arguments in "server" directive`)
+		return serverLine{}, n.errorf(`invalid number of arguments in "server" directive`)
 	}
 	a, err := parseAddress(n.args[0], defaultServerPort)
 	if errors.Is(err, errUserinfo) {
-		return UpstreamServer{}, n.errorf("%v in upstream server", err)
+		return serverLine{}, n.errorf("%v in upstream server", err)
 	}
 	if err != nil {
-		return UpstreamServer{}, n.errorf("%v in upstream %q", err, n.args[0])
+		return serverLine{}, n.errorf("%v in upstream %q", err, n.args[0])
 	}
 	p := ServerParams{Weight: defaultWeight, MaxFails: defaultMaxFails, FailTimeout: defaultFailTimeout}
 	for _, arg := range n.args[1:] {
@@ -480,13 +563,11 @@ func upstreamServer(n *node) (UpstreamServer, error) {
 			// modules: not ours to judge.
 		}
 		if !ok {
-			return UpstreamServer{}, n.errorf("invalid parameter %q", arg)
+			return serverLine{}, n.errorf("invalid parameter %q", arg)
 		}
 	}
 	t := serverFor(a)
-	t.Params = p
-	t.RuntimeResolve = p.Resolve
-	return t, nil
+	return serverLine{server: t.Server, host: t.Host, port: t.Port, socketPath: t.SocketPath, params: p}, nil
 }
 
 // serverFor fills the address fields of an UpstreamServer.
@@ -712,8 +793,8 @@ func (w *walker) addPass(n *node, sc *scope, p protocol.Protocol, set Settings, 
 		// position to one server copies it rather than writing into the
 		// others'.
 		src := []string{n.source()}
-		for _, s := range u.servers {
-			t := s
+		for i := range u.servers {
+			t := u.servers[i].target(u)
 			t.Protocol = p
 			t.Settings = set
 			t.Sources = src[:1:1]
@@ -744,11 +825,10 @@ func (w *walker) add(t UpstreamServer) {
 	k := targetKey{t.Upstream, t.Server, t.Kind()}
 	i, ok := w.index[k]
 	if !ok {
-		w.index[k] = len(w.cfg.Servers)
-		w.cfg.Servers = append(w.cfg.Servers, t)
+		w.index[k] = w.servers.add(t)
 		return
 	}
-	old := &w.cfg.Servers[i]
+	old := w.servers.at(i)
 	old.Settings = mergeSettings(old.Settings, t.Settings)
 	old.RuntimeResolve = old.RuntimeResolve || t.RuntimeResolve
 	if len(old.Resolvers) == 0 {

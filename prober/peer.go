@@ -60,10 +60,11 @@ type Peer struct {
 	// serves a peer without one; write it only before probes run.
 	*Exchange
 
-	// Logger returns a logger carrying the target's identity (upstream,
-	// server, address, protocol), so every line a prober logs says which
-	// server it is about; built on first use. nil discards.
-	Logger func() *slog.Logger
+	// Logger carries the target's identity (upstream, server, address,
+	// protocol), so every line a prober logs says which server it is
+	// about. nil discards. A logger rather than a function returning one:
+	// a method value would be one more allocation per peer.
+	Logger *slog.Logger
 
 	// sessions is the peer's *Sessions when TLS.SessionReuse keeps one
 	// per peer: created when the first session arrives, so that a peer
@@ -100,7 +101,7 @@ func (t *Peer) logger() *slog.Logger {
 	if t.Logger == nil {
 		return discard
 	}
-	return t.Logger()
+	return t.Logger
 }
 
 // discard is read-only: a logger that drops everything.
