@@ -59,12 +59,13 @@ func memoryResult(i, round int, t *discovery.Target, r *prober.Result) {
 // TestMemoryPerTarget bounds the scheduler's live heap per target at
 // 10,000 targets, half of them failing, after several probes of each: the
 // state, its history, the sparse failure counters and texts, and the
-// scheduler's index and order. It was ~1 KB a target with a full
-// prober.Result, a counter per reason and time.Time everywhere.
+// scheduler's index and queues. It was ~1 KB a target with a full
+// prober.Result, a counter per reason and time.Time everywhere, and 513
+// bytes with one object per state in a map by labels.
 func TestMemoryPerTarget(t *testing.T) {
 	testutil.SkipUnlessHeapIsTheExporters(t)
-	if size := unsafe.Sizeof(state{}); size > 240 {
-		t.Errorf("state is %d bytes, want at most 240 (a 240-byte size class)", size)
+	if size := unsafe.Sizeof(state{}); size > 216 {
+		t.Errorf("state is %d bytes, want at most 216", size)
 	}
 	const n = 10000
 	ts := memoryTargets(n)
@@ -76,7 +77,7 @@ func TestMemoryPerTarget(t *testing.T) {
 	for round := range 3 {
 		for i, tg := range ts {
 			memoryResult(i, round, tg, &r)
-			s.record(s.states[tg.Key], tg, &r, time.Now())
+			s.record(tg, &r, time.Now())
 		}
 	}
 	r.Reset()
@@ -106,11 +107,11 @@ func TestMemoryPerTarget(t *testing.T) {
 	}
 	runtime.KeepAlive(s)
 	runtime.KeepAlive(ts)
-	// Measured 513 bytes (909 before the state was made compact): 240 of
-	// state, ~110 of index (map by labels) and order, and for a failing
-	// target its counter, error text and logger (~250, half the targets).
-	if perTarget > 540 {
-		t.Errorf("scheduler state is %.0f bytes per target, want at most 540", perTarget)
+	// Measured 361 bytes: 216 of state in the slab, 16 of index, ~8 of
+	// queue, and for a failing target its counter, error text and
+	// logger (half the targets).
+	if perTarget > 390 {
+		t.Errorf("scheduler state is %.0f bytes per target, want at most 390", perTarget)
 	}
 }
 
@@ -121,10 +122,9 @@ func TestLastErrorIs(t *testing.T) {
 	tg := target("app", "/run/app.sock", false)
 	s := New(Options{Interval: time.Second, Prober: newCountingProber()})
 	s.Update(set(tg))
-	st := s.states[tg.Key]
 	for _, err := range []error{fmt.Errorf("stat /run: %w", prober.ErrCannotCheck), errors.New("permission denied")} {
 		r := prober.Result{Reason: prober.ReasonPermissionDenied, Err: err}
-		s.record(st, tg, &r, time.Now())
+		s.record(tg, &r, time.Now())
 		var got Status
 		s.Each(func(cp *Status) { got = *cp })
 		if got.Result.Err == nil || got.Result.Err.Error() != err.Error() ||
@@ -133,7 +133,7 @@ func TestLastErrorIs(t *testing.T) {
 		}
 	}
 	r := prober.Result{Success: true}
-	s.record(st, tg, &r, time.Now())
+	s.record(tg, &r, time.Now())
 	s.Each(func(cp *Status) {
 		if cp.Result.Err != nil || cp.Failures[reasonIndex(prober.ReasonPermissionDenied)] != 2 {
 			t.Errorf("after recovery: err %v, failures %v", cp.Result.Err, cp.Failures)

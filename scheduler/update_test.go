@@ -1,0 +1,129 @@
+package scheduler
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
+)
+
+// gateProber holds every probe until release is closed; the first probe
+// of each address fails (refused), later ones succeed, so that a result
+// says which probe it came from.
+type gateProber struct {
+	mu      sync.Mutex
+	started map[string]int
+	release chan struct{}
+}
+
+func (g *gateProber) Probe(ctx context.Context, p *prober.Peer, r *prober.Result) {
+	g.mu.Lock()
+	g.started[p.Address]++
+	first := g.started[p.Address] == 1
+	g.mu.Unlock()
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+	}
+	if first {
+		r.Fail(prober.ReasonConnectionRefused, nil)
+		return
+	}
+	r.Success = true
+}
+
+func (g *gateProber) total() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, c := range g.started {
+		n += c
+	}
+	return n
+}
+
+// makeDue makes every target that is not running due now.
+func makeDue(s *Scheduler) {
+	now := s.at(time.Now())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fast.q, s.slow.q = s.fast.q[:0], s.slow.q[:0]
+	for i := range s.states {
+		st := &s.states[i]
+		if st.is(flagRunning) {
+			continue
+		}
+		st.due, st.lagFrom = now, now
+		s.push(s.laneOf(st), int32(i))
+	}
+}
+
+// TestUpdateWhileProbing: a probe in flight when the target set changes
+// records into its target's state in the new set, wherever that moved,
+// and queues its next run once; the probe of a target the new set
+// removed records nowhere that is exported, even when a target with the
+// same labels comes back before it ends.
+func TestUpdateWhileProbing(t *testing.T) {
+	g := &gateProber{started: map[string]int{}, release: make(chan struct{})}
+	s := New(Options{Interval: time.Hour, Concurrency: 8, Timeout: 10 * time.Second, Prober: g})
+	s.Update(set(target("u", "a", false), target("u", "b", false)))
+	makeDue(s)
+	var wg sync.WaitGroup
+	s.dispatch(context.Background(), &wg, time.Now())
+	waitFor(t, "a and b probed", func() bool { return g.total() == 2 })
+
+	// a stays (as a new Target with the same labels) and moves; b goes.
+	a2, c := target("u", "a", false), target("u", "c", false)
+	s.Update(set(c, a2))
+	// b comes back, as a new server, while its old probe still runs.
+	b2 := target("u", "b", false)
+	s.Update(set(c, a2, b2))
+	makeDue(s)
+	s.dispatch(context.Background(), &wg, time.Now())
+	waitFor(t, "c and the new b probed", func() bool { return g.total() == 4 })
+	s.mu.Lock()
+	if len(s.active) != 4 {
+		t.Errorf("%d probes in flight, want 4", len(s.active))
+	}
+	s.mu.Unlock()
+	close(g.release)
+	wg.Wait()
+
+	st := statuses(s)
+	refused := reasonIndex(prober.ReasonConnectionRefused)
+	if a := st["a"]; a.Target != a2 || a.Runs != 1 || a.Result.Reason != prober.ReasonConnectionRefused || a.Failures[refused] != 1 {
+		t.Errorf("a: the probe started before the update did not land in its new state: %+v", a)
+	}
+	// Had the old probe of b recorded into the new b, it would show its
+	// failure and two runs.
+	if b := st["b"]; b.Target != b2 || b.Runs != 1 || !b.Result.Success || b.Failures[refused] != 0 {
+		t.Errorf("b: want only the new server's own probe, a success: %+v", b)
+	}
+	if c := st["c"]; c.Runs != 1 {
+		t.Errorf("c: %d runs, want 1", c.Runs)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.active) != 0 {
+		t.Errorf("%d probes still listed in flight", len(s.active))
+	}
+	queued := map[int32]int{}
+	for _, l := range []*lane{&s.fast, &s.slow} {
+		for _, i := range l.q {
+			queued[i]++
+		}
+		if l.busy != 0 {
+			t.Errorf("lane has %d busy slots after every probe ended", l.busy)
+		}
+	}
+	for i := range s.states {
+		if queued[int32(i)] != 1 || s.states[i].is(flagRunning) {
+			t.Errorf("%s queued %d times (running %v), want once", s.states[i].target.Server, queued[int32(i)], s.states[i].is(flagRunning))
+		}
+	}
+	if len(queued) != len(s.states) {
+		t.Errorf("queues hold %d slots for %d targets", len(queued), len(s.states))
+	}
+}
