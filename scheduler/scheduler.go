@@ -145,28 +145,46 @@ func (st *state) set(f uint8, on bool) {
 	}
 }
 
-// extra holds what few targets need, so that the others pay one pointer.
+// extra holds what only some targets need, so that the others pay one
+// pointer: what a failing target keeps (64 bytes with its first two
+// failure counters), and in rare what fewer still have.
 type extra struct {
-	// failures counts failed probes by reason: one or two entries for a
-	// target that fails, in the order the reasons first happened.
-	failures []failureCount
+	// err stands in for the last result's error while the target fails
+	// (hasErr). A Status may hold a pointer to it after the lock is
+	// released, so it is never modified: a different error gets a new
+	// extra (see keepTexts).
+	err lastError
+	// failures counts failed probes by reason (see failureCount), in the
+	// order the reasons first happened; a target failing in more ways
+	// has the others in rare.
+	failures [2]failureCount
 	skipped  uint64
-	// Of the last result: the peer dialled when resolved at run time, and
-	// while the target fails, the detail and the error's text.
-	address string
-	detail  string
-	err     *lastError
+	rare     *rare
+	hasErr   bool
 }
 
-type failureCount struct {
-	n      uint64
-	reason uint8 // index into prober.Reasons
+// rare holds what few targets have: the peer dialled when resolved at
+// run time, the detail of a failure, and counters of a third failure
+// reason and more.
+type rare struct {
+	address  string
+	detail   string
+	failures []failureCount
 }
+
+// failureCount is the count of failed probes of one reason: the reason's
+// index into prober.Reasons in the top byte (plus one, so that zero is no
+// entry), the count below it (2^56 probes outlast any exporter).
+type failureCount uint64
+
+const failureShift = 56
+
+func (f failureCount) reason() int { return int(f>>failureShift) - 1 }
+func (f failureCount) n() uint64   { return uint64(f) & (1<<failureShift - 1) }
 
 // lastError stands in for a result's error once it has been logged: its
 // text, and whether it said the exporter could not check a path as
-// nginx's worker user (report marks such verdicts unverified). It is
-// never modified, so a Status can hold it after the lock is released.
+// nginx's worker user (report marks such verdicts unverified).
 type lastError struct {
 	text        string
 	cannotCheck bool
@@ -641,13 +659,32 @@ func (st *state) more() *extra {
 
 // fail counts one failed probe of reason (an index into prober.Reasons).
 func (e *extra) fail(reason int) {
+	if count(e.failures[:], reason) {
+		return
+	}
 	for i := range e.failures {
-		if int(e.failures[i].reason) == reason {
-			e.failures[i].n++
+		if e.failures[i] == 0 {
+			e.failures[i] = failureCount(reason+1)<<failureShift | 1
 			return
 		}
 	}
-	e.failures = append(e.failures, failureCount{n: 1, reason: uint8(reason)})
+	if e.rare == nil {
+		e.rare = &rare{}
+	}
+	if !count(e.rare.failures, reason) {
+		e.rare.failures = append(e.rare.failures, failureCount(reason+1)<<failureShift|1)
+	}
+}
+
+// count adds one to the counter of reason in fs, if there is one.
+func count(fs []failureCount, reason int) bool {
+	for i := range fs {
+		if fs[i] != 0 && fs[i].reason() == reason {
+			fs[i]++
+			return true
+		}
+	}
+	return false
 }
 
 // texts are what of a result's texts a failing target keeps: the detail
@@ -676,21 +713,34 @@ func textsOf(r *prober.Result) texts {
 // text (txt). Unchanged texts keep their strings, so a target failing the
 // same way allocates nothing to remember it. Called with s.mu held.
 func (st *state) keepTexts(r *prober.Result, txt *texts) {
-	if st.extra == nil && r.Address == "" && txt.detail == "" && r.Err == nil {
+	if st.extra == nil && r.Address == "" && txt.detail == "" && !txt.hasErr {
 		return
 	}
+	fresh := st.extra == nil
 	e := st.more()
-	if e.address != r.Address {
-		e.address = r.Address
-	}
-	if e.detail != txt.detail {
-		e.detail = txt.detail
+	if e.rare != nil || r.Address != "" || txt.detail != "" {
+		if e.rare == nil {
+			e.rare = &rare{}
+		}
+		if e.rare.address != r.Address {
+			e.rare.address = r.Address
+		}
+		if e.rare.detail != txt.detail {
+			e.rare.detail = txt.detail
+		}
 	}
 	switch {
 	case !txt.hasErr:
-		e.err = nil
-	case e.err == nil || e.err.text != txt.err || e.err.cannotCheck != txt.cannotCheck:
-		e.err = &lastError{text: txt.err, cannotCheck: txt.cannotCheck}
+		e.hasErr = false
+	case e.err.text == txt.err && e.err.cannotCheck == txt.cannotCheck:
+		e.hasErr = true
+	case fresh:
+		// No Status can hold the error of an extra made just now.
+		e.err, e.hasErr = lastError{text: txt.err, cannotCheck: txt.cannotCheck}, true
+	default:
+		ne := *e
+		ne.err, ne.hasErr = lastError{text: txt.err, cannotCheck: txt.cannotCheck}, true
+		st.extra = &ne
 	}
 }
 
@@ -698,10 +748,18 @@ func (st *state) keepTexts(r *prober.Result, txt *texts) {
 // held, or on a slab Update replaced (which nothing writes any more).
 func (st *state) read(cp *Status) {
 	*cp = Status{Target: st.target, Runs: st.runs}
-	if e := st.extra; e != nil {
+	e := st.extra
+	if e != nil {
 		cp.Skipped = e.skipped
 		for _, f := range e.failures {
-			cp.Failures[f.reason] = f.n
+			if f != 0 {
+				cp.Failures[f.reason()] = f.n()
+			}
+		}
+		if e.rare != nil {
+			for _, f := range e.rare.failures {
+				cp.Failures[f.reason()] = f.n()
+			}
 		}
 	}
 	if st.runs == 0 {
@@ -722,10 +780,12 @@ func (st *state) read(cp *Status) {
 	if st.is(flagTLS) {
 		r.TLSNotAfter = time.Unix(st.tlsNotAfter, 0).UTC()
 	}
-	if e := st.extra; e != nil {
-		r.Address, r.Detail = e.address, e.detail
-		if e.err != nil {
-			r.Err = e.err
+	if e != nil {
+		if e.rare != nil {
+			r.Address, r.Detail = e.rare.address, e.rare.detail
+		}
+		if e.hasErr {
+			r.Err = &e.err
 		}
 	}
 }
