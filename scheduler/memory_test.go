@@ -107,7 +107,7 @@ func TestMemoryPerTarget(t *testing.T) {
 	}
 	runtime.KeepAlive(s)
 	runtime.KeepAlive(ts)
-	// Measured 336 bytes: 216 of state in the slab, 16 of index, ~8 of
+	// Measured 336 bytes: 216 of state in the slab, 8 of index, ~8 of
 	// queue, and for a failing target (half of them) its extra (64), the
 	// error's text (64) and its logger.
 	if perTarget > 360 {

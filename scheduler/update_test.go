@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/prober"
 )
 
@@ -125,5 +126,37 @@ func TestUpdateWhileProbing(t *testing.T) {
 	}
 	if len(queued) != len(s.states) {
 		t.Errorf("queues hold %d slots for %d targets", len(queued), len(s.states))
+	}
+}
+
+// TestFindTellsCollidingHashesApart: labels whose hashes collide are
+// found by comparing the labels, and every one of 10,000 targets is found
+// by its own.
+func TestFindTellsCollidingHashesApart(t *testing.T) {
+	ts := []*discovery.Target{target("u", "a", false), target("u", "b", false), target("u", "c", false)}
+	states := make([]state, len(ts))
+	index := make([]slot, len(ts))
+	for i, tg := range ts {
+		states[i].target = tg
+		index[i] = slot{hash: 7, i: int32(i)}
+	}
+	index = append([]slot{{hash: 3, i: 2}}, index...)
+	for i, tg := range ts {
+		if got := find(index, states, 7, tg.Key); got != int32(i) {
+			t.Errorf("%s: slot %d, want %d", tg.Server, got, i)
+		}
+	}
+	if got := find(index, states, 7, discovery.Key{Upstream: "u", Server: "d"}); got != -1 {
+		t.Errorf("labels not configured found at slot %d", got)
+	}
+
+	many := memoryTargets(10000)
+	s := New(Options{Interval: time.Second, Prober: newCountingProber()})
+	s.Update(&discovery.Set{Targets: many})
+	var st Status
+	for _, tg := range many {
+		if !s.Read(tg.Key, &st) || st.Target != tg {
+			t.Fatalf("%v: not found by its labels", tg.Key)
+		}
 	}
 }
