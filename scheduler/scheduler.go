@@ -344,10 +344,18 @@ func (s *Scheduler) Update(set *discovery.Set) {
 
 	s.mu.Lock()
 	old := s.states
+	// moved is where each old state went, -1 if nowhere. A state goes to
+	// one place only: were a set to hold one labels twice, the second
+	// would start afresh rather than share a probe in flight.
+	moved := make([]int32, len(old))
+	for j := range moved {
+		moved[j] = -1
+	}
 	for _, e := range index {
 		t, st := set.Targets[e.i], &next[e.i]
-		if j := find(s.index, old, e.hash, t.Key); j >= 0 {
+		if j := find(s.index, old, e.hash, t.Key); j >= 0 && moved[j] < 0 {
 			*st = old[j]
+			moved[j] = e.i
 		} else {
 			st.due = now + int64(jitter(t.Key, s.opts.Interval))
 			st.lagFrom = st.due
@@ -358,16 +366,15 @@ func (s *Scheduler) Update(set *discovery.Set) {
 	// target is gone, into a copy of its old one that only it holds (its
 	// result is still logged against its previous one, as before).
 	for _, r := range s.active {
-		if r.orphan != nil {
-			continue
+		switch {
+		case r.orphan != nil:
+		case moved[r.slot] >= 0:
+			r.slot = moved[r.slot]
+		default:
+			r.orphan = new(state)
+			*r.orphan = old[r.slot]
+			r.slot = -1
 		}
-		if j := find(index, next, s.hashKey(r.target.Key), r.target.Key); j >= 0 {
-			r.slot = j
-			continue
-		}
-		r.orphan = new(state)
-		*r.orphan = old[r.slot]
-		r.slot = -1
 	}
 	s.states, s.index = next, index
 	for _, l := range []*lane{&s.fast, &s.slow} {

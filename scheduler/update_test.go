@@ -160,3 +160,39 @@ func TestFindTellsCollidingHashesApart(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdateWithLabelsTwice: a set holding the same labels twice (which
+// discovery never builds) while a probe of them runs: the probe ends in
+// one of the two states, and both are queued once afterwards, neither
+// left running.
+func TestUpdateWithLabelsTwice(t *testing.T) {
+	g := &gateProber{started: map[string]int{}, release: make(chan struct{})}
+	s := New(Options{Interval: time.Hour, Concurrency: 8, Timeout: 10 * time.Second, Prober: g})
+	s.Update(set(target("u", "a", false)))
+	makeDue(s)
+	var wg sync.WaitGroup
+	s.dispatch(context.Background(), &wg, time.Now())
+	waitFor(t, "a probed", func() bool { return g.total() == 1 })
+	s.Update(set(target("u", "a", false), target("u", "a", false)))
+	close(g.release)
+	wg.Wait()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	queued := map[int32]int{}
+	for _, l := range []*lane{&s.fast, &s.slow} {
+		for _, i := range l.q {
+			queued[i]++
+		}
+	}
+	runs := uint64(0)
+	for i := range s.states {
+		runs += s.states[i].runs
+		if queued[int32(i)] != 1 || s.states[i].is(flagRunning) {
+			t.Errorf("state %d queued %d times (running %v), want once", i, queued[int32(i)], s.states[i].is(flagRunning))
+		}
+	}
+	if runs != 1 {
+		t.Errorf("%d results recorded for one probe", runs)
+	}
+}
