@@ -24,17 +24,15 @@ type Outcome struct {
 	Phases       [len(prober.PhaseNames)]time.Duration
 }
 
-// history is a target's last HistoryLen outcomes, guarded by state.mu:
-// entry n%HistoryLen holds the outcome of the target's n-th probe (from
-// 0, state.runs counts them). It is kept column-wise, times as integers,
-// durations in microseconds (nginx logs milliseconds; a phase saturates
-// at ~71 min) and verdicts as one code: 168 bytes, the bulk of a
-// target's state.
+// history is a target's last HistoryLen outcomes but their verdicts
+// (state.code): entry n%HistoryLen holds the outcome of the target's n-th
+// probe (from 0, state.runs counts them). It is kept column-wise, times as
+// integers and durations in microseconds (nginx logs milliseconds; a
+// phase saturates at ~71 min): 160 bytes, the bulk of a target's state.
 type history struct {
 	finished [HistoryLen]int64 // UnixNano
 	duration [HistoryLen]uint32
 	phases   [HistoryLen][len(prober.PhaseNames)]uint32
-	code     [HistoryLen]uint8
 }
 
 // Verdict codes: success, then a reason (prober.Reasons[code-codeReason]),
@@ -68,59 +66,49 @@ func encode(r *prober.Result) uint8 {
 	return codeNoReason
 }
 
-// outcome is one entry of a history, decoded on demand.
-type outcome struct {
-	finished int64
-	duration uint32
-	phases   [len(prober.PhaseNames)]uint32
-	code     uint8
-}
-
-func (o *outcome) success() bool { return o.code == codeSuccess }
-
-func (o *outcome) reason() prober.Reason {
-	if o.code >= codeReason && int(o.code) < codeCause {
-		return prober.Reasons[o.code-codeReason]
+// codeReasonOf is the failure reason of verdict code c, if any.
+func codeReasonOf(c uint8) prober.Reason {
+	if c >= codeReason && int(c) < codeCause {
+		return prober.Reasons[c-codeReason]
 	}
 	return ""
 }
 
-func (o *outcome) cause() prober.Inconclusive {
-	if int(o.code) >= codeCause && int(o.code) < codeCause+len(prober.InconclusiveCauses) {
-		return prober.InconclusiveCauses[int(o.code)-codeCause]
+// codeCauseOf is the cause of a probe without a verdict, if c is one.
+func codeCauseOf(c uint8) prober.Inconclusive {
+	if int(c) >= codeCause && int(c) < codeCause+len(prober.InconclusiveCauses) {
+		return prober.InconclusiveCauses[int(c)-codeCause]
 	}
 	return ""
 }
 
 func micros(d time.Duration) uint32 { return uint32(min(max(d/time.Microsecond, 0), 1<<32-1)) }
 
-// put records r, the outcome of probe number n.
-func (h *history) put(n uint64, r *prober.Result, finished time.Time) {
-	i := n % HistoryLen
+// put records r, finished then, as the outcome of probe number st.runs,
+// and counts it. Called with Scheduler.mu held.
+func (st *state) put(r *prober.Result, finished time.Time) {
+	i := st.runs % HistoryLen
+	h := &st.history
 	h.finished[i] = finished.UnixNano()
 	h.duration[i] = micros(r.Duration)
 	for p, d := range r.Phases {
 		h.phases[i][p] = micros(d)
 	}
-	h.code[i] = encode(r)
+	st.code[i] = encode(r)
+	st.runs++
 }
 
-// at returns the outcome of probe number n, one of the last HistoryLen.
-func (h *history) at(n uint64) outcome {
-	i := n % HistoryLen
-	return outcome{finished: h.finished[i], duration: h.duration[i], phases: h.phases[i], code: h.code[i]}
-}
-
-// list returns the outcomes of a target that ran runs probes, newest
-// first.
-func (h *history) list(runs uint64) []Outcome {
-	n := min(runs, HistoryLen)
+// list returns st's last outcomes, newest first.
+func (st *state) list() []Outcome {
+	n := min(st.runs, HistoryLen)
 	out := make([]Outcome, 0, n)
-	for i := range n {
-		o := h.at(runs - 1 - i)
-		x := Outcome{Finished: time.Unix(0, o.finished), Success: o.success(), Reason: o.reason(), Inconclusive: o.cause(),
-			Duration: time.Duration(o.duration) * time.Microsecond}
-		for p, us := range o.phases {
+	h := &st.history
+	for k := range n {
+		i := (st.runs - 1 - k) % HistoryLen
+		c := st.code[i]
+		x := Outcome{Finished: time.Unix(0, h.finished[i]), Success: c == codeSuccess, Reason: codeReasonOf(c), Inconclusive: codeCauseOf(c),
+			Duration: time.Duration(h.duration[i]) * time.Microsecond}
+		for p, us := range h.phases[i] {
 			x.Phases[p] = time.Duration(us) * time.Microsecond
 		}
 		out = append(out, x)
@@ -131,13 +119,12 @@ func (h *history) list(runs uint64) []Outcome {
 // History returns the last HistoryLen probes of the target with these
 // labels, newest first; nil for a target not configured or not probed.
 func (s *Scheduler) History(k discovery.Key) []Outcome {
+	h := s.hashKey(k)
 	s.mu.Lock()
-	st, ok := s.states[k]
-	s.mu.Unlock()
-	if !ok {
+	defer s.mu.Unlock()
+	st := s.lookup(h, k)
+	if st == nil {
 		return nil
 	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.history.list(st.runs)
+	return st.list()
 }

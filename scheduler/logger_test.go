@@ -40,16 +40,15 @@ func TestTargetLoggerBuiltOnlyToLog(t *testing.T) {
 	}
 	s := New(Options{Interval: time.Second, Prober: newCountingProber(), Logger: logger})
 	s.Update(set(tg))
-	st := s.states[tg.Key]
 	for range 3 {
 		r := prober.Result{Success: true, Duration: time.Millisecond}
-		s.record(st, tg, &r, time.Now())
+		s.record(tg, &r, time.Now())
 	}
 	if n := derived.Load(); n != 0 || buf.Len() != 0 {
 		t.Fatalf("healthy results at info level built %d loggers and logged %q", n, buf.String())
 	}
 	r := prober.Result{Reason: prober.ReasonConnectionRefused, Err: errors.New("connect: connection refused")}
-	s.record(st, tg, &r, time.Now())
+	s.record(tg, &r, time.Now())
 	if n := derived.Load(); n != 1 || !strings.Contains(buf.String(), "upstream server failing") || !strings.Contains(buf.String(), "upstream=app") {
 		t.Errorf("the first failure built %d loggers and logged %q", n, buf.String())
 	}

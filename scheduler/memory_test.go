@@ -59,12 +59,13 @@ func memoryResult(i, round int, t *discovery.Target, r *prober.Result) {
 // TestMemoryPerTarget bounds the scheduler's live heap per target at
 // 10,000 targets, half of them failing, after several probes of each: the
 // state, its history, the sparse failure counters and texts, and the
-// scheduler's index and order. It was ~1 KB a target with a full
-// prober.Result, a counter per reason and time.Time everywhere.
+// scheduler's index and queues. It was ~1 KB a target with a full
+// prober.Result, a counter per reason and time.Time everywhere, and 513
+// bytes with one object per state in a map by labels.
 func TestMemoryPerTarget(t *testing.T) {
 	testutil.SkipUnlessHeapIsTheExporters(t)
-	if size := unsafe.Sizeof(state{}); size > 240 {
-		t.Errorf("state is %d bytes, want at most 240 (a 240-byte size class)", size)
+	if size := unsafe.Sizeof(state{}); size > 216 {
+		t.Errorf("state is %d bytes, want at most 216", size)
 	}
 	const n = 10000
 	ts := memoryTargets(n)
@@ -76,7 +77,7 @@ func TestMemoryPerTarget(t *testing.T) {
 	for round := range 3 {
 		for i, tg := range ts {
 			memoryResult(i, round, tg, &r)
-			s.record(s.states[tg.Key], tg, &r, time.Now())
+			s.record(tg, &r, time.Now())
 		}
 	}
 	r.Reset()
@@ -106,11 +107,11 @@ func TestMemoryPerTarget(t *testing.T) {
 	}
 	runtime.KeepAlive(s)
 	runtime.KeepAlive(ts)
-	// Measured 513 bytes (909 before the state was made compact): 240 of
-	// state, ~110 of index (map by labels) and order, and for a failing
-	// target its counter, error text and logger (~250, half the targets).
-	if perTarget > 540 {
-		t.Errorf("scheduler state is %.0f bytes per target, want at most 540", perTarget)
+	// Measured 336 bytes: 216 of state in the slab, 8 of index, ~8 of
+	// queue, and for a failing target (half of them) its extra (64), the
+	// error's text (64) and its logger.
+	if perTarget > 360 {
+		t.Errorf("scheduler state is %.0f bytes per target, want at most 360", perTarget)
 	}
 }
 
@@ -121,10 +122,9 @@ func TestLastErrorIs(t *testing.T) {
 	tg := target("app", "/run/app.sock", false)
 	s := New(Options{Interval: time.Second, Prober: newCountingProber()})
 	s.Update(set(tg))
-	st := s.states[tg.Key]
 	for _, err := range []error{fmt.Errorf("stat /run: %w", prober.ErrCannotCheck), errors.New("permission denied")} {
 		r := prober.Result{Reason: prober.ReasonPermissionDenied, Err: err}
-		s.record(st, tg, &r, time.Now())
+		s.record(tg, &r, time.Now())
 		var got Status
 		s.Each(func(cp *Status) { got = *cp })
 		if got.Result.Err == nil || got.Result.Err.Error() != err.Error() ||
@@ -133,10 +133,65 @@ func TestLastErrorIs(t *testing.T) {
 		}
 	}
 	r := prober.Result{Success: true}
-	s.record(st, tg, &r, time.Now())
+	s.record(tg, &r, time.Now())
 	s.Each(func(cp *Status) {
 		if cp.Result.Err != nil || cp.Failures[reasonIndex(prober.ReasonPermissionDenied)] != 2 {
 			t.Errorf("after recovery: err %v, failures %v", cp.Result.Err, cp.Failures)
 		}
 	})
+}
+
+// TestFailureTextsKept: counters of every reason a target failed with,
+// however many; a Status keeps the error it was given while the target
+// goes on failing differently; and a target failing, recovering and
+// failing again the same way remembers it without allocating.
+func TestFailureTextsKept(t *testing.T) {
+	tg := target("app", "10.0.0.1:80", false)
+	s := New(Options{Interval: time.Second, Prober: newCountingProber()})
+	s.Update(set(tg))
+	reasons := []prober.Reason{prober.ReasonConnectionRefused, prober.ReasonConnectTimeout, prober.ReasonConnectionRefused,
+		prober.ReasonReadTimeout, prober.ReasonConnectionReset, prober.ReasonReadTimeout, prober.ReasonReadTimeout}
+	var held Status
+	for i, reason := range reasons {
+		r := prober.Result{Reason: reason, Err: fmt.Errorf("failure %d", i), Detail: fmt.Sprintf("detail %d", i)}
+		if i == 3 {
+			r.Address = "10.0.0.9:80"
+		}
+		s.record(tg, &r, time.Now())
+		if i == 0 {
+			s.Read(tg.Key, &held)
+		}
+	}
+	var got Status
+	s.Read(tg.Key, &got)
+	want := map[prober.Reason]uint64{prober.ReasonConnectionRefused: 2, prober.ReasonConnectTimeout: 1, prober.ReasonReadTimeout: 3, prober.ReasonConnectionReset: 1}
+	for i, reason := range prober.Reasons {
+		if got.Failures[i] != want[reason] {
+			t.Errorf("%s: %d failures, want %d", reason, got.Failures[i], want[reason])
+		}
+	}
+	if got.Result.Err == nil || got.Result.Err.Error() != "failure 6" || got.Result.Detail != "detail 6" || got.Result.Address != "" {
+		t.Errorf("last result: err %v, detail %q, address %q", got.Result.Err, got.Result.Detail, got.Result.Address)
+	}
+	if held.Result.Err == nil || held.Result.Err.Error() != "failure 0" || held.Result.Detail != "detail 0" {
+		t.Errorf("a Status read after the first failure now says %v, %q", held.Result.Err, held.Result.Detail)
+	}
+
+	ok := prober.Result{Success: true}
+	fail := prober.Result{Reason: prober.ReasonReadTimeout, Err: errors.New("failure 6")}
+	okTexts, failTexts := textsOf(&ok), textsOf(&fail)
+	st := &s.states[0]
+	allocs := testing.AllocsPerRun(100, func() {
+		s.mu.Lock()
+		st.keep(&ok, time.Now(), &okTexts)
+		st.keep(&fail, time.Now(), &failTexts)
+		s.mu.Unlock()
+	})
+	if allocs != 0 {
+		t.Errorf("failing, recovering and failing the same way again allocated %.0f times", allocs)
+	}
+	s.Read(tg.Key, &got)
+	if got.Result.Err == nil || got.Result.Err.Error() != "failure 6" || got.Failures[reasonIndex(prober.ReasonReadTimeout)] != 3+101 {
+		t.Errorf("after flapping: err %v, %d read timeouts", got.Result.Err, got.Failures[reasonIndex(prober.ReasonReadTimeout)])
+	}
 }

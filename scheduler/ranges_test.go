@@ -25,7 +25,7 @@ func TestRanges(t *testing.T) {
 		if i%2 == 1 {
 			r = &prober.Result{Reason: prober.ReasonConnectionRefused, Duration: time.Millisecond}
 		}
-		s.record(s.states[tg.Key], tg, r, start)
+		s.record(tg, r, start)
 	}
 	var each []Status
 	s.Each(func(st *Status) { each = append(each, *st) })

@@ -7,14 +7,13 @@ import "github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 // its rows from a first pass over Each and then reads each row's status
 // here when it writes it, so no copy of every status is held.
 func (s *Scheduler) Read(k discovery.Key, cp *Status) bool {
+	h := s.hashKey(k)
 	s.mu.Lock()
-	st, ok := s.states[k]
-	s.mu.Unlock()
-	if !ok {
+	defer s.mu.Unlock()
+	st := s.lookup(h, k)
+	if st == nil {
 		return false
 	}
-	st.mu.Lock()
 	st.read(cp)
-	st.mu.Unlock()
 	return true
 }

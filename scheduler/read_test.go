@@ -16,8 +16,8 @@ func TestRead(t *testing.T) {
 	s := New(Options{Interval: time.Second, Prober: newCountingProber()})
 	s.Update(set(a, b))
 	start := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
-	s.record(s.states[b.Key], b, &prober.Result{Reason: prober.ReasonConnectionRefused, Duration: time.Millisecond, Detail: "d"}, start)
-	s.record(s.states[a.Key], a, &prober.Result{Success: true, Duration: 2 * time.Millisecond}, start.Add(time.Second))
+	s.record(b, &prober.Result{Reason: prober.ReasonConnectionRefused, Duration: time.Millisecond, Detail: "d"}, start)
+	s.record(a, &prober.Result{Success: true, Duration: 2 * time.Millisecond}, start.Add(time.Second))
 	each := map[discovery.Key]Status{}
 	s.Each(func(st *Status) { each[st.Target.Key] = *st })
 	for _, tg := range []*discovery.Target{a, b} {

@@ -14,11 +14,13 @@
 package scheduler
 
 import (
-	"container/heap"
+	"cmp"
 	"context"
 	"errors"
 	"hash/fnv"
+	"hash/maphash"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,67 +92,99 @@ type Status struct {
 }
 
 // state is one target's schedule and results. It is kept small because
-// there is one per configured server (10,000 and more): the last result
-// is the newest entry of the history, reasons and causes are indices,
-// times integers, and what only some targets have (failure counters, the
-// texts of a failure, a runtime address) is in extra.
+// there is one per configured server (10,000 and more), and all of them
+// live in one slab per target set (Scheduler.states), so that this
+// long-lived memory is one large allocation rather than 10,000 small
+// ones sharing spans with each probe's garbage. The last result is the
+// newest entry of the history, reasons and causes are indices, times
+// integers, and what only some targets have (failure counters, the texts
+// of a failure, a runtime address) is in extra. Every field is guarded by
+// Scheduler.mu.
 type state struct {
-	mu sync.Mutex
-	// target is written under both Scheduler.mu and mu, so holding either
-	// is enough to read it.
 	target *discovery.Target
-
-	// Fields below up to index are guarded by Scheduler.mu.
 	// due is the grid time of the next run; lagFrom is the time its lag is
 	// measured from, earlier than due when runs were skipped. Both are
 	// nanoseconds since Scheduler.epoch, which keeps the monotonic clock.
 	due     int64
 	lagFrom int64
-
-	// Fields below are guarded by mu.
 	// runs counts finished probes; the newest history entry is at
 	// (runs-1) % HistoryLen.
 	runs uint64
 	// tlsNotAfter is the last result's certificate expiry in Unix seconds
-	// (X.509 times have no fraction), valid when hasTLS.
+	// (X.509 times have no fraction), valid with flagTLS.
 	tlsNotAfter int64
 	extra       *extra
 	history     history
-
-	index int32 // in its lane's heap, -1 when not queued; Scheduler.mu
 	// httpStatus of the last result: three digits (nginx's parser).
-	httpStatus uint16 // mu
-	hasTLS     bool   // mu
-
-	// Guarded by Scheduler.mu.
-	inSlow  bool // the lane it is queued in or would be queued in
-	running bool
-	slow    bool
-	removed bool
+	httpStatus uint16
+	// code is the verdict of each history entry (see encode); kept here
+	// rather than in history so that it and the fields around it fill one
+	// word instead of each padding its own: 216 bytes in all.
+	code  [HistoryLen]uint8
+	flags uint8
 }
 
-// extra holds what few targets need, so that the others pay one pointer.
+// Bits of state.flags.
+const (
+	// flagSlow: the lane it is queued in or would be queued in is the slow
+	// one (its last probe was slow).
+	flagSlow uint8 = 1 << iota
+	// flagRunning: a probe of it is in flight.
+	flagRunning
+	// flagTLS: the last result had a certificate (tlsNotAfter is valid).
+	flagTLS
+)
+
+func (st *state) is(f uint8) bool { return st.flags&f != 0 }
+
+func (st *state) set(f uint8, on bool) {
+	if on {
+		st.flags |= f
+	} else {
+		st.flags &^= f
+	}
+}
+
+// extra holds what only some targets need, so that the others pay one
+// pointer: what a failing target keeps (64 bytes with its first two
+// failure counters), and in rare what fewer still have.
 type extra struct {
-	// failures counts failed probes by reason: one or two entries for a
-	// target that fails, in the order the reasons first happened.
-	failures []failureCount
+	// err stands in for the last result's error while the target fails
+	// (hasErr). A Status may hold a pointer to it after the lock is
+	// released, so it is never modified: a different error gets a new
+	// extra (see keepTexts).
+	err lastError
+	// failures counts failed probes by reason (see failureCount), in the
+	// order the reasons first happened; a target failing in more ways
+	// has the others in rare.
+	failures [2]failureCount
 	skipped  uint64
-	// Of the last result: the peer dialled when resolved at run time, and
-	// while the target fails, the detail and the error's text.
-	address string
-	detail  string
-	err     *lastError
+	rare     *rare
+	hasErr   bool
 }
 
-type failureCount struct {
-	n      uint64
-	reason uint8 // index into prober.Reasons
+// rare holds what few targets have: the peer dialled when resolved at
+// run time, the detail of a failure, and counters of a third failure
+// reason and more.
+type rare struct {
+	address  string
+	detail   string
+	failures []failureCount
 }
+
+// failureCount is the count of failed probes of one reason: the reason's
+// index into prober.Reasons in the top byte (plus one, so that zero is no
+// entry), the count below it (2^56 probes outlast any exporter).
+type failureCount uint64
+
+const failureShift = 56
+
+func (f failureCount) reason() int { return int(f>>failureShift) - 1 }
+func (f failureCount) n() uint64   { return uint64(f) & (1<<failureShift - 1) }
 
 // lastError stands in for a result's error once it has been logged: its
 // text, and whether it said the exporter could not check a path as
-// nginx's worker user (report marks such verdicts unverified). It is
-// never modified, so a Status can hold it after the lock is released.
+// nginx's worker user (report marks such verdicts unverified).
 type lastError struct {
 	text        string
 	cannotCheck bool
@@ -162,9 +196,10 @@ func (e *lastError) Error() string { return e.text }
 // original error.
 func (e *lastError) Is(target error) bool { return e.cannotCheck && target == prober.ErrCannotCheck }
 
-// lane is a queue of due times with its own budget of slots.
+// lane is a queue of due times with its own budget of slots. q holds
+// slots of Scheduler.states, a min-heap by due time.
 type lane struct {
-	q     stateHeap
+	q     []int32
 	busy  int
 	limit int
 }
@@ -175,12 +210,26 @@ type Scheduler struct {
 	logger *slog.Logger
 	// epoch is what due times count from; it keeps the monotonic clock.
 	epoch time.Time
+	// seed hashes labels for index.
+	seed maphash.Seed
 
-	mu         sync.Mutex
-	states     map[discovery.Key]*state
-	order      []*state // configuration order, for stable exposition
+	mu sync.Mutex
+	// states is the slab of the current target set, in configuration
+	// order (the order of exposition). Update allocates a new one and
+	// copies the states of unchanged targets into it; the old one is
+	// never written again, so a reader that took it before may finish
+	// reading it.
+	states []state
+	// index finds a state by its target's labels: the hashes of the
+	// labels, sorted, with the slot of each. A map keyed by labels cost
+	// about 100 bytes a target; this is 8. Hashes that collide are told
+	// apart by the labels.
+	index      []slot
 	fast, slow lane
-	wake       chan struct{}
+	// active are the probes in flight, so that Update can tell each
+	// where its target's state went.
+	active []*run
+	wake   chan struct{}
 	// wakeAt is when the dispatcher will next look at the queues by
 	// itself (since epoch), guarded by mu: a probe that ends only needs
 	// to wake it when it freed a slot that due work waits for, or queued
@@ -197,6 +246,12 @@ type Scheduler struct {
 	lastResourceLog atomic.Int64
 	lag             prometheus.Histogram
 	results         sync.Pool
+}
+
+// slot is one entry of Scheduler.index.
+type slot struct {
+	hash uint32
+	i    int32
 }
 
 // New returns a scheduler with no targets.
@@ -220,7 +275,7 @@ func New(opts Options) *Scheduler {
 		opts:   opts,
 		logger: opts.Logger,
 		epoch:  time.Now(),
-		states: map[discovery.Key]*state{},
+		seed:   maphash.MakeSeed(),
 		wake:   make(chan struct{}, 1),
 		// Only counts: collector.SelfMetrics names and exposes it.
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -238,49 +293,98 @@ func (s *Scheduler) at(t time.Time) int64 { return int64(t.Sub(s.epoch)) }
 // laneOf is the lane st is queued in or would be queued in. Called with
 // s.mu held.
 func (s *Scheduler) laneOf(st *state) *lane {
-	if st.inSlow {
+	if st.is(flagSlow) {
 		return &s.slow
 	}
 	return &s.fast
 }
 
+// hashKey is the hash of k that index is sorted by.
+func (s *Scheduler) hashKey(k discovery.Key) uint32 {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	for _, v := range [...]string{k.Upstream, k.Server, k.Address, k.Protocol} {
+		h.WriteString(v)
+		h.WriteByte(0)
+	}
+	return uint32(h.Sum64())
+}
+
+// find returns the slot of the state with labels k (hashed to h) in
+// states, indexed by index, or -1.
+func find(index []slot, states []state, h uint32, k discovery.Key) int32 {
+	i, _ := slices.BinarySearchFunc(index, h, func(e slot, h uint32) int { return cmp.Compare(e.hash, h) })
+	for ; i < len(index) && index[i].hash == h; i++ {
+		if states[index[i].i].target.Key == k {
+			return index[i].i
+		}
+	}
+	return -1
+}
+
+// lookup returns the current state of the target with labels k, or nil.
+// Called with s.mu held; h is s.hashKey(k), computed before taking it.
+func (s *Scheduler) lookup(h uint32, k discovery.Key) *state {
+	if i := find(s.index, s.states, h, k); i >= 0 {
+		return &s.states[i]
+	}
+	return nil
+}
+
 // Update replaces the target set. Targets whose labels did not change keep
 // their state and schedule; new ones are spread over the next interval.
 func (s *Scheduler) Update(set *discovery.Set) {
+	next := make([]state, len(set.Targets))
+	index := make([]slot, len(set.Targets))
+	for i, t := range set.Targets {
+		index[i] = slot{hash: s.hashKey(t.Key), i: int32(i)}
+	}
+	slices.SortFunc(index, func(a, b slot) int { return cmp.Compare(a.hash, b.hash) })
 	now := s.at(time.Now())
+
 	s.mu.Lock()
-	next := make(map[discovery.Key]*state, len(set.Targets))
-	order := make([]*state, 0, len(set.Targets))
-	for _, t := range set.Targets {
-		st, ok := s.states[t.Key]
-		if !ok {
-			st = &state{index: -1, target: t}
+	old := s.states
+	// moved is where each old state went, -1 if nowhere. A state goes to
+	// one place only: were a set to hold one labels twice, the second
+	// would start afresh rather than share a probe in flight.
+	moved := make([]int32, len(old))
+	for j := range moved {
+		moved[j] = -1
+	}
+	for _, e := range index {
+		t, st := set.Targets[e.i], &next[e.i]
+		if j := find(s.index, old, e.hash, t.Key); j >= 0 && moved[j] < 0 {
+			*st = old[j]
+			moved[j] = e.i
+		} else {
 			st.due = now + int64(jitter(t.Key, s.opts.Interval))
 			st.lagFrom = st.due
 		}
-		st.mu.Lock()
 		st.target = t
-		st.mu.Unlock()
-		next[t.Key] = st
-		order = append(order, st)
 	}
-	for k, st := range s.states {
-		if _, ok := next[k]; !ok {
-			st.removed = true
+	// A probe in flight records into its target's new state, or, when the
+	// target is gone, into a copy of its old one that only it holds (its
+	// result is still logged against its previous one, as before).
+	for _, r := range s.active {
+		switch {
+		case r.orphan != nil:
+		case moved[r.slot] >= 0:
+			r.slot = moved[r.slot]
+		default:
+			r.orphan = new(state)
+			*r.orphan = old[r.slot]
+			r.slot = -1
 		}
 	}
-	s.states, s.order = next, order
+	s.states, s.index = next, index
 	for _, l := range []*lane{&s.fast, &s.slow} {
-		for _, st := range l.q {
-			st.index = -1
-		}
-		clear(l.q)
 		l.q = l.q[:0]
 	}
-	for _, st := range order {
+	for i := range next {
+		st := &next[i]
 		// A running target is queued again when its probe ends.
-		if st.target.Probe != nil && !st.running {
-			heap.Push(&s.laneOf(st).q, st)
+		if st.target.Probe != nil && !st.is(flagRunning) {
+			s.push(s.laneOf(st), int32(i))
 		}
 	}
 	s.mu.Unlock()
@@ -315,11 +419,25 @@ func (s *Scheduler) Run(ctx context.Context) {
 
 // run is one probe of one target.
 type run struct {
-	st      *state
 	target  *discovery.Target
 	lagFrom int64 // since Scheduler.epoch
-	lane    *lane // guarded by Scheduler.mu: the lane whose slot it holds
-	ended   bool  // guarded by Scheduler.mu
+	// Guarded by Scheduler.mu:
+	// slot is the target's state in Scheduler.states, kept current by
+	// Update; orphan replaces it once Update removed the target.
+	slot   int32
+	orphan *state
+	// pos is the run's index in Scheduler.active.
+	pos   int
+	lane  *lane // the lane whose slot it holds
+	ended bool
+}
+
+// state is the state run records into. Called with s.mu held.
+func (s *Scheduler) stateOf(r *run) *state {
+	if r.orphan != nil {
+		return r.orphan
+	}
+	return &s.states[r.slot]
 }
 
 // dispatch starts every due probe that has a free slot in its lane and
@@ -336,7 +454,8 @@ func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup, now time.T
 	defer func() { s.wakeAt = nowAt + int64(wait) }()
 	for _, l := range []*lane{&s.fast, &s.slow} {
 		for len(l.q) > 0 {
-			st := l.q[0]
+			i := l.q[0]
+			st := &s.states[i]
 			if w := time.Duration(st.due - nowAt); w > 0 {
 				wait = min(wait, w)
 				break
@@ -344,10 +463,11 @@ func (s *Scheduler) dispatch(ctx context.Context, wg *sync.WaitGroup, now time.T
 			if l.busy >= l.limit {
 				break
 			}
-			heap.Pop(&l.q)
+			s.pop(l)
 			l.busy++
-			st.running = true
-			r := &run{st: st, target: st.target, lagFrom: st.lagFrom, lane: l}
+			st.set(flagRunning, true)
+			r := &run{target: st.target, lagFrom: st.lagFrom, slot: i, lane: l, pos: len(s.active)}
+			s.active = append(s.active, r)
 			// Keep the grid: the next run is one interval after the
 			// scheduled time, not after "now", so lag does not accumulate.
 			st.due += int64(s.opts.Interval)
@@ -381,14 +501,28 @@ func (s *Scheduler) probe(ctx context.Context, wg *sync.WaitGroup, run *run) {
 		demote.Stop()
 	}
 	end := time.Now()
-	// Shutting down: a cancelled probe says nothing about the target.
-	if ctx.Err() == nil {
-		s.record(run.st, run.target, r, end)
-	}
 	slow := r.Duration >= s.opts.SlowAfter || timedOut(r)
+	// Shutting down: a cancelled probe says nothing about the target.
+	keep := ctx.Err() == nil
+	var txt texts
+	if keep {
+		txt = textsOf(r)
+	}
+	s.mu.Lock()
+	var prev previous
+	if keep {
+		prev = s.stateOf(run).keep(r, end, &txt)
+	}
+	wake := s.finish(run, end, slow)
+	s.mu.Unlock()
+	if wake {
+		s.signal()
+	}
+	if keep {
+		s.log(run.target, r, prev)
+	}
 	r.Err = nil // do not keep addresses alive in the pool
 	s.results.Put(r)
-	s.finish(run, end, slow)
 }
 
 // demote moves a probe that has run for SlowAfter from the fast lane to
@@ -409,35 +543,34 @@ func (s *Scheduler) demote(run *run) {
 // finish frees the probe's slot and queues the target's next run: at the
 // next grid time, or now if that passed while the probe ran. Grid times
 // that passed before the probe ended are skipped, and the late start is
-// measured from the first of them, so the lag histogram shows it.
-func (s *Scheduler) finish(run *run, end time.Time, slow bool) {
-	s.mu.Lock()
+// measured from the first of them, so the lag histogram shows it. It
+// says whether to wake the dispatcher. Called with s.mu held.
+func (s *Scheduler) finish(run *run, end time.Time, slow bool) bool {
 	run.ended = true
+	last := s.active[len(s.active)-1]
+	last.pos = run.pos
+	s.active[run.pos] = last
+	s.active[len(s.active)-1] = nil
+	s.active = s.active[:len(s.active)-1]
 	// A full lane may have due work waiting for this slot.
 	wake := run.lane.busy >= run.lane.limit
 	run.lane.busy--
-	st := run.st
-	st.running = false
-	st.slow = slow
-	st.inSlow = slow
-	if endAt := s.at(end); !st.removed && st.target.Probe != nil {
+	st := s.stateOf(run)
+	st.set(flagRunning, false)
+	st.set(flagSlow, slow)
+	if endAt := s.at(end); run.orphan == nil && st.target.Probe != nil {
 		if st.due < endAt {
 			st.lagFrom = st.due
 			if missed := (endAt - st.due) / int64(s.opts.Interval); missed > 0 {
 				st.due += missed * int64(s.opts.Interval)
 				s.skipped.Add(uint64(missed))
-				st.mu.Lock()
 				st.more().skipped += uint64(missed)
-				st.mu.Unlock()
 			}
 		}
-		heap.Push(&s.laneOf(st).q, st)
+		s.push(s.laneOf(st), run.slot)
 		wake = wake || st.due < s.wakeAt
 	}
-	s.mu.Unlock()
-	if wake {
-		s.signal()
-	}
+	return wake
 }
 
 // timedOut: a probe that ended on a timeout waited on the backend, however
@@ -462,34 +595,45 @@ func probeBound(p *prober.Peer, limit time.Duration) time.Duration {
 	return d
 }
 
-func (s *Scheduler) record(st *state, t *discovery.Target, r *prober.Result, now time.Time) {
-	st.mu.Lock()
-	had := st.runs > 0
-	var old outcome
-	if had {
-		old = st.history.at(st.runs - 1)
+// previous is what logging a result needs of the one before it.
+type previous struct {
+	had    bool // there was one
+	ok     bool
+	reason prober.Reason
+	cause  prober.Inconclusive
+}
+
+// keep records r, finished at now, as st's last result and returns what
+// its previous one was. txt is textsOf(r), taken before the lock. Called
+// with s.mu held.
+func (st *state) keep(r *prober.Result, now time.Time, txt *texts) previous {
+	var prev previous
+	if st.runs > 0 {
+		c := st.code[(st.runs-1)%HistoryLen]
+		prev = previous{had: true, ok: c == codeSuccess, reason: codeReasonOf(c), cause: codeCauseOf(c)}
 	}
-	st.history.put(st.runs, r, now)
-	st.runs++
+	st.put(r, now)
 	st.httpStatus = uint16(min(max(r.HTTPStatus, 0), 1<<16-1))
-	st.hasTLS = !r.TLSNotAfter.IsZero()
+	st.set(flagTLS, !r.TLSNotAfter.IsZero())
 	st.tlsNotAfter = r.TLSNotAfter.Unix()
-	st.keepTexts(r)
+	st.keepTexts(r, txt)
 	if !r.Success && r.Inconclusive == "" {
 		st.more().fail(reasonIndex(r.Reason))
 	}
-	st.mu.Unlock()
-	wasOK, oldReason, oldCause := old.success(), old.reason(), old.cause()
+	return prev
+}
 
+// log logs what r, a result of t, changed from prev.
+func (s *Scheduler) log(t *discovery.Target, r *prober.Result, prev previous) {
 	// The target's logger is asked for only to log a line: most targets
 	// never log.
 	if r.Inconclusive != "" {
 		s.inconclusive[inconclusiveIndex(r.Inconclusive)].Add(1)
-		s.logInconclusive(t, r, oldCause)
+		s.logInconclusive(t, r, prev.cause)
 		return
 	}
 	switch {
-	case !r.Success && (!had || wasOK || oldReason != r.Reason || oldCause != ""):
+	case !r.Success && (!prev.had || prev.ok || prev.reason != r.Reason || prev.cause != ""):
 		attrs := []any{"reason", string(r.Reason), "nginx_would_log", r.Reason.NginxMessageOver(t.Network), "err", r.Err}
 		if r.Detail != "" {
 			attrs = append(attrs, "detail", r.Detail)
@@ -498,7 +642,7 @@ func (s *Scheduler) record(st *state, t *discovery.Target, r *prober.Result, now
 			attrs = append(attrs, "dialled", r.Address)
 		}
 		t.Logger().Warn("upstream server failing", attrs...)
-	case r.Success && had && !wasOK:
+	case r.Success && prev.had && !prev.ok:
 		t.Logger().Info("upstream server recovered")
 	default:
 		// The scheduler's logger and the targets' come from the same
@@ -513,7 +657,7 @@ func (s *Scheduler) record(st *state, t *discovery.Target, r *prober.Result, now
 	}
 }
 
-// more returns st's extra, allocating it. Called with st.mu held.
+// more returns st's extra, allocating it. Called with s.mu held.
 func (st *state) more() *extra {
 	if st.extra == nil {
 		st.extra = &extra{}
@@ -523,77 +667,133 @@ func (st *state) more() *extra {
 
 // fail counts one failed probe of reason (an index into prober.Reasons).
 func (e *extra) fail(reason int) {
+	if count(e.failures[:], reason) {
+		return
+	}
 	for i := range e.failures {
-		if int(e.failures[i].reason) == reason {
-			e.failures[i].n++
+		if e.failures[i] == 0 {
+			e.failures[i] = failureCount(reason+1)<<failureShift | 1
 			return
 		}
 	}
-	e.failures = append(e.failures, failureCount{n: 1, reason: uint8(reason)})
+	if e.rare == nil {
+		e.rare = &rare{}
+	}
+	if !count(e.rare.failures, reason) {
+		e.rare.failures = append(e.rare.failures, failureCount(reason+1)<<failureShift|1)
+	}
+}
+
+// count adds one to the counter of reason in fs, if there is one.
+func count(fs []failureCount, reason int) bool {
+	for i := range fs {
+		if fs[i] != 0 && fs[i].reason() == reason {
+			fs[i]++
+			return true
+		}
+	}
+	return false
+}
+
+// texts are what of a result's texts a failing target keeps: the detail
+// and the error's text. The error's text is formatted before taking
+// Scheduler.mu, which every probe's end takes.
+type texts struct {
+	detail, err string
+	hasErr      bool
+	cannotCheck bool
+}
+
+func textsOf(r *prober.Result) texts {
+	if r.Success {
+		return texts{}
+	}
+	t := texts{detail: r.Detail}
+	if r.Err != nil {
+		t.err, t.hasErr = r.Err.Error(), true
+		t.cannotCheck = errors.Is(r.Err, prober.ErrCannotCheck)
+	}
+	return t
 }
 
 // keepTexts keeps what the status page and the API show of r's texts: the
 // runtime address, and while the target fails the detail and the error's
-// text. Unchanged texts keep their strings, so a target failing the same
-// way allocates nothing to remember it. Called with st.mu held.
-func (st *state) keepTexts(r *prober.Result) {
-	var detail, errText string
-	cannotCheck := false
-	if !r.Success {
-		detail = r.Detail
-		if r.Err != nil {
-			errText = r.Err.Error()
-			cannotCheck = errors.Is(r.Err, prober.ErrCannotCheck)
-		}
-	}
-	if st.extra == nil && r.Address == "" && detail == "" && r.Err == nil {
+// text (txt). Unchanged texts keep their strings, so a target failing the
+// same way allocates nothing to remember it. Called with s.mu held.
+func (st *state) keepTexts(r *prober.Result, txt *texts) {
+	if st.extra == nil && r.Address == "" && txt.detail == "" && !txt.hasErr {
 		return
 	}
+	fresh := st.extra == nil
 	e := st.more()
-	if e.address != r.Address {
-		e.address = r.Address
-	}
-	if e.detail != detail {
-		e.detail = detail
+	if e.rare != nil || r.Address != "" || txt.detail != "" {
+		if e.rare == nil {
+			e.rare = &rare{}
+		}
+		if e.rare.address != r.Address {
+			e.rare.address = r.Address
+		}
+		if e.rare.detail != txt.detail {
+			e.rare.detail = txt.detail
+		}
 	}
 	switch {
-	case r.Success || r.Err == nil:
-		e.err = nil
-	case e.err == nil || e.err.text != errText || e.err.cannotCheck != cannotCheck:
-		e.err = &lastError{text: errText, cannotCheck: cannotCheck}
+	case !txt.hasErr:
+		e.hasErr = false
+	case e.err.text == txt.err && e.err.cannotCheck == txt.cannotCheck:
+		e.hasErr = true
+	case fresh:
+		// No Status can hold the error of an extra made just now.
+		e.err, e.hasErr = lastError{text: txt.err, cannotCheck: txt.cannotCheck}, true
+	default:
+		ne := *e
+		ne.err, ne.hasErr = lastError{text: txt.err, cannotCheck: txt.cannotCheck}, true
+		st.extra = &ne
 	}
 }
 
-// read copies st into cp, which it overwrites whole. Called with st.mu
-// held.
+// read copies st into cp, which it overwrites whole. Called with s.mu
+// held, or on a slab Update replaced (which nothing writes any more).
 func (st *state) read(cp *Status) {
 	*cp = Status{Target: st.target, Runs: st.runs}
-	if e := st.extra; e != nil {
+	e := st.extra
+	if e != nil {
 		cp.Skipped = e.skipped
 		for _, f := range e.failures {
-			cp.Failures[f.reason] = f.n
+			if f != 0 {
+				cp.Failures[f.reason()] = f.n()
+			}
+		}
+		if e.rare != nil {
+			for _, f := range e.rare.failures {
+				cp.Failures[f.reason()] = f.n()
+			}
 		}
 	}
 	if st.runs == 0 {
 		return
 	}
 	cp.HasResult = true
-	o := st.history.at(st.runs - 1)
-	cp.Finished = time.Unix(0, o.finished)
+	n := (st.runs - 1) % HistoryLen
+	h := &st.history
+	cp.Finished = time.Unix(0, h.finished[n])
 	r := &cp.Result
-	r.Success, r.Reason, r.Inconclusive = o.success(), o.reason(), o.cause()
-	r.Duration = time.Duration(o.duration) * time.Microsecond
-	for p, us := range o.phases {
+	c := st.code[n]
+	r.Success, r.Reason, r.Inconclusive = c == codeSuccess, codeReasonOf(c), codeCauseOf(c)
+	r.Duration = time.Duration(h.duration[n]) * time.Microsecond
+	for p, us := range h.phases[n] {
 		r.Phases[p] = time.Duration(us) * time.Microsecond
 	}
 	r.HTTPStatus = int(st.httpStatus)
-	if st.hasTLS {
+	if st.is(flagTLS) {
 		r.TLSNotAfter = time.Unix(st.tlsNotAfter, 0).UTC()
 	}
-	if e := st.extra; e != nil {
-		r.Address, r.Detail = e.address, e.detail
-		if e.err != nil {
-			r.Err = e.err
+	if e != nil {
+		if e.rare != nil {
+			r.Address, r.Detail = e.rare.address, e.rare.detail
+		}
+		if e.hasErr {
+			r.Err = &e.err
 		}
 	}
 }
@@ -653,23 +853,26 @@ func reasonIndex(r prober.Reason) int {
 // order. st is reused between calls: fn must not keep it.
 func (s *Scheduler) Each(fn func(st *Status)) {
 	s.mu.Lock()
-	order := s.order
+	states := s.states
 	s.mu.Unlock()
 	var cp Status
-	for _, st := range order {
-		st.mu.Lock()
-		st.read(&cp)
-		st.mu.Unlock()
+	for i := range states {
+		// One state at a time, so that probes ending meanwhile wait for
+		// one copy at most, never for fn.
+		s.mu.Lock()
+		states[i].read(&cp)
+		s.mu.Unlock()
 		fn(&cp)
 	}
 }
 
 // Lookup returns the target with these labels, if configured.
 func (s *Scheduler) Lookup(k discovery.Key) (*discovery.Target, bool) {
+	h := s.hashKey(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, ok := s.states[k]
-	if !ok {
+	st := s.lookup(h, k)
+	if st == nil {
 		return nil, false
 	}
 	return st.target, true
@@ -679,9 +882,9 @@ func (s *Scheduler) Lookup(k discovery.Key) (*discovery.Target, bool) {
 func (s *Scheduler) Targets() []*discovery.Target {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]*discovery.Target, len(s.order))
-	for i, st := range s.order {
-		out[i] = st.target
+	out := make([]*discovery.Target, len(s.states))
+	for i := range s.states {
+		out[i] = s.states[i].target
 	}
 	return out
 }
@@ -693,8 +896,8 @@ func (s *Scheduler) QueueLength() int {
 	defer s.mu.Unlock()
 	n := 0
 	for _, l := range []*lane{&s.fast, &s.slow} {
-		for _, st := range l.q {
-			if st.due <= nowAt {
+		for _, i := range l.q {
+			if s.states[i].due <= nowAt {
 				n++
 			}
 		}
@@ -730,28 +933,42 @@ func jitter(k discovery.Key, interval time.Duration) time.Duration {
 	return time.Duration(h.Sum64() % uint64(interval))
 }
 
-type stateHeap []*state
+// push queues slot i in l. The heap is container/heap's, typed so that
+// queueing a slot allocates nothing. Called with s.mu held.
+func (s *Scheduler) push(l *lane, i int32) {
+	l.q = append(l.q, i)
+	q := l.q
+	for j := len(q) - 1; j > 0; {
+		parent := (j - 1) / 2
+		if s.states[q[j]].due >= s.states[q[parent]].due {
+			break
+		}
+		q[parent], q[j] = q[j], q[parent]
+		j = parent
+	}
+}
 
-func (h stateHeap) Len() int           { return len(h) }
-func (h stateHeap) Less(i, j int) bool { return h[i].due < h[j].due }
-func (h stateHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index = int32(i)
-	h[j].index = int32(j)
-}
-func (h *stateHeap) Push(x any) {
-	st := x.(*state)
-	st.index = int32(len(*h))
-	*h = append(*h, st)
-}
-func (h *stateHeap) Pop() any {
-	old := *h
-	n := len(old)
-	st := old[n-1]
-	old[n-1] = nil
-	st.index = -1
-	*h = old[:n-1]
-	return st
+// pop removes the slot due first from l. Called with s.mu held.
+func (s *Scheduler) pop(l *lane) int32 {
+	q := l.q
+	n := len(q) - 1
+	q[0], q[n] = q[n], q[0]
+	for i := 0; ; {
+		j := 2*i + 1
+		if j >= n {
+			break
+		}
+		if j2 := j + 1; j2 < n && s.states[q[j2]].due < s.states[q[j]].due {
+			j = j2
+		}
+		if s.states[q[j]].due >= s.states[q[i]].due {
+			break
+		}
+		q[i], q[j] = q[j], q[i]
+		i = j
+	}
+	l.q = q[:n]
+	return q[n]
 }
 
 // ProbeOnce probes every probeable target of set once with at most

@@ -81,7 +81,7 @@ func statuses(s *Scheduler) map[string]Status {
 	return out
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -212,7 +212,6 @@ func TestHistory(t *testing.T) {
 	tg := target("app", "10.0.0.1:80", false)
 	s := New(Options{Interval: time.Second, Prober: newCountingProber()})
 	s.Update(set(tg))
-	st := s.states[tg.Key]
 	if h := s.History(tg.Key); len(h) != 0 {
 		t.Fatalf("history before any probe: %v", h)
 	}
@@ -225,7 +224,7 @@ func TestHistory(t *testing.T) {
 	for i := range 7 {
 		r := results[i%len(results)]
 		r.Phases[prober.PhaseConnect] = time.Duration(i+1) * time.Millisecond
-		s.record(st, tg, &r, start.Add(time.Duration(i)*time.Second))
+		s.record(tg, &r, start.Add(time.Duration(i)*time.Second))
 	}
 	h := s.History(tg.Key)
 	if len(h) != HistoryLen {
@@ -242,4 +241,15 @@ func TestHistory(t *testing.T) {
 	if h := s.History(discovery.Key{Upstream: "other"}); h != nil {
 		t.Errorf("history of an unknown target: %v", h)
 	}
+}
+
+// record keeps r as t's last result and logs it, as the end of a probe
+// of t does.
+func (s *Scheduler) record(t *discovery.Target, r *prober.Result, now time.Time) {
+	txt := textsOf(r)
+	h := s.hashKey(t.Key)
+	s.mu.Lock()
+	prev := s.lookup(h, t.Key).keep(r, now, &txt)
+	s.mu.Unlock()
+	s.log(t, r, prev)
 }

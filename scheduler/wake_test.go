@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"container/heap"
 	"context"
 	"sync"
 	"testing"
@@ -19,16 +18,16 @@ func TestFinishWakesOnlyWhenNeeded(t *testing.T) {
 	// next look is at most ten minutes away.
 	now := s.at(time.Now())
 	s.mu.Lock()
-	for _, st := range s.order {
+	for i := range s.states {
+		st := &s.states[i]
 		st.due, st.lagFrom = now, now
 		if st.target.Server == "later" {
 			st.due, st.lagFrom = now+int64(10*time.Minute), now+int64(10*time.Minute)
 		}
 	}
 	s.fast.q = s.fast.q[:0]
-	for _, st := range s.order {
-		st.index = -1
-		heap.Push(&s.fast.q, st)
+	for i := range s.states {
+		s.push(&s.fast, int32(i))
 	}
 	s.mu.Unlock()
 	woken := func() bool {
