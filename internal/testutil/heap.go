@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"testing"
+	"time"
 )
 
 // LiveHeap is the heap still reachable after two collections (the first
@@ -17,6 +18,20 @@ func LiveHeap() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
+}
+
+// SettledLiveHeap is the least of samples LiveHeap readings taken gap
+// apart: the heap a running exporter keeps, without the transient
+// buffers of whatever happened to be in flight at one reading (a
+// capacity refresh's netlink dump, a probe round), which a single reading
+// counts as live one run in five.
+func SettledLiveHeap(samples int, gap time.Duration) uint64 {
+	least := LiveHeap()
+	for range samples - 1 {
+		time.Sleep(gap)
+		least = min(least, LiveHeap())
+	}
+	return least
 }
 
 // MemProfileEnv names the file a memory test writes a heap profile of
