@@ -6,7 +6,9 @@ import (
 	"math/bits"
 	"net"
 	"sync"
+	"syscall"
 	"time"
+	"unsafe"
 )
 
 // nginx's defaults for proxy_connect_timeout, proxy_read_timeout,
@@ -78,10 +80,14 @@ type conversation struct {
 	readTimeout time.Duration
 	sendTimeout time.Duration
 
-	bufp *[]byte
-	buf  []byte // len(buf) is the header limit (BufferSize)
-	n    int    // bytes read into buf
-	off  int    // bytes of buf already handed out by Read
+	// The header buffer is taken only once the backend has sent
+	// something (see awaitReadable): a probe waiting on a backend that
+	// never answers, for a whole read timeout, then holds no buffer.
+	size int     // the header limit (BufferSize): len(buf) once taken
+	bufp *[]byte // nil until taken
+	buf  []byte
+	n    int // bytes read into buf
+	off  int // bytes of buf already handed out by Read
 
 	written time.Time // end of the request write: start of processing
 	first   time.Time // first response byte: start of transfer
@@ -104,12 +110,10 @@ func newConversation(ctx context.Context, conn net.Conn, t *Peer, r *Result) *co
 		sendTimeout: orDefault(t.SendTimeout),
 	}
 	c.deadline, _ = ctx.Deadline()
-	size := t.BufferSize
-	if size <= 0 {
-		size = defaultBufferSize
+	c.size = t.BufferSize
+	if c.size <= 0 {
+		c.size = defaultBufferSize
 	}
-	c.bufp = getBuf(size)
-	c.buf = *c.bufp
 	if ctx.Done() != nil {
 		raw := conn
 		c.wg.Add(1)
@@ -126,8 +130,61 @@ func (c *conversation) release() {
 		c.wg.Done()
 	}
 	c.wg.Wait()
-	putBuf(c.bufp)
+	if c.bufp != nil {
+		putBuf(c.bufp)
+	}
 	c.bufp, c.buf = nil, nil
+}
+
+// buffer takes the header buffer if it is not taken yet.
+func (c *conversation) buffer() {
+	if c.bufp == nil {
+		c.bufp = getBuf(c.size)
+		c.buf = *c.bufp
+	}
+}
+
+// awaitReadable blocks until conn has something to read (bytes, end of
+// stream or an error) or its read deadline passes, without a buffer. It
+// polls the socket rather than only waiting for the poller, because
+// readiness that arrived before the wait would not be signalled again;
+// and it polls rather than peeks, because reading a pending error (a
+// reset) clears it, and the Read that follows must see what a plain Read
+// sees. Any failure is left to that Read. A connection without a file
+// descriptor (TLS) returns at once.
+func (c *conversation) awaitReadable() {
+	sc, ok := c.conn.(syscall.Conn)
+	if !ok {
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Read(readable)
+}
+
+// pollfd is struct pollfd of poll(2).
+type pollfd struct {
+	fd      int32
+	events  int16
+	revents int16
+}
+
+const (
+	pollIn    = 0x1
+	pollRDHup = 0x2000
+)
+
+// readable reports whether fd has bytes, end of stream, a hang-up or an
+// error pending (ppoll with a zero timeout: it never blocks). When in
+// doubt it says yes: the Read that follows then simply blocks as usual.
+func readable(fd uintptr) bool {
+	p := pollfd{fd: int32(fd), events: pollIn | pollRDHup}
+	var ts syscall.Timespec
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&p)), 1,
+		uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+	return errno != 0 || n != 0 || p.revents != 0
 }
 
 func orDefault(d time.Duration) time.Duration {
@@ -167,11 +224,15 @@ func (c *conversation) write(p []byte) error {
 // fill reads more bytes into the header buffer. It returns errBufferFull
 // when the buffer has no room left.
 func (c *conversation) fill() error {
-	if c.n == len(c.buf) {
+	if c.n == c.size {
 		return errBufferFull
 	}
 	c.conn.SetReadDeadline(c.until(c.readTimeout))
 	c.armed()
+	if c.bufp == nil {
+		c.awaitReadable()
+		c.buffer()
+	}
 	for {
 		m, err := c.conn.Read(c.buf[c.n:])
 		if m > 0 {

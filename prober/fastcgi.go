@@ -136,7 +136,6 @@ func appendCGIHeaderName(b []byte, name string) []byte {
 func fcgiPingExchange(c *conversation, t *Peer) {
 	rb := getBuf(defaultBufferSize)
 	pb := getBuf(defaultBufferSize)
-	defer func() { putBuf(rb); putBuf(pb) }()
 
 	req := appendFCGIRecord((*rb)[:0], fcgiBeginRequest, fcgiRequestID, []byte{0, fcgiResponder, 0, 0, 0, 0, 0, 0})
 	params := appendFCGIParams((*pb)[:0], t)
@@ -151,17 +150,26 @@ func fcgiPingExchange(c *conversation, t *Peer) {
 	req = appendFCGIRecord(req, fcgiParams, fcgiRequestID, nil)
 	req = appendFCGIRecord(req, fcgiStdin, fcgiRequestID, nil)
 	err := c.write(req)
+	// The request is not needed again: a probe waiting for the answer
+	// holds no copy of it.
 	*rb = req[:0]
+	putBuf(rb)
+	putBuf(pb)
 	if err != nil {
 		c.fail(err, speaksFastCGI)
 		return
 	}
 
-	// The CGI header is gathered from STDOUT records into hdr; the raw
-	// buffer (BufferSize, like fastcgi_buffer_size) bounds the header.
-	hb := getBuf(len(c.buf))
-	defer putBuf(hb)
-	hdr := *hb
+	// The CGI header is gathered from STDOUT records into hdr, taken at
+	// the first STDOUT record; the raw buffer (BufferSize, like
+	// fastcgi_buffer_size) bounds the header.
+	var hb *[]byte
+	defer func() {
+		if hb != nil {
+			putBuf(hb)
+		}
+	}()
+	var hdr []byte
 	hn := 0
 	var p respParser
 	p.reset(true)
@@ -187,6 +195,10 @@ func fcgiPingExchange(c *conversation, t *Peer) {
 				if len(rec.Content) == 0 {
 					c.failWith(outcomeStreamClosed, errFCGIStdoutClosed, speaksFastCGI, "")
 					return
+				}
+				if hb == nil {
+					hb = getBuf(c.size)
+					hdr = *hb
 				}
 				hn += copy(hdr[hn:], rec.Content)
 				switch p.parse(hdr[:hn]) {
@@ -236,7 +248,7 @@ func fcgiDrain(c *conversation, pos int) {
 			}
 			pos += n
 		}
-		if pos == 0 && c.n == len(c.buf) {
+		if pos == 0 && c.n == c.size {
 			return // a record larger than the buffer: stop here
 		}
 		copy(c.buf, c.buf[pos:c.n])

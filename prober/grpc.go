@@ -92,10 +92,10 @@ func grpcExchange(c *conversation, t *Peer) {
 		c.failWith(outcomeInvalidHeader, errGRPCFrame, speaksHTTP2, "first frame is not SETTINGS")
 		return
 	}
-	c.limit = len(c.buf) + grpcFrameSlack
+	c.limit = c.size + grpcFrameSlack
 	fr := http2.NewFramer(nil, c)
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	fr.MaxHeaderListSize = uint32(len(c.buf))
+	fr.MaxHeaderListSize = uint32(c.size)
 	for {
 		f, err := fr.ReadFrame()
 		if err != nil {

@@ -18,22 +18,27 @@ var (
 // read: it changes nothing on the server.
 func memcachedExchange(c *conversation, t *Peer) {
 	rb := getBuf(defaultBufferSize)
-	defer putBuf(rb)
 	req := append((*rb)[:0], "get "...)
-	keyStart := len(req)
 	req = appendMemcachedKey(req, memcachedKey(t))
-	key := req[keyStart:]
 	req = append(req, "\r\n"...)
-	if err := c.write(req); err != nil {
+	err := c.write(req)
+	// The request is not kept while the answer is awaited: the key is
+	// escaped again once a line has arrived.
+	*rb = req
+	putBuf(rb)
+	if err != nil {
 		c.fail(err, speaksMemcached)
 		return
 	}
-	*rb = req
 	for {
 		if i := bytes.IndexByte(c.buf[:c.n], '\n'); i >= 0 {
 			c.headerDone()
 			line := c.buf[:i+1]
+			kb := getBuf(defaultBufferSize)
+			key := appendMemcachedKey((*kb)[:0], memcachedKey(t))
 			status, err := parseMemcachedLine(line, key)
+			*kb = key
+			putBuf(kb)
 			if err != nil {
 				c.failWith(outcomeInvalidHeader, err, speaksMemcached, "")
 				return

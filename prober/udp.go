@@ -33,6 +33,7 @@ func udpExchange(c *conversation, t *Peer) {
 	wait := min(orDefault(t.ConnectTimeout), orDefault(t.ReadTimeout))
 	c.conn.SetReadDeadline(c.until(wait))
 	c.armed()
+	c.buffer()
 	_, err := c.conn.Read(c.buf)
 	if err == nil {
 		// A datagram, even an empty one, came back.
