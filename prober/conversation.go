@@ -102,13 +102,12 @@ type conversation struct {
 // before the probe returns: it returns the buffer and waits for the
 // cancellation watcher, so no goroutine outlives the probe.
 func newConversation(ctx context.Context, conn net.Conn, t *Peer, r *Result) *conversation {
-	c := &conversation{
-		ctx:         ctx,
-		conn:        conn,
-		r:           r,
-		readTimeout: orDefault(t.ReadTimeout),
-		sendTimeout: orDefault(t.SendTimeout),
-	}
+	c := conversations.Get().(*conversation)
+	c.ctx = ctx
+	c.conn = conn
+	c.r = r
+	c.readTimeout = orDefault(t.ReadTimeout)
+	c.sendTimeout = orDefault(t.SendTimeout)
 	c.deadline, _ = ctx.Deadline()
 	c.size = t.BufferSize
 	if c.size <= 0 {
@@ -133,8 +132,16 @@ func (c *conversation) release() {
 	if c.bufp != nil {
 		putBuf(c.bufp)
 	}
-	c.bufp, c.buf = nil, nil
+	// The watcher has ended (stopped, or Done above): nothing refers to
+	// c any more, and the WaitGroup is at zero.
+	*c = conversation{}
+	conversations.Put(c)
 }
+
+// conversations are reused across probes: waiting for readability costs
+// the probe one small allocation (the socket's syscall.RawConn), and
+// reusing the conversation saves one.
+var conversations = sync.Pool{New: func() any { return new(conversation) }}
 
 // buffer takes the header buffer if it is not taken yet.
 func (c *conversation) buffer() {
