@@ -120,7 +120,11 @@ func TestMemory10kAllSignals(t *testing.T) {
 	}
 	reloaded := testutil.SettledLiveHeap(3, 300*time.Millisecond) - base
 	t.Logf("after 3 reloads: %.2f MB", float64(reloaded)/1e6)
-	if reloaded > live+live/10 {
+	// A third: a target set kept alive by a past generation's reference
+	// is about 7 MB here (targets, labels, the scheduler's slab) and
+	// shows as far more; less than that is what happened to be in flight
+	// (one run in ten under load grew 2.9 MB without any reference kept).
+	if reloaded > live+live/3 {
 		t.Errorf("live heap grew from %.2f MB to %.2f MB over 3 reloads of the same configuration", float64(live)/1e6, float64(reloaded)/1e6)
 	}
 	live = max(live, reloaded)
