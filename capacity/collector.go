@@ -477,12 +477,14 @@ func (sc *scrape) family(w io.Writer, fi, from, to int) error {
 		b = collector.AppendFloat(b, val)
 		pb.b = append(b, '\n')
 	}
+	// st escapes into values: one per part, not one per target.
+	var st State
 	for j := from; j < to; j++ {
 		s := &v.slots[j]
 		if s.flags&slotPresent == 0 || f.poolOnly && s.flags&slotRare == 0 {
 			continue
 		}
-		st, _ := v.state(j)
+		st, _ = v.state(j)
 		t := v.layout.targets[j]
 		if ls, lb = t.Labels(), lb[:0]; ls == "" {
 			lb = appendTargetLabels(lb, t, v.layout.escape[j/64]&(1<<(j%64)) != 0)
