@@ -2,7 +2,6 @@ package capacity
 
 import (
 	"io"
-	"math"
 	"strconv"
 	"sync/atomic"
 
@@ -273,15 +272,24 @@ func NewTextWriter(m *Monitor) *TextWriter {
 	return tw
 }
 
-// WriteTo writes the families of every local target to w: the parts of
-// one range per family, in order.
+// WriteTo writes the families of every local target to w, as the parts
+// of AppendParts do, in one goroutine.
 func (tw *TextWriter) WriteTo(w io.Writer) (int64, error) {
+	ns, nsOK := tw.m.NetStat()
+	v := tw.m.acquire()
+	defer v.release()
 	bw := &bufWriter{w: w, b: make([]byte, 0, flushAt+bufSlack)}
-	parts, done := tw.AppendParts(nil, math.MaxInt)
-	defer done()
-	for _, p := range parts {
-		if err := p(bw); err != nil {
+	if nsOK {
+		if err := netstat(bw, ns); err != nil {
 			return bw.n, err
+		}
+	}
+	if v.anyPresent() {
+		r := newRenderer(v)
+		for fi := range families {
+			if _, err := r.family(bw, fi, 0, len(v.layout.targets)); err != nil {
+				return bw.n, err
+			}
 		}
 	}
 	return bw.n, bw.flush()
@@ -296,19 +304,13 @@ func (tw *TextWriter) AppendParts(parts []func(io.Writer) error, partBytes int) 
 	sc := &scrape{tw: tw, v: tw.m.acquire(), bytes: make([]atomic.Int64, len(families))}
 	first := len(parts)
 	if nsOK {
-		parts = append(parts, func(w io.Writer) error {
-			defer sc.partDone(nil)
-			return sc.netstat(w, ns)
+		parts = append(parts, func(w io.Writer) (err error) {
+			defer func() { sc.partDone(err) }()
+			return netstat(w, ns)
 		})
 	}
 	n := len(sc.v.layout.targets)
-	present := false
-	for i := range sc.v.slots {
-		if sc.v.slots[i].flags&slotPresent != 0 {
-			present = true
-			break
-		}
-	}
+	present := sc.v.anyPresent()
 	if present {
 		for fi := range families {
 			step := n
@@ -322,7 +324,9 @@ func (tw *TextWriter) AppendParts(parts []func(io.Writer) error, partBytes int) 
 				to := min(from+step, n)
 				parts = append(parts, func(w io.Writer) (err error) {
 					defer func() { sc.partDone(err) }()
-					return sc.family(w, fi, from, to)
+					m, err := newRenderer(sc.v).family(w, fi, from, to)
+					sc.bytes[fi].Add(m)
+					return err
 				})
 				if to >= n {
 					break
@@ -418,7 +422,8 @@ func (pb *partBuf) write(force bool) error {
 	return err
 }
 
-func (sc *scrape) netstat(w io.Writer, ns NetStat) error {
+// netstat writes the namespace's counters.
+func netstat(w io.Writer, ns NetStat) error {
 	pb := newPartBuf(w)
 	for _, c := range []struct {
 		name, help string
@@ -436,65 +441,94 @@ func (sc *scrape) netstat(w io.Writer, ns NetStat) error {
 	return pb.write(true)
 }
 
-// family renders family fi of the targets at positions [from, to), with
-// its HELP and TYPE if from is 0.
-func (sc *scrape) family(w io.Writer, fi, from, to int) error {
-	f := &families[fi]
-	v := sc.v
-	pb := newPartBuf(w)
-	defer func() { sc.bytes[fi].Add(pb.n) }()
-	if from == 0 {
-		pb.b = collector.AppendHeader(pb.b, f.name, f.help, f.typ)
-	}
-	// The target's labels, rendered once per target: the string
-	// discovery rendered, else into lb.
-	var (
-		ls string
-		lb []byte
-	)
-	// One closure per part, not per target and series.
-	yield := func(val float64, l1, l2 string) {
-		b := append(pb.b, f.name...)
-		b = append(b, '{')
-		b = append(b, ls...)
-		b = append(b, lb...)
-		for k, name := range f.labels {
-			lv := l1
-			if k == 1 {
-				lv = l2
-			}
-			b = append(b, ',')
-			b = append(b, name...)
-			b = append(b, `="`...)
-			if f.free {
-				b = appendEscaped(b, lv)
-			} else {
-				b = append(b, lv...)
-			}
-			b = append(b, '"')
+// renderer renders families of one view; one per part, or one for all
+// of WriteTo.
+type renderer struct {
+	v  *view
+	pb partBuf
+	f  *family
+	// st is the state read for the current target.
+	st State
+	// The current target's labels, rendered once per target and family:
+	// the string discovery rendered, else into lb.
+	ls string
+	lb []byte
+	// yield is series, bound once.
+	yield func(val float64, l1, l2 string)
+}
+
+func newRenderer(v *view) *renderer {
+	r := &renderer{v: v}
+	r.yield = r.series
+	return r
+}
+
+// anyPresent says whether any target listens on this host: without one,
+// no family is written, not even its HELP and TYPE.
+func (v *view) anyPresent() bool {
+	for i := range v.slots {
+		if v.slots[i].flags&slotPresent != 0 {
+			return true
 		}
-		b = append(b, "} "...)
-		b = collector.AppendFloat(b, val)
-		pb.b = append(b, '\n')
 	}
-	// st escapes into values: one per part, not one per target.
-	var st State
+	return false
+}
+
+// family writes family fi of the targets at positions [from, to) to w,
+// with its HELP and TYPE if from is 0, and returns the bytes written.
+func (r *renderer) family(w io.Writer, fi, from, to int) (int64, error) {
+	r.f = &families[fi]
+	v := r.v
+	r.pb.w, r.pb.n = w, 0
+	r.pb.ab, _ = w.(availableBuffer)
+	r.pb.reset()
+	if from == 0 {
+		r.pb.b = collector.AppendHeader(r.pb.b, r.f.name, r.f.help, r.f.typ)
+	}
 	for j := from; j < to; j++ {
 		s := &v.slots[j]
-		if s.flags&slotPresent == 0 || f.poolOnly && s.flags&slotRare == 0 {
+		if s.flags&slotPresent == 0 || r.f.poolOnly && s.flags&slotRare == 0 {
 			continue
 		}
-		st, _ = v.state(j)
+		r.st, _ = v.state(j)
 		t := v.layout.targets[j]
-		if ls, lb = t.Labels(), lb[:0]; ls == "" {
-			lb = appendTargetLabels(lb, t, v.layout.escape[j/64]&(1<<(j%64)) != 0)
+		if r.ls, r.lb = t.Labels(), r.lb[:0]; r.ls == "" {
+			r.lb = appendTargetLabels(r.lb, t, v.layout.escape[j/64]&(1<<(j%64)) != 0)
 		}
-		f.values(&st, yield)
-		if err := pb.write(false); err != nil {
-			return err
+		r.f.values(&r.st, r.yield)
+		if err := r.pb.write(false); err != nil {
+			return r.pb.n, err
 		}
 	}
-	return pb.write(true)
+	err := r.pb.write(true)
+	return r.pb.n, err
+}
+
+// series appends one sample of the current family and target.
+func (r *renderer) series(val float64, l1, l2 string) {
+	f := r.f
+	b := append(r.pb.b, f.name...)
+	b = append(b, '{')
+	b = append(b, r.ls...)
+	b = append(b, r.lb...)
+	for k, name := range f.labels {
+		lv := l1
+		if k == 1 {
+			lv = l2
+		}
+		b = append(b, ',')
+		b = append(b, name...)
+		b = append(b, `="`...)
+		if f.free {
+			b = appendEscaped(b, lv)
+		} else {
+			b = append(b, lv...)
+		}
+		b = append(b, '"')
+	}
+	b = append(b, "} "...)
+	b = collector.AppendFloat(b, val)
+	r.pb.b = append(b, '\n')
 }
 
 // bufWriter buffers WriteTo's output; it lends its free space to the
