@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/collector"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
 )
@@ -113,6 +116,46 @@ func BenchmarkTextWriter10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "bytes/page")
 }
+
+// BenchmarkTextWriter10kHandler is the capacity families of 10,000 local
+// targets served by collector.Handler, in parts rendered by up to
+// GOMAXPROCS goroutines (plain and gzipped).
+func BenchmarkTextWriter10kHandler(b *testing.B) {
+	targets := benchTargets(b, 10000)
+	m := New(Options{Targets: func() []*discovery.Target { return targets }, Interval: 15 * time.Second})
+	m.Refresh(context.Background())
+	h := collector.Handler(prometheus.NewRegistry(), collector.NewTextWriter(emptySource{}), 1, nil, NewTextWriter(m))
+	for _, gz := range []bool{false, true} {
+		name := "plain"
+		if gz {
+			name = "gzip"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+			if gz {
+				req.Header.Set("Accept-Encoding", "gzip")
+			}
+			for b.Loop() {
+				w := &discardResponse{h: http.Header{}}
+				h.ServeHTTP(w, req)
+				if w.code != 0 && w.code != http.StatusOK {
+					b.Fatalf("status %d", w.code)
+				}
+			}
+		})
+	}
+}
+
+// discardResponse is a client that reads and drops the page.
+type discardResponse struct {
+	h    http.Header
+	code int
+}
+
+func (d *discardResponse) Header() http.Header         { return d.h }
+func (d *discardResponse) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardResponse) WriteHeader(code int)        { d.code = code }
 
 // BenchmarkCollect10k is one scrape of the capacity families of 10,000
 // local targets through the registry (the reference rendering).

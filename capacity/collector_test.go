@@ -2,6 +2,11 @@ package capacity
 
 import (
 	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"sort"
 	"strings"
 	"testing"
@@ -12,9 +17,12 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"go.uber.org/goleak"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/collector"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/protocol"
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/scheduler"
 )
 
 // fixedMonitor is a monitor whose published state is set by the test:
@@ -153,4 +161,169 @@ func normalize(mf *dto.MetricFamily) string {
 	}
 	sort.Strings(lines)
 	return mf.GetName() + " " + mf.GetHelp() + " " + mf.GetType().String() + "\n" + strings.Join(lines, "\n")
+}
+
+// manyMonitor is a monitor whose published state has n targets in every
+// state fixedMonitor has, in turn, and some not local.
+func manyMonitor(t *testing.T, n int) *Monitor {
+	t.Helper()
+	fixed := fixedMonitor(t)
+	var targets []*discovery.Target
+	var states []State
+	for i := range n {
+		k := i % (len(fixed.cur.layout.targets) + 1)
+		server := fmt.Sprintf("unix:/run/%d/q\"%d.sock", i, k)
+		if k%2 == 0 {
+			server = fmt.Sprintf("127.0.%d.%d:9000", i/250, i%250)
+		}
+		tg, err := discovery.Arbitrary(server, "", protocol.Kind{Protocol: protocol.FastCGI}, discovery.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		targets = append(targets, tg)
+		if k == len(fixed.cur.layout.targets) {
+			states = append(states, State{}) // not local: no series
+			continue
+		}
+		st, _ := fixed.cur.state(k)
+		if st.Pool != nil {
+			st.Pool = &Pool{Name: fmt.Sprintf("pool\\%d", i), PM: st.Pool.PM, MaxChildren: st.Pool.MaxChildren, StatusPath: st.Pool.StatusPath}
+		}
+		st.Listener.Queue = uint32(i % 7)
+		states = append(states, st)
+	}
+	m := New(Options{})
+	m.publish(targets, states)
+	for i := range states {
+		if states[i] == (State{}) {
+			m.cur.slots[i] = slot{}
+		}
+	}
+	m.netstat, m.nsOK = fixed.netstat, true
+	return m
+}
+
+// emptySource is a collector.Source without targets.
+type emptySource struct{}
+
+func (emptySource) Each(func(*scheduler.Status)) {}
+
+// TestTextWriterInParts: served by collector.Handler, in ranges rendered
+// by several goroutines, the families are byte for byte those WriteTo
+// writes, in every scrape (the later ones cut by the sizes of the
+// earlier), plain and gzipped; the view is held only while a scrape runs.
+func TestTextWriterInParts(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	m := manyMonitor(t, 5000)
+	tw := NewTextWriter(m)
+	var want bytes.Buffer
+	if _, err := tw.WriteTo(&want); err != nil {
+		t.Fatal(err)
+	}
+	if want.Len() < 1<<20 {
+		t.Fatalf("page of %d bytes: too small for ranges", want.Len())
+	}
+	for _, series := range []string{
+		`nginx_upstream_phpfpm_pool_info{upstream="unix:/run/1/q\"1.sock",server="unix:/run/1/q\"1.sock",address="unix:/run/1/q\"1.sock",protocol="fastcgi",pool="pool\\1",pm="static"} 1`,
+		`nginx_upstream_backend_listener_state{upstream="127.0.0.2:9000",server="127.0.0.2:9000",address="127.0.0.2:9000",protocol="fastcgi",state="listening"} 0`,
+	} {
+		if !strings.Contains(want.String(), series+"\n") {
+			t.Errorf("page lacks %s", series)
+		}
+	}
+	// The probe families' headers, then the capacity families twice.
+	rec := httptest.NewRecorder()
+	collector.Handler(prometheus.NewRegistry(), collector.NewTextWriter(emptySource{}), 1, nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	page := append(append(rec.Body.Bytes(), want.Bytes()...), want.Bytes()...)
+	h := collector.Handler(prometheus.NewRegistry(), collector.NewTextWriter(emptySource{}), 1, nil, NewTextWriter(m), tw)
+	for scrape := range 3 {
+		for _, gz := range []bool{false, true} {
+			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+			if gz {
+				req.Header.Set("Accept-Encoding", "gzip")
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			body := rec.Body.Bytes()
+			if gz {
+				zr, err := gzip.NewReader(bytes.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if body, err = io.ReadAll(zr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !bytes.Equal(body, page) {
+				t.Fatalf("scrape %d, gzip %v: the page in parts (%d bytes) is not the one of WriteTo (%d)", scrape, gz, len(body), len(page))
+			}
+			if r := m.cur.readers.Load(); r != 0 {
+				t.Fatalf("scrape %d: %d readers of the view after the scrape", scrape, r)
+			}
+		}
+	}
+	parts, done := tw.AppendParts(nil, 64<<10)
+	if len(parts) < 2*len(families) {
+		t.Errorf("%d parts for %d families of 1 MB at 64 KB", len(parts), len(families))
+	}
+	if r := m.cur.readers.Load(); r != 1 {
+		t.Errorf("%d readers of the view while a scrape holds it, want 1", r)
+	}
+	done()
+	if r := m.cur.readers.Load(); r != 0 {
+		t.Errorf("%d readers of the view after done without any part", r)
+	}
+	// The last part done releases the view, before done.
+	parts, done = tw.AppendParts(nil, 64<<10)
+	for _, p := range parts {
+		if err := p(io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := m.cur.readers.Load(); r != 0 {
+		t.Errorf("%d readers of the view after every part", r)
+	}
+	done()
+	if r := m.cur.readers.Load(); r != 0 {
+		t.Errorf("%d readers of the view after done", r)
+	}
+}
+
+// TestPoolOnlyFamilies: the families the text writer skips for plain
+// slots have no series without a pool, and a state with a pool is never
+// a plain slot; the label values written unescaped need none.
+func TestPoolOnlyFamilies(t *testing.T) {
+	st := State{Listen: Listening, Listener: Listener{Queue: 1, Limit: 2}, Owner: &Process{}, Restarts: 1, OOMKnown: true,
+		Status: &FPMStatus{ActiveProcesses: 1}, StatusCause: CauseTimeout, SaturationKnown: true}
+	withPool := st
+	withPool.Pool = &Pool{Name: "p", PM: "static", MaxChildren: 1, StatusPath: "/s"}
+	if withPool.fitsSlot() {
+		t.Error("a state with a pool fits a plain slot")
+	}
+	pools := 0
+	for i := range families {
+		f := &families[i]
+		if f.poolOnly {
+			pools++
+			f.values(&st, func(float64, string, string) { t.Errorf("%s: a series without a pool", f.name) })
+		}
+		if f.free {
+			continue
+		}
+		for _, s := range []State{st, withPool, {Listen: NotListening}, {Listen: ListenUnknown}} {
+			for _, c := range StatusCauses {
+				s.StatusCause, s.Status = c, nil
+				f.values(&s, func(_ float64, l1, l2 string) {
+					for _, v := range []string{l1, l2} {
+						if collector.EscapeLabelValue(v) != v {
+							t.Errorf("%s: label value %q written unescaped", f.name, v)
+						}
+					}
+				})
+			}
+		}
+	}
+	if pools != 8 {
+		t.Errorf("%d families only for pools, want the 8 phpfpm ones", pools)
+	}
 }

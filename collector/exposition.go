@@ -46,6 +46,20 @@ const (
 // segment renders one part of the page into sw.
 type segment func(sw *segWriter) error
 
+// PartsWriter is an extra writer of Handler whose output can be cut into
+// parts, which Handler renders as segments, several at once, like the
+// ranges of the per-target families: a signal with a family per target
+// is otherwise one sequential segment, the page's tail.
+type PartsWriter interface {
+	io.WriterTo
+	// AppendParts appends to parts the parts of one scrape: rendered in
+	// order into one writer, they are the bytes WriteTo writes. Each part
+	// is called at most once, from any goroutine, concurrently with the
+	// others; partBytes is the size to cut them to. done is called once
+	// every part has returned or will never be called.
+	AppendParts(parts []func(w io.Writer) error, partBytes int) (_ []func(w io.Writer) error, done func())
+}
+
 // chunk is part of a segment's output, plain or compressed, with the
 // CRC-32 and length of the plain bytes it covers (gzip only).
 type chunk struct {
@@ -307,10 +321,21 @@ func (sw *segWriter) run(seg segment) error {
 	return sw.flush(true)
 }
 
+// AvailableBuffer returns the free space of the chunk being filled, as
+// bufio.Writer's does: a part that appends to it and writes the result
+// is not copied (see Write).
+func (sw *segWriter) AvailableBuffer() []byte {
+	return (*sw.buf)[len(*sw.buf):]
+}
+
 // Write implements io.Writer for the registry's encoder and the extra
 // writers.
 func (sw *segWriter) Write(p []byte) (int, error) {
-	*sw.buf = append(*sw.buf, p...)
+	if b := *sw.buf; len(p) > 0 && len(p) <= cap(b)-len(b) && &p[0] == &b[:len(b)+1][len(b)] {
+		*sw.buf = b[:len(b)+len(p)] // rendered in place, from AvailableBuffer
+	} else {
+		*sw.buf = append(b, p...)
+	}
 	if err := sw.flush(false); err != nil {
 		return 0, err
 	}

@@ -413,3 +413,154 @@ func TestOneProcRendersInline(t *testing.T) {
 		}
 	}
 }
+
+// partsBlob is a PartsWriter of lines lines cut into parts parts; the
+// even parts render into the writer's free space when it lends it, the
+// odd ones write each line. It records misuse: a part called twice or
+// after done, done called before every part returned.
+type partsBlob struct {
+	lines, parts int
+	// panicAt makes that part panic (-1: none).
+	panicAt int
+
+	mu       sync.Mutex
+	scrapes  int // AppendParts calls
+	dones    int
+	misused  []string
+	inFlight int
+}
+
+func (pb *partsBlob) line(b []byte, i int) []byte {
+	return fmt.Appendf(b, "nginx_upstream_parts{line=\"%d\",q=\"a\\\"b\"} %d\n", i, i*i)
+}
+
+func (pb *partsBlob) render(w io.Writer, p int) error {
+	from, to := p*pb.lines/pb.parts, (p+1)*pb.lines/pb.parts
+	if p == pb.panicAt {
+		panic("broken part")
+	}
+	if ab, ok := w.(interface{ AvailableBuffer() []byte }); ok && p%2 == 0 {
+		b := ab.AvailableBuffer()
+		for i := from; i < to; i++ {
+			if b = pb.line(b, i); len(b) >= 300 {
+				if _, err := w.Write(b); err != nil {
+					return err
+				}
+				b = ab.AvailableBuffer()
+			}
+		}
+		_, err := w.Write(b)
+		return err
+	}
+	for i := from; i < to; i++ {
+		if _, err := w.Write(pb.line(nil, i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (pb *partsBlob) WriteTo(w io.Writer) (int64, error) {
+	cw := &countingWriter{w: w}
+	for p := range pb.parts {
+		if err := pb.render(cw, p); err != nil {
+			return cw.n, err
+		}
+	}
+	return cw.n, nil
+}
+
+func (pb *partsBlob) AppendParts(parts []func(io.Writer) error, _ int) ([]func(io.Writer) error, func()) {
+	pb.mu.Lock()
+	pb.scrapes++
+	pb.mu.Unlock()
+	called := make([]bool, pb.parts)
+	finished := false
+	for p := range pb.parts {
+		parts = append(parts, func(w io.Writer) error {
+			pb.mu.Lock()
+			if called[p] || finished {
+				pb.misused = append(pb.misused, fmt.Sprintf("part %d called twice or after done", p))
+			}
+			called[p] = true
+			pb.inFlight++
+			pb.mu.Unlock()
+			defer func() {
+				pb.mu.Lock()
+				pb.inFlight--
+				pb.mu.Unlock()
+			}()
+			return pb.render(w, p)
+		})
+	}
+	return parts, func() {
+		pb.mu.Lock()
+		defer pb.mu.Unlock()
+		if finished || pb.inFlight != 0 {
+			pb.misused = append(pb.misused, "done called twice or while a part runs")
+		}
+		finished = true
+		pb.dones++
+	}
+}
+
+// check reports misuse, and scrapes whose done was not called.
+func (pb *partsBlob) check(t *testing.T) {
+	t.Helper()
+	pb.mu.Lock()
+	defer pb.mu.Unlock()
+	for _, m := range pb.misused {
+		t.Error(m)
+	}
+	if pb.scrapes == 0 || pb.dones != pb.scrapes {
+		t.Errorf("%d scrapes of the parts writer, done called %d times", pb.scrapes, pb.dones)
+	}
+}
+
+// TestPartsWriterPages: the parts of a PartsWriter, rendered by several
+// workers into chunks of any size, make the page its WriteTo writes; done
+// is called once per scrape, after every part, also when the client goes
+// away or a part panics.
+func TestPartsWriterPages(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	src := rangeSource{bigSource(300)}
+	pb := &partsBlob{lines: 4000, parts: 9, panicAt: -1}
+	extra := []io.WriterTo{blob(777), pb, &LogsText{src: logsFixture()}, &partsBlob{lines: 5, parts: 3, panicAt: -1}}
+	want := referencePage(t, testRegistry(), src, extra...)
+	for _, workers := range []int{1, 2, 4} {
+		for _, cut := range []struct{ chunk, segment int }{{chunkBytes, segmentBytes}, {1, 1}, {333, 100}, {4 << 10, 1 << 20}} {
+			e := newExposition()
+			e.chunkBytes, e.segmentBytes = cut.chunk, cut.segment
+			e.workers = func() int { return workers }
+			h := newHandler(testRegistry(), NewTextWriter(src), 1, nil, e, extra...)
+			for _, gz := range []bool{false, true} {
+				if got := get(t, h, gz); !bytes.Equal(got, want) {
+					t.Fatalf("%d workers, chunks %d, gzip %v: page differs at byte %d of %d/%d",
+						workers, cut.chunk, gz, firstDiff(got, want), len(got), len(want))
+				}
+			}
+			if held := e.held.Load(); held != 0 {
+				t.Errorf("%d workers: %d chunk buffers not returned", workers, held)
+			}
+			for _, after := range []int{0, 100, 300 << 10} {
+				h.ServeHTTP(&failingWriter{n: after}, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+			}
+		}
+	}
+	pb.check(t)
+	for _, workers := range []int{1, 3} {
+		e := newExposition()
+		e.workers = func() int { return workers }
+		broken := &partsBlob{lines: 4000, parts: 9, panicAt: 5}
+		h := newHandler(testRegistry(), NewTextWriter(src), 1, nil, e, broken)
+		func() {
+			defer func() {
+				if r := recover(); r != "broken part" {
+					t.Errorf("%d workers: recovered %v", workers, r)
+				}
+			}()
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		}()
+		broken.check(t)
+	}
+}

@@ -23,7 +23,8 @@ import (
 // and written in order (exposition.go); the per-target families of a
 // RangeSource in ranges of targets, each family still consistent per
 // target. Extra writers may be called from several goroutines at once, as
-// concurrent scrapes already call them.
+// concurrent scrapes already call them; those that are PartsWriters are
+// rendered in parts, several at once.
 func Handler(g prometheus.Gatherer, tw *TextWriter, maxInFlight int, logger *slog.Logger, extra ...io.WriterTo) http.Handler {
 	return newHandler(g, tw, maxInFlight, logger, newExposition(), extra...)
 }
@@ -60,7 +61,18 @@ func newHandler(g prometheus.Gatherer, tw *TextWriter, maxInFlight int, logger *
 			return nil
 		})
 		segs, done := tw.segments(segs, e.segmentBytes)
+		var parts []func(io.Writer) error
 		for _, x := range extra {
+			if pw, ok := x.(PartsWriter); ok {
+				var done func()
+				parts, done = pw.AppendParts(parts[:0], e.segmentBytes)
+				// After write: every segment has returned by then.
+				defer done()
+				for _, p := range parts {
+					segs = append(segs, func(sw *segWriter) error { return p(sw) })
+				}
+				continue
+			}
 			segs = append(segs, func(sw *segWriter) error {
 				_, err := x.WriteTo(sw)
 				return err

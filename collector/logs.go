@@ -3,6 +3,7 @@ package collector
 import (
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -125,11 +126,32 @@ func (l *Logs) Collect(ch chan<- prometheus.Metric) {
 }
 
 // LogsText writes the error log's per-target families in the text
-// format, for collector.Handler's extra writers.
+// format, for collector.Handler's extra writers. Handler renders it in
+// parts (AppendParts), each family in ranges of targets: with half of
+// 10,000 servers logged it is a few MB of the page, the last segment,
+// which one worker would otherwise render and compress alone.
 type LogsText struct {
 	src LogSource
 	// scrapes holds the *logsScrape scrapes read and render into.
 	scrapes sync.Pool
+	// perTarget is each family's bytes per logged target in the last
+	// complete scrape in parts, which cuts the next one's ranges (0: one
+	// part per family, as before the first).
+	perTarget [len(logFamilies)]atomic.Int64
+}
+
+var _ PartsWriter = (*LogsText)(nil)
+
+// logFamilies are LogsText's families, in the order written.
+var logFamilies = [...]struct {
+	name, help string
+	typ        prometheus.ValueType
+	// body: the body errors; last: the time of the last error.
+	body, last bool
+}{
+	{logErrorsName, logErrorsHelp, prometheus.CounterValue, false, false},
+	{logBodyName, logBodyHelp, prometheus.CounterValue, true, false},
+	{logLastErrorName, logLastErrorHelp, prometheus.GaugeValue, false, true},
 }
 
 // logsScrape is what one scrape of LogsText reuses: the flat copy of the
@@ -152,15 +174,13 @@ type totalsSource interface {
 	Totals() errorlog.Snapshot
 }
 
-// WriteTo implements io.WriterTo. Each sample's labels are written from
-// the target's key as it goes: no string per target.
-func (lt *LogsText) WriteTo(w io.Writer) (int64, error) {
+// read returns a scrape holding the current counts.
+func (lt *LogsText) read() *logsScrape {
 	sc, _ := lt.scrapes.Get().(*logsScrape)
 	if sc == nil {
 		// Room for a flush and the sample that crossed it.
 		sc = &logsScrape{buf: make([]byte, 0, flushSize+4<<10)}
 	}
-	defer lt.scrapes.Put(sc)
 	c := &sc.counts
 	if cs, ok := lt.src.(countsSource); ok {
 		cs.ReadCounts(c)
@@ -168,42 +188,119 @@ func (lt *LogsText) WriteTo(w io.Writer) (int64, error) {
 		s := lt.src.Snapshot()
 		errorlog.CountsOf(&s, c)
 	}
+	return sc
+}
+
+// WriteTo implements io.WriterTo. Each sample's labels are written from
+// the target's key as it goes: no string per target.
+func (lt *LogsText) WriteTo(w io.Writer) (int64, error) {
+	sc := lt.read()
+	defer lt.scrapes.Put(sc)
 	cw := &countingWriter{w: w}
-	b := sc.buf[:0]
-	defer func() { sc.buf = b[:0] }()
-	flush := func() {
-		if len(b) >= flushSize {
-			cw.Write(b)
-			b = b[:0]
+	for fi := range logFamilies {
+		var err error
+		if sc.buf, _, err = logPart(cw, &sc.counts, fi, 0, len(sc.counts.Targets), sc.buf); err != nil {
+			return cw.n, err
 		}
 	}
-	for _, fam := range []struct {
-		name, help string
-		body       bool
-	}{
-		{logErrorsName, logErrorsHelp, false},
-		{logBodyName, logBodyHelp, true},
-	} {
-		b = AppendHeader(b, fam.name, fam.help, prometheus.CounterValue)
-		for i := range c.Targets {
-			t := &c.Targets[i]
+	return cw.n, cw.err
+}
+
+// AppendParts implements PartsWriter: the counts are read once, here, and
+// every part renders from that copy, returned to the pool by done.
+func (lt *LogsText) AppendParts(parts []func(io.Writer) error, partBytes int) (_ []func(io.Writer) error, done func()) {
+	sc := lt.read()
+	n := len(sc.counts.Targets)
+	var bytes [len(logFamilies)]atomic.Int64
+	var failed atomic.Bool
+	for fi := range logFamilies {
+		step := n
+		if per := lt.perTarget[fi].Load(); per > 0 {
+			step = int(min(int64(partBytes)/per, int64(n)))
+		}
+		step = max(step, 1)
+		for from := 0; ; from += step {
+			to := min(from+step, n)
+			parts = append(parts, func(w io.Writer) error {
+				_, m, err := logPart(w, &sc.counts, fi, from, to, nil)
+				bytes[fi].Add(m)
+				if err != nil {
+					failed.Store(true)
+				}
+				return err
+			})
+			if to >= n {
+				break
+			}
+		}
+	}
+	return parts, func() {
+		if n > 0 && !failed.Load() {
+			for fi := range logFamilies {
+				lt.perTarget[fi].Store(bytes[fi].Load() / int64(n))
+			}
+		}
+		lt.scrapes.Put(sc)
+	}
+}
+
+// logPart writes family fi of the targets c.Targets[from:to] to w, with
+// its HELP and TYPE if from is 0, and returns the bytes written. It
+// renders into the writer's free space when the writer lends it
+// (AvailableBuffer, as the page's segments do), else into buf, which it
+// returns for reuse.
+func logPart(w io.Writer, c *errorlog.Counts, fi, from, to int, buf []byte) ([]byte, int64, error) {
+	fam := &logFamilies[fi]
+	ab, _ := w.(interface{ AvailableBuffer() []byte })
+	// Lent space is written in small pieces, so that a sample fits
+	// what remains of it.
+	limit := flushSize
+	b := buf[:0]
+	if ab != nil {
+		limit, b = 4<<10, ab.AvailableBuffer()
+	}
+	var n int64
+	write := func() error {
+		n += int64(len(b))
+		_, err := w.Write(b)
+		if ab != nil {
+			b = ab.AvailableBuffer()
+		} else {
+			b = b[:0]
+		}
+		return err
+	}
+	if from == 0 {
+		b = AppendHeader(b, fam.name, fam.help, fam.typ)
+	}
+	for i := from; i < to; i++ {
+		t := &c.Targets[i]
+		if fam.last {
+			if !t.Last.IsZero() {
+				b = logSample(b, fam.name, &t.Key, "", float64(t.Last.UnixNano())/1e9)
+			}
+		} else {
 			for _, rc := range c.Reasons(t) {
 				if rc.Body == fam.body {
 					b = logSample(b, fam.name, &t.Key, string(rc.Reason), float64(rc.N))
 				}
 			}
-			flush()
+		}
+		if len(b) >= limit {
+			if err := write(); err != nil {
+				return buf, n, err
+			}
 		}
 	}
-	b = AppendHeader(b, logLastErrorName, logLastErrorHelp, prometheus.GaugeValue)
-	for i := range c.Targets {
-		if t := &c.Targets[i]; !t.Last.IsZero() {
-			b = logSample(b, logLastErrorName, &t.Key, "", float64(t.Last.UnixNano())/1e9)
-			flush()
+	if len(b) > 0 {
+		if err := write(); err != nil {
+			return buf, n, err
 		}
 	}
-	cw.Write(b)
-	return cw.n, cw.err
+	if ab == nil {
+		buf = b[:0]
+	}
+	return buf, n, nil
 }
 
 // logSample is sample with the target's labels written from its key,

@@ -1,6 +1,8 @@
 package collector
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"go.uber.org/goleak"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/discovery"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/errorlog"
@@ -136,5 +139,57 @@ func TestLogsTextAsCollector(t *testing.T) {
 	}
 	if w.String() != g.String() {
 		t.Errorf("split exposition differs from the collector's:\n got:\n%s\nwant:\n%s", g.String(), w.String())
+	}
+}
+
+// bigLogs is an error log naming n targets, with the reasons, body
+// errors and times varied among them, some labels to escape.
+func bigLogs(n int) fakeLogs {
+	var s errorlog.Snapshot
+	for i := range n {
+		te := errorlog.TargetErrors{
+			Key:    discovery.Key{Upstream: "app", Server: fmt.Sprintf("app%05d.internal:3000", i), Address: fmt.Sprintf("127.0.%d.%d:3000", i/250, i%250), Protocol: "http"},
+			Errors: map[prober.Reason]uint64{prober.ReasonConnectionRefused: uint64(i)},
+		}
+		if i%3 == 0 {
+			te.Errors[prober.ReasonReadTimeout] = 7
+			te.BodyErrors = map[prober.Reason]uint64{prober.ReasonPrematureClose: uint64(i % 11)}
+		}
+		if i%5 == 0 {
+			te.Key.Server = fmt.Sprintf(`app%05d "q"\n`, i)
+		}
+		if i%7 != 0 {
+			te.Last = time.Unix(1_700_000_000+int64(i), 250_000_000)
+		}
+		s.Targets = append(s.Targets, te)
+	}
+	return fakeLogs(s)
+}
+
+// TestLogsTextInParts: served by Handler, LogsText's families are cut
+// into ranges once the sizes are known and rendered by several workers,
+// and the page is byte for byte the one WriteTo writes.
+func TestLogsTextInParts(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	lt := &LogsText{src: bigLogs(3000)}
+	want := referencePage(t, testRegistry(), fixture(), lt)
+	for _, workers := range []int{1, 2, 4} {
+		e := newExposition()
+		e.segmentBytes = 16 << 10
+		e.workers = func() int { return workers }
+		h := newHandler(testRegistry(), NewTextWriter(fixture()), 1, nil, e, lt)
+		for scrape := range 2 {
+			for _, gz := range []bool{false, true} {
+				if got := get(t, h, gz); !bytes.Equal(got, want) {
+					t.Fatalf("%d workers, scrape %d, gzip %v: page differs at byte %d of %d/%d",
+						workers, scrape, gz, firstDiff(got, want), len(got), len(want))
+				}
+			}
+		}
+	}
+	parts, done := lt.AppendParts(nil, 16<<10)
+	defer done()
+	if len(parts) < 3*len(logFamilies) {
+		t.Errorf("%d parts for %d families of 3,000 targets at 16 KB", len(parts), len(logFamilies))
 	}
 }
