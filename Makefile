@@ -59,7 +59,7 @@ bench-smoke:
 # and as the model-to-renderer stages.
 alloc-budgets:
 	$(GO) run ./tools/budgets
-	$(GOTEST) -count=1 -run 'Heap10k|Memory10kAllSignals|MemoryPerTarget|TargetSetMemory10k|TLSSessionMemory' ./...
+	$(GOTEST) -count=1 -run 'Heap10k|Memory10kAllSignals|MemoryPerTarget|TargetSetMemory10k|TargetLoggersMemory10k|TLSSessionMemory' ./...
 	cd $(BENCH) && $(GOTEST) -count=1 -run 'TestMemory10k' .
 
 # Go benchmarks of the hot paths; compare two runs with benchstat.
