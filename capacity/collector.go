@@ -520,7 +520,7 @@ func (r *renderer) series(val float64, l1, l2 string) {
 		b = append(b, name...)
 		b = append(b, `="`...)
 		if f.free {
-			b = appendEscaped(b, lv)
+			b = collector.AppendEscapedLabelValue(b, lv)
 		} else {
 			b = append(b, lv...)
 		}
@@ -566,23 +566,6 @@ func (bw *bufWriter) flush() error {
 	bw.b = bw.b[:0]
 	bw.err = err
 	return err
-}
-
-// appendEscaped appends collector.EscapeLabelValue(v) without a string.
-func appendEscaped(b []byte, v string) []byte {
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; c {
-		case '\\':
-			b = append(b, `\\`...)
-		case '\n':
-			b = append(b, `\n`...)
-		case '"':
-			b = append(b, `\"`...)
-		default:
-			b = append(b, c)
-		}
-	}
-	return b
 }
 
 // appendTargetLabels appends t's label pairs as collector.TargetLabels

@@ -308,13 +308,13 @@ func logPart(w io.Writer, c *errorlog.Counts, fi, from, to int, buf []byte) ([]b
 func logSample(b []byte, name string, k *discovery.Key, reason string, value float64) []byte {
 	b = append(b, name...)
 	b = append(b, `{upstream="`...)
-	b = appendEscaped(b, k.Upstream)
+	b = AppendEscapedLabelValue(b, k.Upstream)
 	b = append(b, `",server="`...)
-	b = appendEscaped(b, k.Server)
+	b = AppendEscapedLabelValue(b, k.Server)
 	b = append(b, `",address="`...)
-	b = appendEscaped(b, k.Address)
+	b = AppendEscapedLabelValue(b, k.Address)
 	b = append(b, `",protocol="`...)
-	b = appendEscaped(b, k.Protocol)
+	b = AppendEscapedLabelValue(b, k.Protocol)
 	b = append(b, '"')
 	if reason != "" {
 		b = append(b, `,reason="`...)
@@ -326,8 +326,9 @@ func logSample(b []byte, name string, k *discovery.Key, reason string, value flo
 	return append(b, '\n')
 }
 
-// appendEscaped appends EscapeLabelValue(v).
-func appendEscaped(b []byte, v string) []byte {
+// AppendEscapedLabelValue appends EscapeLabelValue(v) without building
+// the string.
+func AppendEscapedLabelValue(b []byte, v string) []byte {
 	for i := 0; i < len(v); i++ {
 		switch c := v[i]; c {
 		case '\\':

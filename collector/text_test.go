@@ -97,3 +97,11 @@ func TestAppendFloat(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendEscapedLabelValueAsEscapeLabelValue(t *testing.T) {
+	for _, v := range []string{"", "app", `a"b`, `back\slash`, "new\nline", `\"` + "\n\\", "ünïcode\t"} {
+		if got, want := string(AppendEscapedLabelValue([]byte("x"), v)), "x"+EscapeLabelValue(v); got != want {
+			t.Errorf("AppendEscapedLabelValue(%q) = %q, want %q", v, got, want)
+		}
+	}
+}
