@@ -3,7 +3,6 @@ package report
 import (
 	"encoding/json"
 	"math"
-	"slices"
 	"strconv"
 )
 
@@ -28,19 +27,7 @@ func (p Phases) MarshalJSON() ([]byte, error) {
 		}
 		keys = append(keys, k)
 	}
-	slices.Sort(keys)
-	b := make([]byte, 0, 2+len(keys)*24)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '"')
-		b = append(b, k...)
-		b = append(b, '"', ':')
-		b = appendFloat(b, p[k])
-	}
-	return append(b, '}'), nil
+	return appendPhases(make([]byte, 0, 2+len(keys)*24), p), nil
 }
 
 // plainKey: k needs no escaping in JSON.
