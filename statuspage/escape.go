@@ -18,62 +18,52 @@ func escText(w *bufio.Writer, s string) { escape(w, s, false) }
 // element text or a quoted attribute.
 func escHTMLTemplate(w *bufio.Writer, s string) { escape(w, s, true) }
 
+// replacement is what the escapers write for byte c, "" for c itself;
+// plus says whether '+' is escaped (html/template does, text/template
+// does not).
+func replacement(c byte, plus bool) string {
+	switch c {
+	case 0:
+		return "\uFFFD"
+	case '"':
+		return "&#34;"
+	case '\'':
+		return "&#39;"
+	case '&':
+		return "&amp;"
+	case '<':
+		return "&lt;"
+	case '>':
+		return "&gt;"
+	case '+':
+		if plus {
+			return "&#43;"
+		}
+	}
+	return ""
+}
+
 func escape(w *bufio.Writer, s string, plus bool) {
 	last := 0
 	for i := 0; i < len(s); i++ {
-		var repl string
-		switch s[i] {
-		case 0:
-			repl = "\uFFFD"
-		case '"':
-			repl = "&#34;"
-		case '\'':
-			repl = "&#39;"
-		case '&':
-			repl = "&amp;"
-		case '<':
-			repl = "&lt;"
-		case '>':
-			repl = "&gt;"
-		case '+':
-			if !plus {
-				continue
-			}
-			repl = "&#43;"
-		default:
-			continue
+		if repl := replacement(s[i], plus); repl != "" {
+			w.WriteString(s[last:i])
+			w.WriteString(repl)
+			last = i + 1
 		}
-		w.WriteString(s[last:i])
-		w.WriteString(repl)
-		last = i + 1
 	}
 	w.WriteString(s[last:])
 }
 
-// escBytes writes b as escText writes string(b).
+// escBytes writes b as escText writes string(b), without the string.
 func escBytes(w *bufio.Writer, b []byte) {
 	last := 0
 	for i := 0; i < len(b); i++ {
-		var repl string
-		switch b[i] {
-		case 0:
-			repl = "\uFFFD"
-		case '"':
-			repl = "&#34;"
-		case '\'':
-			repl = "&#39;"
-		case '&':
-			repl = "&amp;"
-		case '<':
-			repl = "&lt;"
-		case '>':
-			repl = "&gt;"
-		default:
-			continue
+		if repl := replacement(b[i], false); repl != "" {
+			w.Write(b[last:i])
+			w.WriteString(repl)
+			last = i + 1
 		}
-		w.Write(b[last:i])
-		w.WriteString(repl)
-		last = i + 1
 	}
 	w.Write(b[last:])
 }
