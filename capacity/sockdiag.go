@@ -2,13 +2,14 @@ package capacity
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/sockdiag"
 )
 
 // The kernel's listen queues, read through netlink sock_diag: one dump of
@@ -16,9 +17,9 @@ import (
 // sockets per refresh, whatever the number of targets. The transport is
 // the netlink library's; the request asks for listeners only (the
 // library's helpers dump every socket in every state, established
-// connections included, which on a busy host is most of the cost), so the
-// two small request structures of linux/inet_diag.h and linux/unix_diag.h
-// are written here.
+// connections included, which on a busy host is most of the cost): the
+// TCP dump is internal/sockdiag's, and the small request structure of
+// linux/unix_diag.h is written here.
 
 // Listener is one listening socket as the kernel reports it.
 type Listener struct {
@@ -70,8 +71,6 @@ type unixKey struct {
 const (
 	tcpListen = 10
 
-	inetDiagSKV6Only = 11 // INET_DIAG_SKV6ONLY
-
 	unixDiagName  = 0 // UNIX_DIAG_NAME
 	unixDiagVFS   = 1 // UNIX_DIAG_VFS
 	unixDiagRQLen = 4 // UNIX_DIAG_RQLEN
@@ -80,26 +79,9 @@ const (
 	udiagShowVFS   = 0x02
 	udiagShowRQLen = 0x10
 
-	sizeofInetDiagReqV2 = 56
-	sizeofInetDiagMsg   = 72
-	sizeofUnixDiagReq   = 24
-	sizeofUnixDiagMsg   = 16
+	sizeofUnixDiagReq = 24
+	sizeofUnixDiagMsg = 16
 )
-
-// inetDiagReq is struct inet_diag_req_v2 asking for listeners only.
-type inetDiagReq struct{ family uint8 }
-
-// Len and Serialize make the request an nl.NetlinkRequestData.
-func (r inetDiagReq) Len() int { return sizeofInetDiagReqV2 }
-
-// Serialize lays out struct inet_diag_req_v2.
-func (r inetDiagReq) Serialize() []byte {
-	b := make([]byte, sizeofInetDiagReqV2)
-	b[0] = r.family
-	b[1] = unix.IPPROTO_TCP
-	nl.NativeEndian().PutUint32(b[4:8], 1<<tcpListen)
-	return b
-}
 
 // unixDiagReq is struct unix_diag_req asking for listeners with their
 // name, bound file and queue.
@@ -131,20 +113,13 @@ func DumpListeners() (*Listeners, error) {
 func dumpListeners(tcpHint, unixHint int) (*Listeners, error) {
 	l := &Listeners{tcp: make(map[netip.AddrPort]tcpListener, tcpHint), unix: make(map[unixKey]Listener, unixHint)}
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		req := nl.NewNetlinkRequest(nl.SOCK_DIAG_BY_FAMILY, unix.NLM_F_DUMP)
-		req.AddData(inetDiagReq{family: fam})
-		var perr error
-		err := req.ExecuteIter(unix.NETLINK_INET_DIAG, nl.SOCK_DIAG_BY_FAMILY, func(msg []byte) bool {
-			t, err := parseInetDiagMsg(msg)
-			if err != nil {
-				perr = err
-				return false
-			}
+		err := sockdiag.DumpTCP(fam, sockdiag.StateMask(sockdiag.StateListen), func(s *sockdiag.Socket) bool {
+			t := tcpListenerOf(s)
 			l.tcp[t.addr] = t
 			return true
 		})
-		if err := dumpErr(err, perr); err != nil {
-			return nil, fmt.Errorf("sock_diag dump of TCP listeners (family %d): %w", fam, err)
+		if err != nil {
+			return nil, fmt.Errorf("dumping TCP listeners (family %d): %w", fam, err)
 		}
 	}
 	req := nl.NewNetlinkRequest(nl.SOCK_DIAG_BY_FAMILY, unix.NLM_F_DUMP)
@@ -186,37 +161,16 @@ func dumpErr(err, parse error) error {
 
 var errShortDiag = errors.New("short sock_diag message")
 
-// parseInetDiagMsg reads struct inet_diag_msg and its attributes.
-func parseInetDiagMsg(b []byte) (tcpListener, error) {
-	var t tcpListener
-	if len(b) < sizeofInetDiagMsg {
-		return t, errShortDiag
+// tcpListenerOf is the listener a sock_diag dump reports: for a
+// listening socket the kernel's read queue is the accept queue and its
+// write queue the backlog.
+func tcpListenerOf(s *sockdiag.Socket) tcpListener {
+	return tcpListener{
+		Listener: Listener{Inode: s.Inode, Queue: s.RQueue, Limit: s.WQueue},
+		addr:     s.Src,
+		v6only:   s.V6Only,
+		dualAddr: s.Family == unix.AF_INET6 && s.Src.Addr().IsUnspecified() && !s.V6Only,
 	}
-	ne := nl.NativeEndian()
-	fam := b[0]
-	// struct inet_diag_sockid at offset 4: ports in network order, then
-	// the source address in four 32-bit words.
-	port := binary.BigEndian.Uint16(b[4:6])
-	var ip netip.Addr
-	if fam == unix.AF_INET {
-		ip = netip.AddrFrom4([4]byte(b[8:12]))
-	} else {
-		ip = netip.AddrFrom16([16]byte(b[8:24]))
-	}
-	t.addr = netip.AddrPortFrom(ip, port)
-	t.Queue = ne.Uint32(b[56:60])
-	t.Limit = ne.Uint32(b[60:64])
-	t.Inode = ne.Uint32(b[68:72])
-	err := walkAttrs(b[sizeofInetDiagMsg:], func(typ uint16, v []byte) {
-		if typ == inetDiagSKV6Only && len(v) > 0 {
-			t.v6only = v[0] != 0
-		}
-	})
-	if err != nil {
-		return t, err
-	}
-	t.dualAddr = fam == unix.AF_INET6 && ip.IsUnspecified() && !t.v6only
-	return t, nil
 }
 
 // parseUnixDiagMsg reads struct unix_diag_msg and its attributes. ok is
@@ -231,7 +185,7 @@ func parseUnixDiagMsg(b []byte) (u unixListener, ok bool, err error) {
 		return u, false, nil
 	}
 	u.Inode = ne.Uint32(b[4:8])
-	err = walkAttrs(b[sizeofUnixDiagMsg:], func(typ uint16, value []byte) {
+	err = sockdiag.WalkAttrs(b[sizeofUnixDiagMsg:], func(typ uint16, value []byte) {
 		switch typ {
 		case unixDiagName:
 			// The value is the sun_path bytes the socket was bound
@@ -261,22 +215,6 @@ func parseUnixDiagMsg(b []byte) (u unixListener, ok bool, err error) {
 		return u, false, nil
 	}
 	return u, true, nil
-}
-
-// walkAttrs calls fn for each netlink attribute (struct nlattr: length,
-// type, value padded to 4 bytes) of b without allocating: a dump of
-// 10,000 listeners would otherwise allocate a slice per socket.
-func walkAttrs(b []byte, fn func(typ uint16, value []byte)) error {
-	ne := nl.NativeEndian()
-	for len(b) >= 4 {
-		l := int(ne.Uint16(b[0:2]))
-		if l < 4 || l > len(b) {
-			return fmt.Errorf("sock_diag attribute of length %d in %d bytes", l, len(b))
-		}
-		fn(ne.Uint16(b[2:4])&0x3fff, b[4:l])
-		b = b[min((l+3)&^3, len(b)):]
-	}
-	return nil
 }
 
 // TCP returns the listener that accepts connections to addr: one bound to

@@ -9,19 +9,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/sockdiag"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxproc"
-)
-
-// TCP states of interest (include/net/tcp_states.h): a worker's socket
-// to an upstream is ESTABLISHED while it talks, SYN_SENT while it waits
-// for an answer that does not come (a stale address that drops SYNs).
-const (
-	tcpEstablished = 1
-	tcpSynSent     = 2
-	tcpListen      = 10
 )
 
 // SockDiag is Evidence from the kernel: the TCP sockets of nginx's
@@ -40,7 +31,7 @@ var _ Evidence = (*SockDiag)(nil)
 // Name implements Evidence.
 func (*SockDiag) Name() string { return "sock_diag" }
 
-// Peers implements Evidence: one netlink dump per family and one
+// Peers implements Evidence: two netlink dumps per family and one
 // readlink per worker descriptor, whatever the number of targets.
 func (s *SockDiag) Peers(_ context.Context, n *nginxproc.Snapshot) ([]Peer, error) {
 	proc := s.Proc
@@ -69,30 +60,34 @@ func (s *SockDiag) Peers(_ context.Context, n *nginxproc.Snapshot) ([]Peer, erro
 	if len(inodes) == 0 {
 		return nil, nil
 	}
-	var socks []*netlink.Socket
-	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		ss, err := netlink.SocketDiagTCP(fam)
-		if err != nil && len(ss) == 0 {
-			return nil, fmt.Errorf("sock_diag dump: %w", err)
-		}
-		socks = append(socks, ss...)
-	}
+	// Two passes over the kernel's sockets, keeping only the workers':
+	// the first finds the ports nginx listens on, so that the second can
+	// tell the workers' client connections (local port = a listening
+	// port) from their upstream ones. Nothing is kept of the other
+	// sockets of the host, which on a busy one are tens of thousands.
 	listening := map[uint16]bool{}
-	for _, sk := range socks {
-		if inodes[sk.INode] && sk.State == tcpListen {
-			listening[sk.ID.SourcePort] = true
+	var out []Peer
+	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		err := sockdiag.DumpTCP(fam, sockdiag.StateMask(sockdiag.StateListen), func(sk *sockdiag.Socket) bool {
+			if inodes[sk.Inode] {
+				listening[sk.Src.Port()] = true
+			}
+			return true
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading nginx's listening sockets: %w", err)
 		}
 	}
-	var out []Peer
-	for _, sk := range socks {
-		if !inodes[sk.INode] || (sk.State != tcpEstablished && sk.State != tcpSynSent) || listening[sk.ID.SourcePort] {
-			continue
+	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		err := sockdiag.DumpTCP(fam, sockdiag.StateMask(sockdiag.StateEstablished, sockdiag.StateSynSent), func(sk *sockdiag.Socket) bool {
+			if inodes[sk.Inode] && !listening[sk.Src.Port()] {
+				out = append(out, Peer{Addr: netip.AddrPortFrom(sk.Dst.Addr().Unmap(), sk.Dst.Port())})
+			}
+			return true
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading nginx workers' connections: %w", err)
 		}
-		ip, ok := netip.AddrFromSlice(sk.ID.Destination)
-		if !ok {
-			continue
-		}
-		out = append(out, Peer{Addr: netip.AddrPortFrom(ip.Unmap(), sk.ID.DestinationPort)})
 	}
 	return out, nil
 }
