@@ -33,7 +33,7 @@ func startFarm(c Case, b binaries, dir string, extra ...string) (*farmManifest, 
 		args = append(args, fmt.Sprintf("-%s=%d", k, n))
 	}
 	args = append(args, extra...)
-	cmd := exec.Command(b.self, args...)
+	cmd := dieWithHarness(exec.Command(b.self, args...))
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()

@@ -142,7 +142,7 @@ func startExporter(bin, conf string, interval time.Duration, conc int, extra, di
 		args = append(args, "--log.level=warn")
 	}
 	args = append(args, extraArgs...)
-	cmd := exec.Command(bin, args...)
+	cmd := dieWithHarness(exec.Command(bin, args...))
 	var pprofAddr string
 	if pprof {
 		pprofAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
@@ -169,8 +169,8 @@ func startExporter(bin, conf string, interval time.Duration, conc int, extra, di
 }
 
 func startFloor(bin, targets string, interval time.Duration, conc int, timeout time.Duration) (*proc, error) {
-	cmd := exec.Command(bin, "-targets", targets, "-interval", interval.String(),
-		fmt.Sprintf("-concurrency=%d", conc), "-timeout", timeout.String())
+	cmd := dieWithHarness(exec.Command(bin, "-targets", targets, "-interval", interval.String(),
+		fmt.Sprintf("-concurrency=%d", conc), "-timeout", timeout.String()))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -365,4 +365,19 @@ func freePort() int {
 		fatalf("%v", err)
 	}
 	return p
+}
+
+// dieWithHarness has the kernel send SIGTERM to cmd's process when the
+// harness dies, however it dies (SIGKILL included), so that an
+// interrupted run leaves no exporter, floor, farm or nginx behind (nginx's
+// master takes its workers down on SIGTERM). The signal follows the
+// thread that started the child; the Go runtime never ends its threads
+// unless a goroutine exits while locked to one, which the harness does
+// not do.
+func dieWithHarness(cmd *exec.Cmd) *exec.Cmd {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
+	return cmd
 }

@@ -81,7 +81,7 @@ func startNginx(bin, conf string, files caseFiles) (*nginxProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.cmd = exec.Command(bin, n.args()...)
+	n.cmd = dieWithHarness(exec.Command(bin, n.args()...))
 	n.cmd.Stdout, n.cmd.Stderr = out, out
 	if err := n.cmd.Start(); err != nil {
 		out.Close()
