@@ -246,6 +246,7 @@ func runCase(c Case, o options, b binaries) (Result, error) {
 		}
 		var profDone chan struct{}
 		if exp != nil && exp.pprofAddr != "" {
+			exp.peakProfile = filepath.Join(o.pprofDir, slug(c.Name)+".heap-peak.pprof")
 			profDone = make(chan struct{})
 			secs := max(1, int(o.duration.Seconds())-1)
 			go func() {
@@ -383,6 +384,16 @@ func sampleUntil(end time.Time, every time.Duration, soak bool, ps ...*proc) {
 			s, err := procstat.Read(p.cmd.Process.Pid)
 			if err != nil {
 				continue
+			}
+			// A new peak, 1 MB above the last: the heap profile then
+			// (the live set of the latest collection) names what holds
+			// the memory, which a profile at the window's end, after the
+			// peak has gone, does not.
+			if p.peakProfile != "" && p.side.RSSMax > 0 && s.RSS > p.side.RSSMax+1e6 {
+				savePprof(p.pprofAddr, "heap", p.peakProfile)
+				savePprof(p.pprofAddr, "heap?debug=1", p.peakProfile+".txt")
+				fmt.Fprintf(os.Stderr, "harness: %s RSS peak %.1f MB at %s: heap profile in %s\n",
+					p.name, float64(s.RSS)/1e6, time.Since(t0).Round(time.Second), p.peakProfile)
 			}
 			p.side.RSSMax = max(p.side.RSSMax, s.RSS)
 			if soak {

@@ -115,10 +115,13 @@ func raiseNofile() {
 type proc struct {
 	name       string
 	cmd        *exec.Cmd
-	metricsURL string         // exporter
-	pprofAddr  string         // exporter built with -pprof
-	lines      *bufio.Scanner // floor's stats
-	side       Side
+	metricsURL string // exporter
+	pprofAddr  string // exporter built with -pprof
+	// peakProfile, with pprofAddr, is where the heap profile at the
+	// window's RSS peak goes (and its text form, with ".txt").
+	peakProfile string
+	lines       *bufio.Scanner // floor's stats
+	side        Side
 
 	t0     time.Time
 	s0     procstat.Sample
