@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -148,48 +147,12 @@ func (m mapResolver) LookupHost(_ context.Context, h string) ([]string, error) {
 }
 
 // BenchmarkSockDiagPeersBusyHost is one worker-socket scan on a host
-// with 10,000 TCP sockets that are not nginx's (5,000 loopback
-// connections held by the benchmark) and one that is: a child process,
-// standing in for the worker, holds a duplicate of one connection. What
-// the scan allocates must not grow with the host's sockets.
+// with 10,000 TCP sockets that are not nginx's and one that is (see
+// busyHost). What the scan allocates must not grow with the host's
+// sockets.
 func BenchmarkSockDiagPeersBusyHost(b *testing.B) {
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range 5000 {
-		c, err := net.Dial("tcp4", l.Addr().String())
-		if err != nil {
-			b.Skipf("5,000 connections: %v", err)
-		}
-		a, err := l.Accept()
-		if err != nil {
-			b.Fatal(err)
-		}
-		conns = append(conns, c, a)
-	}
-	f, err := conns[0].(*net.TCPConn).File()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	worker := exec.Command("sleep", "600")
-	worker.ExtraFiles = []*os.File{f}
-	if err := worker.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = worker.Process.Kill(); _ = worker.Wait() }()
-	p := nginxproc.Process{PID: worker.Process.Pid, Start: time.Unix(1, 0)}
-	snap := &nginxproc.Snapshot{Master: p, Current: []nginxproc.Process{p}}
+	snap, want := busyHost(b, 5000)
 	sd := &SockDiag{}
-	want := netip.MustParseAddrPort(l.Addr().String())
 	ctx := context.Background()
 	peers, err := sd.Peers(ctx, snap)
 	if err != nil {
