@@ -210,6 +210,9 @@ func (p *proc) begin() error {
 	p.t0 = time.Now()
 	p.s0, err = procstat.Read(p.cmd.Process.Pid)
 	p.side.RSS0 = p.s0.RSS
+	// The window's first reading is one of its readings: RSS max
+	// counts it, as it counts the last.
+	p.side.RSSMax = max(p.side.RSSMax, p.s0.RSS)
 	return err
 }
 
