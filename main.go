@@ -472,7 +472,7 @@ func newExporter(ctx context.Context, logger *slog.Logger, c *commonFlags, metri
 	)
 	// Writers of per-target families beside the registry's (see
 	// collector.TextWriter); the error log's only when it is read.
-	extra := []io.WriterTo{capacity.NewTextWriter(capMon)}
+	extra := []io.WriterTo{capacity.NewTextWriter(capMon), loadstate.NewServersText(tracker)}
 	if logs != nil {
 		logsReg, logsText := collector.NewLogsText(logs)
 		reg.MustRegister(logsReg)

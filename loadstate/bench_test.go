@@ -3,6 +3,7 @@ package loadstate
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -116,7 +117,8 @@ func cpuTime(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkCollect10k is one scrape of the families at 10,000 targets.
+// BenchmarkCollect10k is one scrape of the registry's families at 10,000
+// targets (the per-server ones are BenchmarkServersText10k's).
 func BenchmarkCollect10k(b *testing.B) {
 	cfg, records := benchTree(b)
 	ips := map[string][]string{}
@@ -167,4 +169,24 @@ func BenchmarkSockDiagPeersBusyHost(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkServersText10k is the per-server families of 10,000 static
+// hostname servers as one scrape writes them (20,000 series).
+func BenchmarkServersText10k(b *testing.B) {
+	cfg, records := benchTree(b)
+	ips := map[string][]string{}
+	for h, a := range records {
+		ips[h] = []string{a[0].String()}
+	}
+	tr := New(Options{Finder: selfAsNginx{}, Resolver: mapResolver(ips)})
+	tr.Observe(&discovery.Loaded{Nginx: cfg}, nil)
+	tr.Tick(context.Background())
+	st := NewServersText(tr)
+	var n int64
+	b.ReportAllocs()
+	for b.Loop() {
+		n, _ = st.WriteTo(io.Discard)
+	}
+	b.ReportMetric(float64(n), "bytes/page")
 }

@@ -136,6 +136,8 @@ func (s *scene) tick() Result {
 	return s.tracker.Result()
 }
 
+// metrics is the text of the named families, from the registry's
+// collector and from ServersText, as /metrics serves them.
 func (s *scene) metrics(names ...string) string {
 	s.t.Helper()
 	var b strings.Builder
@@ -144,6 +146,17 @@ func (s *scene) metrics(names ...string) string {
 		s.t.Fatal(err)
 	}
 	b.Write(n)
+	var text strings.Builder
+	if _, err := NewServersText(s.tracker).WriteTo(&text); err != nil {
+		s.t.Fatal(err)
+	}
+	for _, fam := range strings.SplitAfter(text.String(), "# HELP ") {
+		for _, name := range names {
+			if strings.HasPrefix(fam, name+" ") {
+				b.WriteString("# HELP " + strings.TrimSuffix(fam, "# HELP "))
+			}
+		}
+	}
 	return b.String()
 }
 
