@@ -247,6 +247,10 @@ func runCase(c Case, o options, b binaries) (Result, error) {
 		var profDone chan struct{}
 		if exp != nil && exp.pprofAddr != "" {
 			exp.peakProfile = filepath.Join(o.pprofDir, slug(c.Name)+".heap-peak.pprof")
+			// The window's first reading counts toward RSS max: what
+			// the heap holds then.
+			savePprof(exp.pprofAddr, "heap?debug=1", filepath.Join(o.pprofDir, slug(c.Name)+".heap-start.txt"))
+			savePprof(exp.pprofAddr, "heap", filepath.Join(o.pprofDir, slug(c.Name)+".heap-start.pprof"))
 			profDone = make(chan struct{})
 			secs := max(1, int(o.duration.Seconds())-1)
 			go func() {
