@@ -221,6 +221,10 @@ type Set struct {
 	// ErrorLogs are the configuration's error_log directives, for the
 	// error-log reader.
 	ErrorLogs []nginxconf.ErrorLog
+	// Read is when Load began reading the configuration from disk: the
+	// set describes the tree as it was at that moment or later. Zero
+	// for a set built otherwise.
+	Read time.Time
 }
 
 // Resolver looks up host names; *net.Resolver satisfies it.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/config"
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/nginxconf"
@@ -30,6 +31,7 @@ type Loaded struct {
 // the target set: the one way serve, diagnose and /probe get targets.
 func Load(ctx context.Context, opts Options) (*Loaded, error) {
 	opts.defaults()
+	read := time.Now()
 	cfg, err := nginxconf.LoadContext(ctx, opts.NginxConfig, nginxconf.LoadOptions{Prefix: opts.NginxPrefix})
 	if err != nil {
 		return nil, err
@@ -53,6 +55,7 @@ func Load(ctx context.Context, opts Options) (*Loaded, error) {
 		// not resolve: such a set must never replace a good one.
 		return nil, fmt.Errorf("loading configuration: %w", err)
 	}
+	set.Read = read
 	return &Loaded{Nginx: cfg, Set: set, Files: files, Dirs: cfg.GlobDirs}, nil
 }
 

@@ -55,15 +55,15 @@ func (t *Tracker) Choose(set *discovery.Set) *discovery.Set {
 		if t.seenLoad && t.loaded != nil {
 			t.loadedSet = set
 		}
-		t.probing = ProbingDisk
+		t.probing, t.applied = ProbingDisk, set
 		return set
 	}
 	if t.loadedSet == nil {
 		// Nothing applied since nginx's load: the disk it is.
-		t.probing = ProbingDisk
+		t.probing, t.applied = ProbingDisk, set
 		return set
 	}
-	t.probing = ProbingLoaded
+	t.probing, t.applied = ProbingLoaded, t.loadedSet
 	return t.loadedSet
 }
 

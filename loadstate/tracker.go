@@ -121,8 +121,10 @@ type Tracker struct {
 	loaded *summary
 	// loadedSet is the target set of the configuration nginx loaded
 	// (Choose); probing says which set the probes follow.
-	loadedSet  *discovery.Set
-	probing    string
+	loadedSet *discovery.Set
+	probing   string
+	// applied is the set Choose last handed to the scheduler.
+	applied    *discovery.Set
 	baseline   map[string]baseFile
 	nginxAddrs map[string]addrKnowledge
 
@@ -379,8 +381,18 @@ func (t *Tracker) update(snap *nginxproc.Snapshot, findErr error, cfg *summary, 
 			t.seenLoad = !key.start.Before(t.prevLook.Add(-startSlack))
 			t.newGeneration(cfg, current)
 			// The targets are rebuilt at every seen load: the set
-			// applied next is the one nginx runs (see Choose).
-			reapply = t.seenLoad
+			// applied next is the one nginx runs (see Choose). Unless
+			// the set probed now was read from disk after nginx
+			// loaded (nginx and the exporter started together): a
+			// reload would read the same tree again, and at 10,000
+			// servers a load is tens of MB of short-lived heap. That
+			// set is then the one nginx runs. Worker start times are
+			// truncated to the clock tick; startSlack covers it.
+			if t.seenLoad && t.probing == ProbingDisk && t.applied != nil && t.applied.Read.After(key.start.Add(startSlack)) {
+				t.loadedSet = t.applied
+			} else {
+				reapply = t.seenLoad
+			}
 			t.opts.Logger.Info("nginx loaded its configuration", "pid", snap.Master.PID, "at", key.start, "witnessed", t.seenLoad)
 		}
 	}

@@ -629,3 +629,59 @@ func clientPEM(t *testing.T) string {
 	}
 	return string(c.CertPEM()) + string(key)
 }
+
+// TestSeenLoadBeforeRead: nginx loads while the exporter starts. When
+// the exporter read the tree after nginx's load began, the set it probes
+// is already the one nginx runs: no second load (AddressesChanged) for
+// it, and that set is what the probes follow while a later change on
+// disk waits for nginx's reload. When it read the tree before nginx
+// loaded, the tree is loaded again, as before.
+func TestSeenLoadBeforeRead(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		nginxAt    time.Duration // nginx's load, relative to the exporter's read
+		wantReload bool
+	}{
+		{"nginx loaded before the read", -time.Second, false},
+		{"nginx loaded within the clock tick of the read", -startSlack / 2, true},
+		{"nginx loaded after the read", time.Second, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newScene(t, time.Now().Add(-time.Minute))
+			// Literal addresses only: a name would move the targets
+			// to nginx's resolution whatever the read time.
+			s.write(s.include, "upstream app { server 127.0.0.2:3000; }\n")
+			sched := &lastSet{}
+			f := &Follower{Tracker: s.tracker, Next: sched}
+			load := func() *discovery.Set {
+				t.Helper()
+				l, err := discovery.Load(context.Background(), discovery.Options{NginxConfig: s.conf, Resolver: s.dns, Nginx: s.tracker})
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.tracker.Observe(l, nil)
+				f.Update(l.Set)
+				return l.Set
+			}
+			first := load()
+			s.nginx.load(first.Read.Add(tc.nginxAt))
+			r := s.tick()
+			if !r.Witnessed || r.Probing != ProbingDisk {
+				t.Fatalf("nginx's load: %+v", r)
+			}
+			if got := s.changed == 1; got != tc.wantReload || s.changed > 1 {
+				t.Fatalf("AddressesChanged called %d times; want a reload: %v", s.changed, tc.wantReload)
+			}
+			if tc.wantReload {
+				return
+			}
+			// A change on disk that nginx has not loaded: the probes
+			// keep following the first set, nginx's.
+			s.write(s.include, "upstream app { server 127.0.0.2:3000; server 127.0.0.4:3000; }\n")
+			disk := load()
+			if sched.set != first || len(disk.Targets) == len(first.Targets) || s.tracker.Result().Probing != ProbingLoaded {
+				t.Errorf("reload pending: the scheduler got %d targets (probing %q), want nginx's %d", len(sched.set.Targets), s.tracker.Result().Probing, len(first.Targets))
+			}
+		})
+	}
+}
