@@ -386,9 +386,9 @@ func (t *Tracker) update(snap *nginxproc.Snapshot, findErr error, cfg *summary, 
 			// loaded (nginx and the exporter started together): a
 			// reload would read the same tree again, and at 10,000
 			// servers a load is tens of MB of short-lived heap. That
-			// set is then the one nginx runs. Worker start times are
-			// truncated to the clock tick; startSlack covers it.
-			if t.seenLoad && t.probing == ProbingDisk && t.applied != nil && t.applied.Read.After(key.start.Add(startSlack)) {
+			// set is then the one nginx runs (nginx reads its tree
+			// before it starts the workers whose start this is).
+			if t.seenLoad && t.probing == ProbingDisk && t.applied != nil && t.applied.Read.After(key.start.Add(readSlack)) {
 				t.loadedSet = t.applied
 			} else {
 				reapply = t.seenLoad
@@ -442,6 +442,12 @@ func (t *Tracker) newGeneration(cfg *summary, current map[string]resolution) {
 		}
 	}
 }
+
+// readSlack is two clock ticks: a process start time read from /proc is
+// truncated to the tick, so the real start is up to one tick later than
+// the one read; the second covers the skew of the boot time it is
+// counted from.
+const readSlack = 20 * time.Millisecond
 
 // startSlack absorbs the truncation of process start times to the clock
 // tick when comparing them with the exporter's own clock.
