@@ -117,9 +117,9 @@ func cpuTime(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkCollect10k is one scrape of the registry's families at 10,000
-// targets (the per-server ones are BenchmarkServersText10k's).
-func BenchmarkCollect10k(b *testing.B) {
+// ticked10k is a tracker of benchTree's 10,000 servers after one look,
+// every name resolving in memory.
+func ticked10k(b *testing.B) *Tracker {
 	cfg, records := benchTree(b)
 	ips := map[string][]string{}
 	for h, a := range records {
@@ -128,6 +128,13 @@ func BenchmarkCollect10k(b *testing.B) {
 	tr := New(Options{Finder: selfAsNginx{}, Resolver: mapResolver(ips)})
 	tr.Observe(&discovery.Loaded{Nginx: cfg}, nil)
 	tr.Tick(context.Background())
+	return tr
+}
+
+// BenchmarkCollect10k is one scrape of the registry's families at 10,000
+// targets (the per-server ones are BenchmarkServersText10k's).
+func BenchmarkCollect10k(b *testing.B) {
+	tr := ticked10k(b)
 	c := NewCollector(tr)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -174,14 +181,7 @@ func BenchmarkSockDiagPeersBusyHost(b *testing.B) {
 // BenchmarkServersText10k is the per-server families of 10,000 static
 // hostname servers as one scrape writes them (20,000 series).
 func BenchmarkServersText10k(b *testing.B) {
-	cfg, records := benchTree(b)
-	ips := map[string][]string{}
-	for h, a := range records {
-		ips[h] = []string{a[0].String()}
-	}
-	tr := New(Options{Finder: selfAsNginx{}, Resolver: mapResolver(ips)})
-	tr.Observe(&discovery.Loaded{Nginx: cfg}, nil)
-	tr.Tick(context.Background())
+	tr := ticked10k(b)
 	st := NewServersText(tr)
 	var n int64
 	b.ReportAllocs()
