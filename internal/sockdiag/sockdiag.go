@@ -84,7 +84,8 @@ func StateMask(states ...uint8) uint32 {
 // DumpTCP walks the TCP sockets of the calling thread's network
 // namespace whose family is family (unix.AF_INET or unix.AF_INET6) and
 // whose state is in the mask states (StateMask), calling fn for each
-// until fn returns false. A dump the kernel reports as interrupted (a
+// until fn returns false. The Socket fn gets is reused for the next
+// message: fn copies what it keeps. A dump the kernel reports as interrupted (a
 // socket came or went while it walked its tables) is not an error: what
 // was read is still each socket's truth. Unprivileged processes may dump:
 // the kernel answers sock_diag for any user.
