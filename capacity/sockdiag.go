@@ -140,23 +140,10 @@ func dumpListeners(tcpHint, unixHint int) (*Listeners, error) {
 		}
 		return true
 	})
-	if err := dumpErr(err, perr); err != nil {
+	if err := sockdiag.DumpErr(err, perr); err != nil {
 		return nil, fmt.Errorf("sock_diag dump of unix listeners: %w", err)
 	}
 	return l, nil
-}
-
-// dumpErr keeps an interrupted dump (a socket came or went while the
-// kernel walked its tables): what was read is still each socket's truth,
-// and the next refresh reads again.
-func dumpErr(err, parse error) error {
-	if parse != nil {
-		return parse
-	}
-	if err != nil && !errors.Is(err, nl.ErrDumpInterrupted) {
-		return err
-	}
-	return nil
 }
 
 var errShortDiag = errors.New("short sock_diag message")

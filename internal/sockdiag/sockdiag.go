@@ -100,11 +100,22 @@ func DumpTCP(family uint8, states uint32, fn func(*Socket) bool) error {
 		}
 		return fn(&s)
 	})
-	if perr != nil {
-		return fmt.Errorf("sock_diag dump: %w", perr)
+	if err := DumpErr(err, perr); err != nil {
+		return fmt.Errorf("sock_diag dump: %w", err)
+	}
+	return nil
+}
+
+// DumpErr is the outcome of a dump walked with nl.ExecuteIter: the
+// parser's error first, else the transport's, except an interrupted dump
+// (a socket came or went while the kernel walked its tables), whose
+// messages are still each socket's truth.
+func DumpErr(err, parse error) error {
+	if parse != nil {
+		return parse
 	}
 	if err != nil && !errors.Is(err, nl.ErrDumpInterrupted) {
-		return fmt.Errorf("sock_diag dump: %w", err)
+		return err
 	}
 	return nil
 }
