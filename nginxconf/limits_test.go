@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -511,39 +512,124 @@ func TestLoadCancelled(t *testing.T) {
 			t.Errorf("%d files read after cancelling at the 5th", n)
 		}
 	})
-	t.Run("within a large tree", func(t *testing.T) {
-		var b strings.Builder
-		b.WriteString("events {}\nhttp {\n")
-		for i := range 20000 {
-			upstreamBlock(&b, i)
-		}
-		b.WriteString("}\n")
-		fsys := memFS{"/etc/nginx/nginx.conf": b.String()}
-		start := time.Now()
-		if _, err := Load("/etc/nginx/nginx.conf", LoadOptions{FS: fsys}); err != nil {
-			t.Fatal(err)
-		}
-		full := time.Since(start)
+	// The parser reads the file through the context: cancelled, it
+	// stops at its first read. What the parse allocated tells whether it
+	// stopped there: a full parse allocates many times the file's size.
+	t.Run("while parsing a large file", func(t *testing.T) {
+		data := []byte(upstreamTree(2000))
+		full := allocated(func() {
+			if _, err := parseFile(context.Background(), "/etc/nginx/nginx.conf", data); err != nil {
+				t.Fatal(err)
+			}
+		})
 		ctx, cancel := context.WithCancel(context.Background())
-		// Cancelled once the file is parsed: the expansion and the walk
-		// have to notice.
-		var cancelled time.Time
-		cfs := &countingFS{memFS: fsys, before: func(int64) {
-			time.AfterFunc(full/10, func() { cancelled = time.Now(); cancel() })
-		}}
-		_, err := loadWithin(t, 10*time.Second, ctx, "/etc/nginx/nginx.conf", LoadOptions{FS: cfs})
-		returned := time.Now()
-		if err == nil {
-			t.Skipf("the load (%v uncancelled) finished before the cancellation", full)
-		}
+		cancel()
+		var err error
+		stopped := allocated(func() { _, err = parseFile(ctx, "/etc/nginx/nginx.conf", data) })
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v, want context.Canceled", err)
 		}
-		if late := returned.Sub(cancelled); late > full/2 {
-			t.Errorf("returned %v after the cancellation (a full load takes %v)", late, full)
+		if stopped > full/10 {
+			t.Errorf("the cancelled parse allocated %d KiB, a full one %d KiB: it went on", stopped>>10, full>>10)
 		}
-		t.Logf("full load %v, returned %v after the cancellation", full, returned.Sub(cancelled))
 	})
+	// Cancelled at each check the expansion and the walk make, counted
+	// rather than timed: a check at least every 256 directives in each,
+	// and the load returns at the check that sees the cancellation.
+	t.Run("within a large tree", func(t *testing.T) {
+		const blocks = 2000
+		// upstreamBlock writes 8 directives; events and http are 2 more.
+		// The walk visits 6 of each 8: an upstream's server lines are
+		// read with their block.
+		visited := map[string]int{"expand": 8*blocks + 2, "walk": 6 * blocks}
+		fsys := memFS{"/etc/nginx/nginx.conf": upstreamTree(blocks)}
+		all := &checkpointCtx{Context: context.Background()}
+		if _, err := loadWithin(t, 10*time.Second, all, "/etc/nginx/nginx.conf", LoadOptions{FS: fsys}); err != nil {
+			t.Fatal(err)
+		}
+		last := map[string]int{}
+		count := map[string]int{}
+		for i, phase := range all.phases() {
+			last[phase] = i + 1
+			count[phase]++
+		}
+		for _, phase := range []string{"expand", "walk"} {
+			if count[phase] < visited[phase]/256 {
+				t.Errorf("the %s checked the context %d times for %d directives, want one check per 256 at least", phase, count[phase], visited[phase])
+			}
+			ctx := &checkpointCtx{Context: context.Background(), at: last[phase]}
+			_, err := loadWithin(t, 10*time.Second, ctx, "/etc/nginx/nginx.conf", LoadOptions{FS: fsys})
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("cancelled at the %s's last check (%d of %d): err = %v, want context.Canceled", phase, last[phase], len(all.phases()), err)
+			}
+			if n := len(ctx.phases()); n != last[phase] {
+				t.Errorf("cancelled at check %d (the %s's last), the load checked %d times", last[phase], phase, n)
+			}
+		}
+	})
+}
+
+// upstreamTree is a main file of n upstream blocks, each with a server
+// that proxies to it.
+func upstreamTree(n int) string {
+	var b strings.Builder
+	b.WriteString("events {}\nhttp {\n")
+	for i := range n {
+		upstreamBlock(&b, i)
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// checkpointCtx is a context cancelled at its at-th Err call (never when
+// at is 0) that records which part of the load made each call: a test
+// cancels a load at any one of its checks with no timer to race.
+type checkpointCtx struct {
+	context.Context
+	at int
+
+	mu     sync.Mutex
+	calls  []string
+	done   chan struct{}
+	closed bool
+}
+
+func (c *checkpointCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+	}
+	return c.done
+}
+
+func (c *checkpointCtx) Err() error {
+	phase := "expand"
+	if pc, _, _, ok := runtime.Caller(1); ok && strings.Contains(runtime.FuncForPC(pc).Name(), "(*walker)") {
+		phase = "walk"
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = append(c.calls, phase)
+	if c.at == 0 || len(c.calls) < c.at {
+		return nil
+	}
+	if !c.closed {
+		if c.done == nil {
+			c.done = make(chan struct{})
+		}
+		close(c.done)
+		c.closed = true
+	}
+	return context.Canceled
+}
+
+// phases lists the part of the load ("expand" or "walk") that made each
+// check, in order.
+func (c *checkpointCtx) phases() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.calls)
 }
 
 // TestLimitsInErrors: every limit error names the limit it hit.
