@@ -88,12 +88,8 @@ func TestReadyNeverWaitsForALoad(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- m.Reload(context.Background()) }()
 	time.Sleep(100 * time.Millisecond)
-	start := time.Now()
-	if m.Last() != nil {
+	if lastWhileHeld(t, m) != nil {
 		t.Fatal("ready before the first load finished")
-	}
-	if d := time.Since(start); d > 50*time.Millisecond {
-		t.Fatalf("Last waited %v for a load", d)
 	}
 	close(gate.release)
 	if err := <-errc; err != nil {
@@ -108,25 +104,38 @@ func TestReadyNeverWaitsForALoad(t *testing.T) {
 	m.opts.Discovery.Resolver = gate2
 	go func() { errc <- m.Reload(context.Background()) }()
 	time.Sleep(100 * time.Millisecond)
-	if m.Last() == nil {
+	if lastWhileHeld(t, m) == nil {
 		t.Fatal("a load in progress made the exporter unready")
 	}
-	// Shutdown cancels the load in progress at once.
-	start = time.Now()
+	// Shutdown cancels the load in progress: the gate would hold it
+	// for ever otherwise.
 	cancel()
 	select {
 	case err := <-errc:
 		if err == nil {
 			t.Fatal("a load cancelled by shutdown reported success")
 		}
-	case <-time.After(2 * time.Second):
+	case <-time.After(5 * time.Second):
 		t.Fatal("shutdown did not end the load in progress")
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("shutdown took %v", d)
 	}
 	if app.n.Load() != 1 {
 		t.Errorf("applied %d sets, want only the first", app.n.Load())
+	}
+}
+
+// lastWhileHeld calls m.Last while a load is held on a gate that is
+// never released meanwhile: a Last that waited for the load would never
+// return, so the bound is generous and no timing is asserted.
+func lastWhileHeld(t *testing.T, m *Manager) *discovery.Loaded {
+	t.Helper()
+	got := make(chan *discovery.Loaded, 1)
+	go func() { got <- m.Last() }()
+	select {
+	case l := <-got:
+		return l
+	case <-time.After(5 * time.Second):
+		t.Fatal("Last waited for the load in progress")
+		return nil
 	}
 }
 
