@@ -249,13 +249,13 @@ func runCase(c Case, o options, b binaries) (Result, error) {
 			exp.peakProfile = filepath.Join(o.pprofDir, slug(c.Name)+".heap-peak.pprof")
 			// The window's first reading counts toward RSS max: what
 			// the heap holds then.
-			savePprof(exp.pprofAddr, "heap?debug=1", filepath.Join(o.pprofDir, slug(c.Name)+".heap-start.txt"))
-			savePprof(exp.pprofAddr, "heap", filepath.Join(o.pprofDir, slug(c.Name)+".heap-start.pprof"))
+			savePprof(exp.pprofAddr, "heap?debug=1", filepath.Join(o.pprofDir, slug(c.Name)+".heap-start.txt"), 0)
+			savePprof(exp.pprofAddr, "heap", filepath.Join(o.pprofDir, slug(c.Name)+".heap-start.pprof"), 0)
 			profDone = make(chan struct{})
 			secs := max(1, int(o.duration.Seconds())-1)
 			go func() {
 				defer close(profDone)
-				savePprof(exp.pprofAddr, fmt.Sprintf("profile?seconds=%d", secs), filepath.Join(o.pprofDir, slug(c.Name)+".cpu.pprof"))
+				savePprof(exp.pprofAddr, fmt.Sprintf("profile?seconds=%d", secs), filepath.Join(o.pprofDir, slug(c.Name)+".cpu.pprof"), time.Duration(secs)*time.Second)
 			}()
 		}
 		var pg *pages
@@ -294,10 +294,10 @@ func runCase(c Case, o options, b binaries) (Result, error) {
 		}
 		if profDone != nil {
 			<-profDone
-			savePprof(exp.pprofAddr, "heap", filepath.Join(o.pprofDir, slug(c.Name)+".heap.pprof"))
+			savePprof(exp.pprofAddr, "heap", filepath.Join(o.pprofDir, slug(c.Name)+".heap.pprof"), 0)
 			// The text form ends with runtime.MemStats: where RSS goes
 			// beyond the live heap (GC headroom, stacks, unreturned pages).
-			savePprof(exp.pprofAddr, "heap?debug=1", filepath.Join(o.pprofDir, slug(c.Name)+".heap.txt"))
+			savePprof(exp.pprofAddr, "heap?debug=1", filepath.Join(o.pprofDir, slug(c.Name)+".heap.txt"), 0)
 		}
 		if exp != nil {
 			if err := exp.end(); err != nil {
@@ -394,10 +394,14 @@ func sampleUntil(end time.Time, every time.Duration, soak bool, ps ...*proc) {
 			// the memory, which a profile at the window's end, after the
 			// peak has gone, does not.
 			if p.peakProfile != "" && p.side.RSSMax > 0 && s.RSS > p.side.RSSMax+1e6 {
-				savePprof(p.pprofAddr, "heap", p.peakProfile)
-				savePprof(p.pprofAddr, "heap?debug=1", p.peakProfile+".txt")
+				// One file per peak: a later peak must not hide what
+				// set an earlier one.
+				at := time.Since(t0).Round(time.Second)
+				path := strings.TrimSuffix(p.peakProfile, ".pprof") + "-" + at.String() + ".pprof"
+				savePprof(p.pprofAddr, "heap", path, 0)
+				savePprof(p.pprofAddr, "heap?debug=1", path+".txt", 0)
 				fmt.Fprintf(os.Stderr, "harness: %s RSS peak %.1f MB at %s: heap profile in %s\n",
-					p.name, float64(s.RSS)/1e6, time.Since(t0).Round(time.Second), p.peakProfile)
+					p.name, float64(s.RSS)/1e6, at, path)
 			}
 			p.side.RSSMax = max(p.side.RSSMax, s.RSS)
 			if soak {

@@ -339,9 +339,14 @@ func scrape(url string) (procstat.Metrics, time.Duration, error) {
 	return m, d, err
 }
 
-func savePprof(addr, what, path string) {
+// savePprof saves /debug/pprof/what from addr into path. wait is how long
+// the profile takes to answer (a CPU profile's seconds): the request
+// may take that long plus a minute. A request given up early stops a
+// CPU profile on the exporter's side, silently changing what the rest
+// of the window measures.
+func savePprof(addr, what, path string, wait time.Duration) {
 	os.MkdirAll(filepath.Dir(path), 0o755)
-	c := &http.Client{Timeout: 10 * time.Minute}
+	c := &http.Client{Timeout: wait + time.Minute}
 	resp, err := c.Get("http://" + addr + "/debug/pprof/" + what)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "harness: pprof %s: %v\n", what, err)
