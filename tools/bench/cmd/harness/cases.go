@@ -251,12 +251,14 @@ func runCase(c Case, o options, b binaries) (Result, error) {
 			// the heap holds then.
 			savePprof(exp.pprofAddr, "heap?debug=1", filepath.Join(o.pprofDir, slug(c.Name)+".heap-start.txt"), 0)
 			savePprof(exp.pprofAddr, "heap", filepath.Join(o.pprofDir, slug(c.Name)+".heap-start.pprof"), 0)
-			profDone = make(chan struct{})
-			secs := max(1, int(o.duration.Seconds())-1)
-			go func() {
-				defer close(profDone)
-				savePprof(exp.pprofAddr, fmt.Sprintf("profile?seconds=%d", secs), filepath.Join(o.pprofDir, slug(c.Name)+".cpu.pprof"), time.Duration(secs)*time.Second)
-			}()
+			if o.pprofCPU {
+				profDone = make(chan struct{})
+				secs := max(1, int(o.duration.Seconds())-1)
+				go func() {
+					defer close(profDone)
+					savePprof(exp.pprofAddr, fmt.Sprintf("profile?seconds=%d", secs), filepath.Join(o.pprofDir, slug(c.Name)+".cpu.pprof"), time.Duration(secs)*time.Second)
+				}()
+			}
 		}
 		var pg *pages
 		stopBg := make(chan struct{})
@@ -417,6 +419,13 @@ func sampleUntil(end time.Time, every time.Duration, soak bool, ps ...*proc) {
 				}
 				fmt.Fprintf(os.Stderr, "soak t=%5.0fs %-8s rss=%6.1fMB threads=%d fds=%d%s\n",
 					time.Since(t0).Seconds(), p.name, float64(s.RSS)/1e6, s.Threads, fds, g)
+				// In a soak, a profile at every sample: a rise that is
+				// not a new peak (after an earlier, higher one) still
+				// has its profile to compare with the steady ones.
+				if p.peakProfile != "" {
+					at := time.Since(t0).Round(time.Second)
+					savePprof(p.pprofAddr, "heap", strings.TrimSuffix(p.peakProfile, ".heap-peak.pprof")+".heap-at-"+at.String()+".pprof", 0)
+				}
 			}
 		}
 	}
