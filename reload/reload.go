@@ -75,6 +75,10 @@ type Manager struct {
 
 	last atomic.Pointer[discovery.Loaded]
 
+	// failed is whether the last load failed: the watcher then counts a
+	// file created anywhere it watches (see Watch).
+	failed atomic.Bool
+
 	filesMu sync.Mutex
 	files   []string
 	dirs    []string
@@ -152,6 +156,7 @@ func (m *Manager) load(ctx context.Context) error {
 	if m.opts.OnLoad != nil {
 		m.opts.OnLoad(loaded, err)
 	}
+	m.failed.Store(err != nil)
 	if err != nil {
 		m.opts.State.Failed()
 		m.opts.Logger.Error("failed to load configuration; still probing the last good targets", "file", m.opts.Discovery.NginxConfig, "err", err)
@@ -261,10 +266,16 @@ func (m *Manager) Watch(ctx context.Context) error {
 				return nil
 			}
 			// A new file in a directory of an include glob may join the
-			// tree; other events only count for files of the tree.
+			// tree; other events only count for files of the tree. A
+			// file created beside them (a log rotated next to
+			// nginx.conf, an editor's swap file) is not read by nginx:
+			// reloading for it would parse the whole tree for nothing.
+			// After a failed load the tree is not known (a missing
+			// include may be what failed it), so any file created in a
+			// watched directory counts until a load succeeds.
 			name := filepath.Clean(ev.Name)
 			if !relevant[name] && !(globDirs[filepath.Dir(name)] && ev.Has(fsnotify.Create|fsnotify.Rename|fsnotify.Remove)) &&
-				!ev.Has(fsnotify.Create) {
+				!(m.failed.Load() && ev.Has(fsnotify.Create)) {
 				continue
 			}
 			now := time.Now()

@@ -235,6 +235,27 @@ func TestWatch(t *testing.T) {
 		}
 		waitTargets(t, app, 2, 3*time.Second)
 	})
+	t.Run("files created beside the configuration", func(t *testing.T) {
+		// A log rotated next to nginx.conf and an editor's swap file:
+		// nginx reads neither, so neither may reload a large tree.
+		before := app.n.Load()
+		log := filepath.Join(dir, "error.log")
+		for _, step := range []func() error{
+			func() error { return os.WriteFile(log, []byte("a\n"), 0o644) },
+			func() error { return os.Rename(log, log+".1") },
+			func() error { return os.WriteFile(log, []byte("b\n"), 0o644) },
+			func() error { return os.WriteFile(filepath.Join(dir, ".nginx.conf.swp"), nil, 0o644) },
+		} {
+			if err := step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Past the debounce and MaxDelay (50 and 400 ms) and a load.
+		time.Sleep(time.Second)
+		if n := app.n.Load() - before; n != 0 {
+			t.Errorf("%d reloads for files nginx does not read", n)
+		}
+	})
 	t.Run("event storm", func(t *testing.T) {
 		before := app.n.Load()
 		stop := make(chan struct{})
@@ -265,6 +286,44 @@ func TestWatch(t *testing.T) {
 			t.Errorf("reload came %v into the storm, want within MaxDelay plus a load", d)
 		}
 	})
+}
+
+// After a failed load the tree is not known: the file whose absence
+// failed it is loaded once it is created, and then files beside the
+// configuration no longer count.
+func TestWatchAfterFailedLoad(t *testing.T) {
+	dir := t.TempDir()
+	site := filepath.Join(dir, "site.conf")
+	conf := writeConf(t, dir, "include "+site+";")
+	app := &countingApplier{}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := manager(t, ctx, conf, nil, app)
+	if err := m.Reload(ctx); err == nil {
+		t.Fatal("a load with a missing include succeeded")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.Watch(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	time.Sleep(100 * time.Millisecond) // the watcher is set up
+	body := "server { listen 127.0.0.1:2; location / { proxy_pass http://127.0.0.1:3; } }\n"
+	if err := os.WriteFile(site, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitTargets(t, app, 1, 3*time.Second)
+	before := app.n.Load()
+	if err := os.WriteFile(filepath.Join(dir, "error.log"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if n := app.n.Load() - before; n != 0 {
+		t.Errorf("%d reloads for a file nginx does not read, after a good load", n)
+	}
 }
 
 func waitTargets(t *testing.T, app *countingApplier, want int, within time.Duration) {
