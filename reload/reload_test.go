@@ -217,16 +217,7 @@ func TestWatch(t *testing.T) {
 	if err := m.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		m.Watch(ctx)
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	time.Sleep(100 * time.Millisecond) // the watcher is set up
+	watch(t, ctx, cancel, m)
 
 	t.Run("new file in an empty glob directory", func(t *testing.T) {
 		body := "server { listen 127.0.0.1:2; location / { proxy_pass http://127.0.0.1:3; } }\n"
@@ -301,16 +292,7 @@ func TestWatchAfterFailedLoad(t *testing.T) {
 	if err := m.Reload(ctx); err == nil {
 		t.Fatal("a load with a missing include succeeded")
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		m.Watch(ctx)
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	time.Sleep(100 * time.Millisecond) // the watcher is set up
+	watch(t, ctx, cancel, m)
 	body := "server { listen 127.0.0.1:2; location / { proxy_pass http://127.0.0.1:3; } }\n"
 	if err := os.WriteFile(site, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
@@ -324,6 +306,22 @@ func TestWatchAfterFailedLoad(t *testing.T) {
 	if n := app.n.Load() - before; n != 0 {
 		t.Errorf("%d reloads for a file nginx does not read, after a good load", n)
 	}
+}
+
+// watch runs m.Watch until the test ends, then cancels ctx and waits for
+// it to return.
+func watch(t *testing.T, ctx context.Context, cancel context.CancelFunc, m *Manager) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.Watch(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	time.Sleep(100 * time.Millisecond) // the watcher is set up
 }
 
 func waitTargets(t *testing.T, app *countingApplier, want int, within time.Duration) {
