@@ -1,6 +1,9 @@
 package procstat
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 func nan() float64         { return math.NaN() }
 func isInf(f float64) bool { return math.IsInf(f, 1) }
@@ -28,4 +31,30 @@ func Slope(x, y []float64) float64 {
 		return nan()
 	}
 	return sxy / sxx
+}
+
+// TheilSen is the Theil–Sen slope of y over x: the median of the slopes
+// between every two points with distinct x; NaN without such a pair. It
+// follows a trend that moves every point and ignores points raised by a
+// passing event, as long as fewer than about three in ten are: a memory
+// series sampled while the odd scrape is being served keeps its slope.
+func TheilSen(x, y []float64) float64 {
+	n := min(len(x), len(y))
+	slopes := make([]float64, 0, n*(n-1)/2)
+	for i := range n {
+		for j := i + 1; j < n; j++ {
+			if dx := x[j] - x[i]; dx != 0 {
+				slopes = append(slopes, (y[j]-y[i])/dx)
+			}
+		}
+	}
+	if len(slopes) == 0 {
+		return nan()
+	}
+	slices.Sort(slopes)
+	m := len(slopes) / 2
+	if len(slopes)%2 == 1 {
+		return slopes[m]
+	}
+	return (slopes[m-1] + slopes[m]) / 2
 }

@@ -89,3 +89,43 @@ func TestSlope(t *testing.T) {
 		t.Errorf("one point: slope = %v, want NaN", s)
 	}
 }
+
+func TestTheilSen(t *testing.T) {
+	// RSS in MB every 30 s over half an hour (x in hours), growing
+	// 2 MB/h, with one sample in six taken while a scrape holds 12 MB
+	// more, and those concentrated in the later samples: least squares
+	// reads them as growth, the median slope does not.
+	var x, y []float64
+	for i := range 60 {
+		h := float64(i) * 30 / 3600
+		mb := 40 + 2*h
+		if i%6 == 5 && i > 20 {
+			mb += 12
+		}
+		x = append(x, h)
+		y = append(y, mb)
+	}
+	if s := TheilSen(x, y); math.Abs(s-2) > 0.5 {
+		t.Errorf("Theil–Sen slope = %v MB/h, want 2", s)
+	}
+	if s := Slope(x, y); s < 6 {
+		t.Errorf("least squares slope = %v MB/h: the spikes no longer bias it, the test shows nothing", s)
+	}
+	for _, tc := range []struct {
+		name string
+		x, y []float64
+		want float64
+	}{
+		{"flat", []float64{0, 1, 2}, []float64{5, 5, 5}, 0},
+		{"odd number of slopes", []float64{0, 1, 2}, []float64{0, 1, 4}, 2},                      // 1, 2, 3
+		{"even number of slopes", []float64{0, 1, 2, 3}, []float64{0, 2, 3, 7}, 13.0 / 6},        // 1, 1.5, 2, 7/3, 2.5, 4
+		{"a pair with the same x is skipped", []float64{0, 1, 1, 2}, []float64{0, 1, 3, 3}, 1.5}, // 0, 1, 1.5, 2, 3
+		{"one distinct x", []float64{1, 1}, []float64{1, 2}, math.NaN()},
+		{"one point", []float64{1}, []float64{1}, math.NaN()},
+	} {
+		s := TheilSen(tc.x, tc.y)
+		if math.IsNaN(tc.want) != math.IsNaN(s) || (!math.IsNaN(s) && math.Abs(s-tc.want) > 1e-9) {
+			t.Errorf("%s: %v, want %v", tc.name, s, tc.want)
+		}
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"iter"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -381,8 +383,8 @@ func runCase(c Case, o options, b binaries) (Result, error) {
 
 func sampleUntil(end time.Time, every time.Duration, soak bool, ps ...*proc) {
 	t0 := time.Now()
-	for time.Now().Before(end) {
-		time.Sleep(min(every, time.Until(end)))
+	for at := range sampleTimes(t0, end, every, rand.Int64N) {
+		time.Sleep(time.Until(at))
 		for _, p := range ps {
 			if p == nil {
 				continue
@@ -427,6 +429,32 @@ func sampleUntil(end time.Time, every time.Duration, soak bool, ps ...*proc) {
 					savePprof(p.pprofAddr, "heap", strings.TrimSuffix(p.peakProfile, ".heap-peak.pprof")+".heap-at-"+at.String()+".pprof", 0)
 				}
 			}
+		}
+	}
+}
+
+// sampleTimes are the moments to sample the window from t0 to end: one at
+// a random moment of each period of length every. Sampling every `every`
+// after the last sample ends drifts by the sampling's own duration, a few
+// hundred ms per sample, against the page fetchers' fixed 15 s and 30 s
+// tickers: the samples then fall inside the scrapes for minutes on end,
+// and outside them for the next three quarters of an hour (the 30 s soak's
+// samples came back into phase with /metrics every 45 minutes, and read
+// 6-15 MB more each time). A random moment in each period is as likely
+// to fall on a scrape at every point of the window.
+func sampleTimes(t0, end time.Time, every time.Duration, randN func(int64) int64) iter.Seq[time.Time] {
+	return func(yield func(time.Time) bool) {
+		if !t0.Add(every).After(end) {
+			for k := time.Duration(0); !t0.Add((k + 1) * every).After(end); k++ {
+				if !yield(t0.Add(k*every + time.Duration(randN(int64(every))))) {
+					return
+				}
+			}
+			return
+		}
+		// A window shorter than one period still gets its sample.
+		if d := end.Sub(t0); d > 0 {
+			yield(t0.Add(time.Duration(randN(int64(d)))))
 		}
 	}
 }

@@ -73,7 +73,7 @@ func main() {
 	flag.DurationVar(&o.sampleEvery, "sample-every", time.Second, "RSS sampling period; in the soak also heap, goroutines and open fds (default 30s with -suite soak)")
 	flag.BoolVar(&o.verbose, "v", false, "log progress to stderr")
 	flag.StringVar(&o.tcpProbe, "tcp-probe", "auto", "what the floor does for tcp targets, which the config declares with memcached_pass: connect, memcached (connect + get + read a line), or auto (memcached when the exporter has a memcached prober)")
-	flag.StringVar(&o.pprofDir, "pprof", "", "build the exporter with net/http/pprof on a side port (through go build -overlay, the tree is not changed) and save a CPU profile of each window, a heap profile at its end and one at its RSS peak into this directory")
+	flag.StringVar(&o.pprofDir, "pprof", "", "build the exporter with net/http/pprof on a side port (through go build -overlay, the tree is not changed) and save a CPU profile of each window, a heap profile at its end and one at its RSS peak into this directory; BENCH_MEMPROFILERATE in the environment sets the exporter's runtime.MemProfileRate")
 	flag.BoolVar(&o.pprofCPU, "pprof-cpu", true, "with -pprof: also profile the exporter's CPU over each window (the profiler holds about 2 MB of the exporter's heap while it runs)")
 	flag.StringVar(&signals, "signals", "", "what the exporter has on: all (error log written by the farm, a running nginx on the generated config, saturation, the status page and API fetched during the window) or probes (probes and saturation); default: all for the 10,000-target suite cases and the soak, probes otherwise")
 	flag.DurationVar(&o.reloadEvery, "reload-every", 10*time.Minute, "soak with -signals all: nginx -s reload this often")

@@ -73,9 +73,16 @@ import (
 	"net/http"
 	_ "net/http/pprof"
 	"os"
+	"runtime"
+	"strconv"
 )
 
 func init() {
+	// BENCH_MEMPROFILERATE samples the heap more finely than every
+	// 512 KiB, for diffs of a few MB between two heap profiles.
+	if r, err := strconv.Atoi(os.Getenv("BENCH_MEMPROFILERATE")); err == nil && r > 0 {
+		runtime.MemProfileRate = r
+	}
 	if addr := os.Getenv("BENCH_PPROF_ADDR"); addr != "" {
 		go http.ListenAndServe(addr, nil)
 	}

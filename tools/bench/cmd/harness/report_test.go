@@ -45,6 +45,26 @@ func TestFlatness(t *testing.T) {
 			t.Errorf("%s: spread %.2f MB, want 3 (±1.5 MB)", tc.name, fl.SpreadMB)
 		}
 	}
+	// Samples that land on a scrape read 12 MB more. When more of them
+	// fall late in the window (as when the sampler's phase came back to
+	// the scrapes' after 45 minutes), least squares reads growth; the
+	// verdict must not, and must still see a leak under them.
+	spiked := func(mbPerHour float64) []Sample {
+		s := soakSamples(time.Hour, 30*time.Second, mbPerHour)
+		for i := range s {
+			if i >= 90 && i%6 == 0 {
+				s[i].RSS += 12e6
+			}
+		}
+		return s
+	}
+	if fl := flatness(spiked(0)); fl.Verdict() != "flat" || fl.LeastSquaresMBh <= flatSlopeMBh {
+		t.Errorf("late scrape spikes, no leak: %q, Theil–Sen %+.2f, least squares %+.2f MB/h (want flat, and least squares above %.0f for the case to mean anything)",
+			fl.Verdict(), fl.SlopeMBh, fl.LeastSquaresMBh, flatSlopeMBh)
+	}
+	if fl := flatness(spiked(6)); fl.Verdict() != "GROWING" {
+		t.Errorf("late scrape spikes over a 6 MB/h leak: %q (Theil–Sen %+.2f MB/h)", fl.Verdict(), fl.SlopeMBh)
+	}
 	if v := flatness(nil).Verdict(); v != "too few samples" {
 		t.Errorf("no samples: %q", v)
 	}
