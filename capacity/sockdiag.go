@@ -2,11 +2,11 @@ package capacity
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
 
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
 	"github.com/nginx-upstream-exporter/nginx_upstream_exporter/internal/sockdiag"
@@ -14,12 +14,12 @@ import (
 
 // The kernel's listen queues, read through netlink sock_diag: one dump of
 // the listening TCP sockets (IPv4 and IPv6) and one of the listening unix
-// sockets per refresh, whatever the number of targets. The transport is
-// the netlink library's; the request asks for listeners only (the
-// library's helpers dump every socket in every state, established
-// connections included, which on a busy host is most of the cost): the
-// TCP dump is internal/sockdiag's, and the small request structure of
-// linux/unix_diag.h is written here.
+// sockets per refresh, whatever the number of targets. Both are
+// internal/sockdiag's dumps (one receive buffer, messages walked in
+// place); the request asks for listeners only (the netlink library's
+// helpers dump every socket in every state, established connections
+// included, which on a busy host is most of the cost), and the small
+// request structure of linux/unix_diag.h is written here.
 
 // Listener is one listening socket as the kernel reports it.
 type Listener struct {
@@ -85,16 +85,10 @@ const (
 
 // unixDiagReq is struct unix_diag_req asking for listeners with their
 // name, bound file and queue.
-type unixDiagReq struct{}
-
-// Len and Serialize make the request an nl.NetlinkRequestData.
-func (unixDiagReq) Len() int { return sizeofUnixDiagReq }
-
-// Serialize lays out struct unix_diag_req.
-func (unixDiagReq) Serialize() []byte {
+func unixDiagReq() []byte {
 	b := make([]byte, sizeofUnixDiagReq)
 	b[0] = unix.AF_UNIX
-	ne := nl.NativeEndian()
+	ne := binary.NativeEndian
 	ne.PutUint32(b[4:8], 1<<tcpListen)
 	ne.PutUint32(b[12:16], udiagShowName|udiagShowVFS|udiagShowRQLen)
 	return b
@@ -122,10 +116,8 @@ func dumpListeners(tcpHint, unixHint int) (*Listeners, error) {
 			return nil, fmt.Errorf("dumping TCP listeners (family %d): %w", fam, err)
 		}
 	}
-	req := nl.NewNetlinkRequest(nl.SOCK_DIAG_BY_FAMILY, unix.NLM_F_DUMP)
-	req.AddData(unixDiagReq{})
 	var perr error
-	err := req.ExecuteIter(unix.NETLINK_INET_DIAG, nl.SOCK_DIAG_BY_FAMILY, func(msg []byte) bool {
+	err := sockdiag.Dump(unixDiagReq(), func(msg []byte) bool {
 		u, ok, err := parseUnixDiagMsg(msg)
 		if err != nil {
 			perr = err
@@ -140,7 +132,10 @@ func dumpListeners(tcpHint, unixHint int) (*Listeners, error) {
 		}
 		return true
 	})
-	if err := sockdiag.DumpErr(err, perr); err != nil {
+	if perr != nil {
+		err = perr
+	}
+	if err != nil {
 		return nil, fmt.Errorf("sock_diag dump of unix listeners: %w", err)
 	}
 	return l, nil
@@ -167,7 +162,7 @@ func parseUnixDiagMsg(b []byte) (u unixListener, ok bool, err error) {
 	if len(b) < sizeofUnixDiagMsg {
 		return u, false, errShortDiag
 	}
-	ne := nl.NativeEndian()
+	ne := binary.NativeEndian
 	if b[0] != unix.AF_UNIX || b[2] != tcpListen {
 		return u, false, nil
 	}

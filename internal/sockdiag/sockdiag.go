@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,21 +53,13 @@ type Socket struct {
 	V6Only bool
 }
 
-// request is struct inet_diag_req_v2 for TCP in the given states.
-type request struct {
-	family uint8
-	states uint32
-}
-
-// Len and Serialize make the request an nl.NetlinkRequestData.
-func (r request) Len() int { return sizeofInetDiagReqV2 }
-
-// Serialize lays out struct inet_diag_req_v2.
-func (r request) Serialize() []byte {
+// tcpRequest is struct inet_diag_req_v2 for TCP sockets of family in
+// the given states.
+func tcpRequest(family uint8, states uint32) []byte {
 	b := make([]byte, sizeofInetDiagReqV2)
-	b[0] = r.family
+	b[0] = family
 	b[1] = unix.IPPROTO_TCP
-	nl.NativeEndian().PutUint32(b[4:8], r.states)
+	binary.NativeEndian.PutUint32(b[4:8], states)
 	return b
 }
 
@@ -90,32 +81,19 @@ func StateMask(states ...uint8) uint32 {
 // was read is still each socket's truth. Unprivileged processes may dump:
 // the kernel answers sock_diag for any user.
 func DumpTCP(family uint8, states uint32, fn func(*Socket) bool) error {
-	req := nl.NewNetlinkRequest(nl.SOCK_DIAG_BY_FAMILY, unix.NLM_F_DUMP)
-	req.AddData(request{family: family, states: states})
 	var perr error
 	var s Socket
-	err := req.ExecuteIter(unix.NETLINK_INET_DIAG, nl.SOCK_DIAG_BY_FAMILY, func(msg []byte) bool {
+	err := Dump(tcpRequest(family, states), func(msg []byte) bool {
 		if perr = Parse(msg, &s); perr != nil {
 			return false
 		}
 		return fn(&s)
 	})
-	if err := DumpErr(err, perr); err != nil {
+	if perr != nil {
+		err = perr
+	}
+	if err != nil {
 		return fmt.Errorf("sock_diag dump: %w", err)
-	}
-	return nil
-}
-
-// DumpErr is the outcome of a dump walked with nl.ExecuteIter: the
-// parser's error first, else the transport's, except an interrupted dump
-// (a socket came or went while the kernel walked its tables), whose
-// messages are still each socket's truth.
-func DumpErr(err, parse error) error {
-	if parse != nil {
-		return parse
-	}
-	if err != nil && !errors.Is(err, nl.ErrDumpInterrupted) {
-		return err
 	}
 	return nil
 }
@@ -126,7 +104,7 @@ func Parse(b []byte, s *Socket) error {
 	if len(b) < sizeofInetDiagMsg {
 		return ErrShort
 	}
-	ne := nl.NativeEndian()
+	ne := binary.NativeEndian
 	s.Family = b[0]
 	s.State = b[1]
 	// struct inet_diag_sockid at offset 4: ports in network order, then
@@ -157,7 +135,7 @@ func Parse(b []byte, s *Socket) error {
 // type, value padded to 4 bytes) of b without allocating: a dump of
 // 10,000 sockets would otherwise allocate a slice per socket.
 func WalkAttrs(b []byte, fn func(typ uint16, value []byte)) error {
-	ne := nl.NativeEndian()
+	ne := binary.NativeEndian
 	for len(b) >= 4 {
 		l := int(ne.Uint16(b[0:2]))
 		if l < 4 || l > len(b) {
