@@ -7,9 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"iter"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -435,12 +435,12 @@ func sampleUntil(end time.Time, every time.Duration, soak bool, ps ...*proc) {
 
 // sampleTimes are the moments to sample the window from t0 to end: one at
 // a random moment of each period of length every. Sampling every `every`
-// after the last sample ends drifts by the sampling's own duration, a few
-// hundred ms per sample, against the page fetchers' fixed 15 s and 30 s
+// after the last sample ends drifts by the sampling's own duration (0.1-
+// 0.2 s per sample) against the page fetchers' fixed 15 s and 30 s
 // tickers: the samples then fall inside the scrapes for minutes on end,
 // and outside them for the next three quarters of an hour (the 30 s soak's
-// samples came back into phase with /metrics every 45 minutes, and read
-// 6-15 MB more each time). A random moment in each period is as likely
+// samples, 0.165 s late each, came back into phase with /metrics every
+// 45.5 minutes and read 6-15 MB more each time). A random moment in each period is as likely
 // to fall on a scrape at every point of the window.
 func sampleTimes(t0, end time.Time, every time.Duration, randN func(int64) int64) iter.Seq[time.Time] {
 	return func(yield func(time.Time) bool) {
