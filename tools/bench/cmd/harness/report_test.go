@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -94,5 +95,32 @@ func TestSignalCheckProblems(t *testing.T) {
 	healthy.Failing, healthy.LogMatched = false, 0
 	if p := healthy.problems(); len(p) != 0 {
 		t.Errorf("no failing target, other lines read: %v", p)
+	}
+}
+
+func TestQuarters(t *testing.T) {
+	// 40 samples over 40 minutes: quarter q reads 40+q MB, with one
+	// sample 10 MB higher in the last quarter; a leak shows in the least
+	// of each quarter, a passing event in the greatest only.
+	var s []Sample
+	for i := 1; i <= 40; i++ {
+		mb := 40 + float64((i-1)/10)
+		if i == 35 {
+			mb += 10
+		}
+		s = append(s, Sample{T: time.Duration(i) * time.Minute, RSS: int64(mb * 1e6)})
+	}
+	got := quarters(s)
+	want := []quarter{
+		{"0-10", "40.0 / 40.0 / 40.0"},
+		{"10-20", "40.0 / 41.0 / 41.0"}, // minute 10 is the first quarter's last sample
+		{"20-30", "41.0 / 42.0 / 42.0"},
+		{"30-40", "42.0 / 43.0 / 53.0"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("quarters:\n got %v\nwant %v", got, want)
+	}
+	if q := quarters(s[:7]); q != nil {
+		t.Errorf("7 samples: %v, want none", q)
 	}
 }
